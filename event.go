@@ -1,0 +1,116 @@
+package tally
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Event is one thing that happened in a tenant: the unit of the event log.
+// Timestamp is when it happened (after clock-skew correction), ReceivedAt
+// when tally got it. EventID is the idempotency key, unique per tenant.
+type Event struct {
+	ID         int64           `json:"id"`
+	TenantID   int64           `json:"-"`
+	EventID    string          `json:"event_id"`
+	Name       string          `json:"event"`
+	UserID     string          `json:"user_id"`
+	Source     string          `json:"source"`
+	Timestamp  time.Time       `json:"timestamp"`
+	ReceivedAt time.Time       `json:"received_at"`
+	Value      float64         `json:"value"`
+	Props      json.RawMessage `json:"props"`
+}
+
+// Event names used by tally itself.
+const (
+	EventRegister       = "auth.user.register"
+	EventLogin          = "auth.user.login"
+	EventTenantCreated  = "tenant.created"
+	EventAPIRequest     = "api.request"
+	EventUsageIncrement = "usage.increment"
+)
+
+// UsageMetricProp is the props key of a usage.increment event that names the
+// metric it increments.
+const UsageMetricProp = "metric"
+
+// EventFilter selects events of one tenant. Name is an exact event name or a
+// prefix ending in "*".
+type EventFilter struct {
+	From, To time.Time // inclusive bounds on Timestamp; zero means open
+	Name     string
+	UserID   string
+	Source   string
+	Limit    int
+	Cursor   *Cursor
+}
+
+// MatchName reports whether the event name n is selected by pattern p: an
+// exact name, a prefix ending in "*", or "*" alone for every event.
+func MatchName(p, n string) bool {
+	if prefix, ok := strings.CutSuffix(p, "*"); ok {
+		return strings.HasPrefix(n, prefix)
+	}
+	return p == n
+}
+
+// Cursor is a keyset position in the event log (or another list ordered by a
+// time and an id). Its encoding is opaque to clients.
+type Cursor struct {
+	At time.Time
+	ID int64
+}
+
+// Encode returns the opaque text form of c.
+func (c Cursor) Encode() string {
+	s := strconv.FormatInt(c.At.UnixMicro(), 36) + "." + strconv.FormatInt(c.ID, 36)
+	return base64.RawURLEncoding.EncodeToString([]byte(s))
+}
+
+// ParseCursor decodes a cursor made by Encode.
+func ParseCursor(s string) (*Cursor, error) {
+	bad := Invalid("invalid cursor", FieldError{Field: "cursor", Message: "not a cursor this server issued"})
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(s) > 64 {
+		return nil, bad
+	}
+	at, id, ok := strings.Cut(string(b), ".")
+	if !ok {
+		return nil, bad
+	}
+	us, err1 := strconv.ParseInt(at, 36, 64)
+	n, err2 := strconv.ParseInt(id, 36, 64)
+	if err1 != nil || err2 != nil || n < 0 {
+		return nil, bad
+	}
+	return &Cursor{At: time.UnixMicro(us).UTC(), ID: n}, nil
+}
+
+// ExportInfo describes an export before its rows stream: whether the row cap
+// cuts it short and, if so, the cursor that continues after its last row.
+type ExportInfo struct {
+	Truncated bool
+	Next      *Cursor
+}
+
+// HourRow is the aggregate of one tenant's events in one hour (or day) for
+// one event name; Metric is set for usage.increment events, which are
+// grouped by the metric they name.
+type HourRow struct {
+	Start      time.Time
+	Event      string
+	Metric     string
+	Count      int64
+	Sum        float64
+	SumRounded int64 // sum of each value rounded to an integer (what sum rules add)
+	Users      int64 // distinct user ids
+}
+
+// String is for debugging.
+func (r HourRow) String() string {
+	return fmt.Sprintf("%s %s/%s count=%d sum=%g", r.Start.Format(time.RFC3339), r.Event, r.Metric, r.Count, r.Sum)
+}

@@ -1,0 +1,297 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"time"
+
+	"github.com/tallyhq/tally"
+)
+
+const hourMicros = int64(time.Hour / time.Microsecond)
+
+// InsertEvents implements tally.EventStore.
+func (db *DB) InsertEvents(ctx context.Context, events []tally.Event) ([]bool, error) {
+	inserted := make([]bool, len(events))
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		ins, err := tx.PrepareContext(ctx,
+			`INSERT INTO events (tenant_id, event_id, event, user_id, source, ts, received_at, value, props, metric)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING id`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		type th struct{ tenant, hour int64 }
+		dirty := map[th]bool{}
+		for i := range events {
+			e := &events[i]
+			metric := ""
+			if e.Name == tally.EventUsageIncrement {
+				metric = tally.UsageMetricOf(e.Props)
+			}
+			err := ins.QueryRowContext(ctx, e.TenantID, e.EventID, e.Name, e.UserID, e.Source,
+				micros(e.Timestamp), micros(e.ReceivedAt), e.Value, string(e.Props), metric).Scan(&e.ID)
+			switch {
+			case err == sql.ErrNoRows:
+				continue // a duplicate: the first stored wins
+			case err != nil:
+				return err
+			}
+			inserted[i] = true
+			dirty[th{e.TenantID, micros(e.Timestamp) / hourMicros * hourMicros}] = true
+		}
+		now := micros(time.Now())
+		for k := range dirty {
+			if _, err := tx.ExecContext(ctx, markDirty, k.tenant, k.hour, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(err, "event")
+	}
+	return inserted, nil
+}
+
+const markDirty = `INSERT INTO rollup_dirty (tenant_id, hour, marked_at) VALUES (?, ?, ?)
+	ON CONFLICT (tenant_id, hour) DO UPDATE SET marked_at = excluded.marked_at`
+
+// filterSQL renders f's conditions (not its cursor) for tenantID.
+func filterSQL(tenantID int64, f tally.EventFilter) (string, []any) {
+	var b strings.Builder
+	b.WriteString(` WHERE tenant_id = ?`)
+	args := []any{tenantID}
+	if !f.From.IsZero() {
+		b.WriteString(` AND ts >= ?`)
+		args = append(args, micros(f.From))
+	}
+	if !f.To.IsZero() {
+		b.WriteString(` AND ts <= ?`)
+		args = append(args, micros(f.To))
+	}
+	if prefix, ok := strings.CutSuffix(f.Name, "*"); ok {
+		if prefix != "" {
+			b.WriteString(` AND event >= ? AND event < ?`)
+			args = append(args, prefix, prefixEnd(prefix))
+		}
+	} else if f.Name != "" {
+		b.WriteString(` AND event = ?`)
+		args = append(args, f.Name)
+	}
+	if f.UserID != "" {
+		b.WriteString(` AND user_id = ?`)
+		args = append(args, f.UserID)
+	}
+	if f.Source != "" {
+		b.WriteString(` AND source = ?`)
+		args = append(args, f.Source)
+	}
+	return b.String(), args
+}
+
+// prefixEnd returns the smallest string greater than every string with
+// the given prefix (event names are ASCII).
+func prefixEnd(p string) string {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0x7f {
+			b[i]++
+			return string(b[:i+1])
+		}
+	}
+	return "\x7f"
+}
+
+const eventCols = `id, event_id, event, user_id, source, ts, received_at, value, props`
+
+func scanEvent(rows *sql.Rows, e *tally.Event) error {
+	var ts, rcv int64
+	var props string
+	if err := rows.Scan(&e.ID, &e.EventID, &e.Name, &e.UserID, &e.Source, &ts, &rcv, &e.Value, &props); err != nil {
+		return err
+	}
+	e.Timestamp, e.ReceivedAt, e.Props = fromMicros(ts), fromMicros(rcv), []byte(props)
+	return nil
+}
+
+// ListEvents implements tally.EventStore.
+func (db *DB) ListEvents(ctx context.Context, tenantID int64, f tally.EventFilter) ([]tally.Event, *tally.Cursor, error) {
+	where, args := filterSQL(tenantID, f)
+	if f.Cursor != nil {
+		where += ` AND (ts, id) < (?, ?)`
+		args = append(args, micros(f.Cursor.At), f.Cursor.ID)
+	}
+	args = append(args, f.Limit+1)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+eventCols+` FROM events`+where+` ORDER BY ts DESC, id DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, nil, wrap(err, "event")
+	}
+	defer rows.Close()
+	out := make([]tally.Event, 0, min(f.Limit+1, 64))
+	for rows.Next() {
+		var e tally.Event
+		if err := scanEvent(rows, &e); err != nil {
+			return nil, nil, wrap(err, "event")
+		}
+		e.TenantID = tenantID
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, wrap(err, "event")
+	}
+	var next *tally.Cursor
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+		last := out[len(out)-1]
+		next = &tally.Cursor{At: last.Timestamp, ID: last.ID}
+	}
+	return out, next, nil
+}
+
+// ExportEvents implements tally.EventStore.
+func (db *DB) ExportEvents(ctx context.Context, tenantID int64, f tally.EventFilter, max int,
+	start func(tally.ExportInfo) error, row func(*tally.Event) error) error {
+	// One read transaction: the truncation probe and the rows see the same
+	// snapshot of the WAL.
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return wrap(err, "event")
+	}
+	defer tx.Rollback()
+	where, args := filterSQL(tenantID, f)
+	if f.Cursor != nil {
+		where += ` AND (ts, id) > (?, ?)`
+		args = append(args, micros(f.Cursor.At), f.Cursor.ID)
+	}
+	var info tally.ExportInfo
+	probe, err := tx.QueryContext(ctx, `SELECT ts, id FROM events`+where+` ORDER BY ts, id LIMIT 2 OFFSET ?`, append(args, max-1)...)
+	if err != nil {
+		return wrap(err, "event")
+	}
+	var keys []tally.Cursor
+	for probe.Next() {
+		var ts, id int64
+		if err := probe.Scan(&ts, &id); err != nil {
+			probe.Close()
+			return wrap(err, "event")
+		}
+		keys = append(keys, tally.Cursor{At: fromMicros(ts), ID: id})
+	}
+	probe.Close()
+	if err := probe.Err(); err != nil {
+		return wrap(err, "event")
+	}
+	if len(keys) == 2 {
+		info = tally.ExportInfo{Truncated: true, Next: &keys[0]}
+	}
+	if err := start(info); err != nil {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+eventCols+` FROM events`+where+` ORDER BY ts, id LIMIT ?`, append(args, max)...)
+	if err != nil {
+		return wrap(err, "event")
+	}
+	defer rows.Close()
+	e := tally.Event{TenantID: tenantID}
+	for rows.Next() {
+		if err := scanEvent(rows, &e); err != nil {
+			return wrap(err, "event")
+		}
+		if err := row(&e); err != nil {
+			return err
+		}
+	}
+	return wrap(rows.Err(), "event")
+}
+
+// DeleteUserEvents implements tally.EventStore.
+func (db *DB) DeleteUserEvents(ctx context.Context, tenantID int64, userID string) (int64, error) {
+	var n int64
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO rollup_dirty (tenant_id, hour, marked_at)
+			 SELECT DISTINCT tenant_id, ts / ? * ?, ? FROM events WHERE tenant_id = ? AND user_id = ?
+			 ON CONFLICT (tenant_id, hour) DO UPDATE SET marked_at = excluded.marked_at`,
+			hourMicros, hourMicros, micros(time.Now()), tenantID, userID); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE tenant_id = ? AND user_id = ?`, tenantID, userID)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, wrap(err, "event")
+}
+
+// PurgeEvents implements tally.EventStore. Rollups of purged hours stay:
+// aggregates outlive the raw retention.
+func (db *DB) PurgeEvents(ctx context.Context, tenantID int64, before time.Time) (int64, error) {
+	res, err := db.w.ExecContext(ctx, `DELETE FROM events WHERE tenant_id = ? AND ts < ?`, tenantID, micros(before))
+	if err != nil {
+		return 0, wrap(err, "event")
+	}
+	n, err := res.RowsAffected()
+	return n, wrap(err, "event")
+}
+
+// CountEvents implements tally.EventStore.
+func (db *DB) CountEvents(ctx context.Context, tenantID int64, from, to time.Time) (int64, error) {
+	var n int64
+	err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE tenant_id = ? AND ts >= ? AND ts < ?`,
+		tenantID, micros(from), micros(to)).Scan(&n)
+	return n, wrap(err, "event")
+}
+
+// CountAllEvents implements tally.EventStore.
+func (db *DB) CountAllEvents(ctx context.Context, from, to time.Time) (int64, error) {
+	var n int64
+	err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE ts >= ? AND ts < ?`, micros(from), micros(to)).Scan(&n)
+	return n, wrap(err, "event")
+}
+
+// AggregateEvents implements tally.EventStore.
+func (db *DB) AggregateEvents(ctx context.Context, tenantID int64, from, to time.Time, bucket time.Duration) ([]tally.HourRow, error) {
+	return aggregate(ctx, db.r, tenantID, from, to, bucket)
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+func aggregate(ctx context.Context, q querier, tenantID int64, from, to time.Time, bucket time.Duration) ([]tally.HourRow, error) {
+	b := bucket.Microseconds()
+	rows, err := q.QueryContext(ctx,
+		`SELECT ts / ? * ? AS b, event, metric, count(*), sum(value), CAST(sum(round(value)) AS INTEGER),
+		        count(DISTINCT NULLIF(user_id, ''))
+		 FROM events WHERE tenant_id = ? AND ts >= ? AND ts < ?
+		 GROUP BY b, event, metric ORDER BY b, event, metric`,
+		b, b, tenantID, micros(from), micros(to))
+	if err != nil {
+		return nil, wrap(err, "event")
+	}
+	defer rows.Close()
+	var out []tally.HourRow
+	for rows.Next() {
+		var r tally.HourRow
+		var start int64
+		if err := rows.Scan(&start, &r.Event, &r.Metric, &r.Count, &r.Sum, &r.SumRounded, &r.Users); err != nil {
+			return nil, wrap(err, "event")
+		}
+		r.Start = fromMicros(start)
+		out = append(out, r)
+	}
+	return out, wrap(rows.Err(), "event")
+}
+
+// DistinctUsers implements tally.EventStore.
+func (db *DB) DistinctUsers(ctx context.Context, tenantID int64, from, to time.Time) (int64, error) {
+	var n int64
+	err := db.r.QueryRowContext(ctx,
+		`SELECT count(DISTINCT user_id) FROM events WHERE tenant_id = ? AND ts >= ? AND ts < ? AND user_id <> ''`,
+		tenantID, micros(from), micros(to)).Scan(&n)
+	return n, wrap(err, "event")
+}

@@ -1,0 +1,407 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/tallyhq/tally"
+)
+
+// CreateUser implements tally.UserStore.
+func (db *DB) CreateUser(ctx context.Context, u *tally.User, passwordHash string) error {
+	u.Email = tally.NormalizeEmail(u.Email)
+	u.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	err := db.w.QueryRowContext(ctx,
+		`INSERT INTO users (email, name, password_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
+		u.Email, u.Name, passwordHash, micros(u.CreatedAt)).Scan(&u.ID)
+	return wrap(err, "user with this email")
+}
+
+// UserByEmail implements tally.UserStore.
+func (db *DB) UserByEmail(ctx context.Context, email string) (*tally.User, string, error) {
+	var u tally.User
+	var hash string
+	var created int64
+	err := db.r.QueryRowContext(ctx, `SELECT id, email, name, password_hash, created_at FROM users WHERE email = ?`,
+		tally.NormalizeEmail(email)).Scan(&u.ID, &u.Email, &u.Name, &hash, &created)
+	if err != nil {
+		return nil, "", wrap(err, "user")
+	}
+	u.CreatedAt = fromMicros(created)
+	return &u, hash, nil
+}
+
+// UserByID implements tally.UserStore.
+func (db *DB) UserByID(ctx context.Context, id int64) (*tally.User, error) {
+	var u tally.User
+	var created int64
+	err := db.r.QueryRowContext(ctx, `SELECT id, email, name, created_at FROM users WHERE id = ?`, id).
+		Scan(&u.ID, &u.Email, &u.Name, &created)
+	if err != nil {
+		return nil, wrap(err, "user")
+	}
+	u.CreatedAt = fromMicros(created)
+	return &u, nil
+}
+
+// CreateSession implements tally.SessionStore.
+func (db *DB) CreateSession(ctx context.Context, s *tally.Session) error {
+	if s.CreatedAt.IsZero() {
+		s.CreatedAt = time.Now().UTC()
+	}
+	err := db.w.QueryRowContext(ctx,
+		`INSERT INTO sessions (user_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?) RETURNING id`,
+		s.UserID, s.TokenHash, micros(s.CreatedAt), micros(s.ExpiresAt)).Scan(&s.ID)
+	return wrap(err, "session")
+}
+
+// SessionByHash implements tally.SessionStore.
+func (db *DB) SessionByHash(ctx context.Context, hash []byte, now time.Time) (*tally.Session, error) {
+	var s tally.Session
+	var created, expires int64
+	err := db.r.QueryRowContext(ctx,
+		`SELECT id, user_id, token_hash, created_at, expires_at FROM sessions
+		 WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?`, hash, micros(now)).
+		Scan(&s.ID, &s.UserID, &s.TokenHash, &created, &expires)
+	if err != nil {
+		return nil, wrap(err, "session")
+	}
+	s.CreatedAt, s.ExpiresAt = fromMicros(created), fromMicros(expires)
+	return &s, nil
+}
+
+// RevokeSession implements tally.SessionStore.
+func (db *DB) RevokeSession(ctx context.Context, hash []byte) error {
+	_, err := db.w.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL`,
+		micros(time.Now()), hash)
+	return wrap(err, "session")
+}
+
+const tenantCols = `id, slug, name, allow_signup, timezone, retention_days, webhook_url, webhook_secret, created_at`
+
+func scanTenant(row interface{ Scan(...any) error }) (*tally.Tenant, error) {
+	var t tally.Tenant
+	var created int64
+	if err := row.Scan(&t.ID, &t.Slug, &t.Name, &t.AllowSignup, &t.Timezone, &t.RetentionDays,
+		&t.WebhookURL, &t.WebhookSecret, &created); err != nil {
+		return nil, err
+	}
+	t.CreatedAt = fromMicros(created)
+	return &t, nil
+}
+
+// CreateTenant implements tally.TenantStore.
+func (db *DB) CreateTenant(ctx context.Context, t *tally.Tenant, ownerID int64) error {
+	t.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	if t.Timezone == "" {
+		t.Timezone = "UTC"
+	}
+	if t.RetentionDays == 0 {
+		t.RetentionDays = tally.DefaultRetentionDays
+	}
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx,
+			`INSERT INTO tenants (slug, name, allow_signup, timezone, retention_days, webhook_url, webhook_secret, created_at)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			t.Slug, t.Name, t.AllowSignup, t.Timezone, t.RetentionDays, t.WebhookURL, t.WebhookSecret, micros(t.CreatedAt)).Scan(&t.ID)
+		if err != nil {
+			return wrap(err, "tenant with this slug")
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO members (tenant_id, user_id, role, added_at) VALUES (?, ?, 'owner', ?)`,
+			t.ID, ownerID, micros(t.CreatedAt))
+		return wrap(err, "member")
+	})
+	return wrap(err, "tenant with this slug")
+}
+
+// TenantBySlug implements tally.TenantStore.
+func (db *DB) TenantBySlug(ctx context.Context, slug string) (*tally.Tenant, error) {
+	t, err := scanTenant(db.r.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE slug = ?`, slug))
+	return t, wrap(err, "tenant")
+}
+
+// TenantByID implements tally.TenantStore.
+func (db *DB) TenantByID(ctx context.Context, id int64) (*tally.Tenant, error) {
+	t, err := scanTenant(db.r.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, id))
+	return t, wrap(err, "tenant")
+}
+
+// UpdateTenant implements tally.TenantStore.
+func (db *DB) UpdateTenant(ctx context.Context, t *tally.Tenant) error {
+	res, err := db.w.ExecContext(ctx,
+		`UPDATE tenants SET name = ?, allow_signup = ?, timezone = ?, retention_days = ?, webhook_url = ?, webhook_secret = ? WHERE id = ?`,
+		t.Name, t.AllowSignup, t.Timezone, t.RetentionDays, t.WebhookURL, t.WebhookSecret, t.ID)
+	if err != nil {
+		return wrap(err, "tenant")
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return tally.Errorf(tally.ENotFound, "tenant not found")
+	}
+	return nil
+}
+
+// AllTenants implements tally.TenantStore.
+func (db *DB) AllTenants(ctx context.Context) ([]tally.Tenant, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenants ORDER BY id`)
+	if err != nil {
+		return nil, wrap(err, "tenant")
+	}
+	defer rows.Close()
+	var out []tally.Tenant
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, wrap(err, "tenant")
+		}
+		out = append(out, *t)
+	}
+	return out, wrap(rows.Err(), "tenant")
+}
+
+// Memberships implements tally.TenantStore.
+func (db *DB) Memberships(ctx context.Context, userID int64) ([]tally.Membership, error) {
+	rows, err := db.r.QueryContext(ctx,
+		`SELECT t.id, t.slug, t.name, m.role FROM members m JOIN tenants t ON t.id = m.tenant_id
+		 WHERE m.user_id = ? ORDER BY t.slug`, userID)
+	if err != nil {
+		return nil, wrap(err, "membership")
+	}
+	defer rows.Close()
+	out := []tally.Membership{}
+	for rows.Next() {
+		var m tally.Membership
+		if err := rows.Scan(&m.TenantID, &m.Slug, &m.Name, &m.Role); err != nil {
+			return nil, wrap(err, "membership")
+		}
+		out = append(out, m)
+	}
+	return out, wrap(rows.Err(), "membership")
+}
+
+// MemberRole implements tally.TenantStore.
+func (db *DB) MemberRole(ctx context.Context, tenantID, userID int64) (tally.Role, error) {
+	var r tally.Role
+	err := db.r.QueryRowContext(ctx, `SELECT role FROM members WHERE tenant_id = ? AND user_id = ?`, tenantID, userID).Scan(&r)
+	return r, wrap(err, "member")
+}
+
+// AddMember implements tally.TenantStore.
+func (db *DB) AddMember(ctx context.Context, tenantID, userID int64, role tally.Role) error {
+	_, err := db.w.ExecContext(ctx, `INSERT INTO members (tenant_id, user_id, role, added_at) VALUES (?, ?, ?, ?)`,
+		tenantID, userID, role, micros(time.Now()))
+	return wrap(err, "member")
+}
+
+// ListMembers implements tally.TenantStore.
+func (db *DB) ListMembers(ctx context.Context, tenantID int64) ([]tally.Member, error) {
+	rows, err := db.r.QueryContext(ctx,
+		`SELECT u.id, u.email, u.name, m.role, m.added_at FROM members m JOIN users u ON u.id = m.user_id
+		 WHERE m.tenant_id = ? ORDER BY m.added_at, u.id`, tenantID)
+	if err != nil {
+		return nil, wrap(err, "member")
+	}
+	defer rows.Close()
+	out := []tally.Member{}
+	for rows.Next() {
+		var m tally.Member
+		var added int64
+		if err := rows.Scan(&m.UserID, &m.Email, &m.Name, &m.Role, &added); err != nil {
+			return nil, wrap(err, "member")
+		}
+		m.AddedAt = fromMicros(added)
+		out = append(out, m)
+	}
+	return out, wrap(rows.Err(), "member")
+}
+
+// RemoveMember implements tally.TenantStore.
+func (db *DB) RemoveMember(ctx context.Context, tenantID, userID int64) error {
+	res, err := db.w.ExecContext(ctx, `DELETE FROM members WHERE tenant_id = ? AND user_id = ?`, tenantID, userID)
+	if err != nil {
+		return wrap(err, "member")
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return tally.Errorf(tally.ENotFound, "member not found")
+	}
+	return nil
+}
+
+func joinScopes(s []tally.Scope) string {
+	parts := make([]string, len(s))
+	for i, x := range s {
+		parts[i] = string(x)
+	}
+	return strings.Join(parts, " ")
+}
+
+func splitScopes(s string) []tally.Scope {
+	out := []tally.Scope{}
+	for _, f := range strings.Fields(s) {
+		out = append(out, tally.Scope(f))
+	}
+	return out
+}
+
+// CreateKey implements tally.KeyStore.
+func (db *DB) CreateKey(ctx context.Context, k *tally.APIKey) error {
+	k.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	err := db.w.QueryRowContext(ctx,
+		`INSERT INTO api_keys (tenant_id, name, prefix, hash, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		k.TenantID, k.Name, k.Prefix, k.Hash, joinScopes(k.Scopes), micros(k.CreatedAt), nullMicros(k.ExpiresAt)).Scan(&k.ID)
+	return wrap(err, "key")
+}
+
+const keyCols = `id, tenant_id, name, prefix, hash, scopes, created_at, expires_at, last_used_at, revoked_at`
+
+func scanKey(row interface{ Scan(...any) error }) (*tally.APIKey, error) {
+	var k tally.APIKey
+	var scopes string
+	var created int64
+	var expires, used, revoked sql.NullInt64
+	if err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Prefix, &k.Hash, &scopes, &created, &expires, &used, &revoked); err != nil {
+		return nil, err
+	}
+	k.Scopes = splitScopes(scopes)
+	k.CreatedAt = fromMicros(created)
+	k.ExpiresAt, k.LastUsedAt, k.RevokedAt = timePtr(expires), timePtr(used), timePtr(revoked)
+	return &k, nil
+}
+
+// KeyByPrefix implements tally.KeyStore.
+func (db *DB) KeyByPrefix(ctx context.Context, prefix string) (*tally.APIKey, error) {
+	k, err := scanKey(db.r.QueryRowContext(ctx, `SELECT `+keyCols+` FROM api_keys WHERE prefix = ?`, prefix))
+	return k, wrap(err, "key")
+}
+
+// ListKeys implements tally.KeyStore.
+func (db *DB) ListKeys(ctx context.Context, tenantID int64) ([]tally.APIKey, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+keyCols+` FROM api_keys WHERE tenant_id = ? ORDER BY id DESC`, tenantID)
+	if err != nil {
+		return nil, wrap(err, "key")
+	}
+	defer rows.Close()
+	out := []tally.APIKey{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, wrap(err, "key")
+		}
+		out = append(out, *k)
+	}
+	return out, wrap(rows.Err(), "key")
+}
+
+// RevokeKey implements tally.KeyStore.
+func (db *DB) RevokeKey(ctx context.Context, tenantID, id int64, at time.Time) error {
+	res, err := db.w.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE tenant_id = ? AND id = ? AND revoked_at IS NULL`,
+		micros(at), tenantID, id)
+	if err != nil {
+		return wrap(err, "key")
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return tally.Errorf(tally.ENotFound, "key not found")
+	}
+	return nil
+}
+
+// TouchKey implements tally.KeyStore.
+func (db *DB) TouchKey(ctx context.Context, tenantID, id int64, at time.Time) error {
+	_, err := db.w.ExecContext(ctx, `UPDATE api_keys SET last_used_at = ? WHERE tenant_id = ? AND id = ?`, micros(at), tenantID, id)
+	return wrap(err, "key")
+}
+
+// WriteAudit implements tally.AuditStore.
+func (db *DB) WriteAudit(ctx context.Context, e *tally.AuditEntry) error {
+	if e.At.IsZero() {
+		e.At = time.Now().UTC().Truncate(time.Microsecond)
+	}
+	meta, err := json.Marshal(e.Meta)
+	if err != nil || e.Meta == nil {
+		meta = []byte("{}")
+	}
+	err = db.w.QueryRowContext(ctx,
+		`INSERT INTO audit_log (tenant_id, at, actor, action, target, meta) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+		e.TenantID, micros(e.At), e.Actor, e.Action, e.Target, string(meta)).Scan(&e.ID)
+	return wrap(err, "audit entry")
+}
+
+// ListAudit implements tally.AuditStore.
+func (db *DB) ListAudit(ctx context.Context, tenantID int64, f tally.AuditFilter) ([]tally.AuditEntry, *tally.Cursor, error) {
+	q := `SELECT id, at, actor, action, target, meta FROM audit_log WHERE tenant_id = ?`
+	args := []any{tenantID}
+	if !f.From.IsZero() {
+		q += ` AND at >= ?`
+		args = append(args, micros(f.From))
+	}
+	if !f.To.IsZero() {
+		q += ` AND at <= ?`
+		args = append(args, micros(f.To))
+	}
+	if f.Action != "" {
+		q += ` AND action = ?`
+		args = append(args, f.Action)
+	}
+	if f.Cursor != nil {
+		q += ` AND (at, id) < (?, ?)`
+		args = append(args, micros(f.Cursor.At), f.Cursor.ID)
+	}
+	q += ` ORDER BY at DESC, id DESC LIMIT ?`
+	args = append(args, f.Limit+1)
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, nil, wrap(err, "audit entry")
+	}
+	defer rows.Close()
+	out := []tally.AuditEntry{}
+	for rows.Next() {
+		var e tally.AuditEntry
+		var at int64
+		var meta string
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &meta); err != nil {
+			return nil, nil, wrap(err, "audit entry")
+		}
+		e.TenantID, e.At = tenantID, fromMicros(at)
+		_ = json.Unmarshal([]byte(meta), &e.Meta)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, wrap(err, "audit entry")
+	}
+	var next *tally.Cursor
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+		last := out[len(out)-1]
+		next = &tally.Cursor{At: last.At, ID: last.ID}
+	}
+	return out, next, nil
+}
+
+// SetQuota implements tally.QuotaStore.
+func (db *DB) SetQuota(ctx context.Context, tenantID int64, q tally.Quota) error {
+	_, err := db.w.ExecContext(ctx,
+		`INSERT INTO quotas (tenant_id, metric, lim, enforced) VALUES (?, ?, ?, ?)
+		 ON CONFLICT (tenant_id, metric) DO UPDATE SET lim = excluded.lim, enforced = excluded.enforced`,
+		tenantID, q.Metric, q.Limit, q.Enforced)
+	return wrap(err, "quota")
+}
+
+// Quotas implements tally.QuotaStore.
+func (db *DB) Quotas(ctx context.Context, tenantID int64) ([]tally.Quota, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT metric, lim, enforced FROM quotas WHERE tenant_id = ? ORDER BY metric`, tenantID)
+	if err != nil {
+		return nil, wrap(err, "quota")
+	}
+	defer rows.Close()
+	var out []tally.Quota
+	for rows.Next() {
+		var q tally.Quota
+		if err := rows.Scan(&q.Metric, &q.Limit, &q.Enforced); err != nil {
+			return nil, wrap(err, "quota")
+		}
+		out = append(out, q)
+	}
+	return out, wrap(rows.Err(), "quota")
+}

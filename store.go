@@ -1,0 +1,198 @@
+package tally
+
+import (
+	"context"
+	"time"
+)
+
+// Store is everything a storage backend provides. Each backend (sqlite,
+// postgres) implements it and is held to the storetest conformance suite.
+//
+// Unless a method says otherwise: a missing row is an ENotFound *Error, a
+// uniqueness violation an EConflict *Error, and any other failure an
+// EInternal *Error whose text never reaches a client.
+type Store interface {
+	UserStore
+	SessionStore
+	TenantStore
+	KeyStore
+	AuditStore
+	EventStore
+	QuotaStore
+	RollupStore
+
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the database; call it after every writer stopped.
+	Close() error
+}
+
+// UserStore keeps the people who log in to tally.
+type UserStore interface {
+	// CreateUser stores u with its password hash and sets u.ID and
+	// u.CreatedAt. EConflict when the (normalized) email is taken.
+	CreateUser(ctx context.Context, u *User, passwordHash string) error
+	// UserByEmail returns the user and its password hash.
+	UserByEmail(ctx context.Context, email string) (*User, string, error)
+	// UserByID returns one user.
+	UserByID(ctx context.Context, id int64) (*User, error)
+}
+
+// SessionStore keeps login sessions, identified by a hash of their token.
+type SessionStore interface {
+	// CreateSession stores s and sets s.ID.
+	CreateSession(ctx context.Context, s *Session) error
+	// SessionByHash returns the unexpired, unrevoked session with that
+	// token hash at time now; ENotFound otherwise.
+	SessionByHash(ctx context.Context, hash []byte, now time.Time) (*Session, error)
+	// RevokeSession ends the session with that token hash at once.
+	RevokeSession(ctx context.Context, hash []byte) error
+}
+
+// TenantStore keeps tenants and their members.
+type TenantStore interface {
+	// CreateTenant stores t (setting ID and CreatedAt) and makes ownerID its
+	// owner in the same transaction. EConflict when the slug is taken.
+	CreateTenant(ctx context.Context, t *Tenant, ownerID int64) error
+	// TenantBySlug returns the tenant with that slug.
+	TenantBySlug(ctx context.Context, slug string) (*Tenant, error)
+	// TenantByID returns the tenant with that id.
+	TenantByID(ctx context.Context, id int64) (*Tenant, error)
+	// UpdateTenant writes every settable field of t (name, allow_signup,
+	// timezone, retention_days, webhook_url and secret).
+	UpdateTenant(ctx context.Context, t *Tenant) error
+	// AllTenants lists every tenant: for background jobs only (rollups,
+	// retention, counter rebuilds), never for a request.
+	AllTenants(ctx context.Context) ([]Tenant, error)
+
+	// Memberships lists the tenants userID belongs to, by slug.
+	Memberships(ctx context.Context, userID int64) ([]Membership, error)
+	// MemberRole returns userID's role in tenantID; ENotFound when not a member.
+	MemberRole(ctx context.Context, tenantID, userID int64) (Role, error)
+	// AddMember adds userID to tenantID; EConflict when already a member.
+	AddMember(ctx context.Context, tenantID, userID int64, role Role) error
+	// ListMembers lists a tenant's members by join time.
+	ListMembers(ctx context.Context, tenantID int64) ([]Member, error)
+	// RemoveMember removes userID from tenantID.
+	RemoveMember(ctx context.Context, tenantID, userID int64) error
+}
+
+// KeyStore keeps API keys.
+type KeyStore interface {
+	// CreateKey stores k (its Hash, never the secret) and sets ID and CreatedAt.
+	CreateKey(ctx context.Context, k *APIKey) error
+	// KeyByPrefix finds a key by its public prefix, in any tenant: this is
+	// how a presented key is authenticated. Revoked and expired keys are
+	// returned too; the caller checks Active.
+	KeyByPrefix(ctx context.Context, prefix string) (*APIKey, error)
+	// ListKeys lists a tenant's keys, newest first.
+	ListKeys(ctx context.Context, tenantID int64) ([]APIKey, error)
+	// RevokeKey revokes a key of tenantID at time at; ENotFound when the key
+	// is not the tenant's or already revoked.
+	RevokeKey(ctx context.Context, tenantID, id int64, at time.Time) error
+	// TouchKey records that the key was used at time at.
+	TouchKey(ctx context.Context, tenantID, id int64, at time.Time) error
+}
+
+// AuditStore keeps the audit log.
+type AuditStore interface {
+	// WriteAudit appends e, setting its ID.
+	WriteAudit(ctx context.Context, e *AuditEntry) error
+	// ListAudit lists a tenant's entries newest first, and the cursor of the
+	// next page (nil on the last).
+	ListAudit(ctx context.Context, tenantID int64, f AuditFilter) ([]AuditEntry, *Cursor, error)
+}
+
+// EventStore keeps the event log.
+type EventStore interface {
+	// InsertEvents stores events of any tenants in one transaction. An event
+	// whose (tenant, event_id) exists is left alone: the first stored wins.
+	// It sets ID on the inserted events and reports for each whether it was
+	// inserted (false: a duplicate). It also marks the hours of inserted
+	// events dirty for the next rollup.
+	InsertEvents(ctx context.Context, events []Event) (inserted []bool, err error)
+	// ListEvents lists a tenant's events newest first (by timestamp, then id)
+	// after f.Cursor, at most f.Limit, and returns the next page's cursor.
+	ListEvents(ctx context.Context, tenantID int64, f EventFilter) ([]Event, *Cursor, error)
+	// ExportEvents streams a tenant's events oldest first after f.Cursor, at
+	// most max rows, from one consistent snapshot: it calls start once, with
+	// whether max cuts the export short, and then row for each event (the
+	// event is reused between calls).
+	ExportEvents(ctx context.Context, tenantID int64, f EventFilter, max int, start func(ExportInfo) error, row func(*Event) error) error
+	// DeleteUserEvents deletes every event of one end user in a tenant.
+	DeleteUserEvents(ctx context.Context, tenantID int64, userID string) (int64, error)
+	// PurgeEvents deletes a tenant's events with timestamp before t.
+	PurgeEvents(ctx context.Context, tenantID int64, before time.Time) (int64, error)
+	// CountEvents counts a tenant's events with from <= timestamp < to.
+	CountEvents(ctx context.Context, tenantID int64, from, to time.Time) (int64, error)
+	// CountAllEvents counts every tenant's events with from <= timestamp < to
+	// (for readiness).
+	CountAllEvents(ctx context.Context, from, to time.Time) (int64, error)
+	// AggregateEvents aggregates a tenant's raw events with from <= timestamp
+	// < to into rows per bucket (an hour or a day, by bucket), event name
+	// and, for usage.increment, metric.
+	AggregateEvents(ctx context.Context, tenantID int64, from, to time.Time, bucket time.Duration) ([]HourRow, error)
+	// DistinctUsers counts a tenant's distinct non-empty user ids with
+	// from <= timestamp < to.
+	DistinctUsers(ctx context.Context, tenantID int64, from, to time.Time) (int64, error)
+}
+
+// QuotaStore keeps per-tenant quota overrides.
+type QuotaStore interface {
+	// SetQuota creates or replaces a tenant's quota for q.Metric.
+	SetQuota(ctx context.Context, tenantID int64, q Quota) error
+	// Quotas lists a tenant's overrides.
+	Quotas(ctx context.Context, tenantID int64) ([]Quota, error)
+}
+
+// RollupStore keeps the hourly and daily aggregates and what needs
+// rolling up. Together, the rollup rows and the dirty marks always tell the
+// truth: an hour with no dirty mark has exact rollup rows (or no events).
+type RollupStore interface {
+	// DirtyHours lists the (tenant, hour) pairs marked by InsertEvents or
+	// DeleteUserEvents with hour start before the given time.
+	DirtyHours(ctx context.Context, before time.Time) ([]TenantHour, error)
+	// OldestDirty returns the start of the tenant's oldest dirty hour, or
+	// the zero time when none is.
+	OldestDirty(ctx context.Context, tenantID int64) (time.Time, error)
+	// RollupDay recomputes, from the raw log and in one transaction, a
+	// tenant's hourly and daily event rows, the metric values rules give,
+	// and the day's distinct users for the UTC day containing day, and
+	// clears the dirty marks of that day. Running it again changes nothing.
+	// It returns how many rows it wrote.
+	RollupDay(ctx context.Context, tenantID int64, day time.Time, rules UsageRules) (int, error)
+	// RollupHours reads a tenant's hourly event rows with from <= start < to.
+	RollupHours(ctx context.Context, tenantID int64, from, to time.Time) ([]HourRow, error)
+	// RollupDays reads a tenant's daily event rows with from <= start < to.
+	RollupDays(ctx context.Context, tenantID int64, from, to time.Time) ([]HourRow, error)
+	// RollupMetricHours reads a tenant's hourly metric values with
+	// from <= start < to.
+	RollupMetricHours(ctx context.Context, tenantID int64, from, to time.Time) ([]MetricPoint, error)
+	// RecordRollupRun stores the outcome of a rollup run.
+	RecordRollupRun(ctx context.Context, run RollupRun) error
+	// LastRollupRun returns the last successful run; nil when none was.
+	LastRollupRun(ctx context.Context) (*RollupRun, error)
+}
+
+// TenantHour names one hour of one tenant.
+type TenantHour struct {
+	TenantID int64
+	Hour     time.Time
+}
+
+// MetricPoint is a metric's value in one bucket.
+type MetricPoint struct {
+	Start  time.Time `json:"start"`
+	Metric string    `json:"-"`
+	Value  int64     `json:"value"`
+}
+
+// RollupRun is the record of one rollup run.
+type RollupRun struct {
+	Kind       string // "hourly", "daily" or "manual"
+	StartedAt  time.Time
+	FinishedAt time.Time
+	Days       int
+	Rows       int
+	Err        string
+}

@@ -1,0 +1,192 @@
+package tally
+
+import (
+	"context"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Role is a user's role in one tenant: owner > admin > member.
+type Role string
+
+// The roles, from most to least powerful.
+const (
+	RoleOwner  Role = "owner"
+	RoleAdmin  Role = "admin"
+	RoleMember Role = "member"
+)
+
+func (r Role) rank() int {
+	switch r {
+	case RoleOwner:
+		return 3
+	case RoleAdmin:
+		return 2
+	case RoleMember:
+		return 1
+	}
+	return 0
+}
+
+// Valid reports whether r is one of the defined roles.
+func (r Role) Valid() bool { return r.rank() > 0 }
+
+// AtLeast reports whether r is as powerful as min or more.
+func (r Role) AtLeast(min Role) bool { return r.rank() >= min.rank() && r.Valid() }
+
+// Scope is a permission of an API key.
+type Scope string
+
+// The API key scopes.
+const (
+	ScopeRead   Scope = "analytics:read"   // events, usage, metrics, quotas
+	ScopeWrite  Scope = "analytics:write"  // send events, record usage, consume quota
+	ScopeExport Scope = "analytics:export" // CSV export
+	ScopeAdmin  Scope = "analytics:admin"  // rollup, quota configuration, audit log
+)
+
+// AllScopes lists every scope, in a stable order.
+var AllScopes = []Scope{ScopeRead, ScopeWrite, ScopeExport, ScopeAdmin}
+
+// Valid reports whether s is a defined scope.
+func (s Scope) Valid() bool { return slices.Contains(AllScopes, s) }
+
+// User is a person who logs in to tally (a host app's operator or a tenant
+// admin), not an end user of the host app: those are Event.UserID strings.
+type User struct {
+	ID        int64     `json:"id"`
+	Email     string    `json:"email"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// NormalizeEmail lower-cases and trims an email address so that lookups and
+// uniqueness do not depend on case.
+func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// Tenant is one customer of the host app; all analytics data belongs to one.
+type Tenant struct {
+	ID            int64     `json:"id"`
+	Slug          string    `json:"slug"`
+	Name          string    `json:"name"`
+	AllowSignup   bool      `json:"allow_signup"`
+	Timezone      string    `json:"timezone"`
+	RetentionDays int       `json:"retention_days"`
+	WebhookURL    string    `json:"webhook_url,omitempty"`
+	WebhookSecret string    `json:"-"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+// DefaultRetentionDays is how long raw events are kept unless a tenant says
+// otherwise.
+const DefaultRetentionDays = 400
+
+var slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)
+
+// ValidSlug reports whether s is a valid tenant slug.
+func ValidSlug(s string) bool { return slugRE.MatchString(s) }
+
+// Membership is a tenant as seen by one of its users.
+type Membership struct {
+	TenantID int64  `json:"-"`
+	Slug     string `json:"slug"`
+	Name     string `json:"name"`
+	Role     Role   `json:"role"`
+}
+
+// Member is a user as seen by a tenant.
+type Member struct {
+	UserID  int64     `json:"user_id"`
+	Email   string    `json:"email"`
+	Name    string    `json:"name"`
+	Role    Role      `json:"role"`
+	AddedAt time.Time `json:"added_at"`
+}
+
+// Session is a logged-in user's token; only a hash of the token is stored.
+type Session struct {
+	ID        int64
+	UserID    int64
+	TokenHash []byte
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// APIKey authenticates a host app in one tenant with a set of scopes. Only a
+// hash of the secret is stored; Prefix identifies the key in lists and logs.
+type APIKey struct {
+	ID         int64      `json:"id"`
+	TenantID   int64      `json:"-"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"`
+	Hash       []byte     `json:"-"`
+	Scopes     []Scope    `json:"scopes"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	RevokedAt  *time.Time `json:"revoked_at"`
+}
+
+// HasScope reports whether the key carries s.
+func (k *APIKey) HasScope(s Scope) bool { return slices.Contains(k.Scopes, s) }
+
+// Active reports whether the key may be used at time now.
+func (k *APIKey) Active(now time.Time) bool {
+	return k.RevokedAt == nil && (k.ExpiresAt == nil || now.Before(*k.ExpiresAt))
+}
+
+// AuditEntry records who did what in a tenant.
+type AuditEntry struct {
+	ID       int64          `json:"id"`
+	TenantID int64          `json:"-"`
+	At       time.Time      `json:"at"`
+	Actor    string         `json:"actor"`
+	Action   string         `json:"action"`
+	Target   string         `json:"target"`
+	Meta     map[string]any `json:"meta"`
+}
+
+// AuditFilter selects audit entries, newest first.
+type AuditFilter struct {
+	From, To time.Time
+	Action   string
+	Limit    int
+	Cursor   *Cursor
+}
+
+// Principal is who makes a request: a user (by session) or an API key, in
+// the tenant the request acts in (nil before the tenant is known).
+type Principal struct {
+	User   *User
+	Key    *APIKey
+	Tenant *Tenant
+	Role   Role // the user's role in Tenant; empty for keys
+}
+
+// Actor names the principal in audit entries: "user:ID" or "key:PREFIX".
+func (p *Principal) Actor() string {
+	switch {
+	case p == nil:
+		return "system"
+	case p.Key != nil:
+		return "key:" + p.Key.Prefix
+	case p.User != nil:
+		return "user:" + p.User.Email
+	}
+	return "anonymous"
+}
+
+type principalKey struct{}
+
+// NewContext returns a context that carries p.
+func NewContext(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal of ctx, or nil.
+func PrincipalFrom(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}
