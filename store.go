@@ -36,6 +36,8 @@ type UserStore interface {
 	UserByEmail(ctx context.Context, email string) (*User, string, error)
 	// UserByID returns one user.
 	UserByID(ctx context.Context, id int64) (*User, error)
+	// SetPassword replaces a user's password hash.
+	SetPassword(ctx context.Context, userID int64, passwordHash string) error
 }
 
 // SessionStore keeps login sessions, identified by a hash of their token.

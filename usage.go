@@ -1,6 +1,7 @@
 package tally
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"regexp"
@@ -186,4 +187,23 @@ func (rs UsageRules) BucketMetrics(rows []HourRow) []MetricPoint {
 		}
 	}
 	return out
+}
+
+// Meter counts the usage of committed events and gates events by enforced
+// quotas. Ingestion calls Admit before the write and Settle after it.
+type Meter interface {
+	// Admit reserves, atomically per metric, the usage that events would
+	// add to metrics with an enforced quota. It returns per event nil, or an
+	// ERateLimited error when that event would pass a limit (it then
+	// reserves nothing and must not be written).
+	Admit(ctx context.Context, events []Event) ([]error, *Reservation)
+	// Settle counts the usage of inserted events, releases what r reserved
+	// for events that were not inserted (duplicates; every event when the
+	// write failed: inserted is nil) and fires quota alerts.
+	Settle(ctx context.Context, events []Event, inserted []bool, r *Reservation)
+}
+
+// Reservation is what Admit reserved, per event.
+type Reservation struct {
+	Amounts [][]Amount
 }

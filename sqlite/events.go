@@ -26,12 +26,16 @@ func (db *DB) InsertEvents(ctx context.Context, events []tally.Event) ([]bool, e
 		dirty := map[th]bool{}
 		for i := range events {
 			e := &events[i]
+			props := string(e.Props)
+			if props == "" {
+				props = "{}" // as the column default: no props is an empty object, never invalid JSON
+			}
 			metric := ""
 			if e.Name == tally.EventUsageIncrement {
 				metric = tally.UsageMetricOf(e.Props)
 			}
 			err := ins.QueryRowContext(ctx, e.TenantID, e.EventID, e.Name, e.UserID, e.Source,
-				micros(e.Timestamp), micros(e.ReceivedAt), e.Value, string(e.Props), metric).Scan(&e.ID)
+				micros(e.Timestamp), micros(e.ReceivedAt), e.Value, props, metric).Scan(&e.ID)
 			switch {
 			case err == sql.ErrNoRows:
 				continue // a duplicate: the first stored wins
@@ -58,6 +62,12 @@ func (db *DB) InsertEvents(ctx context.Context, events []tally.Event) ([]bool, e
 const markDirty = `INSERT INTO rollup_dirty (tenant_id, hour, marked_at) VALUES (?, ?, ?)
 	ON CONFLICT (tenant_id, hour) DO UPDATE SET marked_at = excluded.marked_at`
 
+// badLimit rejects a page size below one: such a page holds nothing, and
+// the keyset code below assumes at least one row.
+func badLimit(field string) error {
+	return tally.Invalid("invalid limit", tally.FieldError{Field: field, Message: "must be at least 1"})
+}
+
 // filterSQL renders f's conditions (not its cursor) for tenantID.
 func filterSQL(tenantID int64, f tally.EventFilter) (string, []any) {
 	var b strings.Builder
@@ -73,8 +83,12 @@ func filterSQL(tenantID int64, f tally.EventFilter) (string, []any) {
 	}
 	if prefix, ok := strings.CutSuffix(f.Name, "*"); ok {
 		if prefix != "" {
-			b.WriteString(` AND event >= ? AND event < ?`)
-			args = append(args, prefix, prefixEnd(prefix))
+			b.WriteString(` AND event >= ?`)
+			args = append(args, prefix)
+			if end, ok := prefixEnd(prefix); ok {
+				b.WriteString(` AND event < ?`)
+				args = append(args, end)
+			}
 		}
 	} else if f.Name != "" {
 		b.WriteString(` AND event = ?`)
@@ -92,16 +106,17 @@ func filterSQL(tenantID int64, f tally.EventFilter) (string, []any) {
 }
 
 // prefixEnd returns the smallest string greater than every string with
-// the given prefix (event names are ASCII).
-func prefixEnd(p string) string {
+// the given prefix, comparing bytes as the BINARY collation does (so UTF-8
+// names work too); ok is false when no such string exists.
+func prefixEnd(p string) (end string, ok bool) {
 	b := []byte(p)
 	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] < 0x7f {
+		if b[i] < 0xff {
 			b[i]++
-			return string(b[:i+1])
+			return string(b[:i+1]), true
 		}
 	}
-	return "\x7f"
+	return "", false
 }
 
 const eventCols = `id, event_id, event, user_id, source, ts, received_at, value, props`
@@ -118,6 +133,9 @@ func scanEvent(rows *sql.Rows, e *tally.Event) error {
 
 // ListEvents implements tally.EventStore.
 func (db *DB) ListEvents(ctx context.Context, tenantID int64, f tally.EventFilter) ([]tally.Event, *tally.Cursor, error) {
+	if f.Limit < 1 {
+		return nil, nil, badLimit("limit")
+	}
 	where, args := filterSQL(tenantID, f)
 	if f.Cursor != nil {
 		where += ` AND (ts, id) < (?, ?)`
@@ -153,6 +171,9 @@ func (db *DB) ListEvents(ctx context.Context, tenantID int64, f tally.EventFilte
 // ExportEvents implements tally.EventStore.
 func (db *DB) ExportEvents(ctx context.Context, tenantID int64, f tally.EventFilter, max int,
 	start func(tally.ExportInfo) error, row func(*tally.Event) error) error {
+	if max < 1 {
+		return badLimit("max")
+	}
 	// One read transaction: the truncation probe and the rows see the same
 	// snapshot of the WAL.
 	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})

@@ -47,6 +47,18 @@ func (db *DB) UserByID(ctx context.Context, id int64) (*tally.User, error) {
 	return &u, nil
 }
 
+// SetPassword implements tally.UserStore.
+func (db *DB) SetPassword(ctx context.Context, userID int64, passwordHash string) error {
+	res, err := db.w.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, passwordHash, userID)
+	if err != nil {
+		return wrap(err, "user")
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return tally.Errorf(tally.ENotFound, "user not found")
+	}
+	return nil
+}
+
 // CreateSession implements tally.SessionStore.
 func (db *DB) CreateSession(ctx context.Context, s *tally.Session) error {
 	if s.CreatedAt.IsZero() {
@@ -330,6 +342,9 @@ func (db *DB) WriteAudit(ctx context.Context, e *tally.AuditEntry) error {
 
 // ListAudit implements tally.AuditStore.
 func (db *DB) ListAudit(ctx context.Context, tenantID int64, f tally.AuditFilter) ([]tally.AuditEntry, *tally.Cursor, error) {
+	if f.Limit < 1 {
+		return nil, nil, badLimit("limit")
+	}
 	q := `SELECT id, at, actor, action, target, meta FROM audit_log WHERE tenant_id = ?`
 	args := []any{tenantID}
 	if !f.From.IsZero() {

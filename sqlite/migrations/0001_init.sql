@@ -82,6 +82,7 @@ CREATE TABLE events (
 CREATE INDEX events_tenant_ts ON events (tenant_id, ts);
 CREATE INDEX events_tenant_event_ts ON events (tenant_id, event, ts);
 CREATE INDEX events_tenant_user_ts ON events (tenant_id, user_id, ts);
+CREATE INDEX events_ts ON events (ts); -- readiness: events today across tenants
 
 CREATE TABLE quotas (
 	tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,

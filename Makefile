@@ -1,0 +1,33 @@
+# tally: run `make help` for the targets.
+GO ?= go
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME ?= 10s
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: ## run tally on 127.0.0.1:8080 with a demo tenant (embedded SQLite in ./data)
+	$(GO) run ./cmd/tally serve -demo
+
+build: ## build ./bin/tally
+	$(GO) build -o bin/tally ./cmd/tally
+
+test: ## run every test with the race detector, then the fuzz targets briefly
+	$(GO) test -race -count=1 ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./ingest/
+	$(GO) test -run '^$$' -fuzz '^FuzzCSVCell$$' -fuzztime $(FUZZTIME) ./server/
+
+lint: ## gofmt, go vet and staticcheck
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1)
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+bench: ## run the Go benchmarks (figures in docs/PERFORMANCE.md)
+	$(GO) test -run '^$$' -bench . -benchtime 10x ./...
+
+vendor: ## refresh vendored front-end libraries (uPlot) from npm
+	scripts/vendor-uplot.sh
+
+.PHONY: help run build test lint bench vendor

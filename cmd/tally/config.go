@@ -1,0 +1,238 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tallyhq/tally"
+)
+
+// configError is a bad configuration or command line: exit code 2.
+type configError struct{ msg string }
+
+func (e *configError) Error() string { return e.msg }
+
+// config is tally's configuration: environment variables (API.md names
+// them), overridden by flags. The zero value is not valid; start from
+// defaultConfig.
+type config struct {
+	ListenAddr       string           // LISTEN_ADDR
+	DatabaseURL      string           // DATABASE_URL: a file path or sqlite:path (default ./data/tally.db)
+	RedisURL         string           // REDIS_URL (optional)
+	AnalyticsEnabled bool             // ANALYTICS_ENABLED
+	MaxExportRows    int              // ANALYTICS_MAX_EXPORT_ROWS
+	QuotasEnabled    bool             // QUOTAS_ENABLED
+	QuotaDefaults    map[string]int64 // QUOTA_DEFAULTS (JSON object)
+	Registration     string           // REGISTRATION: open | closed
+	UsageRules       tally.UsageRules // USAGE_RULES (JSON array of {event, metric, sum})
+	RedactKeys       []string         // REDACT_KEYS (comma separated; replaces the defaults)
+	SQLiteSync       string           // SQLITE_SYNCHRONOUS: FULL | NORMAL
+	IngestQueue      int              // INGEST_QUEUE_SIZE: events waiting for commit before 503
+	LabelCap         int              // METRICS_LABEL_CAP: distinct values per metric label
+	RollupDailyAt    time.Duration    // ROLLUP_DAILY_AT: offset after 00:00 UTC (default 10m)
+	SessionTTL       time.Duration    // SESSION_TTL
+	SecureCookies    bool             // SECURE_COOKIES
+	LogLevel         slog.Level       // LOG_LEVEL: debug | info | warn | error
+	Demo             bool             // -demo / TALLY_DEMO: seed a demo tenant
+	DevDir           string           // -dev: read templates and assets from this directory
+}
+
+func defaultConfig() config {
+	return config{
+		ListenAddr:       "127.0.0.1:8080",
+		DatabaseURL:      filepath.Join("data", "tally.db"),
+		AnalyticsEnabled: true,
+		MaxExportRows:    50000,
+		QuotasEnabled:    true,
+		QuotaDefaults:    map[string]int64{},
+		Registration:     "open",
+		UsageRules:       tally.DefaultUsageRules,
+		SQLiteSync:       "FULL",
+		IngestQueue:      10000,
+		LabelCap:         100,
+		RollupDailyAt:    10 * time.Minute,
+		SessionTTL:       30 * 24 * time.Hour,
+		LogLevel:         slog.LevelInfo,
+	}
+}
+
+// loadConfig reads the environment into a default config.
+func loadConfig(getenv func(string) string) (config, error) {
+	c := defaultConfig()
+	var errs []string
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	boolean := func(name string, dst *bool) {
+		if v := getenv(name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, name+" must be true or false")
+			}
+			*dst = b
+		}
+	}
+	integer := func(name string, dst *int) {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, name+" must be an integer")
+			}
+			*dst = n
+		}
+	}
+	duration := func(name string, dst *time.Duration) {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, name+" must be a duration like 10m or 720h")
+			}
+			*dst = d
+		}
+	}
+	str("LISTEN_ADDR", &c.ListenAddr)
+	str("DATABASE_URL", &c.DatabaseURL)
+	str("REDIS_URL", &c.RedisURL)
+	boolean("ANALYTICS_ENABLED", &c.AnalyticsEnabled)
+	integer("ANALYTICS_MAX_EXPORT_ROWS", &c.MaxExportRows)
+	boolean("QUOTAS_ENABLED", &c.QuotasEnabled)
+	if v := getenv("QUOTA_DEFAULTS"); v != "" {
+		if err := json.Unmarshal([]byte(v), &c.QuotaDefaults); err != nil {
+			errs = append(errs, `QUOTA_DEFAULTS must be a JSON object of metric to limit, like {"builds_daily":200}`)
+		}
+	}
+	str("REGISTRATION", &c.Registration)
+	if v := getenv("USAGE_RULES"); v != "" {
+		if err := json.Unmarshal([]byte(v), &c.UsageRules); err != nil {
+			errs = append(errs, `USAGE_RULES must be a JSON array like [{"event":"api.request","metric":"api_requests_daily"}]`)
+		}
+	}
+	if v := getenv("REDACT_KEYS"); v != "" {
+		c.RedactKeys = nil
+		for _, k := range strings.Split(v, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				c.RedactKeys = append(c.RedactKeys, k)
+			}
+		}
+	}
+	str("SQLITE_SYNCHRONOUS", &c.SQLiteSync)
+	integer("INGEST_QUEUE_SIZE", &c.IngestQueue)
+	integer("METRICS_LABEL_CAP", &c.LabelCap)
+	duration("ROLLUP_DAILY_AT", &c.RollupDailyAt)
+	duration("SESSION_TTL", &c.SessionTTL)
+	boolean("SECURE_COOKIES", &c.SecureCookies)
+	boolean("TALLY_DEMO", &c.Demo)
+	if v := getenv("LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			errs = append(errs, "LOG_LEVEL must be debug, info, warn or error")
+		}
+	}
+	if len(errs) > 0 {
+		return c, &configError{msg: "bad configuration: " + strings.Join(errs, "; ")}
+	}
+	return c, nil
+}
+
+// bindFlags lets flags override the environment for the common settings.
+func (c *config) bindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.ListenAddr, "listen", c.ListenAddr, "address to listen on (LISTEN_ADDR)")
+	fs.StringVar(&c.DatabaseURL, "database", c.DatabaseURL, "SQLite file path (DATABASE_URL)")
+}
+
+// validate checks the configuration as a whole.
+func (c *config) validate() error {
+	var errs []string
+	if c.ListenAddr == "" {
+		errs = append(errs, "LISTEN_ADDR must not be empty")
+	}
+	if c.MaxExportRows < 1 || c.MaxExportRows > 10_000_000 {
+		errs = append(errs, "ANALYTICS_MAX_EXPORT_ROWS must be 1-10000000")
+	}
+	if c.Registration != "open" && c.Registration != "closed" {
+		errs = append(errs, "REGISTRATION must be open or closed")
+	}
+	for m, n := range c.QuotaDefaults {
+		if !tally.ValidMetric(m) || n < 0 {
+			errs = append(errs, fmt.Sprintf("QUOTA_DEFAULTS: %q needs a metric name matching ^[a-z0-9_]{1,64}$ and a limit >= 0", m))
+		}
+	}
+	if err := c.UsageRules.Validate(); err != nil {
+		errs = append(errs, "USAGE_RULES: "+tally.ErrorMessageOf(err))
+	}
+	if s := strings.ToUpper(c.SQLiteSync); s != "FULL" && s != "NORMAL" {
+		errs = append(errs, "SQLITE_SYNCHRONOUS must be FULL or NORMAL")
+	}
+	if c.IngestQueue < 1 {
+		errs = append(errs, "INGEST_QUEUE_SIZE must be positive")
+	}
+	if c.LabelCap < 1 {
+		errs = append(errs, "METRICS_LABEL_CAP must be positive")
+	}
+	if c.RollupDailyAt < 0 || c.RollupDailyAt >= 24*time.Hour {
+		errs = append(errs, "ROLLUP_DAILY_AT must be within the day, like 10m")
+	}
+	if c.SessionTTL < time.Minute {
+		errs = append(errs, "SESSION_TTL must be at least 1m")
+	}
+	if strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		errs = append(errs, "DATABASE_URL: PostgreSQL is not supported by this build yet; use an SQLite file path")
+	}
+	if c.RedisURL != "" {
+		errs = append(errs, "REDIS_URL: Redis is not supported by this build yet; leave it empty")
+	}
+	if len(errs) > 0 {
+		return &configError{msg: "bad configuration: " + strings.Join(errs, "; ")}
+	}
+	return nil
+}
+
+// sqlitePath returns the SQLite file DATABASE_URL names.
+func (c *config) sqlitePath() string {
+	p := strings.TrimPrefix(strings.TrimPrefix(c.DatabaseURL, "sqlite://"), "sqlite:")
+	return strings.TrimPrefix(p, "file:")
+}
+
+// redactURL hides a password in a URL for logging.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// LogValue logs the effective configuration with secrets redacted.
+func (c config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("listen_addr", c.ListenAddr),
+		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.String("redis_url", redactURL(c.RedisURL)),
+		slog.Bool("analytics_enabled", c.AnalyticsEnabled),
+		slog.Int("max_export_rows", c.MaxExportRows),
+		slog.Bool("quotas_enabled", c.QuotasEnabled),
+		slog.Any("quota_defaults", c.QuotaDefaults),
+		slog.String("registration", c.Registration),
+		slog.Any("usage_rules", c.UsageRules),
+		slog.String("sqlite_synchronous", c.SQLiteSync),
+		slog.Int("ingest_queue_size", c.IngestQueue),
+		slog.Int("metrics_label_cap", c.LabelCap),
+		slog.Duration("rollup_daily_at", c.RollupDailyAt),
+		slog.Duration("session_ttl", c.SessionTTL),
+		slog.Bool("secure_cookies", c.SecureCookies),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.Bool("demo", c.Demo),
+		slog.String("dev_dir", c.DevDir),
+	)
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/tallyhq/tally/ingest"
+	"github.com/tallyhq/tally/internal/demo"
+	"github.com/tallyhq/tally/rollup"
+	"github.com/tallyhq/tally/server"
+	"github.com/tallyhq/tally/sqlite"
+	"github.com/tallyhq/tally/usage"
+)
+
+// parseConfig loads the environment, applies the command's flags and
+// validates the result.
+func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet, *config)) (config, *flag.FlagSet, error) {
+	c, err := loadConfig(getenv)
+	if err != nil {
+		return c, nil, err
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.bindFlags(fs)
+	if extra != nil {
+		extra(fs, &c)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, fs, err
+		}
+		return c, fs, &configError{msg: err.Error()}
+	}
+	return c, fs, c.validate()
+}
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, _, err := parseConfig("serve", args, getenv, stderr, func(fs *flag.FlagSet, c *config) {
+		fs.BoolVar(&c.Demo, "demo", c.Demo, "seed a demo tenant with 30 days of events and print its admin login")
+		fs.StringVar(&c.DevDir, "dev", c.DevDir, "read dashboard templates and assets from this directory (e.g. server/web)")
+	})
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, c.LogLevel)
+	log.Info("starting tally", "version", buildVersion(), "config", c)
+
+	store, err := sqlite.Open(ctx, c.sqlitePath(), sqlite.Options{Synchronous: c.SQLiteSync})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	im := ingest.NewMetrics(reg, c.LabelCap)
+	writer := ingest.NewWriter(store, ingest.WriterConfig{QueueSize: c.IngestQueue}, im)
+	writer.Start()
+	meter := usage.NewService(usage.Config{
+		Rules: c.UsageRules, Defaults: c.QuotaDefaults, QuotasEnabled: c.QuotasEnabled, Logger: log,
+	}, store, usage.NewMemoryCounters(), reg, c.LabelCap)
+	pipeline := ingest.NewPipeline(writer, meter, im)
+	tracker := ingest.NewBuffer(pipeline, 4096, im)
+	tracker.Start()
+	roll := rollup.New(rollup.Config{Rules: c.UsageRules, DailyAt: c.RollupDailyAt, Logger: log}, store, reg)
+
+	// Stop in reverse order: producers first, the writer drains, then the DB closes.
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c.AnalyticsEnabled {
+			roll.Stop()
+		}
+		if err := tracker.Stop(sctx); err != nil {
+			log.Error("auto-track buffer stop", "err", err)
+		}
+		if err := writer.Stop(sctx); err != nil {
+			log.Error("ingest writer stop", "err", err)
+		}
+		meter.Close(sctx)
+	}
+	defer stop()
+
+	if c.Demo {
+		res, err := demo.Seed(ctx, store, func(ctx context.Context, tenantID int64, from, to time.Time) error {
+			_, err := roll.RunDays(ctx, tenantID, from, to, "manual")
+			return err
+		}, time.Now())
+		if err != nil {
+			return fmt.Errorf("seed demo data: %w", err)
+		}
+		printDemo(stdout, res, c.ListenAddr)
+	}
+	if err := meter.Rebuild(ctx); err != nil {
+		return fmt.Errorf("rebuild usage counters: %w", err)
+	}
+	if c.AnalyticsEnabled {
+		roll.Start()
+	}
+
+	cfg := server.DefaultConfig()
+	cfg.RegistrationOpen = c.Registration == "open"
+	cfg.AnalyticsEnabled = c.AnalyticsEnabled
+	cfg.MaxExportRows = c.MaxExportRows
+	cfg.SessionTTL = c.SessionTTL
+	cfg.SecureCookies = c.SecureCookies
+	cfg.DevAssetsDir = c.DevDir
+	srv, err := server.New(cfg, server.Deps{
+		Store: store, Logger: log, Registry: reg,
+		Validator: ingest.NewValidator(ingest.Config{RedactKeys: c.RedactKeys}),
+		Pipeline:  pipeline, Tracker: tracker, Usage: meter, Rollup: roll,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", c.ListenAddr)
+	if err != nil {
+		return &configError{msg: fmt.Sprintf("listen on %s: %v", c.ListenAddr, err)}
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      5 * time.Minute, // long CSV exports stream
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	fmt.Fprintf(stdout, "tally listening on http://%s\n", ln.Addr())
+	log.Info("listening", "addr", ln.Addr().String())
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining requests and the ingest queue")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Error("http shutdown", "err", err)
+	}
+	stop()
+	log.Info("stopped")
+	return nil
+}
+
+func printDemo(w io.Writer, res *demo.Result, addr string) {
+	fmt.Fprintf(w, "\n  demo tenant %q ready: %d events over 30 days\n", res.TenantSlug, res.Events)
+	fmt.Fprintf(w, "  dashboard: http://%s/ui/analytics\n", addr)
+	fmt.Fprintf(w, "  admin login: %s / %s\n", res.Email, res.Password)
+	fmt.Fprintf(w, "  API key (analytics read/write/export/admin): %s\n\n", res.Key)
+}

@@ -1,0 +1,160 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/tallyhq/tally"
+)
+
+// maxBufferBatch is how many buffered events one Submit takes at most.
+const maxBufferBatch = 500
+
+// Buffer is a bounded, non-blocking queue in front of a Pipeline for
+// producers that must never wait on storage: auto-tracking inside a request
+// and in-process SDK calls. A goroutine drains it in batches. What it
+// cannot keep (buffer full, or a write that failed for good) it drops and
+// counts in sbh_autotrack_dropped_total.
+type Buffer struct {
+	p  *Pipeline
+	m  *Metrics
+	ch chan tally.Event
+
+	mu     sync.RWMutex // held for writing only while closing
+	closed bool
+
+	startOnce sync.Once
+	stop      chan struct{} // closed by Stop
+	done      chan struct{} // closed when the drain goroutine returned
+	ctx       context.Context
+	cancel    context.CancelFunc
+}
+
+// NewBuffer returns a Buffer of size events (default 4096) that submits to
+// p and counts drops in m (nil: not counted).
+func NewBuffer(p *Pipeline, size int, m *Metrics) *Buffer {
+	if size <= 0 {
+		size = 4096
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Buffer{
+		p:      p,
+		m:      m,
+		ch:     make(chan tally.Event, size),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+}
+
+// Track queues e, an event already checked by Validator.Prepare, and
+// reports whether it was kept. It never blocks: when the buffer is full, or
+// after Stop began, e is dropped and counted.
+func (b *Buffer) Track(e tally.Event) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if !b.closed {
+		select {
+		case b.ch <- e:
+			return true
+		default:
+		}
+	}
+	b.m.drop(1)
+	return false
+}
+
+// Start starts the goroutine that drains the buffer into the pipeline.
+// Calling it again does nothing.
+func (b *Buffer) Start() {
+	b.startOnce.Do(func() { go b.run() })
+}
+
+// Stop stops accepting events, submits everything buffered and returns
+// once that is stored. Call it before Writer.Stop, which would refuse the
+// flush. When ctx ends first, the flush is abandoned (what is left is
+// counted as dropped) and ctx's error returned.
+func (b *Buffer) Stop(ctx context.Context) error {
+	b.Start()
+	b.mu.Lock()
+	already := b.closed
+	b.closed = true
+	b.mu.Unlock()
+	if !already {
+		close(b.stop)
+	}
+	select {
+	case <-b.done:
+		return nil
+	case <-ctx.Done():
+		b.cancel()
+		return ctx.Err()
+	}
+}
+
+func (b *Buffer) run() {
+	defer close(b.done)
+	batch := make([]tally.Event, 0, maxBufferBatch)
+	for {
+		select {
+		case e := <-b.ch:
+			b.flush(b.fill(append(batch[:0], e)))
+		case <-b.stop:
+			// No Track sends any more (closed is set): empty the channel.
+			for {
+				batch = b.fill(batch[:0])
+				if len(batch) == 0 {
+					return
+				}
+				b.flush(batch)
+			}
+		}
+	}
+}
+
+// fill adds what is buffered to batch, up to maxBufferBatch, without
+// waiting.
+func (b *Buffer) fill(batch []tally.Event) []tally.Event {
+	for len(batch) < maxBufferBatch {
+		select {
+		case e := <-b.ch:
+			batch = append(batch, e)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// flush submits batch, retrying a while when the writer's queue is full.
+func (b *Buffer) flush(batch []tally.Event) {
+	if b.ctx.Err() != nil {
+		b.m.drop(len(batch))
+		return
+	}
+	d := &Decoded{Events: batch, Index: make([]int, len(batch))}
+	for i := range d.Index {
+		d.Index[i] = i
+	}
+	backoff := 5 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		_, err := b.p.Submit(b.ctx, d)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrQueueFull) || attempt == 5 {
+			b.m.drop(len(batch))
+			return
+		}
+		select {
+		case <-time.After(backoff):
+			backoff *= 2
+		case <-b.ctx.Done():
+			b.m.drop(len(batch))
+			return
+		}
+	}
+}

@@ -1,0 +1,741 @@
+package ingest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tallyhq/tally"
+)
+
+// Limits and defaults of the event contract (API.md, "Events").
+const (
+	// MaxBatchEvents is the most events one request may carry.
+	MaxBatchEvents = 1000
+	// MaxPropsBytes is the largest props object, compactly encoded after
+	// redaction.
+	MaxPropsBytes = 8 << 10
+	// MaxPropsDepth is how deeply props may nest: props itself is level 1,
+	// and every object or array inside adds one.
+	MaxPropsDepth = 5
+	// DefaultSource is the source of events that name none.
+	DefaultSource = "api"
+	// DefaultMaxFuture is how far ahead of the receiving clock an event's
+	// (corrected) timestamp may be unless Config says otherwise.
+	DefaultMaxFuture = time.Hour
+	// Redacted replaces the value of every secret-named props key.
+	Redacted = "[redacted]"
+
+	maxNameLen    = 128
+	maxSourceLen  = 64
+	maxEventIDLen = 128
+	maxUserIDLen  = 256
+)
+
+// DefaultRedactKeys are the props keys whose values are redacted unless
+// Config.RedactKeys says otherwise. Matching is case-insensitive and exact;
+// keys containing one of redactSubstrings are redacted whatever the list.
+var DefaultRedactKeys = []string{
+	"password", "passwd", "secret", "token", "access_token", "refresh_token",
+	"authorization", "api_key", "apikey", "card_number", "cvv", "ssn",
+	"private_key", "client_secret", "cookie",
+}
+
+// redactSubstrings are always redacted when a (lower-cased) key contains
+// them, so that "user_password", "githubToken" or "STRIPE_API_KEY" never
+// reach the log whatever RedactKeys holds. The price is that harmless keys
+// such as "prompt_tokens" are redacted too: a leaked secret costs more than
+// a lost count.
+var redactSubstrings = []string{"password", "passwd", "secret", "token", "api_key", "apikey"}
+
+// Config tunes a Validator. The zero value is the documented default.
+type Config struct {
+	// RedactKeys are the props keys (at any depth, also inside arrays)
+	// whose values are stored as "[redacted]". A key matches when it
+	// equals an entry ignoring case, or when it contains password,
+	// passwd, secret, token, api_key or apikey ignoring case (that rule
+	// always applies). Nil means DefaultRedactKeys; a non-nil list
+	// replaces it (append to DefaultRedactKeys to extend it).
+	RedactKeys []string
+	// MaxFuture is how far after the time received an event's timestamp
+	// may be, after clock-skew correction. Zero means DefaultMaxFuture.
+	MaxFuture time.Duration
+}
+
+// Validator decodes and validates events against the contract of
+// POST /api/analytics/events: it applies defaults, corrects client clock
+// skew, redacts secrets in props and assigns missing event ids. It is safe
+// for concurrent use.
+type Validator struct {
+	redact    map[string]bool
+	maxFuture time.Duration
+}
+
+// NewValidator returns a Validator configured by cfg.
+func NewValidator(cfg Config) *Validator {
+	keys := cfg.RedactKeys
+	if keys == nil {
+		keys = DefaultRedactKeys
+	}
+	v := &Validator{redact: make(map[string]bool, len(keys)), maxFuture: cfg.MaxFuture}
+	for _, k := range keys {
+		if k != "" {
+			v.redact[strings.ToLower(k)] = true
+		}
+	}
+	if v.maxFuture <= 0 {
+		v.maxFuture = DefaultMaxFuture
+	}
+	return v
+}
+
+// Redacts reports whether the value of a props key named key is redacted.
+func (v *Validator) Redacts(key string) bool {
+	k := strings.ToLower(key)
+	if v.redact[k] {
+		return true
+	}
+	for _, s := range redactSubstrings {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Decoded is a decoded request: the valid events, ready to store, and the
+// rejected ones.
+type Decoded struct {
+	// Events are the valid events, in request order.
+	Events []tally.Event
+	// Index holds, for each of Events, its position in the request (0
+	// for a single-event body).
+	Index []int
+	// Rejected lists the invalid events by position, in request order.
+	Rejected []Rejection
+}
+
+// Rejection says why the event at Index in a request was not stored.
+type Rejection struct {
+	Index int    `json:"index"`
+	Error string `json:"error"`
+	// Field is the event field at fault ("props.a.b" inside props; empty
+	// when the event as a whole is), for problem documents.
+	Field string `json:"-"`
+}
+
+// Decode parses and validates the body of POST /api/analytics/events for
+// tenant, received at now: either one event object, or
+// {"batch": [event, ...], "sent_at": "<RFC 3339>"} with 1 to
+// MaxBatchEvents events.
+//
+// A body that breaks the request's shape is refused whole with a
+// *tally.Error naming the field: EInvalid when it is not a JSON object,
+// when batch is not a non-empty array, for a field next to batch other than
+// sent_at, for a bad sent_at, or for invalid UTF-8 outside the events;
+// ETooLarge for more than MaxBatchEvents events. Otherwise every event is
+// checked on its own and a bad one is only rejected, with a message naming
+// its field; for a single-event body that is Rejected[0].
+//
+// Rules per event: event is 1-128 chars of dot-separated [A-Za-z0-9_-]
+// segments; source (default "api") 1-64 chars of [a-z0-9_-]; timestamp
+// (default now) is RFC 3339, shifted by now - sent_at when sent_at is given,
+// and must then lie within the tenant's retention and at most MaxFuture
+// after now; event_id (assigned when absent) 1-128 chars; user_id at most
+// 256 chars; value (default 1) a finite number; props (default {}) an
+// object of at most MaxPropsBytes and MaxPropsDepth levels whose
+// secret-named keys are redacted and whose numbers keep their text. Null
+// counts as absent. Strings and keys must not contain U+0000, the event
+// must be valid UTF-8, and unknown or repeated fields reject it. Chars are
+// Unicode code points. Times are truncated to microseconds, in UTC.
+func (v *Validator) Decode(body []byte, tenant *tally.Tenant, now time.Time) (*Decoded, error) {
+	now = now.UTC().Truncate(time.Microsecond)
+	trimmed := bytes.TrimLeft(body, jsonSpace)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, requestError("body", "must be a JSON object")
+	}
+	if !json.Valid(body) {
+		return nil, requestError("body", "must be valid JSON")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if _, err := dec.Token(); err != nil {
+		return nil, requestError("body", "must be valid JSON")
+	}
+	var (
+		isBatch bool
+		elems   []json.RawMessage
+		keys    []string
+		sentRaw json.RawMessage
+	)
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, requestError("body", "must be valid JSON")
+		}
+		key, _ := t.(string)
+		keys = append(keys, key)
+		if key != "batch" || isBatch {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, requestError("body", "must be valid JSON")
+			}
+			if key == "sent_at" {
+				sentRaw = raw
+			}
+			continue
+		}
+		isBatch = true
+		if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+			return nil, requestError("batch", "must be an array of events")
+		}
+		for dec.More() {
+			if len(elems) == MaxBatchEvents {
+				msg := fmt.Sprintf("must hold at most %d events", MaxBatchEvents)
+				return nil, &tally.Error{Code: tally.ETooLarge, Message: "batch: " + msg,
+					Fields: []tally.FieldError{{Field: "batch", Message: msg}}}
+			}
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, requestError("body", "must be valid JSON")
+			}
+			elems = append(elems, raw)
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, requestError("body", "must be valid JSON")
+		}
+	}
+
+	if !isBatch {
+		d := &Decoded{}
+		ev, rerr := v.decodeEvent(body, tenant, now, 0)
+		if rerr != nil {
+			d.Rejected = []Rejection{rerr.rejection(0)}
+		} else {
+			d.Events, d.Index = []tally.Event{ev}, []int{0}
+		}
+		return d, nil
+	}
+
+	// Batch form. Invalid UTF-8 inside an event only rejects that event;
+	// anywhere else (a key, sent_at) it spoils the request.
+	if !utf8.Valid(body) {
+		inEvents := false
+		for _, raw := range elems {
+			if !utf8.Valid(raw) {
+				inEvents = true
+				break
+			}
+		}
+		if !inEvents {
+			return nil, requestError("body", "must be valid UTF-8")
+		}
+	}
+	for i, k := range keys {
+		if k != "batch" && k != "sent_at" {
+			return nil, &tally.Error{Code: tally.EInvalid, Message: fmt.Sprintf("unknown field %s next to batch", quote(k)),
+				Fields: []tally.FieldError{{Field: k, Message: "unknown field"}}}
+		}
+		for _, prev := range keys[:i] {
+			if prev == k {
+				return nil, requestError(k, "must not be repeated")
+			}
+		}
+	}
+	if len(elems) == 0 {
+		return nil, requestError("batch", "must hold at least one event")
+	}
+	var skew time.Duration
+	if s, ok, err := jsonString(sentRaw); err != nil {
+		return nil, requestError("sent_at", "must be an RFC 3339 time")
+	} else if ok {
+		sentAt, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return nil, requestError("sent_at", "must be an RFC 3339 time")
+		}
+		skew = now.Sub(sentAt)
+	}
+
+	d := &Decoded{Events: make([]tally.Event, 0, len(elems)), Index: make([]int, 0, len(elems))}
+	for i, raw := range elems {
+		ev, rerr := v.decodeEvent(raw, tenant, now, skew)
+		if rerr != nil {
+			d.Rejected = append(d.Rejected, rerr.rejection(i))
+			continue
+		}
+		d.Events = append(d.Events, ev)
+		d.Index = append(d.Index, i)
+	}
+	return d, nil
+}
+
+// Prepare applies the rules of Decode to an event made in process (by the
+// SDK or auto-tracking) for tenant at time now: a zero Timestamp means now
+// (no skew correction applies), an empty Source "api", an empty EventID a
+// new random one, nil or null Props {}. Value is taken as it is (0 is a
+// valid value; callers that mean a count of one set 1). ID is cleared,
+// TenantID and ReceivedAt set. A broken rule is an EInvalid *tally.Error
+// naming the field.
+func (v *Validator) Prepare(in tally.Event, tenant *tally.Tenant, now time.Time) (tally.Event, error) {
+	now = now.UTC().Truncate(time.Microsecond)
+	ev, rerr := v.finish(eventInput{
+		name:    in.Name,
+		userID:  in.UserID,
+		source:  in.Source,
+		ts:      in.Timestamp,
+		tsSet:   !in.Timestamp.IsZero(),
+		eventID: in.EventID,
+		value:   in.Value,
+		props:   in.Props,
+	}, tenant, now, 0)
+	if rerr != nil {
+		return tally.Event{}, &tally.Error{Code: tally.EInvalid, Message: "invalid event: " + rerr.text(),
+			Fields: []tally.FieldError{{Field: rerr.fieldName(), Message: rerr.msg}}}
+	}
+	return ev, nil
+}
+
+// ruleError is one broken per-event rule.
+type ruleError struct {
+	field string // "" when the event as a whole is at fault
+	msg   string
+	bare  bool // msg names the field itself
+}
+
+func fail(field, msg string) *ruleError { return &ruleError{field: field, msg: msg} }
+
+func (e *ruleError) text() string {
+	if e.bare || e.field == "" {
+		return e.msg
+	}
+	return e.field + ": " + e.msg
+}
+
+func (e *ruleError) fieldName() string {
+	if e.field == "" {
+		return "event"
+	}
+	return e.field
+}
+
+func (e *ruleError) rejection(i int) Rejection {
+	return Rejection{Index: i, Error: e.text(), Field: e.field}
+}
+
+// requestError is an EInvalid error about the request as a whole.
+func requestError(field, msg string) *tally.Error {
+	return &tally.Error{Code: tally.EInvalid, Message: field + ": " + msg,
+		Fields: []tally.FieldError{{Field: field, Message: msg}}}
+}
+
+// Messages of the per-event rules.
+var (
+	msgName     = fmt.Sprintf("must be 1-%d chars of dot-separated [A-Za-z0-9_-] segments", maxNameLen)
+	msgSource   = fmt.Sprintf("must be 1-%d chars of [a-z0-9_-]", maxSourceLen)
+	msgEventID  = fmt.Sprintf("must be 1-%d chars", maxEventIDLen)
+	msgUserID   = fmt.Sprintf("must be at most %d chars", maxUserIDLen)
+	msgTime     = "must be an RFC 3339 time"
+	msgValue    = "must be a finite number"
+	msgString   = "must be a string"
+	msgNUL      = "must not contain U+0000"
+	msgUTF8     = "must be valid UTF-8"
+	msgObject   = "must be a JSON object"
+	msgPropsBig = fmt.Sprintf("must be at most %d bytes (8 KiB) encoded, after redaction", MaxPropsBytes)
+	msgDeep     = fmt.Sprintf("must nest at most %d levels (props itself is level 1)", MaxPropsDepth)
+)
+
+const jsonSpace = " \t\r\n"
+
+// eventFields are the fields an event object may have.
+var eventFields = []string{"event", "user_id", "source", "timestamp", "event_id", "value", "props"}
+
+// eventInput is an event before defaults and rules.
+type eventInput struct {
+	name, userID, source, eventID string
+	ts                            time.Time
+	tsSet                         bool
+	value                         float64
+	props                         []byte
+}
+
+// decodeEvent decodes one event object of a request.
+func (v *Validator) decodeEvent(raw []byte, tenant *tally.Tenant, now time.Time, skew time.Duration) (tally.Event, *ruleError) {
+	raw = bytes.TrimLeft(raw, jsonSpace)
+	if len(raw) == 0 || raw[0] != '{' {
+		return tally.Event{}, fail("", "event "+msgObject)
+	}
+	type field struct {
+		key string
+		raw json.RawMessage
+	}
+	var fields []field
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if _, err := dec.Token(); err != nil {
+		return tally.Event{}, fail("", "event "+msgObject)
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return tally.Event{}, fail("", "event "+msgObject)
+		}
+		key, _ := t.(string)
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return tally.Event{}, fail("", "event "+msgObject)
+		}
+		fields = append(fields, field{key, val})
+	}
+	if !utf8.Valid(raw) {
+		for _, f := range fields {
+			if !utf8.Valid(f.raw) {
+				return tally.Event{}, fail(f.key, msgUTF8)
+			}
+		}
+		return tally.Event{}, fail("", "field names "+msgUTF8)
+	}
+	vals := make(map[string]json.RawMessage, len(fields))
+	for _, f := range fields {
+		if _, dup := vals[f.key]; dup {
+			return tally.Event{}, &ruleError{field: f.key, msg: "duplicate field " + quote(f.key), bare: true}
+		}
+		known := false
+		for _, k := range eventFields {
+			known = known || k == f.key
+		}
+		if !known {
+			return tally.Event{}, &ruleError{field: f.key, msg: "unknown field " + quote(f.key), bare: true}
+		}
+		vals[f.key] = f.raw
+	}
+
+	in := eventInput{value: 1, props: vals["props"]}
+	var ok bool
+	var err error
+	if in.name, ok, err = jsonString(vals["event"]); err != nil {
+		return tally.Event{}, fail("event", msgString)
+	} else if !ok {
+		return tally.Event{}, fail("event", "required")
+	}
+	if in.source, ok, err = jsonString(vals["source"]); err != nil {
+		return tally.Event{}, fail("source", msgString)
+	} else if ok && in.source == "" {
+		return tally.Event{}, fail("source", msgSource)
+	}
+	if s, ok, err := jsonString(vals["timestamp"]); err != nil {
+		return tally.Event{}, fail("timestamp", msgTime)
+	} else if ok {
+		if in.ts, err = time.Parse(time.RFC3339, s); err != nil {
+			return tally.Event{}, fail("timestamp", msgTime)
+		}
+		in.tsSet = true
+	}
+	if in.eventID, ok, err = jsonString(vals["event_id"]); err != nil {
+		return tally.Event{}, fail("event_id", msgString)
+	} else if ok && in.eventID == "" {
+		return tally.Event{}, fail("event_id", msgEventID)
+	}
+	if in.userID, _, err = jsonString(vals["user_id"]); err != nil {
+		return tally.Event{}, fail("user_id", msgString)
+	}
+	if n := bytes.TrimLeft(vals["value"], jsonSpace); len(n) > 0 && string(n) != "null" {
+		if n[0] != '-' && (n[0] < '0' || n[0] > '9') {
+			return tally.Event{}, fail("value", msgValue)
+		}
+		f, err := strconv.ParseFloat(string(bytes.TrimRight(n, jsonSpace)), 64)
+		if err != nil {
+			return tally.Event{}, fail("value", msgValue) // out of range: ±Inf
+		}
+		in.value = f
+	}
+	return v.finish(in, tenant, now, skew)
+}
+
+// jsonString decodes a JSON string; ok is false for an absent or null
+// value, err set for any other type.
+func jsonString(raw []byte) (s string, ok bool, err error) {
+	raw = bytes.Trim(raw, jsonSpace)
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", false, nil
+	}
+	if raw[0] != '"' {
+		return "", false, fmt.Errorf("not a string")
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false, err
+	}
+	return s, true, nil
+}
+
+// finish applies defaults and the rules shared by Decode and Prepare.
+func (v *Validator) finish(in eventInput, tenant *tally.Tenant, now time.Time, skew time.Duration) (tally.Event, *ruleError) {
+	if !validName(in.name) {
+		return tally.Event{}, fail("event", msgName)
+	}
+	if in.source == "" {
+		in.source = DefaultSource
+	}
+	if !validSource(in.source) {
+		return tally.Event{}, fail("source", msgSource)
+	}
+	ts := now
+	if in.tsSet {
+		ts = in.ts.Add(skew).UTC().Truncate(time.Microsecond)
+		if ts.After(now.Add(v.maxFuture)) {
+			return tally.Event{}, fail("timestamp", fmt.Sprintf("must not be more than %s in the future (after clock-skew correction)", v.maxFuture))
+		}
+		days := tally.DefaultRetentionDays
+		if tenant != nil && tenant.RetentionDays > 0 {
+			days = tenant.RetentionDays
+		}
+		if ts.Before(now.AddDate(0, 0, -days)) {
+			return tally.Event{}, fail("timestamp", fmt.Sprintf("must not be older than the retention of %d days", days))
+		}
+	}
+	if in.eventID == "" {
+		in.eventID = rand.Text()
+	} else if msg := checkText(in.eventID, maxEventIDLen, msgEventID); msg != "" {
+		return tally.Event{}, fail("event_id", msg)
+	}
+	if msg := checkText(in.userID, maxUserIDLen, msgUserID); msg != "" {
+		return tally.Event{}, fail("user_id", msg)
+	}
+	if math.IsNaN(in.value) || math.IsInf(in.value, 0) {
+		return tally.Event{}, fail("value", msgValue)
+	}
+	props, rerr := v.props(in.props)
+	if rerr != nil {
+		return tally.Event{}, rerr
+	}
+	var tenantID int64
+	if tenant != nil {
+		tenantID = tenant.ID
+	}
+	return tally.Event{
+		TenantID:   tenantID,
+		EventID:    in.eventID,
+		Name:       in.name,
+		UserID:     in.userID,
+		Source:     in.source,
+		Timestamp:  ts,
+		ReceivedAt: now,
+		Value:      in.value,
+		Props:      props,
+	}, nil
+}
+
+// checkText checks a free-text field of at most max chars; it returns the
+// broken rule's message or "".
+func checkText(s string, max int, tooLong string) string {
+	switch {
+	case !utf8.ValidString(s):
+		return msgUTF8
+	case strings.IndexByte(s, 0) >= 0:
+		return msgNUL
+	case utf8.RuneCountInString(s) > max:
+		return tooLong
+	}
+	return ""
+}
+
+// validName reports whether s is 1-128 chars of dot-separated, non-empty
+// segments of [A-Za-z0-9_-].
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > maxNameLen {
+		return false
+	}
+	segment := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.':
+			if segment == 0 {
+				return false
+			}
+			segment = 0
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+			segment++
+		default:
+			return false
+		}
+	}
+	return segment > 0
+}
+
+// validSource reports whether s is 1-64 chars of [a-z0-9_-].
+func validSource(s string) bool {
+	if len(s) == 0 || len(s) > maxSourceLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// quote quotes a client-given name for a message, cut to a readable length.
+func quote(s string) string {
+	const max = 64
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return strconv.Quote(s[:cut]) + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// pathKey renders a props key inside a field path: escaped like a Go
+// string, without quotes, cut to a readable length.
+func pathKey(k string) string {
+	q := quote(k)
+	if cut, ok := strings.CutSuffix(q, "…"); ok {
+		return cut[1:len(cut)-1] + "…"
+	}
+	return q[1 : len(q)-1]
+}
+
+// props validates, redacts and compactly re-encodes a props object.
+func (v *Validator) props(raw []byte) ([]byte, *ruleError) {
+	raw = bytes.Trim(raw, jsonSpace)
+	if len(raw) == 0 || string(raw) == "null" {
+		return []byte("{}"), nil
+	}
+	switch {
+	case !utf8.Valid(raw):
+		return nil, fail("props", msgUTF8)
+	case raw[0] != '{':
+		return nil, fail("props", msgObject)
+	case !json.Valid(raw):
+		return nil, fail("props", "must be valid JSON")
+	}
+	pw := propsWriter{v: v, dec: json.NewDecoder(bytes.NewReader(raw)), buf: make([]byte, 0, min(len(raw), MaxPropsBytes+1))}
+	pw.dec.UseNumber()
+	if rerr := pw.value("props", 1); rerr != nil {
+		return nil, rerr
+	}
+	return pw.buf, nil
+}
+
+// propsWriter copies props token by token: it keeps key order and the
+// exact text of numbers, drops insignificant space, and stops as soon as a
+// rule breaks.
+type propsWriter struct {
+	v   *Validator
+	dec *json.Decoder
+	buf []byte
+}
+
+func (w *propsWriter) value(path string, depth int) *ruleError {
+	bad := fail("props", "must be valid JSON")
+	tok, err := w.dec.Token()
+	if err != nil {
+		return bad
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		if depth > MaxPropsDepth {
+			return fail("props", msgDeep)
+		}
+		open, end := byte(t), byte('}')
+		if t == '[' {
+			end = ']'
+		}
+		w.buf = append(w.buf, open)
+		for i := 0; w.dec.More(); i++ {
+			if i > 0 {
+				w.buf = append(w.buf, ',')
+			}
+			if open == '[' {
+				if rerr := w.value(path+"["+strconv.Itoa(i)+"]", depth+1); rerr != nil {
+					return rerr
+				}
+				continue
+			}
+			kt, err := w.dec.Token()
+			if err != nil {
+				return bad
+			}
+			key, _ := kt.(string)
+			p := path + "." + pathKey(key)
+			if strings.IndexByte(key, 0) >= 0 {
+				return fail(p, "key "+msgNUL)
+			}
+			w.buf = appendString(w.buf, key)
+			w.buf = append(w.buf, ':')
+			if w.v.Redacts(key) {
+				var skip json.RawMessage
+				if err := w.dec.Decode(&skip); err != nil {
+					return bad
+				}
+				w.buf = appendString(w.buf, Redacted)
+			} else if rerr := w.value(p, depth+1); rerr != nil {
+				return rerr
+			}
+			if len(w.buf) > MaxPropsBytes {
+				return fail("props", msgPropsBig)
+			}
+		}
+		if _, err := w.dec.Token(); err != nil {
+			return bad
+		}
+		w.buf = append(w.buf, end)
+	case string:
+		if strings.IndexByte(t, 0) >= 0 {
+			return fail(path, msgNUL)
+		}
+		w.buf = appendString(w.buf, t)
+	case json.Number:
+		w.buf = append(w.buf, t...)
+	case bool:
+		w.buf = strconv.AppendBool(w.buf, t)
+	case nil:
+		w.buf = append(w.buf, "null"...)
+	default:
+		return bad
+	}
+	if len(w.buf) > MaxPropsBytes {
+		return fail("props", msgPropsBig)
+	}
+	return nil
+}
+
+// appendString appends s, valid UTF-8, as a JSON string without the HTML
+// escaping of encoding/json.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -1,0 +1,503 @@
+package rollup
+
+import (
+	"cmp"
+	"context"
+	"math"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/tallyhq/tally"
+)
+
+// maxBuckets bounds the buckets of one Usage answer.
+const maxBuckets = 10000
+
+// span is the half-open interval [from, to).
+type span struct{ from, to time.Time }
+
+// layout is how a read of [from, to) splits into what rollups can answer
+// and what only the raw log can. The whole UTC hours in hours (except
+// those in split) are read hour by hour, from rollups or the raw log; the
+// pieces (partial hours at the ends, and the parts of an hour that a bucket
+// boundary falls inside, as in zones with a fractional UTC offset) are read
+// from the raw log, their rows starting at the piece's start.
+type layout struct {
+	hours  span
+	split  map[int64]bool // Unix seconds of hour starts in hours read as pieces
+	pieces []span
+}
+
+// newLayout lays out [from, to) so that no hour row straddles one of cuts.
+func newLayout(from, to time.Time, cuts []time.Time) layout {
+	var l layout
+	if !from.Before(to) {
+		return l
+	}
+	bounds := []time.Time{from, to}
+	for h := tally.HourStart(from).Add(time.Hour); h.Before(to); h = h.Add(time.Hour) {
+		bounds = append(bounds, h)
+	}
+	for _, c := range cuts {
+		if c.After(from) && c.Before(to) {
+			bounds = append(bounds, c)
+		}
+	}
+	slices.SortFunc(bounds, time.Time.Compare)
+	bounds = slices.CompactFunc(bounds, time.Time.Equal)
+
+	first := tally.HourStart(from)
+	if first.Before(from) {
+		first = first.Add(time.Hour)
+	}
+	last := tally.HourStart(to)
+	if first.Before(last) {
+		l.hours = span{first, last}
+	}
+	for i := 0; i+1 < len(bounds); i++ {
+		s, e := bounds[i], bounds[i+1]
+		h := tally.HourStart(s)
+		if h.Equal(s) && e.Sub(s) == time.Hour {
+			continue // a whole hour
+		}
+		l.pieces = append(l.pieces, span{s, e})
+		if !h.Before(l.hours.from) && h.Before(l.hours.to) {
+			if l.split == nil {
+				l.split = map[int64]bool{}
+			}
+			l.split[h.Unix()] = true
+		}
+	}
+	return l
+}
+
+// whole reports whether the hour starting at t is read hour by hour.
+func (l *layout) whole(t time.Time) bool { return !l.split[t.Unix()] }
+
+// read reads l for a tenant: clean gets the range of whole hours that have
+// exact rollups (those before the tenant's oldest dirty hour) and must skip
+// the hours l.whole rejects; raw gets rows aggregated from the raw log.
+func (r *Rollup) read(ctx context.Context, tenantID int64, l *layout, clean func(from, to time.Time) error, raw func([]tally.HourRow)) error {
+	if l.hours.from.Before(l.hours.to) {
+		split := l.hours.to
+		oldest, err := r.store.OldestDirty(ctx, tenantID)
+		if err != nil {
+			return err
+		}
+		if !oldest.IsZero() {
+			split = clamp(tally.HourStart(oldest), l.hours.from, l.hours.to)
+		}
+		if split.After(l.hours.from) {
+			if err := clean(l.hours.from, split); err != nil {
+				return err
+			}
+		}
+		if split.Before(l.hours.to) {
+			rows, err := r.store.AggregateEvents(ctx, tenantID, split, l.hours.to, time.Hour)
+			if err != nil {
+				return err
+			}
+			raw(slices.DeleteFunc(rows, func(row tally.HourRow) bool { return !l.whole(row.Start) }))
+		}
+	}
+	for _, p := range l.pieces {
+		rows, err := r.store.AggregateEvents(ctx, tenantID, p.from, p.to, time.Hour)
+		if err != nil {
+			return err
+		}
+		for i := range rows {
+			if rows[i].Start.Before(p.from) {
+				rows[i].Start = p.from
+			}
+		}
+		raw(rows)
+	}
+	return nil
+}
+
+// clamp returns t limited to [lo, hi].
+func clamp(t, lo, hi time.Time) time.Time {
+	switch {
+	case t.Before(lo):
+		return lo
+	case t.After(hi):
+		return hi
+	}
+	return t
+}
+
+func compareRows(a, b tally.HourRow) int {
+	return cmp.Or(a.Start.Compare(b.Start), cmp.Compare(a.Event, b.Event), cmp.Compare(a.Metric, b.Metric))
+}
+
+func comparePoints(a, b tally.MetricPoint) int {
+	return cmp.Or(a.Start.Compare(b.Start), cmp.Compare(a.Metric, b.Metric))
+}
+
+// HourlyRows returns a tenant's event rows per UTC hour, event name and
+// (for usage.increment) metric over [from, to), ordered by start, event
+// and metric. Hours before the tenant's oldest dirty hour come from the
+// rollups, the rest from the raw log. A partial hour at either end covers
+// only its part inside the range; its row starts at from when from is not
+// on an hour.
+func (r *Rollup) HourlyRows(ctx context.Context, tenantID int64, from, to time.Time) ([]tally.HourRow, error) {
+	l := newLayout(from, to, nil)
+	return r.hourlyRows(ctx, tenantID, &l)
+}
+
+func (r *Rollup) hourlyRows(ctx context.Context, tenantID int64, l *layout) ([]tally.HourRow, error) {
+	var out []tally.HourRow
+	err := r.read(ctx, tenantID, l, func(from, to time.Time) error {
+		rows, err := r.store.RollupHours(ctx, tenantID, from, to)
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			if l.whole(row.Start) {
+				out = append(out, row)
+			}
+		}
+		return nil
+	}, func(rows []tally.HourRow) { out = append(out, rows...) })
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, compareRows)
+	return out, nil
+}
+
+// HourlyMetrics returns a tenant's non-zero metric values per UTC hour over
+// [from, to), ordered by start and metric, read like HourlyRows: stored
+// metric rollups for the clean hours, the rules applied to raw rows for
+// the rest.
+func (r *Rollup) HourlyMetrics(ctx context.Context, tenantID int64, from, to time.Time) ([]tally.MetricPoint, error) {
+	l := newLayout(from, to, nil)
+	return r.hourlyMetrics(ctx, tenantID, &l)
+}
+
+func (r *Rollup) hourlyMetrics(ctx context.Context, tenantID int64, l *layout) ([]tally.MetricPoint, error) {
+	var out []tally.MetricPoint
+	err := r.read(ctx, tenantID, l, func(from, to time.Time) error {
+		points, err := r.store.RollupMetricHours(ctx, tenantID, from, to)
+		if err != nil {
+			return err
+		}
+		for _, p := range points {
+			if l.whole(p.Start) {
+				out = append(out, p)
+			}
+		}
+		return nil
+	}, func(rows []tally.HourRow) { out = append(out, r.cfg.Rules.BucketMetrics(rows)...) })
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, comparePoints)
+	return out, nil
+}
+
+// Series is one metric's values, one point per bucket.
+type Series struct {
+	Metric string              `json:"metric"`
+	Points []tally.MetricPoint `json:"points"`
+}
+
+// bucketStarts returns the starts of the buckets that cover [from, to):
+// UTC hours, or the midnights of loc (a day lasts 23 or 25 hours across a
+// daylight-saving change). The first bucket may start before from.
+func bucketStarts(from, to time.Time, hourly bool, loc *time.Location) ([]time.Time, error) {
+	var out []time.Time
+	next := func(i int) time.Time { return tally.HourStart(from).Add(time.Duration(i) * time.Hour) }
+	if !hourly {
+		y, m, d := from.In(loc).Date()
+		next = func(i int) time.Time { return time.Date(y, m, d+i, 0, 0, 0, 0, loc) }
+	}
+	for i := 0; ; i++ {
+		t := next(i)
+		if !t.Before(to) {
+			return out, nil
+		}
+		if i == maxBuckets {
+			return nil, tally.Invalid("range too long", tally.FieldError{Field: "to", Message: "at most 10000 buckets"})
+		}
+		out = append(out, t)
+	}
+}
+
+// bucketOf returns the index of the bucket that contains t, -1 before the
+// first.
+func bucketOf(starts []time.Time, t time.Time) int {
+	return sort.Search(len(starts), func(i int) bool { return starts[i].After(t) }) - 1
+}
+
+// Usage returns the values of metrics over [from, to) per bucket: per UTC
+// hour when hourly, else per day of loc (nil: UTC), from its midnights.
+// Every bucket is present, zero-filled; point starts are in UTC (the first
+// may lie before from; only events in [from, to) count). With no metrics
+// it returns every metric of the rules, of Config.QuotaMetrics and of the
+// tenant's quotas, and any counted in the range, sorted by name. EInvalid
+// for a bad metric name, to before from, or over 10000 buckets.
+func (r *Rollup) Usage(ctx context.Context, tenantID int64, metrics []string, from, to time.Time, hourly bool, loc *time.Location) ([]Series, error) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	if to.Before(from) {
+		return nil, tally.Invalid("from is after to", tally.FieldError{Field: "from", Message: "must not be after to"})
+	}
+	for _, m := range metrics {
+		if !tally.ValidMetric(m) {
+			return nil, tally.Invalid("invalid metric", tally.FieldError{Field: "metric", Message: "must match ^[a-z0-9_]{1,64}$"})
+		}
+	}
+	starts, err := bucketStarts(from, to, hourly, loc)
+	if err != nil {
+		return nil, err
+	}
+	l := newLayout(from, to, starts)
+	points, err := r.hourlyMetrics(ctx, tenantID, &l)
+	if err != nil {
+		return nil, err
+	}
+	values := map[string][]int64{}
+	for _, p := range points {
+		i := bucketOf(starts, p.Start)
+		if i < 0 {
+			continue
+		}
+		v := values[p.Metric]
+		if v == nil {
+			v = make([]int64, len(starts))
+			values[p.Metric] = v
+		}
+		v[i] += p.Value
+	}
+
+	var names []string
+	for _, m := range metrics {
+		if !slices.Contains(names, m) {
+			names = append(names, m)
+		}
+	}
+	if len(names) == 0 {
+		quotas, err := r.store.Quotas(ctx, tenantID)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, r.cfg.Rules.Metrics()...)
+		names = append(names, r.cfg.QuotaMetrics...)
+		for _, q := range quotas {
+			names = append(names, q.Metric)
+		}
+		for m := range values {
+			names = append(names, m)
+		}
+		slices.Sort(names)
+		names = slices.Compact(names)
+	}
+	out := make([]Series, 0, len(names))
+	for _, m := range names {
+		s := Series{Metric: m, Points: make([]tally.MetricPoint, len(starts))}
+		v := values[m]
+		for i, t := range starts {
+			s.Points[i] = tally.MetricPoint{Start: t.UTC(), Metric: m}
+			if v != nil {
+				s.Points[i].Value = v[i]
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// KPI is one key figure of a period and of the period before it.
+// ChangePct is (Value-Previous)/Previous*100 rounded to one decimal, nil
+// when Previous is 0.
+type KPI struct {
+	Value     int64    `json:"value"`
+	Previous  int64    `json:"previous"`
+	ChangePct *float64 `json:"change_pct"`
+}
+
+// Report is the KPI report of one range.
+type Report struct {
+	Range      string                         `json:"range"`
+	From       time.Time                      `json:"from"`
+	To         time.Time                      `json:"to"`
+	KPIs       map[string]KPI                 `json:"kpis"`
+	Timeseries map[string][]tally.MetricPoint `json:"timeseries"`
+}
+
+// kpiRanges are the ranges KPIs accepts, in days.
+var kpiRanges = map[string]int{"today": 1, "7d": 7, "30d": 30, "90d": 90}
+
+// The KPIs of a Report.
+const (
+	kpiSignups     = "signups"      // auth.user.register events
+	kpiLogins      = "logins"       // auth.user.login events
+	kpiBuilds      = "builds"       // metric builds_daily
+	kpiAPIRequests = "api_requests" // metric api_requests_daily
+	kpiUploads     = "file_uploads" // metric file_uploads_daily
+	kpiActiveUsers = "active_users" // distinct end users
+	kpiEvents      = "events"       // every event
+)
+
+var kpiNames = []string{kpiSignups, kpiLogins, kpiBuilds, kpiAPIRequests, kpiUploads, kpiActiveUsers, kpiEvents}
+
+// kpiValues computes every KPI but active_users from aggregated rows.
+func (r *Rollup) kpiValues(rows []tally.HourRow) map[string]int64 {
+	m := r.cfg.Rules.ApplyRows(rows)
+	out := map[string]int64{
+		kpiBuilds:      m["builds_daily"],
+		kpiAPIRequests: m["api_requests_daily"],
+		kpiUploads:     m["file_uploads_daily"],
+	}
+	for _, row := range rows {
+		out[kpiEvents] += row.Count
+		switch row.Event {
+		case tally.EventRegister:
+			out[kpiSignups] += row.Count
+		case tally.EventLogin:
+			out[kpiLogins] += row.Count
+		}
+	}
+	return out
+}
+
+// changePct is (v-prev)/prev*100 rounded to one decimal; nil when prev is 0.
+func changePct(v, prev int64) *float64 {
+	if prev == 0 {
+		return nil
+	}
+	x := math.Round(float64(v-prev)/float64(prev)*1000) / 10
+	return &x
+}
+
+// KPIs returns a tenant's key figures for rng ("today", "7d", "30d" or
+// "90d"): the period is that many calendar days of loc (nil: UTC) ending
+// with today, up to now (today alone: from local midnight to now), the
+// previous period the same number of full days before it. Timeseries has a
+// point per day of the period (per hour for "today"), zero-filled, for
+// every KPI. EInvalid naming field "range" for another rng.
+func (r *Rollup) KPIs(ctx context.Context, tenantID int64, rng string, loc *time.Location, now time.Time) (*Report, error) {
+	n, ok := kpiRanges[rng]
+	if !ok {
+		return nil, tally.Invalid("invalid range", tally.FieldError{Field: "range", Message: "must be one of today, 7d, 30d, 90d"})
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	y, mo, d := now.In(loc).Date()
+	midnight := func(days int) time.Time { return time.Date(y, mo, d+days, 0, 0, 0, 0, loc) }
+	from, prevFrom, to := midnight(1-n), midnight(1-2*n), now
+	var starts []time.Time
+	if n == 1 {
+		for t := from; t.Before(to); t = t.Add(time.Hour) {
+			starts = append(starts, t)
+		}
+	} else {
+		for i := 1 - n; i <= 0; i++ {
+			starts = append(starts, midnight(i))
+		}
+	}
+	end := func(i int) time.Time {
+		if i+1 < len(starts) {
+			return starts[i+1]
+		}
+		return to
+	}
+
+	// Distinct users cannot be added up across buckets: ask the log for
+	// each, alongside the rows.
+	users := make([]int64, len(starts)+2) // buckets, then period, previous
+	spans := make([]span, 0, len(users))
+	for i, s := range starts {
+		spans = append(spans, span{s, end(i)})
+	}
+	spans = append(spans, span{from, to}, span{prevFrom, from})
+	usersErr := make(chan error, 1)
+	go func() {
+		usersErr <- forEach(ctx, len(spans), 3, func(ctx context.Context, i int) error {
+			if !spans[i].from.Before(spans[i].to) {
+				return nil
+			}
+			v, err := r.store.DistinctUsers(ctx, tenantID, spans[i].from, spans[i].to)
+			users[i] = v
+			return err
+		})
+	}()
+
+	l := newLayout(prevFrom, to, starts)
+	rows, err := r.hourlyRows(ctx, tenantID, &l)
+	if uerr := <-usersErr; err == nil {
+		err = uerr
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	var prevRows []tally.HourRow
+	bucketRows := make([][]tally.HourRow, len(starts))
+	for _, row := range rows {
+		if i := bucketOf(starts, row.Start); i >= 0 {
+			bucketRows[i] = append(bucketRows[i], row)
+		} else {
+			prevRows = append(prevRows, row)
+		}
+	}
+	rep := &Report{
+		Range:      rng,
+		From:       from.UTC(),
+		To:         to.UTC(),
+		KPIs:       make(map[string]KPI, len(kpiNames)),
+		Timeseries: make(map[string][]tally.MetricPoint, len(kpiNames)),
+	}
+	cur := map[string]int64{}
+	for _, name := range kpiNames {
+		rep.Timeseries[name] = make([]tally.MetricPoint, len(starts))
+	}
+	for i, s := range starts {
+		vals := r.kpiValues(bucketRows[i])
+		vals[kpiActiveUsers] = users[i]
+		for _, name := range kpiNames {
+			rep.Timeseries[name][i] = tally.MetricPoint{Start: s.UTC(), Metric: name, Value: vals[name]}
+			cur[name] += vals[name]
+		}
+	}
+	cur[kpiActiveUsers] = users[len(starts)]
+	prev := r.kpiValues(prevRows)
+	prev[kpiActiveUsers] = users[len(starts)+1]
+	for _, name := range kpiNames {
+		rep.KPIs[name] = KPI{Value: cur[name], Previous: prev[name], ChangePct: changePct(cur[name], prev[name])}
+	}
+	return rep, nil
+}
+
+// forEach calls fn for 0 <= i < n, at most par at a time, and returns the
+// first error (the context passed to fn is canceled after it).
+func forEach(ctx context.Context, n, par int, fn func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+		sem   = make(chan struct{}, par)
+	)
+	for i := range n {
+		sem <- struct{}{}
+		if ctx.Err() != nil {
+			<-sem
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := fn(ctx, i); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}

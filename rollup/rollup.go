@@ -1,0 +1,230 @@
+// Package rollup materialises hourly and daily aggregates of the event log
+// and answers the usage and KPI queries that read them.
+//
+// Rollups are derived data: RollupDay recomputes a whole UTC day from the
+// log, so running it again changes nothing, and an event that arrives late
+// marks its hour dirty until the next run. Reads use the invariant the
+// store keeps: every hour before a tenant's oldest dirty hour has exact
+// rollup rows, so they read rollups up to there and the raw log after.
+//
+// A small scheduler runs the jobs: every hour at :05 UTC the dirty days,
+// every day at 00:00 UTC + Config.DailyAt yesterday in full and then the
+// retention purge.
+package rollup
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/tallyhq/tally"
+)
+
+// The kinds of rollup runs, as recorded in tally.RollupRun.Kind.
+const (
+	KindHourly = "hourly" // the dirty days, every hour
+	KindDaily  = "daily"  // yesterday in full, every day
+	KindManual = "manual" // asked for (API, CLI)
+)
+
+// maxRunDays bounds the days of one RunDays call, per tenant.
+const maxRunDays = 1000
+
+// Config configures a Rollup. The zero value of each field is usable and
+// means what its comment says.
+type Config struct {
+	// Rules map events to metrics (tally.DefaultUsageRules when nil).
+	Rules tally.UsageRules
+	// RunTimeout bounds one run (default 5m).
+	RunTimeout time.Duration
+	// DailyAt is when the daily run starts, after UTC midnight (default
+	// 10m; values outside [0, 24h) mean the default).
+	DailyAt time.Duration
+	// QuotaMetrics are metrics that Usage lists even when no rule makes
+	// them and nothing was counted (the keys of QUOTA_DEFAULTS).
+	QuotaMetrics []string
+	// Now tells the time (default time.Now).
+	Now func() time.Time
+	// Logger gets failed runs (default: discarded).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Rules == nil {
+		c.Rules = tally.DefaultUsageRules
+	}
+	if c.RunTimeout <= 0 {
+		c.RunTimeout = 5 * time.Minute
+	}
+	if c.DailyAt <= 0 || c.DailyAt >= 24*time.Hour {
+		c.DailyAt = 10 * time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Rollup runs rollups over a store and reads usage and KPIs from them.
+type Rollup struct {
+	cfg   Config
+	store tally.Store
+
+	duration prometheus.Histogram
+	runs     *prometheus.CounterVec
+	failures *prometheus.CounterVec
+
+	mu   sync.Mutex
+	stop chan struct{} // closed by Stop; nil when not started
+	done chan struct{} // closed when the scheduler returned
+}
+
+// New returns a Rollup over store that registers its metrics with reg
+// (nil: none registered).
+func New(cfg Config, store tally.Store, reg prometheus.Registerer) *Rollup {
+	cfg.setDefaults()
+	f := promauto.With(reg)
+	return &Rollup{
+		cfg:   cfg,
+		store: store,
+		duration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sbh_analytics_rollup_duration_seconds",
+			Help:    "Duration of rollup runs.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 4, 8), // 10ms .. ~164s
+		}),
+		runs: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbh_analytics_rollup_runs_total",
+			Help: "Rollup runs by kind (hourly, daily, manual).",
+		}, []string{"kind"}),
+		failures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbh_analytics_rollup_failures_total",
+			Help: "Rollup runs that failed, by kind.",
+		}, []string{"kind"}),
+	}
+}
+
+// Result is what a run did.
+type Result struct {
+	Days       int   `json:"days"` // tenant-days rolled up
+	Rows       int   `json:"rows"` // rows written
+	DurationMS int64 `json:"duration_ms"`
+}
+
+// tenantDay is one UTC day of one tenant.
+type tenantDay struct {
+	tenant int64
+	day    time.Time
+}
+
+// RunDirty rolls up every (tenant, UTC day) that has a dirty hour before
+// the current hour, and records the run as "hourly".
+func (r *Rollup) RunDirty(ctx context.Context) (Result, error) {
+	before := tally.HourStart(r.cfg.Now())
+	return r.run(ctx, KindHourly, func(ctx context.Context) ([]tenantDay, error) {
+		hours, err := r.store.DirtyHours(ctx, before)
+		if err != nil {
+			return nil, err
+		}
+		var days []tenantDay // hours come ordered by tenant and hour
+		for _, h := range hours {
+			td := tenantDay{h.TenantID, tally.DayStart(h.Hour)}
+			if n := len(days); n == 0 || days[n-1].tenant != td.tenant || !days[n-1].day.Equal(td.day) {
+				days = append(days, td)
+			}
+		}
+		return days, nil
+	})
+}
+
+// RunDays rolls up every UTC day from the one containing from to the one
+// containing to (inclusive) of tenantID, or of every tenant when tenantID
+// is 0, and records the run under kind ("manual" when empty). EInvalid
+// when to is before from or the range is longer than 1000 days.
+func (r *Rollup) RunDays(ctx context.Context, tenantID int64, from, to time.Time, kind string) (Result, error) {
+	first, last := tally.DayStart(from), tally.DayStart(to)
+	if last.Before(first) {
+		return Result{}, tally.Invalid("from is after to", tally.FieldError{Field: "from", Message: "must not be after to"})
+	}
+	if last.Sub(first) >= maxRunDays*24*time.Hour {
+		return Result{}, tally.Invalid("range too long", tally.FieldError{Field: "to", Message: "at most 1000 days per run"})
+	}
+	if kind == "" {
+		kind = KindManual
+	}
+	return r.run(ctx, kind, func(ctx context.Context) ([]tenantDay, error) {
+		tenants := []int64{tenantID}
+		if tenantID == 0 {
+			all, err := r.store.AllTenants(ctx)
+			if err != nil {
+				return nil, err
+			}
+			tenants = tenants[:0]
+			for _, t := range all {
+				tenants = append(tenants, t.ID)
+			}
+		}
+		var days []tenantDay
+		for _, t := range tenants {
+			for d := first; !d.After(last); d = d.Add(24 * time.Hour) {
+				days = append(days, tenantDay{t, d})
+			}
+		}
+		return days, nil
+	})
+}
+
+// run rolls up the days plan lists under its own timeout, then records,
+// counts and logs the outcome. A failing day does not stop the others.
+func (r *Rollup) run(parent context.Context, kind string, plan func(context.Context) ([]tenantDay, error)) (Result, error) {
+	began := time.Now()
+	startedAt := r.cfg.Now()
+	ctx, cancel := context.WithTimeout(parent, r.cfg.RunTimeout)
+	defer cancel()
+	var res Result
+	days, err := plan(ctx)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, td := range days {
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		n, err := r.store.RollupDay(ctx, td.tenant, td.day, r.cfg.Rules)
+		if err != nil {
+			errs = append(errs, err)
+			r.cfg.Logger.Error("rollup: day failed", "kind", kind, "tenant", td.tenant, "day", td.day.Format(time.DateOnly), "err", err)
+			continue
+		}
+		res.Days++
+		res.Rows += n
+	}
+	elapsed := time.Since(began)
+	res.DurationMS = elapsed.Milliseconds()
+	err = errors.Join(errs...)
+
+	r.runs.WithLabelValues(kind).Inc()
+	r.duration.Observe(elapsed.Seconds())
+	run := tally.RollupRun{Kind: kind, StartedAt: startedAt, FinishedAt: r.cfg.Now(), Days: res.Days, Rows: res.Rows}
+	if err != nil {
+		r.failures.WithLabelValues(kind).Inc()
+		run.Err = err.Error()
+		r.cfg.Logger.Error("rollup: run failed", "kind", kind, "days", res.Days, "err", err)
+	}
+	// Record even when the run timed out or its caller went away.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(parent), 10*time.Second)
+	defer rcancel()
+	if rerr := r.store.RecordRollupRun(rctx, run); rerr != nil {
+		r.cfg.Logger.Error("rollup: record run", "kind", kind, "err", rerr)
+		err = errors.Join(err, rerr)
+	}
+	return res, err
+}

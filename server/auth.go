@@ -1,0 +1,236 @@
+package server
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/internal/secret"
+)
+
+// sessionCookie is the dashboard's session cookie.
+const sessionCookie = "tally_session"
+
+// apiHandler is a handler that returns its error; the wrappers answer it
+// as a problem document.
+type apiHandler func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error
+
+// credentials is what a request authenticated with.
+type credentials struct {
+	p        *tally.Principal
+	token    string // the session token, for sessions
+	byCookie bool
+}
+
+// authenticate finds the principal of r: a Bearer session token or API key,
+// or the dashboard's session cookie. It does not select a tenant.
+func (s *Server) authenticate(r *http.Request) (*credentials, error) {
+	unauth := tally.Errorf(tally.EUnauthorized, "missing or invalid credentials")
+	token, byCookie, ok := presentedToken(r)
+	if !ok {
+		return nil, unauth
+	}
+	now := s.now()
+	if prefix, ok := secret.ParseKey(token); ok && !byCookie {
+		k, err := s.Store.KeyByPrefix(r.Context(), prefix)
+		if err != nil {
+			if tally.ErrorCodeOf(err) == tally.ENotFound {
+				return nil, unauth
+			}
+			return nil, err
+		}
+		if !secret.Equal(k.Hash, secret.HashToken(token)) || !k.Active(now) {
+			return nil, unauth
+		}
+		t, err := s.Store.TenantByID(r.Context(), k.TenantID)
+		if err != nil {
+			return nil, err
+		}
+		if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > time.Minute {
+			// Throttled: last_used_at is minute-precise, not a write per request.
+			if err := s.Store.TouchKey(r.Context(), k.TenantID, k.ID, now); err != nil {
+				s.log.WarnContext(r.Context(), "touch key", "err", err)
+			}
+		}
+		return &credentials{p: &tally.Principal{Key: k, Tenant: t}}, nil
+	}
+	sess, err := s.Store.SessionByHash(r.Context(), secret.HashToken(token), now)
+	if err != nil {
+		if tally.ErrorCodeOf(err) == tally.ENotFound {
+			return nil, unauth
+		}
+		return nil, err
+	}
+	u, err := s.Store.UserByID(r.Context(), sess.UserID)
+	if err != nil {
+		return nil, unauth
+	}
+	return &credentials{p: &tally.Principal{User: u}, token: token, byCookie: byCookie}, nil
+}
+
+// presentedToken returns the Bearer token of r, else its session cookie.
+func presentedToken(r *http.Request) (token string, byCookie, ok bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, t, found := strings.Cut(h, " ")
+		t = strings.TrimSpace(t)
+		if !found || !strings.EqualFold(scheme, "Bearer") || t == "" {
+			return "", false, false
+		}
+		return t, false, true
+	}
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		return c.Value, true, true
+	}
+	return "", false, false
+}
+
+// csrfToken derives the CSRF token of a session: an HMAC of the session
+// token, so it needs no storage and dies with the session.
+func csrfToken(sessionToken string) string {
+	m := hmac.New(sha256.New, []byte("tally-csrf"))
+	m.Write([]byte(sessionToken))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func unsafeMethod(m string) bool {
+	return m != http.MethodGet && m != http.MethodHead && m != http.MethodOptions
+}
+
+// checkCSRF requires the CSRF token on state-changing cookie requests.
+func checkCSRF(r *http.Request, c *credentials) error {
+	if !c.byCookie || !unsafeMethod(r.Method) {
+		return nil
+	}
+	got := r.Header.Get("X-CSRF-Token")
+	if got == "" {
+		got = r.PostFormValue("csrf_token")
+	}
+	if !hmac.Equal([]byte(got), []byte(csrfToken(c.token))) {
+		return tally.Errorf(tally.EForbidden, "missing or invalid CSRF token")
+	}
+	return nil
+}
+
+// serve adapts an apiHandler after authentication.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, p *tally.Principal, h apiHandler) {
+	r = r.WithContext(tally.NewContext(r.Context(), p))
+	if err := h(w, r, p); err != nil {
+		s.writeError(w, r, err)
+	}
+}
+
+// session serves h for a logged-in user (not an API key), with no tenant.
+func (s *Server) session(h apiHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.authenticate(r)
+		if err == nil && c.p.Key != nil {
+			err = tally.Errorf(tally.EForbidden, "this endpoint needs a user session, not an API key")
+		}
+		if err == nil {
+			err = checkCSRF(r, c)
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.serve(w, r, c.p, h)
+	})
+}
+
+// tenantAdmin serves h for a user who is at least an admin of the tenant
+// named by the {slug} path segment (sessions only).
+func (s *Server) tenantAdmin(h apiHandler) http.Handler {
+	return s.session(func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		if err := s.selectTenant(r, p, r.PathValue("slug")); err != nil {
+			return err
+		}
+		if !p.Role.AtLeast(tally.RoleAdmin) {
+			return tally.Errorf(tally.EForbidden, "this needs the admin or owner role in the tenant")
+		}
+		return h(w, r, p)
+	})
+}
+
+// selectTenant sets p's tenant and role from a slug the user must be a
+// member of. Unknown tenants and non-members get the same 403, so that a
+// tenant's existence is never revealed.
+func (s *Server) selectTenant(r *http.Request, p *tally.Principal, slug string) error {
+	forbidden := tally.Errorf(tally.EForbidden, "not a member of this tenant")
+	t, err := s.Store.TenantBySlug(r.Context(), slug)
+	if err != nil {
+		if tally.ErrorCodeOf(err) == tally.ENotFound {
+			return forbidden
+		}
+		return err
+	}
+	role, err := s.Store.MemberRole(r.Context(), t.ID, p.User.ID)
+	if err != nil {
+		if tally.ErrorCodeOf(err) == tally.ENotFound {
+			return forbidden
+		}
+		return err
+	}
+	p.Tenant, p.Role = t, role
+	return nil
+}
+
+// inTenant serves h for a principal acting in one tenant: a user session
+// with X-Tenant-Slug whose role is at least role, or an API key of that
+// tenant with scope (scope "": sessions only). Key requests are auto-tracked as api.request.
+func (s *Server) inTenant(role tally.Role, scope tally.Scope, h apiHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		c, err := s.authenticate(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if err := s.tenantContext(r, c, role, scope); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if c.p.Key == nil {
+			s.serve(w, r, c.p, h)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		s.serve(sw, r, c.p, h)
+		s.trackAPIRequest(r, c.p, sw.code(), time.Since(start))
+	})
+}
+
+// tenantContext applies the tenant context rules of API.md to c.
+func (s *Server) tenantContext(r *http.Request, c *credentials, role tally.Role, scope tally.Scope) error {
+	slug := r.Header.Get("X-Tenant-Slug")
+	p := c.p
+	if p.Key != nil {
+		if slug != "" && slug != p.Tenant.Slug {
+			return tally.Errorf(tally.EForbidden, "this API key belongs to another tenant")
+		}
+		if scope == "" {
+			return tally.Errorf(tally.EForbidden, "this endpoint needs a user session, not an API key")
+		}
+		if !p.Key.HasScope(scope) {
+			return tally.Errorf(tally.EForbidden, "this API key lacks the %s scope", scope)
+		}
+		return nil
+	}
+	if err := checkCSRF(r, c); err != nil {
+		return err
+	}
+	if slug == "" {
+		return tally.Invalid("the X-Tenant-Slug header is required with a session",
+			tally.FieldError{Field: "X-Tenant-Slug", Message: "required"})
+	}
+	if err := s.selectTenant(r, p, slug); err != nil {
+		return err
+	}
+	if !p.Role.AtLeast(role) {
+		return tally.Errorf(tally.EForbidden, "this needs the %s role or higher in the tenant", role)
+	}
+	return nil
+}

@@ -1,0 +1,174 @@
+package server
+
+import (
+	"encoding/csv"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/usage"
+)
+
+func (s *Server) handleEventsPost() apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		body, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		d, err := s.Validator.Decode(body, p.Tenant, s.now())
+		if err != nil {
+			return err
+		}
+		res, err := s.Pipeline.Submit(r.Context(), d)
+		if err != nil {
+			return err
+		}
+		if res.Accepted+res.Duplicates == 0 {
+			fields := make([]tally.FieldError, len(res.Rejected))
+			for i, rj := range res.Rejected {
+				fields[i] = tally.FieldError{Field: "events[" + strconv.Itoa(rj.Index) + "]", Message: rj.Error}
+			}
+			if res.RateLimited > 0 && res.RateLimited == len(res.Rejected) {
+				w.Header().Set("Retry-After", strconv.Itoa(int(usage.RetryAfter(s.now()).Seconds())))
+				return &tally.Error{Code: tally.ERateLimited, Message: "every event is over an enforced quota", Fields: fields}
+			}
+			return tally.Invalid("no event was accepted", fields...)
+		}
+		encode(w, http.StatusAccepted, res)
+		return nil
+	}
+}
+
+func (s *Server) handleEventsList() apiHandler {
+	type response struct {
+		Events     []tally.Event `json:"events"`
+		NextCursor *string       `json:"next_cursor"`
+	}
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		q := r.URL.Query()
+		f, err := parseEventFilter(q, s.now())
+		if err != nil {
+			return err
+		}
+		if f.Limit, err = parseLimit(q, 50, 1000); err != nil {
+			return err
+		}
+		start := time.Now()
+		events, next, err := s.Store.ListEvents(r.Context(), p.Tenant.ID, f)
+		s.observeQuery("events", start)
+		if err != nil {
+			return err
+		}
+		res := response{Events: events}
+		if next != nil {
+			c := next.Encode()
+			res.NextCursor = &c
+		}
+		encode(w, http.StatusOK, res)
+		return nil
+	}
+}
+
+func (s *Server) handleUserEventsDelete() apiHandler {
+	type response struct {
+		Deleted int64 `json:"deleted"`
+	}
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		user := r.PathValue("user_id")
+		if user == "" || len(user) > 256 {
+			return tally.Invalid("invalid user_id", tally.FieldError{Field: "user_id", Message: "must be 1-256 characters"})
+		}
+		n, err := s.Store.DeleteUserEvents(r.Context(), p.Tenant.ID, user)
+		if err != nil {
+			return err
+		}
+		s.audit(r.Context(), p.Tenant.ID, p, "events.user_deleted", user, map[string]any{"deleted": n})
+		encode(w, http.StatusOK, response{Deleted: n})
+		return nil
+	}
+}
+
+// handleExport streams the CSV export: oldest first, at most MaxExportRows
+// rows. X-Export-Truncated says whether the cap cut it short and
+// X-Export-Next-Cursor continues it (pass it as cursor).
+func (s *Server) handleExport() apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		q := r.URL.Query()
+		f, err := parseEventFilter(q, s.now())
+		if err != nil {
+			return err
+		}
+		limit := s.cfg.MaxExportRows
+		if q.Has("limit") {
+			if limit, err = parseLimit(q, limit, s.cfg.MaxExportRows); err != nil {
+				return err
+			}
+		}
+		rows := 0
+		var info tally.ExportInfo
+		started := false
+		cw := csv.NewWriter(w)
+		rc := http.NewResponseController(w)
+		var record [7]string
+		err = s.Store.ExportEvents(r.Context(), p.Tenant.ID, f, limit, func(i tally.ExportInfo) error {
+			info, started = i, true
+			h := w.Header()
+			h.Set("Content-Type", "text/csv; charset=utf-8")
+			h.Set("Content-Disposition", `attachment; filename="events-`+p.Tenant.Slug+`.csv"`)
+			h.Set("X-Export-Row-Limit", strconv.Itoa(limit))
+			h.Set("X-Export-Truncated", strconv.FormatBool(i.Truncated))
+			if i.Next != nil {
+				h.Set("X-Export-Next-Cursor", i.Next.Encode())
+			}
+			w.WriteHeader(http.StatusOK)
+			return cw.Write([]string{"id", "timestamp", "event", "user_id", "source", "value", "props"})
+		}, func(e *tally.Event) error {
+			record = [7]string{
+				strconv.FormatInt(e.ID, 10),
+				e.Timestamp.Format(time.RFC3339Nano),
+				csvCell(e.Name),
+				csvCell(e.UserID),
+				csvCell(e.Source),
+				strconv.FormatFloat(e.Value, 'g', -1, 64),
+				csvCell(string(e.Props)),
+			}
+			rows++
+			if err := cw.Write(record[:]); err != nil {
+				return err
+			}
+			if rows%1000 == 0 {
+				cw.Flush()
+				rc.Flush()
+			}
+			return nil
+		})
+		cw.Flush()
+		if err != nil && !started {
+			return err
+		}
+		if err != nil {
+			s.log.WarnContext(r.Context(), "export aborted", "request_id", requestIDFrom(r.Context()), "err", err, "rows", rows)
+		}
+		s.audit(r.Context(), p.Tenant.ID, p, "events.exported", "export.csv", map[string]any{
+			"rows": rows, "truncated": info.Truncated, "complete": err == nil,
+			"filters": map[string]string{"from": f.From.Format(time.RFC3339), "to": f.To.Format(time.RFC3339),
+				"event": f.Name, "user_id": f.UserID, "source": f.Source, "cursor": q.Get("cursor")},
+		})
+		return nil
+	}
+}
+
+// csvCell neutralises a cell that a spreadsheet would run as a formula
+// (one starting with =, +, -, @, tab or carriage return) by prefixing a
+// single quote. encoding/csv does the RFC 4180 quoting.
+func csvCell(s string) string {
+	if s == "" {
+		return s
+	}
+	switch s[0] {
+	case '=', '+', '-', '@', '\t', '\r':
+		return "'" + s
+	}
+	return s
+}

@@ -1,0 +1,223 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tallyhq/tally"
+)
+
+func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
+
+func (s *Server) handleTenantCreate() apiHandler {
+	type request struct {
+		Name        string `json:"name"`
+		Slug        string `json:"slug"`
+		AllowSignup bool   `json:"allow_signup"`
+	}
+	type response struct {
+		Tenant *tally.Tenant `json:"tenant"`
+	}
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		req, err := decode[request](r)
+		if err != nil {
+			return err
+		}
+		var fields []tally.FieldError
+		name := strings.TrimSpace(req.Name)
+		if name == "" || len(name) > 200 {
+			fields = append(fields, tally.FieldError{Field: "name", Message: "must be 1-200 characters"})
+		}
+		if !tally.ValidSlug(req.Slug) {
+			fields = append(fields, tally.FieldError{Field: "slug", Message: "must match ^[a-z0-9][a-z0-9-]{1,62}$"})
+		}
+		if len(fields) > 0 {
+			return tally.Invalid("invalid tenant", fields...)
+		}
+		t := &tally.Tenant{Name: name, Slug: req.Slug, AllowSignup: req.AllowSignup}
+		if err := s.Store.CreateTenant(r.Context(), t, p.User.ID); err != nil {
+			return err
+		}
+		s.audit(r.Context(), t.ID, p, "tenant.created", t.Slug, map[string]any{"name": t.Name})
+		s.track(r.Context(), t, tally.EventTenantCreated, userRef(p.User), map[string]any{"slug": t.Slug})
+		encode(w, http.StatusCreated, response{Tenant: t})
+		return nil
+	}
+}
+
+func (s *Server) handleTenantList() apiHandler {
+	type response struct {
+		Tenants []tally.Membership `json:"tenants"`
+	}
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		ms, err := s.Store.Memberships(r.Context(), p.User.ID)
+		if err != nil {
+			return err
+		}
+		encode(w, http.StatusOK, response{Tenants: ms})
+		return nil
+	}
+}
+
+func (s *Server) handleTenantUpdate() apiHandler {
+	type request struct {
+		Name          *string `json:"name"`
+		AllowSignup   *bool   `json:"allow_signup"`
+		Timezone      *string `json:"timezone"`
+		RetentionDays *int    `json:"retention_days"`
+		WebhookURL    *string `json:"webhook_url"`
+	}
+	type response struct {
+		Tenant        *tally.Tenant `json:"tenant"`
+		WebhookSecret string        `json:"webhook_secret,omitempty"`
+	}
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		req, err := decode[request](r)
+		if err != nil {
+			return err
+		}
+		t := *p.Tenant
+		var fields []tally.FieldError
+		if req.Name != nil {
+			if n := strings.TrimSpace(*req.Name); n == "" || len(n) > 200 {
+				fields = append(fields, tally.FieldError{Field: "name", Message: "must be 1-200 characters"})
+			} else {
+				t.Name = n
+			}
+		}
+		if req.AllowSignup != nil {
+			t.AllowSignup = *req.AllowSignup
+		}
+		if req.Timezone != nil {
+			if _, err := time.LoadLocation(*req.Timezone); err != nil || *req.Timezone == "" || *req.Timezone == "Local" {
+				fields = append(fields, tally.FieldError{Field: "timezone", Message: "must be an IANA time zone name"})
+			} else {
+				t.Timezone = *req.Timezone
+			}
+		}
+		if req.RetentionDays != nil {
+			if *req.RetentionDays < 1 || *req.RetentionDays > 3650 {
+				fields = append(fields, tally.FieldError{Field: "retention_days", Message: "must be 1-3650"})
+			} else {
+				t.RetentionDays = *req.RetentionDays
+			}
+		}
+		newSecret := ""
+		if req.WebhookURL != nil {
+			switch u, err := url.Parse(*req.WebhookURL); {
+			case *req.WebhookURL == "":
+				t.WebhookURL, t.WebhookSecret = "", ""
+			case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+				fields = append(fields, tally.FieldError{Field: "webhook_url", Message: "must be an http(s) URL"})
+			default:
+				b := make([]byte, 32)
+				rand.Read(b)
+				newSecret = "whsec_" + hex.EncodeToString(b)
+				t.WebhookURL, t.WebhookSecret = *req.WebhookURL, newSecret
+			}
+		}
+		if len(fields) > 0 {
+			return tally.Invalid("invalid tenant settings", fields...)
+		}
+		if err := s.Store.UpdateTenant(r.Context(), &t); err != nil {
+			return err
+		}
+		s.audit(r.Context(), t.ID, p, "tenant.updated", t.Slug, nil)
+		encode(w, http.StatusOK, response{Tenant: &t, WebhookSecret: newSecret})
+		return nil
+	}
+}
+
+func (s *Server) handleMemberAdd() apiHandler {
+	type request struct {
+		Email string     `json:"email"`
+		Role  tally.Role `json:"role"`
+	}
+	type response struct {
+		Member tally.Member `json:"member"`
+	}
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		req, err := decode[request](r)
+		if err != nil {
+			return err
+		}
+		if req.Role == "" {
+			req.Role = tally.RoleMember
+		}
+		if !req.Role.Valid() {
+			return tally.Invalid("invalid role", tally.FieldError{Field: "role", Message: "must be owner, admin or member"})
+		}
+		if req.Role == tally.RoleOwner && p.Role != tally.RoleOwner {
+			return tally.Errorf(tally.EForbidden, "only an owner can add an owner")
+		}
+		u, _, err := s.Store.UserByEmail(r.Context(), req.Email)
+		if err != nil {
+			if tally.ErrorCodeOf(err) == tally.ENotFound {
+				return tally.Errorf(tally.ENotFound, "no user with this email; they must register first")
+			}
+			return err
+		}
+		if err := s.Store.AddMember(r.Context(), p.Tenant.ID, u.ID, req.Role); err != nil {
+			return err
+		}
+		s.audit(r.Context(), p.Tenant.ID, p, "member.added", u.Email, map[string]any{"role": req.Role})
+		encode(w, http.StatusCreated, response{Member: tally.Member{UserID: u.ID, Email: u.Email, Name: u.Name, Role: req.Role, AddedAt: s.now()}})
+		return nil
+	}
+}
+
+func (s *Server) handleMemberList() apiHandler {
+	type response struct {
+		Members []tally.Member `json:"members"`
+	}
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		ms, err := s.Store.ListMembers(r.Context(), p.Tenant.ID)
+		if err != nil {
+			return err
+		}
+		encode(w, http.StatusOK, response{Members: ms})
+		return nil
+	}
+}
+
+func (s *Server) handleMemberRemove() apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		id, err := strconv.ParseInt(r.PathValue("user_id"), 10, 64)
+		if err != nil {
+			return tally.Errorf(tally.ENotFound, "member not found")
+		}
+		role, err := s.Store.MemberRole(r.Context(), p.Tenant.ID, id)
+		if err != nil {
+			return err
+		}
+		if role == tally.RoleOwner {
+			if p.Role != tally.RoleOwner {
+				return tally.Errorf(tally.EForbidden, "only an owner can remove an owner")
+			}
+			ms, err := s.Store.ListMembers(r.Context(), p.Tenant.ID)
+			if err != nil {
+				return err
+			}
+			owners := 0
+			for _, m := range ms {
+				if m.Role == tally.RoleOwner {
+					owners++
+				}
+			}
+			if owners <= 1 {
+				return tally.Errorf(tally.EConflict, "a tenant keeps at least one owner")
+			}
+		}
+		if err := s.Store.RemoveMember(r.Context(), p.Tenant.ID, id); err != nil {
+			return err
+		}
+		s.audit(r.Context(), p.Tenant.ID, p, "member.removed", "user:"+itoa64(id), map[string]any{"role": role})
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}

@@ -1,0 +1,122 @@
+package server
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tallyhq/tally"
+)
+
+// parseTime parses a from/to query value: RFC 3339, or a date. A date in
+// from is that day's start, in to that day's end (in loc).
+func parseTime(field, v string, end bool, loc *time.Location) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t.UTC(), nil
+	}
+	d, err := time.ParseInLocation(time.DateOnly, v, loc)
+	if err != nil {
+		return time.Time{}, tally.Invalid("invalid "+field, tally.FieldError{Field: field, Message: "must be RFC 3339 or a date (YYYY-MM-DD)"})
+	}
+	if end {
+		d = time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, loc).Add(-time.Microsecond)
+	}
+	return d.UTC(), nil
+}
+
+// parseRange reads from and to; defaults: the last 7 days up to now.
+func parseRange(q url.Values, now time.Time, loc *time.Location) (from, to time.Time, err error) {
+	to = now
+	if v := q.Get("to"); v != "" {
+		if to, err = parseTime("to", v, true, loc); err != nil {
+			return
+		}
+	}
+	from = to.Add(-7 * 24 * time.Hour)
+	if v := q.Get("from"); v != "" {
+		if from, err = parseTime("from", v, false, loc); err != nil {
+			return
+		}
+	}
+	if from.After(to) {
+		err = tally.Invalid("from is after to", tally.FieldError{Field: "from", Message: "must not be after to"})
+	}
+	return
+}
+
+// parseLimit reads limit in [1, max] with a default.
+func parseLimit(q url.Values, def, max int) (int, error) {
+	v := q.Get("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, tally.Invalid("invalid limit", tally.FieldError{Field: "limit", Message: "must be an integer from 1 to " + strconv.Itoa(max)})
+	}
+	return n, nil
+}
+
+// parseCursor reads the opaque cursor, if any.
+func parseCursor(q url.Values) (*tally.Cursor, error) {
+	if v := q.Get("cursor"); v != "" {
+		return tally.ParseCursor(v)
+	}
+	return nil, nil
+}
+
+var eventNameChars = func() [256]bool {
+	var ok [256]bool
+	for c := 'a'; c <= 'z'; c++ {
+		ok[c], ok[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		ok[c] = true
+	}
+	ok['_'], ok['-'], ok['.'] = true, true, true
+	return ok
+}()
+
+// parseEventFilter reads the event list and export filters.
+func parseEventFilter(q url.Values, now time.Time) (tally.EventFilter, error) {
+	var f tally.EventFilter
+	var err error
+	if f.From, f.To, err = parseRange(q, now, time.UTC); err != nil {
+		return f, err
+	}
+	if f.Cursor, err = parseCursor(q); err != nil {
+		return f, err
+	}
+	f.Name = q.Get("event")
+	name := strings.TrimSuffix(f.Name, "*")
+	if len(f.Name) > 129 || strings.Contains(name, "*") {
+		return f, tally.Invalid("invalid event filter", tally.FieldError{Field: "event", Message: "must be an event name or a prefix ending in *"})
+	}
+	for i := 0; i < len(name); i++ {
+		if !eventNameChars[name[i]] {
+			return f, tally.Invalid("invalid event filter", tally.FieldError{Field: "event", Message: "must be an event name or a prefix ending in *"})
+		}
+	}
+	f.UserID, f.Source = q.Get("user_id"), q.Get("source")
+	if len(f.UserID) > 256 || len(f.Source) > 64 {
+		return f, tally.Invalid("invalid filter", tally.FieldError{Field: "user_id", Message: "too long"})
+	}
+	return f, nil
+}
+
+// location resolves the tz query parameter, else the tenant's time zone.
+func location(q url.Values, t *tally.Tenant) (*time.Location, error) {
+	name := q.Get("tz")
+	if name == "" {
+		name = t.Timezone
+	}
+	if name == "" || name == "Local" {
+		name = "UTC"
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, tally.Invalid("invalid tz", tally.FieldError{Field: "tz", Message: "must be an IANA time zone name"})
+	}
+	return loc, nil
+}

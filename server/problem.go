@@ -1,0 +1,70 @@
+package server
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/tallyhq/tally"
+)
+
+// problem is an RFC 9457 problem document.
+type problem struct {
+	Type   string             `json:"type"`
+	Title  string             `json:"title"`
+	Status int                `json:"status"`
+	Detail string             `json:"detail,omitempty"`
+	Errors []tally.FieldError `json:"errors,omitempty"`
+}
+
+// statusOf maps tally's error codes to HTTP: the one place that does.
+var statusOf = map[tally.ErrorCode]int{
+	tally.EInvalid:      http.StatusBadRequest,
+	tally.EUnauthorized: http.StatusUnauthorized,
+	tally.EForbidden:    http.StatusForbidden,
+	tally.ENotFound:     http.StatusNotFound,
+	tally.EConflict:     http.StatusConflict,
+	tally.ETooLarge:     http.StatusRequestEntityTooLarge,
+	tally.ERateLimited:  http.StatusTooManyRequests,
+	tally.EUnavailable:  http.StatusServiceUnavailable,
+	tally.EInternal:     http.StatusInternalServerError,
+}
+
+// problemFor renders err as a problem document: the caller-safe message
+// only, never a Go error text.
+func problemFor(err error) problem {
+	code := tally.ErrorCodeOf(err)
+	status, ok := statusOf[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	p := problem{
+		Type:   "urn:tally:problem:" + string(code),
+		Title:  http.StatusText(status),
+		Status: status,
+		Detail: tally.ErrorMessageOf(err),
+	}
+	var te *tally.Error
+	if errors.As(err, &te) && code != tally.EInternal {
+		p.Errors = te.Fields
+	}
+	return p
+}
+
+// writeError answers err as application/problem+json. Internal errors are
+// logged with the request id; their text never reaches the client.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	p := problemFor(err)
+	if p.Status >= 500 {
+		level := slog.LevelError
+		if p.Status == http.StatusServiceUnavailable {
+			level = slog.LevelWarn
+		}
+		s.log.Log(r.Context(), level, "request failed", "request_id", requestIDFrom(r.Context()), "err", err)
+	}
+	if p.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", strconv.Itoa(1))
+	}
+	writeJSON(w, p.Status, "application/problem+json", p)
+}

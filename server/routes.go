@@ -1,0 +1,83 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/tallyhq/tally"
+)
+
+// routes registers every route of tally. The whole API on one screen.
+func (s *Server) routes() {
+	const (
+		admin  = tally.RoleAdmin
+		member = tally.RoleMember
+		read   = tally.ScopeRead
+		write  = tally.ScopeWrite
+		export = tally.ScopeExport
+		adm    = tally.ScopeAdmin
+	)
+	// Operations.
+	s.handle("GET /healthz", s.handleHealthz())
+	s.handle("GET /readiness", s.handleReadiness())
+	s.handle("GET /metrics", s.handleMetrics())
+
+	// Identity and tenants.
+	s.handle("POST /api/auth/register", s.handleRegister())
+	s.handle("POST /api/auth/login", s.handleLogin())
+	s.handle("POST /api/auth/logout", s.session(s.handleLogout()))
+	s.handle("GET /api/auth/me", s.session(s.handleMe()))
+	s.handle("POST /api/tenants", s.session(s.handleTenantCreate()))
+	s.handle("GET /api/tenants", s.session(s.handleTenantList()))
+	s.handle("PATCH /api/tenants/{slug}", s.tenantAdmin(s.handleTenantUpdate()))
+	s.handle("POST /api/tenants/{slug}/members", s.tenantAdmin(s.handleMemberAdd()))
+	s.handle("GET /api/tenants/{slug}/members", s.tenantAdmin(s.handleMemberList()))
+	s.handle("DELETE /api/tenants/{slug}/members/{user_id}", s.tenantAdmin(s.handleMemberRemove()))
+	s.handle("POST /api/keys", s.inTenant(admin, "", s.handleKeyCreate()))
+	s.handle("GET /api/keys", s.inTenant(admin, "", s.handleKeyList()))
+	s.handle("DELETE /api/keys/{id}", s.inTenant(admin, "", s.handleKeyRevoke()))
+
+	// Analytics: events, usage, quotas, rollups, audit.
+	s.handle("POST /api/analytics/events", s.analytics(member, write, s.handleEventsPost()))
+	s.handle("GET /api/analytics/events", s.analytics(admin, read, s.handleEventsList()))
+	s.handle("DELETE /api/analytics/users/{user_id}/events", s.analytics(admin, adm, s.handleUserEventsDelete()))
+	s.handle("GET /api/analytics/export.csv", s.analytics(admin, export, s.handleExport()))
+	s.handle("POST /api/analytics/usage", s.analytics(member, write, s.handleUsagePost()))
+	s.handle("GET /api/analytics/usage", s.analytics(admin, read, s.handleUsageGet()))
+	s.handle("GET /api/analytics/metrics", s.analytics(admin, read, s.handleMetricsGet()))
+	s.handle("GET /api/analytics/quotas", s.analytics(admin, read, s.handleQuotaList()))
+	s.handle("GET /api/analytics/quotas/{metric}", s.analytics(admin, read, s.handleQuotaGet()))
+	s.handle("PUT /api/analytics/quotas/{metric}", s.analytics(admin, adm, s.handleQuotaPut()))
+	s.handle("POST /api/analytics/quotas/{metric}/consume", s.analytics(member, write, s.handleQuotaConsume()))
+	s.handle("POST /api/analytics/rollup", s.analytics(admin, adm, s.handleRollup()))
+	s.handle("GET /api/analytics/audit", s.analytics(admin, adm, s.handleAudit()))
+
+	// Dashboard.
+	s.handle("GET /ui/login", s.handleUILoginForm())
+	s.handle("POST /ui/login", s.handleUILogin())
+	s.handle("POST /ui/logout", s.handleUILogout())
+	s.handle("GET /ui/analytics", s.handleUIAnalytics())
+	s.handle("GET /ui/static/", s.handleUIStatic())
+	s.mux.Handle("GET /{$}", http.RedirectHandler("/ui/analytics", http.StatusSeeOther))
+	s.mux.Handle("/", s.notFound())
+}
+
+// analytics serves an analytics endpoint: 503 while analytics is disabled,
+// else the tenant context rules of inTenant.
+func (s *Server) analytics(role tally.Role, scope tally.Scope, h apiHandler) http.Handler {
+	inner := s.inTenant(role, scope, h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.cfg.AnalyticsEnabled {
+			s.writeError(w, r, tally.Errorf(tally.EUnavailable, "analytics disabled"))
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
+}
+
+// notFound answers unknown paths and wrong methods as problems, not as the
+// mux's plain text.
+func (s *Server) notFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, tally.Errorf(tally.ENotFound, "no such endpoint"))
+	})
+}

@@ -1,0 +1,102 @@
+// Package server is tally's HTTP layer: the JSON API of ../shared/API.md,
+// the dashboard, operations endpoints, authentication and the tenant
+// context rules. routes.go lists every route.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/ingest"
+	"github.com/tallyhq/tally/rollup"
+	"github.com/tallyhq/tally/usage"
+)
+
+// Config is the HTTP layer's configuration. The zero value is not useful:
+// start from DefaultConfig.
+type Config struct {
+	RegistrationOpen bool          // POST /api/auth/register allowed
+	AnalyticsEnabled bool          // false: analytics endpoints answer 503
+	MaxExportRows    int           // cap of one CSV export
+	MaxBodyBytes     int64         // request body limit
+	SessionTTL       time.Duration // lifetime of a login session
+	SecureCookies    bool          // mark cookies Secure (behind TLS)
+	DevAssetsDir     string        // when set, templates and assets are read from this directory
+}
+
+// DefaultConfig returns the defaults of API.md.
+func DefaultConfig() Config {
+	return Config{
+		RegistrationOpen: true,
+		AnalyticsEnabled: true,
+		MaxExportRows:    50000,
+		MaxBodyBytes:     1 << 20,
+		SessionTTL:       30 * 24 * time.Hour,
+	}
+}
+
+// Deps are the services the handlers use. Analytics services may be nil
+// when analytics is disabled.
+type Deps struct {
+	Store    tally.Store
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	Now      func() time.Time
+
+	Validator *ingest.Validator
+	Pipeline  *ingest.Pipeline
+	Tracker   *ingest.Buffer // non-blocking auto-tracking
+	Usage     *usage.Service
+	Rollup    *rollup.Rollup
+	// ReadyChecks are extra readiness checks by name (e.g. "redis").
+	ReadyChecks map[string]func(context.Context) error
+}
+
+// Server is tally's HTTP handler.
+type Server struct {
+	cfg Config
+	Deps
+	log      *slog.Logger
+	httpm    *httpMetrics
+	mux      *http.ServeMux
+	patterns []string
+	handler  http.Handler
+	web      *web
+}
+
+// New builds the server and its routes.
+func New(cfg Config, d Deps) (*Server, error) {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, Deps: d, log: d.Logger, mux: http.NewServeMux(), httpm: newHTTPMetrics(d.Registry)}
+	w, err := newWeb(cfg.DevAssetsDir)
+	if err != nil {
+		return nil, err
+	}
+	s.web = w
+	s.routes()
+	s.handler = s.observe(s.mux)
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Patterns lists every registered route pattern, in registration order.
+func (s *Server) Patterns() []string { return s.patterns }
+
+// handle registers h under pattern and remembers the pattern.
+func (s *Server) handle(pattern string, h http.Handler) {
+	s.patterns = append(s.patterns, pattern)
+	s.mux.Handle(pattern, h)
+}
+
+func (s *Server) now() time.Time { return s.Now().UTC() }

@@ -1,0 +1,45 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/tallyhq/tally"
+)
+
+// track records an event of tally's own through the non-blocking buffer:
+// auto-tracking never fails or slows the request it describes.
+func (s *Server) track(ctx context.Context, t *tally.Tenant, name, userID string, props map[string]any) {
+	if !s.cfg.AnalyticsEnabled || s.Tracker == nil || t == nil {
+		return
+	}
+	raw, _ := json.Marshal(props)
+	e, err := s.Validator.Prepare(tally.Event{Name: name, UserID: userID, Source: "tally", Value: 1, Props: raw}, t, s.now())
+	if err != nil {
+		s.log.WarnContext(ctx, "auto-track event invalid", "event", name, "err", err)
+		return
+	}
+	s.Tracker.Track(e)
+}
+
+// trackAPIRequest auto-tracks an API-key request (never the key itself).
+func (s *Server) trackAPIRequest(r *http.Request, p *tally.Principal, status int, d time.Duration) {
+	s.track(r.Context(), p.Tenant, tally.EventAPIRequest, "", map[string]any{
+		"route":       r.Pattern,
+		"method":      r.Method,
+		"status":      status,
+		"duration_ms": float64(d.Microseconds()) / 1000,
+		"key_prefix":  p.Key.Prefix,
+	})
+}
+
+// audit writes an audit entry; a failure is logged, not returned: the
+// action it describes already happened.
+func (s *Server) audit(ctx context.Context, tenantID int64, p *tally.Principal, action, target string, meta map[string]any) {
+	e := &tally.AuditEntry{TenantID: tenantID, Actor: p.Actor(), Action: action, Target: target, Meta: meta}
+	if err := s.Store.WriteAudit(ctx, e); err != nil {
+		s.log.ErrorContext(ctx, "audit write failed", "action", action, "err", err)
+	}
+}

@@ -1,0 +1,306 @@
+package server
+
+import (
+	"bytes"
+	"crypto/rand"
+	"embed"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"slices"
+	"sync"
+	"text/template/parse"
+
+	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/internal/secret"
+)
+
+//go:embed web/templates web/static
+var webFS embed.FS
+
+// csp is the dashboard's Content-Security-Policy: no inline script or
+// style, nothing from other origins, no framing.
+const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+	"font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// web renders the dashboard's templates and serves its assets, from the
+// binary or (in development) from disk.
+type web struct {
+	dev      bool
+	root     fs.FS // holds templates/ and static/
+	mu       sync.Mutex
+	tmpl     *template.Template
+	rendered map[string]bool // template names rendered, for the coverage test
+}
+
+func newWeb(devDir string) (*web, error) {
+	w := &web{rendered: map[string]bool{}}
+	if devDir != "" {
+		w.dev, w.root = true, os.DirFS(devDir)
+	} else {
+		sub, err := fs.Sub(webFS, "web")
+		if err != nil {
+			return nil, err
+		}
+		w.root = sub
+	}
+	t, err := w.parse()
+	if err != nil {
+		return nil, err
+	}
+	w.tmpl = t
+	return w, nil
+}
+
+func (w *web) parse() (*template.Template, error) {
+	return template.New("").ParseFS(w.root, "templates/*.html")
+}
+
+// pages lists the template files that are pages: those with content at
+// their top level. A file holding only {{define}} blocks (layout.html) is
+// a set of partials, exercised through the pages that include them.
+func pages(t *template.Template, root fs.FS) ([]string, error) {
+	names, err := fs.Glob(root, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range names {
+		name := path.Base(n)
+		if p := t.Lookup(name); p != nil && p.Tree != nil && !parse.IsEmptyTree(p.Tree.Root) {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+// render executes the named template into the response with the
+// dashboard's security headers.
+func (w *web) render(rw http.ResponseWriter, status int, name string, data any) error {
+	t := w.tmpl
+	if w.dev {
+		var err error
+		if t, err = w.parse(); err != nil {
+			return err
+		}
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, name, data); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.rendered[name] = true
+	w.mu.Unlock()
+	h := rw.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", csp)
+	h.Set("Cache-Control", "no-store")
+	rw.WriteHeader(status)
+	_, err := rw.Write(buf.Bytes())
+	return err
+}
+
+// Rendered lists the dashboard pages rendered so far and every page
+// template file (partial-only files excluded), for the test that fails
+// when a page is never rendered.
+func (s *Server) Rendered() (rendered map[string]bool, all []string) {
+	s.web.mu.Lock()
+	defer s.web.mu.Unlock()
+	out := map[string]bool{}
+	for k, v := range s.web.rendered {
+		out[k] = v
+	}
+	all, _ = pages(s.web.tmpl, s.web.root)
+	return out, all
+}
+
+const loginCSRFCookie = "tally_login_csrf"
+
+func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookies,
+		SameSite: http.SameSiteLaxMode, MaxAge: maxAge})
+}
+
+// pageMeta is what the shared layout needs of every page.
+type pageMeta struct {
+	Title  string // the page's name in the window title
+	Charts bool   // load the chart library's stylesheet
+}
+
+type loginPage struct {
+	pageMeta
+	CSRF  string
+	Email string
+	Error string
+	Next  string
+}
+
+func (s *Server) handleUILoginForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := rand.Text()
+		s.setCookie(w, loginCSRFCookie, token, 3600)
+		if err := s.web.render(w, http.StatusOK, "login.html", loginPage{pageMeta: pageMeta{Title: "Sign in"}, CSRF: token}); err != nil {
+			s.writeError(w, r, tally.Internal(err))
+		}
+	})
+}
+
+func (s *Server) handleUILogin() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			s.writeError(w, r, tally.Invalid("invalid form"))
+			return
+		}
+		email := r.PostFormValue("email")
+		c, err := r.Cookie(loginCSRFCookie)
+		if err != nil || c.Value == "" || !secret.Equal([]byte(c.Value), []byte(r.PostFormValue("csrf_token"))) {
+			s.renderLoginError(w, r, email, "Your session form expired. Please try again.", http.StatusForbidden)
+			return
+		}
+		res, err := s.login(r, email, r.PostFormValue("password"), "")
+		if err != nil {
+			status := http.StatusUnauthorized
+			msg := "Invalid email or password."
+			if tally.ErrorCodeOf(err) != tally.EUnauthorized {
+				status, msg = http.StatusInternalServerError, "Something went wrong. Please try again."
+			}
+			s.renderLoginError(w, r, email, msg, status)
+			return
+		}
+		s.setCookie(w, loginCSRFCookie, "", -1)
+		s.setCookie(w, sessionCookie, res.Token, int(s.cfg.SessionTTL.Seconds()))
+		http.Redirect(w, r, "/ui/analytics", http.StatusSeeOther)
+	})
+}
+
+func (s *Server) renderLoginError(w http.ResponseWriter, r *http.Request, email, msg string, status int) {
+	token := rand.Text()
+	s.setCookie(w, loginCSRFCookie, token, 3600)
+	if err := s.web.render(w, status, "login.html", loginPage{pageMeta: pageMeta{Title: "Sign in"}, CSRF: token, Email: email, Error: msg}); err != nil {
+		s.writeError(w, r, tally.Internal(err))
+	}
+}
+
+func (s *Server) handleUILogout() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.authenticate(r)
+		if err == nil {
+			err = checkCSRF(r, c)
+		}
+		if err != nil {
+			http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+			return
+		}
+		if err := s.Store.RevokeSession(r.Context(), secret.HashToken(c.token)); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.setCookie(w, sessionCookie, "", -1)
+		http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+	})
+}
+
+// rangeOption is one button of the range picker.
+type rangeOption struct{ Value, Label string }
+
+var ranges = []rangeOption{{"today", "Today"}, {"7d", "7 days"}, {"30d", "30 days"}, {"90d", "90 days"}}
+
+// kpiCard is one KPI card: the key in /api/analytics/metrics and its label.
+type kpiCard struct{ Key, Label string }
+
+var kpiCards = []kpiCard{
+	{"signups", "Sign-ups"}, {"logins", "Logins"}, {"active_users", "Active users"}, {"builds", "Builds"},
+	{"api_requests", "API requests"}, {"file_uploads", "File uploads"}, {"events", "Events"},
+}
+
+type analyticsPage struct {
+	pageMeta
+	User       *tally.User
+	Tenant     tally.Membership
+	Timezone   string             // the tenant's IANA zone: the charts' and tables' clock
+	Switchable []tally.Membership // tenants the user may open here (admin or owner)
+	CSRF       string
+	Range      string
+	Ranges     []rangeOption
+	KPIs       []kpiCard
+}
+
+type forbiddenPage struct {
+	pageMeta
+	User         *tally.User
+	Requested    string             // the tenant asked for, if any
+	AdminTenants []tally.Membership // where the user may go instead
+	CSRF         string
+}
+
+// handleUIAnalytics serves the dashboard of ?tenant= (default: the user's
+// first tenant with the admin role): anonymous visitors go to the login
+// page, users who are not an admin of that tenant get the 403 page.
+func (s *Server) handleUIAnalytics() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.authenticate(r)
+		if err != nil || c.p.Key != nil || !c.byCookie {
+			http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+			return
+		}
+		ms, err := s.Store.Memberships(r.Context(), c.p.User.ID)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		var admin []tally.Membership
+		for _, m := range ms {
+			if m.Role.AtLeast(tally.RoleAdmin) {
+				admin = append(admin, m)
+			}
+		}
+		q := r.URL.Query()
+		want := q.Get("tenant")
+		var tenant *tally.Membership
+		for i, m := range admin {
+			if want == "" || m.Slug == want {
+				tenant = &admin[i]
+				break
+			}
+		}
+		if tenant == nil {
+			page := forbiddenPage{pageMeta: pageMeta{Title: "No access"}, User: c.p.User, Requested: want,
+				AdminTenants: admin, CSRF: csrfToken(c.token)}
+			if err := s.web.render(w, http.StatusForbidden, "forbidden.html", page); err != nil {
+				s.writeError(w, r, tally.Internal(err))
+			}
+			return
+		}
+		t, err := s.Store.TenantBySlug(r.Context(), tenant.Slug)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		tz := t.Timezone
+		if tz == "" || tz == "Local" {
+			tz = "UTC"
+		}
+		rng := q.Get("range")
+		if !slices.ContainsFunc(ranges, func(o rangeOption) bool { return o.Value == rng }) {
+			rng = "7d"
+		}
+		page := analyticsPage{pageMeta: pageMeta{Title: "Analytics · " + tenant.Name, Charts: true}, User: c.p.User,
+			Tenant: *tenant, Timezone: tz, Switchable: admin, CSRF: csrfToken(c.token), Range: rng, Ranges: ranges, KPIs: kpiCards}
+		if err := s.web.render(w, http.StatusOK, "analytics.html", page); err != nil {
+			s.writeError(w, r, tally.Internal(err))
+		}
+	})
+}
+
+func (s *Server) handleUIStatic() http.Handler {
+	static, _ := fs.Sub(s.web.root, "static")
+	fsrv := http.StripPrefix("/ui/static/", http.FileServerFS(static))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.web.dev {
+			w.Header().Set("Cache-Control", "public, max-age=3600")
+		}
+		fsrv.ServeHTTP(w, r)
+	})
+}

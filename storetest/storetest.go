@@ -1,0 +1,56 @@
+// Package storetest is the conformance suite of tally.Store. Every storage
+// backend's tests call Run with a function that opens a fresh, empty store;
+// the suite holds the backend to the contract written in the doc comments of
+// store.go and of the types it uses, and knows nothing about any backend.
+//
+// Each case opens its own store and runs in parallel with the others, so a
+// backend's open function must give every call an independent database.
+package storetest
+
+import (
+	"testing"
+
+	"github.com/tallyhq/tally"
+)
+
+// testCase is one check of the suite against a fresh store.
+type testCase struct {
+	name string
+	fn   func(t *testing.T, s tally.Store)
+}
+
+// Run runs the conformance suite. open must return a fresh, empty store for
+// the test it is given and release it in t.Cleanup.
+func Run(t *testing.T, open func(t *testing.T) tally.Store) {
+	groups := []struct {
+		name  string
+		cases []testCase
+	}{
+		{"Ping", []testCase{{"Answers", testPing}}},
+		{"Users", userCases()},
+		{"Sessions", sessionCases()},
+		{"Tenants", tenantCases()},
+		{"Keys", keyCases()},
+		{"Audit", auditCases()},
+		{"Quotas", quotaCases()},
+		{"Events", eventCases()},
+		{"Export", exportCases()},
+		{"Aggregate", aggregateCases()},
+		{"Rollup", rollupCases()},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			t.Parallel()
+			for _, c := range g.cases {
+				t.Run(c.name, func(t *testing.T) {
+					t.Parallel()
+					c.fn(t, open(t))
+				})
+			}
+		})
+	}
+}
+
+func testPing(t *testing.T, s tally.Store) {
+	check(t, s.Ping(t.Context()))
+}

@@ -1,0 +1,393 @@
+// Package usage counts per-tenant usage metrics per UTC day and enforces
+// quotas on them.
+//
+// The event log is the truth: a metric's value for a day is what the usage
+// rules give over that day's events. Counters are a cache of it for fast
+// quota checks and live numbers; Service.Rebuild restores today's values
+// from the log. Service implements tally.Meter, the quota gate that
+// ingestion calls around every write: Admit reserves what events would add
+// to metrics with an enforced quota, Settle counts what was committed and
+// releases what was not. Crossing 80 % and 100 % of a quota is announced
+// once per day: a Prometheus counter, an audit entry and a signed webhook.
+package usage
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/internal/metrics"
+)
+
+// Config configures a Service. The zero value of each field is usable and
+// means what its comment says.
+type Config struct {
+	// Rules map events to metrics (tally.DefaultUsageRules when nil).
+	Rules tally.UsageRules
+	// Defaults are the daily quota limits (QUOTA_DEFAULTS) of every tenant
+	// that has no override for the metric; default quotas are soft.
+	Defaults map[string]int64
+	// QuotasEnabled turns on enforcement (Admit and Consume reject what
+	// passes an enforced limit) and quota alerts. When false, usage is
+	// still counted and Consume always allows.
+	QuotasEnabled bool
+	// WebhookTimeout bounds one webhook delivery attempt (default 10s).
+	WebhookTimeout time.Duration
+	// WebhookRetries is how many times a failed delivery is retried
+	// (default 4; negative: never).
+	WebhookRetries int
+	// WebhookBackoff is the delay before the first retry; it doubles
+	// after each (default 1s).
+	WebhookBackoff time.Duration
+	// Now tells the time (default time.Now).
+	Now func() time.Time
+	// HTTPClient sends webhooks (default a new client).
+	HTTPClient *http.Client
+	// Logger gets delivery and counter failures (default: discarded).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Rules == nil {
+		c.Rules = tally.DefaultUsageRules
+	}
+	if c.WebhookTimeout <= 0 {
+		c.WebhookTimeout = 10 * time.Second
+	}
+	if c.WebhookRetries == 0 {
+		c.WebhookRetries = 4
+	}
+	if c.WebhookRetries < 0 {
+		c.WebhookRetries = 0
+	}
+	if c.WebhookBackoff <= 0 {
+		c.WebhookBackoff = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Service counts usage, answers and enforces quotas and sends quota
+// alerts. It implements tally.Meter. Close it after ingestion stopped, so
+// that pending webhook deliveries finish.
+type Service struct {
+	cfg      Config
+	store    tally.Store
+	counters Counters
+
+	tenantLabel *metrics.Limiter
+	metricLabel *metrics.Limiter
+	counted     *prometheus.CounterVec
+	exceeded    *prometheus.CounterVec
+
+	// Webhook deliveries run in goroutines tracked by wg; closed stops new
+	// ones, cancel aborts those still running when Close gives up.
+	mu      sync.Mutex
+	closed  bool
+	wg      sync.WaitGroup
+	baseCtx context.Context
+	cancel  context.CancelFunc
+}
+
+var _ tally.Meter = (*Service)(nil)
+
+// NewService returns a Service over store and counters. It registers its
+// metrics with reg (nil: none registered); labelCap bounds the distinct
+// values of each label (tenant ids, metric names), later ones count as
+// "other".
+func NewService(cfg Config, store tally.Store, counters Counters, reg prometheus.Registerer, labelCap int) *Service {
+	cfg.setDefaults()
+	f := promauto.With(reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{
+		cfg:         cfg,
+		store:       store,
+		counters:    counters,
+		tenantLabel: metrics.NewLimiter(labelCap),
+		metricLabel: metrics.NewLimiter(labelCap),
+		counted: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbh_usage_count_total",
+			Help: "Usage counted per tenant and metric (the sum of every counted amount).",
+		}, []string{"tenant", "metric"}),
+		exceeded: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbh_quota_exceeded_total",
+			Help: "Quotas reaching 100 % of their daily limit (once per tenant, metric and day).",
+		}, []string{"tenant", "metric"}),
+		baseCtx: ctx,
+		cancel:  cancel,
+	}
+}
+
+// labels returns the bounded label values of a tenant and a metric.
+func (s *Service) labels(tenantID int64, metric string) (string, string) {
+	return s.tenantLabel.Value(strconv.FormatInt(tenantID, 10)), s.metricLabel.Value(metric)
+}
+
+// day returns the UTC day an event counts in.
+func day(t time.Time) time.Time { return tally.DayStart(t) }
+
+// amountsOf returns an event's increments with one entry per metric, in
+// the order the rules first name them.
+func amountsOf(rules tally.UsageRules, e *tally.Event) []tally.Amount {
+	var out []tally.Amount
+next:
+	for _, a := range rules.Apply(e) {
+		for i := range out {
+			if out[i].Metric == a.Metric {
+				out[i].N += a.N
+				continue next
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// quotaSet is a tenant's quotas, overrides over defaults, by metric.
+type quotaSet map[string]tally.Quota
+
+// quotas loads a tenant's quotas.
+func (s *Service) quotas(ctx context.Context, tenantID int64) (quotaSet, error) {
+	over, err := s.store.Quotas(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	qs := make(quotaSet, len(s.cfg.Defaults)+len(over))
+	for m, limit := range s.cfg.Defaults {
+		qs[m] = tally.Quota{Metric: m, Limit: limit}
+	}
+	for _, q := range over {
+		qs[q.Metric] = q
+	}
+	return qs, nil
+}
+
+// tenantQuotas loads and memoises quota sets during one call.
+type tenantQuotas struct {
+	s   *Service
+	ctx context.Context
+	by  map[int64]quotaSet
+}
+
+func (t *tenantQuotas) get(tenantID int64) (quotaSet, error) {
+	if qs, ok := t.by[tenantID]; ok {
+		return qs, nil
+	}
+	qs, err := t.s.quotas(t.ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	if t.by == nil {
+		t.by = map[int64]quotaSet{}
+	}
+	t.by[tenantID] = qs
+	return qs, nil
+}
+
+// Admit implements tally.Meter. With quotas enabled, it reserves through
+// Counters.Consume each positive amount an event adds to a metric with an
+// enforced quota, in the UTC day of the event's timestamp. An event that
+// would pass any of those limits gets an ERateLimited error naming the
+// metric and the limit, and what it had reserved is released. When the
+// quotas of a tenant cannot be read or a counter fails, its events are
+// admitted unreserved (Settle then counts them): the log stays the truth
+// and a cache failure does not stop ingestion.
+func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *tally.Reservation) {
+	errs := make([]error, len(events))
+	res := &tally.Reservation{Amounts: make([][]tally.Amount, len(events))}
+	if !s.cfg.QuotasEnabled {
+		return errs, res
+	}
+	tq := tenantQuotas{s: s, ctx: ctx}
+	for i := range events {
+		e := &events[i]
+		qs, err := tq.get(e.TenantID)
+		if err != nil {
+			s.cfg.Logger.Error("usage: read quotas", "tenant", e.TenantID, "err", err)
+			continue
+		}
+		var reserved []tally.Amount
+		for _, a := range amountsOf(s.cfg.Rules, e) {
+			q, ok := qs[a.Metric]
+			if !ok || !q.Enforced || a.N <= 0 {
+				continue
+			}
+			allowed, _, err := s.counters.Consume(ctx, e.TenantID, day(e.Timestamp), a.Metric, a.N, q.Limit)
+			if err != nil {
+				s.cfg.Logger.Error("usage: consume", "tenant", e.TenantID, "metric", a.Metric, "err", err)
+				continue
+			}
+			if !allowed {
+				s.release(ctx, e, reserved)
+				reserved = nil
+				errs[i] = tally.Errorf(tally.ERateLimited, "quota exceeded: %s is limited to %d per day", a.Metric, q.Limit)
+				break
+			}
+			reserved = append(reserved, a)
+		}
+		res.Amounts[i] = reserved
+	}
+	return errs, res
+}
+
+// release gives back what was reserved for e.
+func (s *Service) release(ctx context.Context, e *tally.Event, reserved []tally.Amount) {
+	for _, a := range reserved {
+		if _, err := s.counters.Add(ctx, e.TenantID, day(e.Timestamp), a.Metric, -a.N); err != nil {
+			s.cfg.Logger.Error("usage: release reservation", "tenant", e.TenantID, "metric", a.Metric, "err", err)
+		}
+	}
+}
+
+// counterKey names one counter.
+type counterKey struct {
+	tenant int64
+	day    time.Time
+	metric string
+}
+
+// Settle implements tally.Meter. For an inserted event it adds what the
+// rules give minus what Admit (or Consume) already reserved; for one not
+// inserted it releases the reservation. Then it checks the quota alerts of
+// every counter that grew. Counter failures are logged, not returned: the
+// events are committed and a Rebuild repairs the cache.
+func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []bool, r *tally.Reservation) {
+	grown := map[counterKey]struct{}{}
+	for i := range events {
+		e := &events[i]
+		var reserved []tally.Amount
+		if r != nil && i < len(r.Amounts) {
+			reserved = r.Amounts[i]
+		}
+		if inserted == nil || i >= len(inserted) || !inserted[i] {
+			s.release(ctx, e, reserved)
+			continue
+		}
+		for _, a := range amountsOf(s.cfg.Rules, e) {
+			n := a.N
+			for _, ra := range reserved {
+				if ra.Metric == a.Metric {
+					n -= ra.N
+				}
+			}
+			if n != 0 {
+				if _, err := s.counters.Add(ctx, e.TenantID, day(e.Timestamp), a.Metric, n); err != nil {
+					s.cfg.Logger.Error("usage: count", "tenant", e.TenantID, "metric", a.Metric, "err", err)
+				}
+			}
+			if a.N > 0 {
+				tl, ml := s.labels(e.TenantID, a.Metric)
+				s.counted.WithLabelValues(tl, ml).Add(float64(a.N))
+				grown[counterKey{e.TenantID, day(e.Timestamp), a.Metric}] = struct{}{}
+			}
+		}
+	}
+	if len(grown) == 0 || !s.cfg.QuotasEnabled {
+		return
+	}
+	tq := tenantQuotas{s: s, ctx: ctx}
+	for k := range grown {
+		qs, err := tq.get(k.tenant)
+		if err != nil {
+			s.cfg.Logger.Error("usage: read quotas", "tenant", k.tenant, "err", err)
+			continue
+		}
+		q, ok := qs[k.metric]
+		if !ok {
+			continue
+		}
+		v, err := s.counters.Get(ctx, k.tenant, k.day, k.metric)
+		if err != nil {
+			s.cfg.Logger.Error("usage: read counter", "tenant", k.tenant, "metric", k.metric, "err", err)
+			continue
+		}
+		s.checkAlerts(ctx, k.tenant, k.day, q, v)
+	}
+}
+
+// Rebuild recomputes, for every tenant, today's (UTC) counters from the
+// event log and marks the alert thresholds they already crossed as fired,
+// without alerting again. Run it at start before ingestion, or when the
+// counters were lost: increments that race with it may be lost from the
+// cache (never from the log).
+func (s *Service) Rebuild(ctx context.Context) error {
+	tenants, err := s.store.AllTenants(ctx)
+	if err != nil {
+		return err
+	}
+	from := day(s.cfg.Now())
+	var errs []error
+	for _, t := range tenants {
+		if err := s.rebuildTenant(ctx, t.ID, from); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Service) rebuildTenant(ctx context.Context, tenantID int64, from time.Time) error {
+	rows, err := s.store.AggregateEvents(ctx, tenantID, from, from.Add(24*time.Hour), time.Hour)
+	if err != nil {
+		return err
+	}
+	values := s.cfg.Rules.ApplyRows(rows)
+	if err := s.counters.Reset(ctx, tenantID, from, values); err != nil {
+		return err
+	}
+	qs, err := s.quotas(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	for m, q := range qs {
+		for _, th := range thresholds {
+			if crossed(values[m], q.Limit, th) {
+				if _, err := s.counters.FirstCrossing(ctx, tenantID, from, m, th); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Today returns the tenant's counters of the current UTC day.
+func (s *Service) Today(ctx context.Context, tenantID int64) (map[string]int64, error) {
+	return s.counters.All(ctx, tenantID, day(s.cfg.Now()))
+}
+
+// Close stops new webhook deliveries and waits for the pending ones. When
+// ctx ends first, it aborts them and returns ctx's error.
+func (s *Service) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		<-done
+		return ctx.Err()
+	}
+}
