@@ -11,14 +11,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/tallyhq/tally/ingest"
+	"github.com/tallyhq/tally/internal/app"
 	"github.com/tallyhq/tally/internal/demo"
-	"github.com/tallyhq/tally/rollup"
 	"github.com/tallyhq/tally/server"
-	"github.com/tallyhq/tally/sqlite"
-	"github.com/tallyhq/tally/usage"
 )
 
 // parseConfig loads the environment, applies the command's flags and
@@ -61,87 +56,51 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	log := newLogger(stderr, c.LogLevel)
 	log.Info("starting tally", "version", buildVersion(), "config", c)
 
-	store, err := sqlite.Open(ctx, c.sqlitePath(), sqlite.Options{Synchronous: c.SQLiteSync})
+	cfg := server.DefaultConfig()
+	cfg.RegistrationOpen = c.Registration == "open"
+	cfg.MaxExportRows = c.MaxExportRows
+	cfg.SessionTTL = c.SessionTTL
+	cfg.SecureCookies = c.SecureCookies
+	cfg.DevAssetsDir = c.DevDir
+	a, err := app.New(ctx, app.Config{
+		SQLitePath: c.sqlitePath(), SQLiteSync: c.SQLiteSync,
+		AnalyticsEnabled: c.AnalyticsEnabled, QuotasEnabled: c.QuotasEnabled, QuotaDefaults: c.QuotaDefaults,
+		UsageRules: c.UsageRules, RedactKeys: c.RedactKeys, IngestQueue: c.IngestQueue, LabelCap: c.LabelCap,
+		RollupDailyAt: c.RollupDailyAt, Server: cfg, Logger: log,
+	})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	im := ingest.NewMetrics(reg, c.LabelCap)
-	writer := ingest.NewWriter(store, ingest.WriterConfig{QueueSize: c.IngestQueue}, im)
-	writer.Start()
-	meter := usage.NewService(usage.Config{
-		Rules: c.UsageRules, Defaults: c.QuotaDefaults, QuotasEnabled: c.QuotasEnabled, Logger: log,
-	}, store, usage.NewMemoryCounters(), reg, c.LabelCap)
-	pipeline := ingest.NewPipeline(writer, meter, im)
-	tracker := ingest.NewBuffer(pipeline, 4096, im)
-	tracker.Start()
-	roll := rollup.New(rollup.Config{Rules: c.UsageRules, DailyAt: c.RollupDailyAt, Logger: log}, store, reg)
-
-	// Stop in reverse order: producers first, the writer drains, then the DB closes.
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
+	closeApp := func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if c.AnalyticsEnabled {
-			roll.Stop()
+		if err := a.Close(sctx); err != nil {
+			log.Error("shutdown", "err", err)
 		}
-		if err := tracker.Stop(sctx); err != nil {
-			log.Error("auto-track buffer stop", "err", err)
-		}
-		if err := writer.Stop(sctx); err != nil {
-			log.Error("ingest writer stop", "err", err)
-		}
-		meter.Close(sctx)
 	}
-	defer stop()
+	defer closeApp()
 
 	if c.Demo {
-		res, err := demo.Seed(ctx, store, func(ctx context.Context, tenantID int64, from, to time.Time) error {
-			_, err := roll.RunDays(ctx, tenantID, from, to, "manual")
+		res, err := demo.Seed(ctx, a.Store, func(ctx context.Context, tenantID int64, from, to time.Time) error {
+			_, err := a.Rollup.RunDays(ctx, tenantID, from, to, "manual")
 			return err
 		}, time.Now())
 		if err != nil {
 			return fmt.Errorf("seed demo data: %w", err)
 		}
+		if err := a.RebuildCounters(ctx); err != nil {
+			return err
+		}
 		printDemo(stdout, res, c.ListenAddr)
 	}
-	if err := meter.Rebuild(ctx); err != nil {
-		return fmt.Errorf("rebuild usage counters: %w", err)
-	}
-	if c.AnalyticsEnabled {
-		roll.Start()
-	}
-
-	cfg := server.DefaultConfig()
-	cfg.RegistrationOpen = c.Registration == "open"
-	cfg.AnalyticsEnabled = c.AnalyticsEnabled
-	cfg.MaxExportRows = c.MaxExportRows
-	cfg.SessionTTL = c.SessionTTL
-	cfg.SecureCookies = c.SecureCookies
-	cfg.DevAssetsDir = c.DevDir
-	srv, err := server.New(cfg, server.Deps{
-		Store: store, Logger: log, Registry: reg,
-		Validator: ingest.NewValidator(ingest.Config{RedactKeys: c.RedactKeys}),
-		Pipeline:  pipeline, Tracker: tracker, Usage: meter, Rollup: roll,
-	})
-	if err != nil {
-		return err
-	}
+	a.StartScheduler()
 
 	ln, err := net.Listen("tcp", c.ListenAddr)
 	if err != nil {
 		return &configError{msg: fmt.Sprintf("listen on %s: %v", c.ListenAddr, err)}
 	}
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           a.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      5 * time.Minute, // long CSV exports stream
@@ -165,7 +124,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := hs.Shutdown(sctx); err != nil {
 		log.Error("http shutdown", "err", err)
 	}
-	stop()
+	closeApp()
 	log.Info("stopped")
 	return nil
 }

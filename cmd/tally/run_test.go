@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is an io.Writer safe for the server goroutine and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// TestRunServe runs the whole program through run on a free port, checks
+// it serves, and that cancelling its context shuts it down cleanly.
+func TestRunServe(t *testing.T) {
+	t.Parallel()
+	env := envOf(map[string]string{
+		"LISTEN_ADDR":  "127.0.0.1:0",
+		"DATABASE_URL": filepath.Join(t.TempDir(), "data", "tally.db"),
+		"LOG_LEVEL":    "warn",
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	var stdout, stderr lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "-demo"}, env, &stdout, &stderr) }()
+
+	var base string
+	deadline := time.Now().Add(60 * time.Second)
+	for base == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		}
+		for _, line := range strings.Split(stdout.String(), "\n") {
+			if u, ok := strings.CutPrefix(line, "tally listening on "); ok {
+				base = u
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"ok"`) {
+		t.Fatalf("healthz: %d %s", resp.StatusCode, body)
+	}
+	out := stdout.String()
+	if !strings.Contains(out, "admin login: admin@demo.tally.local / ") {
+		t.Fatalf("the demo admin login is not printed:\n%s", out)
+	}
+	// The printed login works and sees the demo tenant with its events.
+	var email, password string
+	for _, line := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "admin login: "); ok {
+			email, password, _ = strings.Cut(rest, " / ")
+		}
+	}
+	lb, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	resp, err = http.Post(base+"/api/auth/login", "application/json", bytes.NewReader(lb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var login struct {
+		Token   string
+		Tenants []struct{ Slug, Role string }
+	}
+	json.NewDecoder(resp.Body).Decode(&login)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(login.Tenants) != 1 || login.Tenants[0].Slug != "demo" || login.Tenants[0].Role != "owner" {
+		t.Fatalf("demo login: %d %+v", resp.StatusCode, login)
+	}
+	req, _ := http.NewRequest("GET", base+"/api/analytics/metrics?range=30d", nil)
+	req.Header.Set("Authorization", "Bearer "+login.Token)
+	req.Header.Set("X-Tenant-Slug", "demo")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		KPIs map[string]struct{ Value int64 } `json:"kpis"`
+	}
+	json.NewDecoder(resp.Body).Decode(&m)
+	resp.Body.Close()
+	if m.KPIs["events"].Value < 1000 || m.KPIs["signups"].Value == 0 || m.KPIs["active_users"].Value == 0 {
+		t.Fatalf("demo tenant KPIs look empty: %+v", m.KPIs)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v after shutdown", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after its context was cancelled")
+	}
+}
+
+// TestRunConfigErrors checks that bad configuration is a configError
+// (exit code 2) with a message naming the setting.
+func TestRunConfigErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no command", nil, nil, "no command"},
+		{"unknown command", []string{"frobnicate"}, nil, "unknown command"},
+		{"bad bool", []string{"migrate"}, map[string]string{"ANALYTICS_ENABLED": "maybe"}, "ANALYTICS_ENABLED"},
+		{"bad quota json", []string{"migrate"}, map[string]string{"QUOTA_DEFAULTS": "{"}, "QUOTA_DEFAULTS"},
+		{"bad quota metric", []string{"migrate"}, map[string]string{"QUOTA_DEFAULTS": `{"Bad Name":1}`}, "QUOTA_DEFAULTS"},
+		{"bad registration", []string{"migrate"}, map[string]string{"REGISTRATION": "sometimes"}, "REGISTRATION"},
+		{"bad export rows", []string{"migrate"}, map[string]string{"ANALYTICS_MAX_EXPORT_ROWS": "0"}, "ANALYTICS_MAX_EXPORT_ROWS"},
+		{"bad flag", []string{"serve", "-nope"}, nil, "nope"},
+		{"bad sync", []string{"migrate"}, map[string]string{"SQLITE_SYNCHRONOUS": "OFF"}, "SQLITE_SYNCHRONOUS"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"DATABASE_URL": filepath.Join(t.TempDir(), "t.db")}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			err := run(t.Context(), tc.args, envOf(env), io.Discard, io.Discard)
+			var ce *configError
+			if !errors.As(err, &ce) {
+				t.Fatalf("run(%v) = %v, want a configError", tc.args, err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not name %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestConfigLogRedactsSecrets checks that the logged configuration hides
+// passwords in URLs.
+func TestConfigLogRedactsSecrets(t *testing.T) {
+	t.Parallel()
+	c := defaultConfig()
+	c.DatabaseURL = "postgres://tally:hunter2@db:5432/tally"
+	c.RedisURL = "redis://:s3cret@cache:6379/0"
+	var buf bytes.Buffer
+	newLogger(&buf, 0).Info("config", "config", c)
+	if strings.Contains(buf.String(), "hunter2") || strings.Contains(buf.String(), "s3cret") {
+		t.Fatalf("secrets in the logged configuration: %s", buf.String())
+	}
+	if !strings.Contains(buf.String(), "db:5432") {
+		t.Fatalf("the logged configuration lost the database host: %s", buf.String())
+	}
+}

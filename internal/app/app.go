@@ -1,0 +1,145 @@
+// Package app wires tally together: the store, the ingest writer and
+// buffer, usage metering, rollups and the HTTP server, started and stopped
+// in the right order. `tally serve` and the end-to-end tests share it.
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/ingest"
+	"github.com/tallyhq/tally/rollup"
+	"github.com/tallyhq/tally/server"
+	"github.com/tallyhq/tally/sqlite"
+	"github.com/tallyhq/tally/usage"
+)
+
+// Config is everything the services need. Zero values take the documented
+// defaults of each part.
+type Config struct {
+	SQLitePath       string
+	SQLiteSync       string // FULL (default) or NORMAL
+	AnalyticsEnabled bool
+	QuotasEnabled    bool
+	QuotaDefaults    map[string]int64
+	UsageRules       tally.UsageRules // nil: tally.DefaultUsageRules
+	RedactKeys       []string         // nil: the built-in list
+	IngestQueue      int
+	LabelCap         int
+	RollupDailyAt    time.Duration
+	WebhookBackoff   time.Duration // first retry delay of quota webhooks
+	Server           server.Config
+	Logger           *slog.Logger
+	Now              func() time.Time
+}
+
+// App is a running tally.
+type App struct {
+	Store    *sqlite.DB
+	Registry *prometheus.Registry
+	Writer   *ingest.Writer
+	Pipeline *ingest.Pipeline
+	Tracker  *ingest.Buffer
+	Usage    *usage.Service
+	Rollup   *rollup.Rollup
+	Server   *server.Server
+
+	cfg       Config
+	scheduled bool
+	closed    bool
+}
+
+// New opens the database, starts the ingest writer and the auto-track
+// buffer, rebuilds today's usage counters from the log and builds the
+// HTTP server. Call Close when done.
+func New(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.UsageRules == nil {
+		cfg.UsageRules = tally.DefaultUsageRules
+	}
+	store, err := sqlite.Open(ctx, cfg.SQLitePath, sqlite.Options{Synchronous: cfg.SQLiteSync})
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a := &App{Store: store, Registry: reg, cfg: cfg}
+	im := ingest.NewMetrics(reg, cfg.LabelCap)
+	a.Writer = ingest.NewWriter(store, ingest.WriterConfig{QueueSize: cfg.IngestQueue}, im)
+	a.Writer.Start()
+	a.Usage = usage.NewService(usage.Config{
+		Rules: cfg.UsageRules, Defaults: cfg.QuotaDefaults, QuotasEnabled: cfg.QuotasEnabled,
+		WebhookBackoff: cfg.WebhookBackoff, Logger: cfg.Logger, Now: cfg.Now,
+	}, store, usage.NewMemoryCounters(), reg, cfg.LabelCap)
+	a.Pipeline = ingest.NewPipeline(a.Writer, a.Usage, im)
+	a.Tracker = ingest.NewBuffer(a.Pipeline, 4096, im)
+	a.Tracker.Start()
+	a.Rollup = rollup.New(rollup.Config{Rules: cfg.UsageRules, DailyAt: cfg.RollupDailyAt, Logger: cfg.Logger, Now: cfg.Now}, store, reg)
+	if err := a.Usage.Rebuild(ctx); err != nil {
+		a.Close(ctx)
+		return nil, err
+	}
+	scfg := cfg.Server
+	scfg.AnalyticsEnabled = cfg.AnalyticsEnabled
+	a.Server, err = server.New(scfg, server.Deps{
+		Store: store, Logger: cfg.Logger, Registry: reg, Now: cfg.Now,
+		Validator: ingest.NewValidator(ingest.Config{RedactKeys: cfg.RedactKeys}),
+		Pipeline:  a.Pipeline, Tracker: a.Tracker, Usage: a.Usage, Rollup: a.Rollup,
+	})
+	if err != nil {
+		a.Close(ctx)
+		return nil, err
+	}
+	return a, nil
+}
+
+// RebuildCounters recomputes today's usage counters from the event log
+// (after events were written around the pipeline, e.g. demo data).
+func (a *App) RebuildCounters(ctx context.Context) error { return a.Usage.Rebuild(ctx) }
+
+// StartScheduler starts the rollup and retention schedule (when analytics
+// is enabled).
+func (a *App) StartScheduler() {
+	if a.cfg.AnalyticsEnabled && !a.scheduled {
+		a.scheduled = true
+		a.Rollup.Start()
+	}
+}
+
+// Handler is the HTTP handler of the app.
+func (a *App) Handler() http.Handler { return a.Server }
+
+// Close stops producers first, lets the writer drain and commit what is
+// queued, waits for webhook deliveries and closes the database.
+func (a *App) Close(ctx context.Context) error {
+	if a.closed {
+		return nil
+	}
+	a.closed = true
+	if a.scheduled {
+		a.Rollup.Stop()
+	}
+	var errs []error
+	if a.Tracker != nil {
+		errs = append(errs, a.Tracker.Stop(ctx))
+	}
+	if a.Writer != nil {
+		errs = append(errs, a.Writer.Stop(ctx))
+	}
+	if a.Usage != nil {
+		errs = append(errs, a.Usage.Close(ctx))
+	}
+	errs = append(errs, a.Store.Close())
+	return errors.Join(errs...)
+}
