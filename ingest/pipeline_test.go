@@ -24,7 +24,6 @@ type fakeMeter struct {
 	used     int // settled as inserted
 	settles  int
 	nilSets  int // Settle calls with inserted == nil
-	admitCtx context.Context
 }
 
 func (f *fakeMeter) Admit(ctx context.Context, events []tally.Event) ([]error, *tally.Reservation) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -163,53 +164,42 @@ func (v *Validator) Decode(body []byte, tenant *tally.Tenant, now time.Time) (*D
 	if !json.Valid(body) {
 		return nil, requestError("body", "must be valid JSON")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if _, err := dec.Token(); err != nil {
-		return nil, requestError("body", "must be valid JSON")
-	}
 	var (
 		isBatch bool
-		elems   []json.RawMessage
+		elems   [][]byte
 		keys    []string
-		sentRaw json.RawMessage
+		sentRaw []byte
 	)
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, requestError("body", "must be valid JSON")
-		}
-		key, _ := t.(string)
+	r := reader{b: body}
+	err := r.object(func(key string) error {
 		keys = append(keys, key)
 		if key != "batch" || isBatch {
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				return nil, requestError("body", "must be valid JSON")
-			}
+			raw := r.value()
 			if key == "sent_at" {
 				sentRaw = raw
 			}
-			continue
+			return nil
 		}
 		isBatch = true
-		if t, err := dec.Token(); err != nil || t != json.Delim('[') {
-			return nil, requestError("batch", "must be an array of events")
+		if r.peek() != '[' {
+			return requestError("batch", "must be an array of events")
 		}
-		for dec.More() {
+		return r.array(func(int) error {
 			if len(elems) == MaxBatchEvents {
 				msg := fmt.Sprintf("must hold at most %d events", MaxBatchEvents)
-				return nil, &tally.Error{Code: tally.ETooLarge, Message: "batch: " + msg,
+				return &tally.Error{Code: tally.ETooLarge, Message: "batch: " + msg,
 					Fields: []tally.FieldError{{Field: "batch", Message: msg}}}
 			}
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				return nil, requestError("body", "must be valid JSON")
-			}
-			elems = append(elems, raw)
-		}
-		if _, err := dec.Token(); err != nil {
-			return nil, requestError("body", "must be valid JSON")
-		}
+			elems = append(elems, r.value())
+			return nil
+		})
+	})
+	var te *tally.Error
+	switch {
+	case errors.As(err, &te):
+		return nil, te
+	case err != nil:
+		return nil, requestError("body", "must be valid JSON")
 	}
 
 	if !isBatch {
@@ -310,6 +300,8 @@ type ruleError struct {
 
 func fail(field, msg string) *ruleError { return &ruleError{field: field, msg: msg} }
 
+func (e *ruleError) Error() string { return e.text() }
+
 func (e *ruleError) text() string {
 	if e.bare || e.field == "" {
 		return e.msg
@@ -362,6 +354,7 @@ type eventInput struct {
 	tsSet                         bool
 	value                         float64
 	props                         []byte
+	trusted                       bool // props is part of a valid JSON body
 }
 
 // decodeEvent decodes one event object of a request.
@@ -372,25 +365,15 @@ func (v *Validator) decodeEvent(raw []byte, tenant *tally.Tenant, now time.Time,
 	}
 	type field struct {
 		key string
-		raw json.RawMessage
+		raw []byte
 	}
 	var fields []field
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if _, err := dec.Token(); err != nil {
+	r := reader{b: raw}
+	if err := r.object(func(key string) error {
+		fields = append(fields, field{key, r.value()})
+		return nil
+	}); err != nil {
 		return tally.Event{}, fail("", "event "+msgObject)
-	}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return tally.Event{}, fail("", "event "+msgObject)
-		}
-		key, _ := t.(string)
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil {
-			return tally.Event{}, fail("", "event "+msgObject)
-		}
-		fields = append(fields, field{key, val})
 	}
 	if !utf8.Valid(raw) {
 		for _, f := range fields {
@@ -400,7 +383,7 @@ func (v *Validator) decodeEvent(raw []byte, tenant *tally.Tenant, now time.Time,
 		}
 		return tally.Event{}, fail("", "field names "+msgUTF8)
 	}
-	vals := make(map[string]json.RawMessage, len(fields))
+	vals := make(map[string][]byte, len(fields))
 	for _, f := range fields {
 		if _, dup := vals[f.key]; dup {
 			return tally.Event{}, &ruleError{field: f.key, msg: "duplicate field " + quote(f.key), bare: true}
@@ -415,7 +398,7 @@ func (v *Validator) decodeEvent(raw []byte, tenant *tally.Tenant, now time.Time,
 		vals[f.key] = f.raw
 	}
 
-	in := eventInput{value: 1, props: vals["props"]}
+	in := eventInput{value: 1, props: vals["props"], trusted: true}
 	var ok bool
 	var err error
 	if in.name, ok, err = jsonString(vals["event"]); err != nil {
@@ -464,13 +447,8 @@ func jsonString(raw []byte) (s string, ok bool, err error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return "", false, nil
 	}
-	if raw[0] != '"' {
-		return "", false, fmt.Errorf("not a string")
-	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false, err
-	}
-	return s, true, nil
+	s, err = unquote(raw)
+	return s, err == nil, err
 }
 
 // finish applies defaults and the rules shared by Decode and Prepare.
@@ -509,7 +487,7 @@ func (v *Validator) finish(in eventInput, tenant *tally.Tenant, now time.Time, s
 	if math.IsNaN(in.value) || math.IsInf(in.value, 0) {
 		return tally.Event{}, fail("value", msgValue)
 	}
-	props, rerr := v.props(in.props)
+	props, rerr := v.props(in.props, in.trusted)
 	if rerr != nil {
 		return tally.Event{}, rerr
 	}
@@ -605,8 +583,10 @@ func pathKey(k string) string {
 	return q[1 : len(q)-1]
 }
 
-// props validates, redacts and compactly re-encodes a props object.
-func (v *Validator) props(raw []byte) ([]byte, *ruleError) {
+// props validates, redacts and compactly re-encodes a props object. Unless
+// trusted (a part of a body json.Valid accepted), raw is checked for
+// syntax first.
+func (v *Validator) props(raw []byte, trusted bool) ([]byte, *ruleError) {
 	raw = bytes.Trim(raw, jsonSpace)
 	if len(raw) == 0 || string(raw) == "null" {
 		return []byte("{}"), nil
@@ -616,93 +596,115 @@ func (v *Validator) props(raw []byte) ([]byte, *ruleError) {
 		return nil, fail("props", msgUTF8)
 	case raw[0] != '{':
 		return nil, fail("props", msgObject)
-	case !json.Valid(raw):
+	case !trusted && !json.Valid(raw):
 		return nil, fail("props", "must be valid JSON")
 	}
-	pw := propsWriter{v: v, dec: json.NewDecoder(bytes.NewReader(raw)), buf: make([]byte, 0, min(len(raw), MaxPropsBytes+1))}
-	pw.dec.UseNumber()
-	if rerr := pw.value("props", 1); rerr != nil {
+	pw := propsWriter{v: v, r: reader{b: raw}, buf: make([]byte, 0, min(len(raw), MaxPropsBytes+1))}
+	if rerr := pw.value(1); rerr != nil {
 		return nil, rerr
 	}
 	return pw.buf, nil
 }
 
-// propsWriter copies props token by token: it keeps key order and the
-// exact text of numbers, drops insignificant space, and stops as soon as a
-// rule breaks.
+// propsWriter copies props value by value: it keeps key order and the
+// exact text of numbers, drops insignificant space, redacts, and stops as
+// soon as a rule breaks.
 type propsWriter struct {
-	v   *Validator
-	dec *json.Decoder
-	buf []byte
+	v    *Validator
+	r    reader
+	buf  []byte
+	path []pathElem // where value is, for messages
 }
 
-func (w *propsWriter) value(path string, depth int) *ruleError {
-	bad := fail("props", "must be valid JSON")
-	tok, err := w.dec.Token()
-	if err != nil {
-		return bad
+// pathElem is a key (or, with idx >= 0, an array index) on the way into
+// props.
+type pathElem struct {
+	key string
+	idx int
+}
+
+func (w *propsWriter) fail(msg string) *ruleError {
+	var b strings.Builder
+	b.WriteString("props")
+	for _, e := range w.path {
+		if e.idx >= 0 {
+			b.WriteString("[" + strconv.Itoa(e.idx) + "]")
+		} else {
+			b.WriteString("." + pathKey(e.key))
+		}
 	}
-	switch t := tok.(type) {
-	case json.Delim:
+	return fail(b.String(), msg)
+}
+
+// value copies the next value, at nesting level depth.
+func (w *propsWriter) value(depth int) *ruleError {
+	bad := fail("props", "must be valid JSON")
+	switch c := w.r.peek(); c {
+	case '{', '[':
 		if depth > MaxPropsDepth {
 			return fail("props", msgDeep)
 		}
-		open, end := byte(t), byte('}')
-		if t == '[' {
-			end = ']'
-		}
-		w.buf = append(w.buf, open)
-		for i := 0; w.dec.More(); i++ {
-			if i > 0 {
+		w.buf = append(w.buf, c)
+		n := 0
+		var rerr *ruleError
+		elem := func(key string, idx int) error {
+			if n > 0 {
 				w.buf = append(w.buf, ',')
 			}
-			if open == '[' {
-				if rerr := w.value(path+"["+strconv.Itoa(i)+"]", depth+1); rerr != nil {
+			n++
+			w.path = append(w.path, pathElem{key, idx})
+			defer func() { w.path = w.path[:len(w.path)-1] }()
+			if idx < 0 {
+				if strings.IndexByte(key, 0) >= 0 {
+					rerr = w.fail("key " + msgNUL)
 					return rerr
 				}
-				continue
-			}
-			kt, err := w.dec.Token()
-			if err != nil {
-				return bad
-			}
-			key, _ := kt.(string)
-			p := path + "." + pathKey(key)
-			if strings.IndexByte(key, 0) >= 0 {
-				return fail(p, "key "+msgNUL)
-			}
-			w.buf = appendString(w.buf, key)
-			w.buf = append(w.buf, ':')
-			if w.v.Redacts(key) {
-				var skip json.RawMessage
-				if err := w.dec.Decode(&skip); err != nil {
-					return bad
+				w.buf = appendString(w.buf, key)
+				w.buf = append(w.buf, ':')
+				if w.v.Redacts(key) {
+					w.r.value()
+					w.buf = appendString(w.buf, Redacted)
+					return nil
 				}
-				w.buf = appendString(w.buf, Redacted)
-			} else if rerr := w.value(p, depth+1); rerr != nil {
+			}
+			if rerr = w.value(depth + 1); rerr != nil {
 				return rerr
 			}
 			if len(w.buf) > MaxPropsBytes {
-				return fail("props", msgPropsBig)
+				rerr = fail("props", msgPropsBig)
+				return rerr
 			}
+			return nil
 		}
-		if _, err := w.dec.Token(); err != nil {
+		var err error
+		if c == '{' {
+			err = w.r.object(func(key string) error { return elem(key, -1) })
+			w.buf = append(w.buf, '}')
+		} else {
+			err = w.r.array(func(i int) error { return elem("", i) })
+			w.buf = append(w.buf, ']')
+		}
+		if rerr != nil {
+			return rerr
+		}
+		if err != nil {
 			return bad
 		}
-		w.buf = append(w.buf, end)
-	case string:
-		if strings.IndexByte(t, 0) >= 0 {
-			return fail(path, msgNUL)
+	case '"':
+		s, err := w.r.str()
+		if err != nil {
+			return bad
 		}
-		w.buf = appendString(w.buf, t)
-	case json.Number:
-		w.buf = append(w.buf, t...)
-	case bool:
-		w.buf = strconv.AppendBool(w.buf, t)
-	case nil:
-		w.buf = append(w.buf, "null"...)
-	default:
-		return bad
+		if strings.IndexByte(s, 0) >= 0 {
+			return w.fail(msgNUL)
+		}
+		w.buf = appendString(w.buf, s)
+	default: // a number (its text kept) or a literal
+		raw := w.r.value()
+		if len(raw) == 0 {
+			return bad
+		}
+		w.buf = append(w.buf, raw...)
 	}
 	if len(w.buf) > MaxPropsBytes {
 		return fail("props", msgPropsBig)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -703,6 +704,70 @@ func FuzzDecode(f *testing.F) {
 			if err := checkEvent(v, &d.Events[k]); err != nil {
 				t.Fatalf("event %d: %v", d.Index[k], err)
 			}
+		}
+	})
+}
+
+// FuzzProps checks the props rewriter against encoding/json: what it
+// accepts means the same as the input, with secret-named keys redacted.
+func FuzzProps(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `{"a":1}`, `{"a":[1,"x",{"b":null}],"Token":{"c":[]}}`,
+		`{"s":"\u00e9\ud800\n\"","n":-1.5e+300,"t":true,"f":false}`,
+		`{"a":{"b":{"c":{"d":{"e":[]}}}}}`, `{"dup":1,"dup":{"password":2}}`, ` { "x" : [ ] } `,
+	} {
+		f.Add([]byte(s))
+	}
+	v := NewValidator(Config{})
+	decode := func(b []byte) (any, error) {
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.UseNumber()
+		var x any
+		err := dec.Decode(&x)
+		return x, err
+	}
+	var redact func(x any) any
+	redact = func(x any) any {
+		switch x := x.(type) {
+		case map[string]any:
+			for k, y := range x {
+				if v.Redacts(k) {
+					x[k] = Redacted
+				} else {
+					x[k] = redact(y)
+				}
+			}
+		case []any:
+			for i, y := range x {
+				x[i] = redact(y)
+			}
+		}
+		return x
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		out, rerr := v.props(raw, false)
+		if rerr != nil {
+			return
+		}
+		in, err := decode(raw)
+		if err != nil {
+			if len(strings.Trim(string(raw), jsonSpace)) == 0 || strings.Trim(string(raw), jsonSpace) == "null" {
+				return
+			}
+			t.Fatalf("accepted props %q that encoding/json refuses: %v", raw, err)
+		}
+		if in == nil {
+			in = map[string]any{}
+		}
+		got, err := decode(out)
+		if err != nil {
+			t.Fatalf("wrote invalid JSON %q: %v", out, err)
+		}
+		if want := redact(in); !reflect.DeepEqual(got, want) {
+			t.Fatalf("props %q\nwrote %q\n got %#v\nwant %#v", raw, out, got, want)
+		}
+		if len(out) > MaxPropsBytes {
+			t.Fatalf("%d bytes", len(out))
 		}
 	})
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/sqlite"
 )
@@ -147,11 +146,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func histCount(t *testing.T, h prometheus.Histogram) uint64 {
 	t.Helper()
-	var m dto.Metric
-	if err := h.Write(&m); err != nil {
-		t.Fatal(err)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(h)
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 1 || len(mfs[0].GetMetric()) != 1 {
+		t.Fatalf("gather histogram: %v", err)
 	}
-	return m.GetHistogram().GetSampleCount()
+	return mfs[0].GetMetric()[0].GetHistogram().GetSampleCount()
 }
 
 type writeResult struct {
@@ -423,8 +424,8 @@ func TestWriterStopDrains(t *testing.T) {
 			if r.err != nil {
 				t.Fatal(r.err)
 			}
-		default:
-			t.Fatal("a Write had not returned when Stop did")
+		case <-time.After(10 * time.Second):
+			t.Fatal("a Write never returned")
 		}
 	}
 	for _, b := range cs.Batches() {

@@ -10,7 +10,8 @@ import (
 	"github.com/tallyhq/tally"
 )
 
-var defaultRules = tally.UsageRules(tally.DefaultUsageRules)
+// defaultRules returns the rules in force unless configured otherwise.
+func defaultRules() tally.UsageRules { return tally.UsageRules(tally.DefaultUsageRules) }
 
 // rollupFixture stores events of a in hours 1, 5, 7 and (its last instant)
 // 23 of the day d and in the next day, and one event of b in hour 1.
@@ -158,8 +159,8 @@ func rollupCases() []testCase {
 			h1, h5, h7 := d.Add(time.Hour), d.Add(5*time.Hour), d.Add(7*time.Hour)
 			rollupFixture(t, s, a.ID, b.ID, d)
 
-			n := rollupDay(t, s, a.ID, d.Add(13*time.Hour), defaultRules) // any instant of the day names it
-			got := wantRollupMatchesRaw(t, s, a.ID, d, defaultRules)
+			n := rollupDay(t, s, a.ID, d.Add(13*time.Hour), defaultRules()) // any instant of the day names it
+			got := wantRollupMatchesRaw(t, s, a.ID, d, defaultRules())
 			if len(got.hours) != 8 || len(got.days) != 5 {
 				t.Fatalf("rollup of the day has %d hour and %d day rows, want 8 and 5", len(got.hours), len(got.days))
 			}
@@ -190,13 +191,13 @@ func rollupCases() []testCase {
 				t.Fatalf("rolling up a wrote b's rollup: %+v", st)
 			}
 
-			rollupDay(t, s, b.ID, d, defaultRules)
-			wantRollupMatchesRaw(t, s, b.ID, d, defaultRules)
+			rollupDay(t, s, b.ID, d, defaultRules())
+			wantRollupMatchesRaw(t, s, b.ID, d, defaultRules())
 			if again := readRollup(t, s, a.ID, d); !reflect.DeepEqual(again, got) {
 				t.Fatalf("rolling up b changed a's rollup:\n%+v\nwant\n%+v", again, got)
 			}
-			rollupDay(t, s, a.ID, d.Add(24*time.Hour), defaultRules)
-			wantRollupMatchesRaw(t, s, a.ID, d.Add(24*time.Hour), defaultRules)
+			rollupDay(t, s, a.ID, d.Add(24*time.Hour), defaultRules())
+			wantRollupMatchesRaw(t, s, a.ID, d.Add(24*time.Hour), defaultRules())
 			wantDirty(t, "after rolling up everything", dirtyHours(t, s, now()))
 		}},
 		{"Idempotent", func(t *testing.T, s tally.Store) {
@@ -206,7 +207,7 @@ func rollupCases() []testCase {
 			var first rollupState
 			var firstN int
 			for k := range 3 {
-				n := rollupDay(t, s, a.ID, d, defaultRules)
+				n := rollupDay(t, s, a.ID, d, defaultRules())
 				st := readRollup(t, s, a.ID, d)
 				if k == 0 {
 					first, firstN = st, n
@@ -219,7 +220,7 @@ func rollupCases() []testCase {
 					t.Fatalf("run %d of RollupDay changed the rollup:\n%+v\nwant\n%+v", k+1, st, first)
 				}
 			}
-			wantRollupMatchesRaw(t, s, a.ID, d, defaultRules)
+			wantRollupMatchesRaw(t, s, a.ID, d, defaultRules())
 		}},
 		{"LateEventRemarks", func(t *testing.T, s tally.Store) {
 			ctx := t.Context()
@@ -227,7 +228,7 @@ func rollupCases() []testCase {
 			d := pastDay()
 			h3, h5 := d.Add(3*time.Hour), d.Add(5*time.Hour)
 			rollupFixture(t, s, a.ID, b.ID, d)
-			rollupDay(t, s, a.ID, d, defaultRules)
+			rollupDay(t, s, a.ID, d, defaultRules())
 
 			insertNew(t, s,
 				ev(a.ID, "late-5", tally.EventAPIRequest, "u7", h5.Add(10*time.Minute)),
@@ -240,8 +241,8 @@ func rollupCases() []testCase {
 				t.Fatalf("OldestDirty(a) = %v, want %v", h, prev.Hour)
 			}
 
-			rollupDay(t, s, a.ID, d, defaultRules)
-			st := wantRollupMatchesRaw(t, s, a.ID, d, defaultRules)
+			rollupDay(t, s, a.ID, d, defaultRules())
+			st := wantRollupMatchesRaw(t, s, a.ID, d, defaultRules())
 			raw, err := s.CountEvents(ctx, a.ID, d, d.Add(24*time.Hour))
 			check(t, err)
 			if raw != 11 || sumCounts(st.hours) != raw || sumCounts(st.days) != raw {
@@ -262,9 +263,9 @@ func rollupCases() []testCase {
 			d := pastDay()
 			h1, h7 := d.Add(time.Hour), d.Add(7*time.Hour)
 			rollupFixture(t, s, a.ID, b.ID, d)
-			rollupDay(t, s, a.ID, d, defaultRules)
-			rollupDay(t, s, a.ID, d.Add(24*time.Hour), defaultRules)
-			rollupDay(t, s, b.ID, d, defaultRules)
+			rollupDay(t, s, a.ID, d, defaultRules())
+			rollupDay(t, s, a.ID, d.Add(24*time.Hour), defaultRules())
+			rollupDay(t, s, b.ID, d, defaultRules())
 			wantDirty(t, "after rolling up everything", dirtyHours(t, s, now()))
 
 			for _, u := range []string{"u2", "u4"} {
@@ -273,8 +274,8 @@ func rollupCases() []testCase {
 			}
 			wantDirtyIncludes(t, "after deleting users", dirtyHours(t, s, now()),
 				tally.TenantHour{TenantID: a.ID, Hour: h1}, tally.TenantHour{TenantID: a.ID, Hour: h7})
-			rollupDay(t, s, a.ID, d, defaultRules)
-			st := wantRollupMatchesRaw(t, s, a.ID, d, defaultRules)
+			rollupDay(t, s, a.ID, d, defaultRules())
+			st := wantRollupMatchesRaw(t, s, a.ID, d, defaultRules())
 			for _, r := range st.hours {
 				if r.Start.Equal(h7) {
 					t.Fatalf("hour 7 lost its only event but kept rollup row %v", r)
@@ -306,8 +307,8 @@ func rollupCases() []testCase {
 				{Start: d.Add(7 * time.Hour), Metric: "file_units", Value: 1},
 			})
 			// Rolling up again with other rules replaces the metric points.
-			rollupDay(t, s, a.ID, d, defaultRules)
-			wantRollupMatchesRaw(t, s, a.ID, d, defaultRules)
+			rollupDay(t, s, a.ID, d, defaultRules())
+			wantRollupMatchesRaw(t, s, a.ID, d, defaultRules())
 		}},
 		{"Runs", func(t *testing.T, s tally.Store) {
 			ctx := t.Context()
