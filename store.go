@@ -101,7 +101,7 @@ type AuditStore interface {
 	// WriteAudit appends e, setting its ID.
 	WriteAudit(ctx context.Context, e *AuditEntry) error
 	// ListAudit lists a tenant's entries newest first, and the cursor of the
-	// next page (nil on the last).
+	// next page (nil on the last). EInvalid when f.Limit < 1.
 	ListAudit(ctx context.Context, tenantID int64, f AuditFilter) ([]AuditEntry, *Cursor, error)
 }
 
@@ -114,7 +114,8 @@ type EventStore interface {
 	// events dirty for the next rollup.
 	InsertEvents(ctx context.Context, events []Event) (inserted []bool, err error)
 	// ListEvents lists a tenant's events newest first (by timestamp, then id)
-	// after f.Cursor, at most f.Limit, and returns the next page's cursor.
+	// after f.Cursor, at most f.Limit, and returns the next page's cursor
+	// (nil on the last page). EInvalid when f.Limit < 1.
 	ListEvents(ctx context.Context, tenantID int64, f EventFilter) ([]Event, *Cursor, error)
 	// ExportEvents streams a tenant's events oldest first after f.Cursor, at
 	// most max rows, from one consistent snapshot: it calls start once, with

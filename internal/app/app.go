@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,7 +87,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Pipeline = ingest.NewPipeline(a.Writer, a.Usage, im)
 	a.Tracker = ingest.NewBuffer(a.Pipeline, 4096, im)
 	a.Tracker.Start()
-	a.Rollup = rollup.New(rollup.Config{Rules: cfg.UsageRules, DailyAt: cfg.RollupDailyAt, Logger: cfg.Logger, Now: cfg.Now}, store, reg)
+	quotaMetrics := slices.Sorted(maps.Keys(cfg.QuotaDefaults))
+	a.Rollup = rollup.New(rollup.Config{Rules: cfg.UsageRules, QuotaMetrics: quotaMetrics, DailyAt: cfg.RollupDailyAt,
+		Logger: cfg.Logger, Now: cfg.Now}, store, reg)
 	if err := a.Usage.Rebuild(ctx); err != nil {
 		a.Close(ctx)
 		return nil, err
