@@ -77,7 +77,9 @@ func (s *Service) SetQuota(ctx context.Context, tenantID int64, q tally.Quota) (
 	if bad != nil {
 		return tally.QuotaStatus{}, tally.Invalid("invalid quota", bad...)
 	}
-	if err := s.store.SetQuota(ctx, tenantID, q); err != nil {
+	err := s.store.SetQuota(ctx, tenantID, q)
+	s.forgetQuotas(tenantID)
+	if err != nil {
 		return tally.QuotaStatus{}, err
 	}
 	return s.Status(ctx, tenantID, q.Metric)

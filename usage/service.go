@@ -95,6 +95,12 @@ type Service struct {
 	counted     *prometheus.CounterVec
 	exceeded    *prometheus.CounterVec
 
+	// Quota sets by tenant, read from the store at most every quotaTTL:
+	// ingestion checks quotas on every request. SetQuota invalidates its
+	// tenant at once; other instances see a change within quotaTTL.
+	qmu    sync.Mutex
+	qcache map[int64]cachedQuotas
+
 	// Webhook deliveries run in goroutines tracked by wg; closed stops new
 	// ones, cancel aborts those still running when Close gives up.
 	mu      sync.Mutex
@@ -161,8 +167,46 @@ next:
 // quotaSet is a tenant's quotas, overrides over defaults, by metric.
 type quotaSet map[string]tally.Quota
 
-// quotas loads a tenant's quotas.
+// quotaTTL is how long a tenant's quota set is cached.
+const quotaTTL = 5 * time.Second
+
+type cachedQuotas struct {
+	qs     quotaSet
+	loaded time.Time
+}
+
+// forgetQuotas drops a tenant's cached quota set.
+func (s *Service) forgetQuotas(tenantID int64) {
+	s.qmu.Lock()
+	delete(s.qcache, tenantID)
+	s.qmu.Unlock()
+}
+
+// quotas returns a tenant's quotas, overrides over defaults, cached for
+// quotaTTL. The returned set is shared: do not modify it.
 func (s *Service) quotas(ctx context.Context, tenantID int64) (quotaSet, error) {
+	now := time.Now()
+	s.qmu.Lock()
+	c, ok := s.qcache[tenantID]
+	s.qmu.Unlock()
+	if ok && now.Sub(c.loaded) < quotaTTL {
+		return c.qs, nil
+	}
+	qs, err := s.loadQuotas(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	s.qmu.Lock()
+	if s.qcache == nil {
+		s.qcache = map[int64]cachedQuotas{}
+	}
+	s.qcache[tenantID] = cachedQuotas{qs: qs, loaded: now}
+	s.qmu.Unlock()
+	return qs, nil
+}
+
+// loadQuotas reads a tenant's quotas from the store.
+func (s *Service) loadQuotas(ctx context.Context, tenantID int64) (quotaSet, error) {
 	over, err := s.store.Quotas(ctx, tenantID)
 	if err != nil {
 		return nil, err

@@ -84,10 +84,15 @@
   const pct = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
   const dayFmt = new Intl.DateTimeFormat(undefined, { timeZone: tz, weekday: 'short', month: 'short', day: 'numeric' });
   const hourFmt = new Intl.DateTimeFormat(undefined, { timeZone: tz, month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  const dayOnlyFmt = new Intl.DateTimeFormat(undefined, { timeZone: 'UTC', month: 'short', day: 'numeric', year: 'numeric' });
   const clockFmt = new Intl.DateTimeFormat(undefined, { timeZone: tz, hour: 'numeric', minute: '2-digit' });
   const timeFmt = new Intl.DateTimeFormat(undefined, {
+    timeZone: tz, month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
+  });
+  const yearTimeFmt = new Intl.DateTimeFormat(undefined, {
     timeZone: tz, year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
   });
+  const thisYear = new Date().getFullYear();
   const partsFmt = new Intl.DateTimeFormat('en-US', {
     timeZone: tz, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric',
   });
@@ -198,7 +203,7 @@
       width: Math.max(el.clientWidth, 200),
       height: chartHeight(),
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), tz),
-      padding: [12, 12, 0, 0],
+      padding: [12, 20, 0, 0],
       cursor: { drag: { x: false, y: false }, points: { size: 8, fill: color } },
       legend: { live: true },
       scales: {
@@ -227,9 +232,12 @@
         },
       ],
     };
-    const u = new uPlot(opts, [xs, ys], el);
-    u.setLegend({ idx: xs.length - 1 }); // the latest bucket until the pointer moves
-    charts[name] = u;
+    // Without the pointer on the chart, the read-out shows the latest bucket.
+    const latest = (u) => {
+      if (u.legend.idx == null) u.setLegend({ idx: xs.length - 1 });
+    };
+    opts.hooks = { ready: [latest], setLegend: [latest] };
+    charts[name] = new uPlot(opts, [xs, ys], el);
   }
 
   function drawKPIChart() {
@@ -369,7 +377,11 @@
 
   function readFilters() {
     const f = Object.fromEntries(new FormData(form).entries());
-    const out = { event: f.event.trim(), user_id: f.user_id.trim(), source: f.source.trim(), from: '', to: '' };
+    const name = f.event.trim();
+    if (name && !/^[A-Za-z0-9_.-]{1,128}\*?$/.test(name)) {
+      throw new APIError('Event: give a name such as files.uploaded, or a prefix ending in * such as auth.*', 400);
+    }
+    const out = { event: name, user_id: f.user_id.trim(), source: f.source.trim(), from: '', to: '' };
     if (f.from) out.from = dayBound(f.from, false);
     if (f.to) out.to = dayBound(f.to, true);
     if (f.from && f.to && f.from > f.to) throw new APIError('“From” must not be after “To”.', 400);
@@ -432,7 +444,9 @@
     };
     const t = document.createElement('time');
     t.dateTime = e.timestamp;
-    t.textContent = timeFmt.format(new Date(e.timestamp));
+    const at = new Date(e.timestamp);
+    t.textContent = (at.getFullYear() === thisYear ? timeFmt : yearTimeFmt).format(at);
+    t.title = at.toISOString();
     cell(t);
     const c = document.createElement('code');
     c.textContent = e.event;
@@ -462,15 +476,31 @@
     return s.length > 24 ? s.slice(0, 23) + '…' : s;
   }
 
+  // describeScope says which days the table covers.
+  function describeScope() {
+    const from = form.elements.from.value;
+    const to = form.elements.to.value;
+    const day = (v) => dayOnlyFmt.format(new Date(v + 'T12:00:00Z'));
+    let text = 'Without dates: the last 7 days.';
+    if (from && to) text = 'From ' + day(from) + ' to ' + day(to) + ' (' + tz + ').';
+    else if (from) text = 'From ' + day(from) + ' until now (' + tz + ').';
+    else if (to) text = 'The 7 days up to the end of ' + day(to) + ' (' + tz + ').';
+    $('[data-events-scope]').textContent = text;
+  }
+
   function applyFilters() {
+    const box = $('[data-filter-error]');
     try {
       state.filters = readFilters();
     } catch (err) {
-      setError('events', err);
+      box.textContent = err.message;
+      box.hidden = false;
       return;
     }
+    box.hidden = true;
     state.cursor = '';
     state.stack = [];
+    describeScope();
     updateExport();
     loadEvents();
   }
