@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/usage"
@@ -76,7 +77,7 @@ func (s *Server) handleUserEventsDelete() apiHandler {
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		user := r.PathValue("user_id")
-		if user == "" || len(user) > 256 {
+		if user == "" || utf8.RuneCountInString(user) > 256 { // characters, as the ingest rules count them
 			return tally.Invalid("invalid user_id", tally.FieldError{Field: "user_id", Message: "must be 1-256 characters"})
 		}
 		n, err := s.Store.DeleteUserEvents(r.Context(), p.Tenant.ID, user)

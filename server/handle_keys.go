@@ -15,7 +15,7 @@ func (s *Server) handleKeyCreate() apiHandler {
 	type request struct {
 		Name      string        `json:"name"`
 		Scopes    []tally.Scope `json:"scopes"`
-		ExpiresAt *time.Time    `json:"expires_at"`
+		ExpiresAt *string       `json:"expires_at"` // parsed here, so that a bad time names the field
 	}
 	type response struct {
 		ID        int64         `json:"id"`
@@ -44,15 +44,23 @@ func (s *Server) handleKeyCreate() apiHandler {
 				fields = append(fields, tally.FieldError{Field: "scopes", Message: "unknown scope " + strconv.Quote(string(sc))})
 			}
 		}
-		if req.ExpiresAt != nil && !req.ExpiresAt.After(s.now()) {
-			fields = append(fields, tally.FieldError{Field: "expires_at", Message: "must be in the future"})
+		var expires *time.Time
+		if req.ExpiresAt != nil {
+			switch at, err := time.Parse(time.RFC3339Nano, *req.ExpiresAt); {
+			case err != nil:
+				fields = append(fields, tally.FieldError{Field: "expires_at", Message: "must be an RFC 3339 time"})
+			case !at.After(s.now()):
+				fields = append(fields, tally.FieldError{Field: "expires_at", Message: "must be in the future"})
+			default:
+				expires = &at
+			}
 		}
 		if len(fields) > 0 {
 			return tally.Invalid("invalid API key", fields...)
 		}
 		slices.Sort(req.Scopes)
 		req.Scopes = slices.Compact(req.Scopes)
-		k, key, err := admin.CreateKey(r.Context(), s.Store, p.Tenant.ID, name, req.Scopes, req.ExpiresAt)
+		k, key, err := admin.CreateKey(r.Context(), s.Store, p.Tenant.ID, name, req.Scopes, expires)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tallyhq/tally"
 )
@@ -99,8 +100,12 @@ func parseEventFilter(q url.Values, now time.Time) (tally.EventFilter, error) {
 		}
 	}
 	f.UserID, f.Source = q.Get("user_id"), q.Get("source")
-	if len(f.UserID) > 256 || len(f.Source) > 64 {
-		return f, tally.Invalid("invalid filter", tally.FieldError{Field: "user_id", Message: "too long"})
+	// Lengths in characters, as the ingest rules count them.
+	if utf8.RuneCountInString(f.UserID) > 256 {
+		return f, tally.Invalid("invalid user_id filter", tally.FieldError{Field: "user_id", Message: "must be at most 256 characters"})
+	}
+	if utf8.RuneCountInString(f.Source) > 64 {
+		return f, tally.Invalid("invalid source filter", tally.FieldError{Field: "source", Message: "must be at most 64 characters"})
 	}
 	return f, nil
 }

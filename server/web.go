@@ -134,7 +134,6 @@ type loginPage struct {
 	CSRF  string
 	Email string
 	Error string
-	Next  string
 }
 
 func (s *Server) handleUILoginForm() http.Handler {
