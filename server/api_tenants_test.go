@@ -126,6 +126,10 @@ func TestAPITenantUpdate(t *testing.T) {
 		{map[string]any{"timezone": "Local"}, "timezone"},
 		{map[string]any{"retention_days": 0}, "retention_days"},
 		{map[string]any{"webhook_url": "ftp://example.com/x"}, "webhook_url"},
+		{map[string]any{"webhook_url": "http://127.0.0.1:9/hook"}, "webhook_url"},
+		{map[string]any{"webhook_url": "http://localhost/hook"}, "webhook_url"},
+		{map[string]any{"webhook_url": "http://169.254.169.254/latest"}, "webhook_url"},
+		{map[string]any{"webhook_url": "http://[::1]/hook"}, "webhook_url"},
 		{map[string]any{"name": " "}, "name"},
 		{map[string]any{"slug": "other"}, "slug"},
 	} {

@@ -99,12 +99,7 @@ func (s *Server) login(r *http.Request, email, password, slug string) (*loginRes
 		return nil, err
 	}
 	if !secret.CheckPassword(hash, password) {
-		var tenantID int64
-		if t, err := s.Store.TenantBySlug(r.Context(), slug); slug != "" && err == nil {
-			tenantID = t.ID
-		}
-		s.audit(r.Context(), tenantID, nil, "auth.login_failed", tally.NormalizeEmail(email),
-			map[string]any{"remote": r.RemoteAddr, "request_id": requestIDFrom(r.Context())})
+		s.auditFailedLogin(r, u, email)
 		return nil, tally.Errorf(tally.EUnauthorized, "invalid email or password")
 	}
 	ms, err := s.Store.Memberships(r.Context(), u.ID)
@@ -126,6 +121,25 @@ func (s *Server) login(r *http.Request, email, password, slug string) (*loginRes
 		}
 	}
 	return &loginResult{Token: token, ExpiresAt: sess.ExpiresAt, User: u, Tenants: ms}, nil
+}
+
+// auditFailedLogin records a failed login (never the password) in the audit
+// log of every tenant the user belongs to, or in the system log (tenant 0)
+// for an unknown email: an anonymous caller cannot write into a tenant's
+// log by naming it.
+func (s *Server) auditFailedLogin(r *http.Request, u *tally.User, email string) {
+	meta := map[string]any{"remote": r.RemoteAddr, "request_id": requestIDFrom(r.Context())}
+	target := tally.NormalizeEmail(email)
+	if u != nil {
+		ms, err := s.Store.Memberships(r.Context(), u.ID)
+		if err == nil && len(ms) > 0 {
+			for _, m := range ms {
+				s.audit(r.Context(), m.TenantID, nil, "auth.login_failed", target, meta)
+			}
+			return
+		}
+	}
+	s.audit(r.Context(), 0, nil, "auth.login_failed", target, meta)
 }
 
 func (s *Server) handleLogin() http.Handler {

@@ -4,13 +4,26 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/usage"
 )
+
+// internalHost reports whether a webhook host names this machine or a
+// private network literally. Names that resolve inside are refused when
+// the webhook is delivered (usage.PublicWebhookClient).
+func internalHost(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && !usage.PublicAddr(ip)
+}
 
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
 
@@ -112,8 +125,10 @@ func (s *Server) handleTenantUpdate() apiHandler {
 			switch u, err := url.Parse(*req.WebhookURL); {
 			case *req.WebhookURL == "":
 				t.WebhookURL, t.WebhookSecret = "", ""
-			case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" || u.User != nil:
 				fields = append(fields, tally.FieldError{Field: "webhook_url", Message: "must be an http(s) URL"})
+			case !s.cfg.AllowPrivateWebhooks && internalHost(u.Hostname()):
+				fields = append(fields, tally.FieldError{Field: "webhook_url", Message: "must not point at a loopback or private address"})
 			default:
 				b := make([]byte, 32)
 				rand.Read(b)

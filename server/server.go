@@ -26,6 +26,9 @@ type Config struct {
 	SessionTTL       time.Duration // lifetime of a login session
 	SecureCookies    bool          // mark cookies Secure (behind TLS)
 	DevAssetsDir     string        // when set, templates and assets are read from this directory
+	// AllowPrivateWebhooks accepts webhook URLs on loopback and private
+	// addresses (for development).
+	AllowPrivateWebhooks bool
 }
 
 // DefaultConfig returns the defaults of API.md.

@@ -39,6 +39,7 @@ type config struct {
 	RollupDailyAt    time.Duration    // ROLLUP_DAILY_AT: offset after 00:00 UTC (default 10m)
 	SessionTTL       time.Duration    // SESSION_TTL
 	SecureCookies    bool             // SECURE_COOKIES
+	WebhookPrivate   bool             // WEBHOOK_ALLOW_PRIVATE: quota webhooks may reach loopback and private addresses
 	LogLevel         slog.Level       // LOG_LEVEL: debug | info | warn | error
 	Demo             bool             // -demo / TALLY_DEMO: seed a demo tenant
 	DevDir           string           // -dev: read templates and assets from this directory
@@ -130,6 +131,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	duration("ROLLUP_DAILY_AT", &c.RollupDailyAt)
 	duration("SESSION_TTL", &c.SessionTTL)
 	boolean("SECURE_COOKIES", &c.SecureCookies)
+	boolean("WEBHOOK_ALLOW_PRIVATE", &c.WebhookPrivate)
 	boolean("TALLY_DEMO", &c.Demo)
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
@@ -231,6 +233,7 @@ func (c config) LogValue() slog.Value {
 		slog.Duration("rollup_daily_at", c.RollupDailyAt),
 		slog.Duration("session_ttl", c.SessionTTL),
 		slog.Bool("secure_cookies", c.SecureCookies),
+		slog.Bool("webhook_allow_private", c.WebhookPrivate),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Bool("demo", c.Demo),
 		slog.String("dev_dir", c.DevDir),

@@ -66,7 +66,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		SQLitePath: c.sqlitePath(), SQLiteSync: c.SQLiteSync,
 		AnalyticsEnabled: c.AnalyticsEnabled, QuotasEnabled: c.QuotasEnabled, QuotaDefaults: c.QuotaDefaults,
 		UsageRules: c.UsageRules, RedactKeys: c.RedactKeys, IngestQueue: c.IngestQueue, LabelCap: c.LabelCap,
-		RollupDailyAt: c.RollupDailyAt, Server: cfg, Logger: log,
+		RollupDailyAt: c.RollupDailyAt, AllowPrivateWebhooks: c.WebhookPrivate, Server: cfg, Logger: log,
 	})
 	if err != nil {
 		return err

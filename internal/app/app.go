@@ -36,9 +36,13 @@ type Config struct {
 	LabelCap         int
 	RollupDailyAt    time.Duration
 	WebhookBackoff   time.Duration // first retry delay of quota webhooks
-	Server           server.Config
-	Logger           *slog.Logger
-	Now              func() time.Time
+	// AllowPrivateWebhooks lets quota webhooks reach loopback and private
+	// addresses (off by default: a tenant admin must not make tally call
+	// into its own network).
+	AllowPrivateWebhooks bool
+	Server               server.Config
+	Logger               *slog.Logger
+	Now                  func() time.Time
 }
 
 // App is a running tally.
@@ -80,7 +84,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	im := ingest.NewMetrics(reg, cfg.LabelCap)
 	a.Writer = ingest.NewWriter(store, ingest.WriterConfig{QueueSize: cfg.IngestQueue}, im)
 	a.Writer.Start()
-	a.Usage = usage.NewService(usage.Config{
+	var hc *http.Client
+	if !cfg.AllowPrivateWebhooks {
+		hc = usage.PublicWebhookClient(10 * time.Second)
+	}
+	a.Usage = usage.NewService(usage.Config{HTTPClient: hc,
 		Rules: cfg.UsageRules, Defaults: cfg.QuotaDefaults, QuotasEnabled: cfg.QuotasEnabled,
 		WebhookBackoff: cfg.WebhookBackoff, Logger: cfg.Logger, Now: cfg.Now,
 	}, store, usage.NewMemoryCounters(), reg, cfg.LabelCap)
@@ -96,6 +104,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	scfg := cfg.Server
 	scfg.AnalyticsEnabled = cfg.AnalyticsEnabled
+	scfg.AllowPrivateWebhooks = cfg.AllowPrivateWebhooks
 	a.Server, err = server.New(scfg, server.Deps{
 		Store: store, Logger: cfg.Logger, Registry: reg, Now: cfg.Now,
 		Validator: ingest.NewValidator(ingest.Config{RedactKeys: cfg.RedactKeys}),
