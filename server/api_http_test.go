@@ -80,16 +80,17 @@ func TestAPIErrorsAreProblems(t *testing.T) {
 		wantProblem(t, r, http.StatusNotFound)
 	}
 	// A known path with a method it does not serve is a problem too.
-	for _, rt := range []struct{ method, path string }{
-		{"DELETE", "/healthz"},
-		{"PUT", "/api/auth/login"},
-		{"GET", "/api/auth/logout"},
+	for _, rt := range []struct{ method, path, allow string }{
+		{"DELETE", "/healthz", "GET"},
+		{"PUT", "/api/auth/login", "POST"},
+		{"GET", "/api/auth/logout", "POST"},
+		{"DELETE", "/api/analytics/quotas/x", "GET, PUT"},
 	} {
 		r := h.do(rt.method, rt.path, nil, o.h())
-		if r.Status != http.StatusNotFound && r.Status != http.StatusMethodNotAllowed {
-			t.Errorf("%s: want 404 or 405", r)
+		wantProblem(t, r, http.StatusMethodNotAllowed)
+		if got := r.Header.Get("Allow"); got != rt.allow {
+			t.Errorf("%s %s: Allow %q, want %q", rt.method, rt.path, got, rt.allow)
 		}
-		assertProblem(t, r)
 	}
 
 	// The body limit is 1 MiB.

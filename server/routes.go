@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/tallyhq/tally"
 )
@@ -74,10 +75,26 @@ func (s *Server) analytics(role tally.Role, scope tally.Scope, h apiHandler) htt
 	})
 }
 
-// notFound answers unknown paths and wrong methods as problems, not as the
-// mux's plain text.
+// notFound answers unknown paths (404) and known paths with another method
+// (405 with Allow) as problems, not as the mux's plain text.
 func (s *Server) notFound() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, tally.Errorf(tally.ENotFound, "no such endpoint"))
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) == 0 {
+			s.writeError(w, r, tally.Errorf(tally.ENotFound, "no such endpoint"))
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeJSON(w, http.StatusMethodNotAllowed, "application/problem+json", problem{
+			Type: "urn:tally:problem:method_not_allowed", Title: http.StatusText(http.StatusMethodNotAllowed),
+			Status: http.StatusMethodNotAllowed, Detail: r.Method + " is not allowed here; use " + strings.Join(allow, ", "),
+		})
 	})
 }
