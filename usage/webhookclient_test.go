@@ -31,7 +31,7 @@ func TestPublicWebhookClientRefusesLoopback(t *testing.T) {
 	hit := false
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hit = true }))
 	defer srv.Close()
-	_, err := usage.PublicWebhookClient(5 * time.Second).Post(srv.URL, "application/json", nil)
+	_, err := usage.PublicWebhookClient(5*time.Second).Post(srv.URL, "application/json", nil)
 	if !errors.Is(err, usage.ErrPrivateAddress) {
 		t.Fatalf("POST to %s: err = %v, want ErrPrivateAddress", srv.URL, err)
 	}
