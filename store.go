@@ -122,9 +122,14 @@ type EventStore interface {
 	// whether max cuts the export short, and then row for each event (the
 	// event is reused between calls).
 	ExportEvents(ctx context.Context, tenantID int64, f EventFilter, max int, start func(ExportInfo) error, row func(*Event) error) error
-	// DeleteUserEvents deletes every event of one end user in a tenant.
+	// DeleteUserEvents deletes every event of one end user in a tenant. It
+	// marks the hours of those events dirty and drops their user sets (see
+	// RollupHourUsers), so that no rollup keeps the user id.
 	DeleteUserEvents(ctx context.Context, tenantID int64, userID string) (int64, error)
-	// PurgeEvents deletes a tenant's events with timestamp before t.
+	// PurgeEvents deletes a tenant's events with timestamp before t. The
+	// rollup rows stay (aggregates outlive the raw retention) but the user
+	// sets of the hours that start before t go: user ids are kept no longer
+	// than the events that name them.
 	PurgeEvents(ctx context.Context, tenantID int64, before time.Time) (int64, error)
 	// CountEvents counts a tenant's events with from <= timestamp < to.
 	CountEvents(ctx context.Context, tenantID int64, from, to time.Time) (int64, error)
@@ -135,9 +140,17 @@ type EventStore interface {
 	// < to into rows per bucket (an hour or a day, by bucket), event name
 	// and, for usage.increment, metric.
 	AggregateEvents(ctx context.Context, tenantID int64, from, to time.Time, bucket time.Duration) ([]HourRow, error)
-	// DistinctUsers counts a tenant's distinct non-empty user ids with
-	// from <= timestamp < to.
-	DistinctUsers(ctx context.Context, tenantID int64, from, to time.Time) (int64, error)
+	// BucketUsers streams the distinct non-empty user ids of a tenant's
+	// events in each bucket bounds[i] <= timestamp < bounds[i+1], bucket
+	// after bucket, from one consistent snapshot: fn gets each (bucket
+	// index, user id) pair once; the users of one bucket come in no
+	// particular order. An error from fn ends the stream and is returned as
+	// is; fn must not call the store. EInvalid unless bounds ascend
+	// strictly; fewer than two bounds make no bucket.
+	//
+	// Distinct counts do not add up across buckets; this gives those of
+	// every bucket, and of any union of buckets, in one read.
+	BucketUsers(ctx context.Context, tenantID int64, bounds []time.Time, fn func(bucket int, user string) error) error
 }
 
 // QuotaStore keeps per-tenant quota overrides.
@@ -150,7 +163,8 @@ type QuotaStore interface {
 
 // RollupStore keeps the hourly and daily aggregates and what needs
 // rolling up. Together, the rollup rows and the dirty marks always tell the
-// truth: an hour with no dirty mark has exact rollup rows (or no events).
+// truth: an hour with no dirty mark has exact rollup rows (or no events),
+// and its user set, when it has one, is exact.
 type RollupStore interface {
 	// DirtyHours lists the (tenant, hour) pairs marked by InsertEvents or
 	// DeleteUserEvents with hour start before the given time.
@@ -160,7 +174,8 @@ type RollupStore interface {
 	OldestDirty(ctx context.Context, tenantID int64) (time.Time, error)
 	// RollupDay recomputes, from the raw log and in one transaction, a
 	// tenant's hourly and daily event rows, the metric values rules give,
-	// and the day's distinct users for the UTC day containing day, and
+	// and the day's distinct users (a count for the day and the set of user
+	// ids of each of its hours) for the UTC day containing day, and
 	// clears the dirty marks of that day. Running it again changes nothing.
 	// It returns how many rows it wrote.
 	RollupDay(ctx context.Context, tenantID int64, day time.Time, rules UsageRules) (int, error)
@@ -168,6 +183,15 @@ type RollupStore interface {
 	RollupHours(ctx context.Context, tenantID int64, from, to time.Time) ([]HourRow, error)
 	// RollupDays reads a tenant's daily event rows with from <= start < to.
 	RollupDays(ctx context.Context, tenantID int64, from, to time.Time) ([]HourRow, error)
+	// RollupHourUsers calls fn, hour after hour, for each of a tenant's
+	// hours with from <= start < to that has a user set: the distinct
+	// non-empty user ids of the hour's events, in no particular order (empty
+	// for an hour without any), as RollupDay stored them. users and its
+	// elements are reused once fn returns. An hour without a set (not
+	// rolled up since sets exist, or dropped by DeleteUserEvents or
+	// PurgeEvents) is skipped: its users are in the raw log. An error from
+	// fn ends the call and is returned as is.
+	RollupHourUsers(ctx context.Context, tenantID int64, from, to time.Time, fn func(hour time.Time, users [][]byte) error) error
 	// RollupMetricHours reads a tenant's hourly metric values with
 	// from <= start < to.
 	RollupMetricHours(ctx context.Context, tenantID int64, from, to time.Time) ([]MetricPoint, error)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -14,26 +13,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/sqlite"
+	"github.com/tallyhq/tally/sqlite/sqlitetest"
 )
 
 // openDB opens a fresh SQLite file with one tenant.
 func openDB(t *testing.T) (*sqlite.DB, *tally.Tenant) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	u := &tally.User{Email: "owner@example.com", Name: "Owner"}
-	if err := db.CreateUser(ctx, u, "hash"); err != nil {
-		t.Fatal(err)
-	}
-	tn := &tally.Tenant{Slug: "acme", Name: "Acme"}
-	if err := db.CreateTenant(ctx, tn, u.ID); err != nil {
-		t.Fatal(err)
-	}
-	return db, tn
+	return sqlitetest.WithTenant(t)
 }
 
 // startWriter starts a writer and stops it when the test ends (before the

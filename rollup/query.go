@@ -6,7 +6,6 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/tallyhq/tally"
@@ -81,13 +80,9 @@ func (l *layout) whole(t time.Time) bool { return !l.split[t.Unix()] }
 // the hours l.whole rejects; raw gets rows aggregated from the raw log.
 func (r *Rollup) read(ctx context.Context, tenantID int64, l *layout, clean func(from, to time.Time) error, raw func([]tally.HourRow)) error {
 	if l.hours.from.Before(l.hours.to) {
-		split := l.hours.to
-		oldest, err := r.store.OldestDirty(ctx, tenantID)
+		split, err := r.cleanUntil(ctx, tenantID, l)
 		if err != nil {
 			return err
-		}
-		if !oldest.IsZero() {
-			split = clamp(tally.HourStart(oldest), l.hours.from, l.hours.to)
 		}
 		if split.After(l.hours.from) {
 			if err := clean(l.hours.from, split); err != nil {
@@ -115,6 +110,16 @@ func (r *Rollup) read(ctx context.Context, tenantID int64, l *layout, clean func
 		raw(rows)
 	}
 	return nil
+}
+
+// cleanUntil returns where the whole hours of l stop having exact rollups:
+// the tenant's oldest dirty hour, within l.hours.
+func (r *Rollup) cleanUntil(ctx context.Context, tenantID int64, l *layout) (time.Time, error) {
+	oldest, err := r.store.OldestDirty(ctx, tenantID)
+	if err != nil || oldest.IsZero() {
+		return l.hours.to, err
+	}
+	return clamp(tally.HourStart(oldest), l.hours.from, l.hours.to), nil
 }
 
 // clamp returns t limited to [lo, hi].
@@ -401,37 +406,40 @@ func (r *Rollup) KPIs(ctx context.Context, tenantID int64, rng string, loc *time
 			starts = append(starts, midnight(i))
 		}
 	}
-	end := func(i int) time.Time {
-		if i+1 < len(starts) {
-			return starts[i+1]
-		}
-		return to
+	// Distinct users do not add up across buckets: they are counted from
+	// the users of each hour (or piece of one), the previous period's and
+	// the period's in parallel with each other and with the rows.
+	l := newLayout(prevFrom, to, starts)
+	split, err := r.cleanUntil(ctx, tenantID, &l)
+	if err != nil {
+		return nil, err
 	}
-
-	// Distinct users cannot be added up across buckets: ask the log for
-	// each, alongside the rows.
-	users := make([]int64, len(starts)+2) // buckets, then period, previous
-	spans := make([]span, 0, len(users))
-	for i, s := range starts {
-		spans = append(spans, span{s, end(i)})
-	}
-	spans = append(spans, span{from, to}, span{prevFrom, from})
-	usersErr := make(chan error, 1)
+	var (
+		users            []int64
+		period, previous int64
+	)
+	uctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	usersErr := make(chan error, 2)
 	go func() {
-		usersErr <- forEach(ctx, len(spans), 3, func(ctx context.Context, i int) error {
-			if !spans[i].from.Before(spans[i].to) {
-				return nil
-			}
-			v, err := r.store.DistinctUsers(ctx, tenantID, spans[i].from, spans[i].to)
-			users[i] = v
-			return err
-		})
+		var err error
+		users, period, err = r.distinctUsers(uctx, tenantID, &l, split, starts, to)
+		usersErr <- err
+	}()
+	go func() {
+		var err error
+		_, previous, err = r.distinctUsers(uctx, tenantID, &l, split, []time.Time{prevFrom}, from)
+		usersErr <- err
 	}()
 
-	l := newLayout(prevFrom, to, starts)
 	rows, err := r.hourlyRows(ctx, tenantID, &l)
-	if uerr := <-usersErr; err == nil {
-		err = uerr
+	for range 2 {
+		if err != nil {
+			cancel() // no need to finish counting
+		}
+		if uerr := <-usersErr; err == nil {
+			err = uerr
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -465,39 +473,146 @@ func (r *Rollup) KPIs(ctx context.Context, tenantID int64, rng string, loc *time
 			cur[name] += vals[name]
 		}
 	}
-	cur[kpiActiveUsers] = users[len(starts)]
+	cur[kpiActiveUsers] = period
 	prev := r.kpiValues(prevRows)
-	prev[kpiActiveUsers] = users[len(starts)+1]
+	prev[kpiActiveUsers] = previous
 	for _, name := range kpiNames {
 		rep.KPIs[name] = KPI{Value: cur[name], Previous: prev[name], ChangePct: changePct(cur[name], prev[name])}
 	}
 	return rep, nil
 }
 
-// forEach calls fn for 0 <= i < n, at most par at a time, and returns the
-// first error (the context passed to fn is canceled after it).
-func forEach(ctx context.Context, n, par int, fn func(context.Context, int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-		sem   = make(chan struct{}, par)
-	)
-	for i := range n {
-		sem <- struct{}{}
-		if ctx.Err() != nil {
-			<-sem
-			break
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := fn(ctx, i); err != nil {
-				once.Do(func() { first = err; cancel() })
-			}
-		})
+// distinctUsers counts the distinct users of each bucket that starts at
+// starts (each ends where the next starts, the last at to) and of all of
+// them. It reads them as l lays out the range (which must cover these
+// buckets and be cut at their bounds): the whole hours before split that
+// have a user set from the rollups, every other hour and piece from the
+// raw log.
+func (r *Rollup) distinctUsers(ctx context.Context, tenantID int64, l *layout, split time.Time, starts []time.Time, to time.Time) ([]int64, int64, error) {
+	c := newUserCounter(len(starts))
+	if len(starts) == 0 || !starts[0].Before(to) {
+		return c.buckets, 0, nil
 	}
-	wg.Wait()
-	return first
+	from := starts[0]
+
+	// The whole hours of [from, to) with exact rollups, then the raw units.
+	// (An hour that from or to falls inside is cut, so not whole.)
+	first := maxTime(l.hours.from, tally.HourStart(from))
+	setFrom, setTo := first, minTime(split, to)
+	var raw []span
+	if setFrom.Before(setTo) {
+		next := setFrom // the first hour not yet seen
+		missing := func(until time.Time) {
+			for h := next; h.Before(until); h = h.Add(time.Hour) {
+				if l.whole(h) {
+					raw = append(raw, span{h, h.Add(time.Hour)})
+				}
+			}
+		}
+		err := r.store.RollupHourUsers(ctx, tenantID, setFrom, setTo, func(hour time.Time, users [][]byte) error {
+			missing(hour) // hours without a set
+			next = hour.Add(time.Hour)
+			if !l.whole(hour) {
+				return nil // read in pieces
+			}
+			b := bucketOf(starts, hour)
+			for _, u := range users {
+				c.add(b, c.index(u))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+		missing(setTo)
+	}
+	for h := maxTime(split, first); h.Before(minTime(l.hours.to, to)); h = h.Add(time.Hour) {
+		if l.whole(h) {
+			raw = append(raw, span{h, h.Add(time.Hour)})
+		}
+	}
+	for _, p := range l.pieces {
+		if !p.from.Before(from) && p.from.Before(to) {
+			raw = append(raw, p)
+		}
+	}
+	slices.SortFunc(raw, func(a, b span) int { return a.from.Compare(b.from) })
+
+	// One BucketUsers read per run of adjacent raw units, with a bucket
+	// per report bucket they are in.
+	for len(raw) > 0 {
+		n := 1
+		bounds := []time.Time{raw[0].from}
+		for ; n < len(raw) && raw[n].from.Equal(raw[n-1].to); n++ {
+			if bucketOf(starts, raw[n].from) != bucketOf(starts, raw[n-1].from) {
+				bounds = append(bounds, raw[n].from)
+			}
+		}
+		bounds = append(bounds, raw[n-1].to)
+		err := r.store.BucketUsers(ctx, tenantID, bounds, func(i int, user string) error {
+			c.add(bucketOf(starts, bounds[i]), c.indexString(user))
+			return nil
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+		raw = raw[n:]
+	}
+	return c.buckets, int64(len(c.ids)), nil
+}
+
+// userCounter counts distinct users per bucket.
+type userCounter struct {
+	ids     map[string]int // user id -> index
+	words   int            // per user, of seen
+	seen    []uint64       // per user, a bit per bucket it was counted in
+	buckets []int64
+}
+
+func newUserCounter(buckets int) *userCounter {
+	return &userCounter{ids: map[string]int{}, words: (buckets + 63) / 64, buckets: make([]int64, buckets)}
+}
+
+// index returns the index of user, adding it if new.
+func (c *userCounter) index(user []byte) int {
+	if i, ok := c.ids[string(user)]; ok {
+		return i
+	}
+	return c.indexString(string(user))
+}
+
+// indexString is index for a string.
+func (c *userCounter) indexString(user string) int {
+	i, ok := c.ids[user]
+	if !ok {
+		i = len(c.ids)
+		c.ids[user] = i
+		for range c.words {
+			c.seen = append(c.seen, 0)
+		}
+	}
+	return i
+}
+
+// add counts user i in bucket b unless it was.
+func (c *userCounter) add(b, i int) {
+	w, bit := &c.seen[i*c.words+b/64], uint64(1)<<(b%64)
+	if *w&bit == 0 {
+		*w |= bit
+		c.buckets[b]++
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"strings"
 	"time"
 
@@ -238,6 +240,12 @@ func (db *DB) DeleteUserEvents(ctx context.Context, tenantID int64, userID strin
 			hourMicros, hourMicros, micros(time.Now()), tenantID, userID); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx,
+			`DELETE FROM rollup_hour_users WHERE tenant_id = ? AND hour IN
+			 (SELECT DISTINCT ts / ? * ? FROM events WHERE tenant_id = ? AND user_id = ?)`,
+			tenantID, hourMicros, hourMicros, tenantID, userID); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE tenant_id = ? AND user_id = ?`, tenantID, userID)
 		if err != nil {
 			return err
@@ -249,13 +257,20 @@ func (db *DB) DeleteUserEvents(ctx context.Context, tenantID int64, userID strin
 }
 
 // PurgeEvents implements tally.EventStore. Rollups of purged hours stay:
-// aggregates outlive the raw retention.
+// aggregates outlive the raw retention; user sets do not.
 func (db *DB) PurgeEvents(ctx context.Context, tenantID int64, before time.Time) (int64, error) {
-	res, err := db.w.ExecContext(ctx, `DELETE FROM events WHERE tenant_id = ? AND ts < ?`, tenantID, micros(before))
-	if err != nil {
-		return 0, wrap(err, "event")
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE tenant_id = ? AND ts < ?`, tenantID, micros(before))
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM rollup_hour_users WHERE tenant_id = ? AND hour < ?`, tenantID, micros(before))
+		return err
+	})
 	return n, wrap(err, "event")
 }
 
@@ -308,11 +323,162 @@ func aggregate(ctx context.Context, q querier, tenantID int64, from, to time.Tim
 	return out, wrap(rows.Err(), "event")
 }
 
-// DistinctUsers implements tally.EventStore.
-func (db *DB) DistinctUsers(ctx context.Context, tenantID int64, from, to time.Time) (int64, error) {
-	var n int64
-	err := db.r.QueryRowContext(ctx,
-		`SELECT count(DISTINCT user_id) FROM events WHERE tenant_id = ? AND ts >= ? AND ts < ? AND user_id <> ''`,
-		tenantID, micros(from), micros(to)).Scan(&n)
-	return n, wrap(err, "event")
+// BucketUsers implements tally.EventStore.
+//
+// Handing SQLite's rows to Go one by one costs more than finding them, so
+// each query returns one value for a slice of a bucket (at most
+// bucketUsersSlice long, which bounds its size): the slice's user ids, with
+// repeats, joined by NUL bytes, then \x01 and how many there are. It is read
+// from the covering index events_tenant_ts_user (tenant_id, ts, id,
+// user_id), with no table lookup and no sort (the plan test checks it),
+// and the ids are made distinct here, each converted to a string once. A
+// user id containing NUL (ingestion rejects them) makes its slice's list
+// ambiguous; that slice is then read row by row, in the same transaction.
+func (db *DB) BucketUsers(ctx context.Context, tenantID int64, bounds []time.Time, fn func(bucket int, user string) error) error {
+	for i := 1; i < len(bounds); i++ {
+		if !bounds[i-1].Before(bounds[i]) {
+			return tally.Invalid("invalid bucket bounds", tally.FieldError{Field: "bounds", Message: "must ascend strictly"})
+		}
+	}
+	if len(bounds) < 2 {
+		return nil
+	}
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return wrap(err, "event")
+	}
+	defer tx.Rollback()
+	return bucketUsers(ctx, tx, tenantID, bounds, func(bucket int, user []byte, name func() string) error {
+		return fn(bucket, name())
+	})
+}
+
+// bucketUsers does BucketUsers's work in tx (bounds ascend strictly, at
+// least two): fn gets each pair once, with the user id as bytes, valid
+// during the call, and name, which returns it as a string allocated once
+// per user id.
+func bucketUsers(ctx context.Context, tx *sql.Tx, tenantID int64, bounds []time.Time,
+	fn func(bucket int, user []byte, name func() string) error) error {
+	stmt, err := tx.PrepareContext(ctx, bucketUsersSQL)
+	if err != nil {
+		return wrap(err, "event")
+	}
+	defer stmt.Close()
+	var (
+		ids    = map[string]int32{} // user id -> index in names and seen
+		names  []string
+		seen   []int // per user: 1 + the last bucket it was sent in
+		bucket int
+		id     int32
+	)
+	name := func() string { return names[id] }
+	send := func(user []byte) error { // sends user's pair of bucket unless it was sent
+		var ok bool
+		id, ok = ids[string(user)]
+		if !ok {
+			id = int32(len(names))
+			s := string(user)
+			ids[s] = id
+			names = append(names, s)
+			seen = append(seen, 0)
+		}
+		if seen[id] == bucket+1 {
+			return nil
+		}
+		seen[id] = bucket + 1
+		return fn(bucket, user, name)
+	}
+	slice := bucketUsersSlice.Microseconds()
+	for bucket = 0; bucket+1 < len(bounds); bucket++ {
+		end := micros(bounds[bucket+1])
+		for lo := micros(bounds[bucket]); lo < end; lo += slice {
+			hi := min(end, lo+slice)
+			list, err := userList(ctx, stmt, tenantID, lo, hi)
+			if err != nil {
+				return err
+			}
+			if list == nil {
+				continue // no users
+			}
+			users, n, ok := splitUsers(list)
+			if !ok {
+				return wrap(errors.New("sqlite: malformed user list"), "event")
+			}
+			if n != bytes.Count(users, []byte{0})+1 {
+				// A user id holds a NUL: read the slice row by row.
+				if err := userRows(ctx, tx, tenantID, lo, hi, send); err != nil {
+					return err
+				}
+				continue
+			}
+			for len(users) > 0 {
+				user, rest, _ := bytes.Cut(users, []byte{0})
+				if err := send(user); err != nil {
+					return err
+				}
+				users = rest
+			}
+		}
+	}
+	return nil
+}
+
+// bucketUsersSlice is the longest time range BucketUsers reads in one query.
+const bucketUsersSlice = 6 * time.Hour
+
+// bucketUsersSQL lists the user ids of tenant ?1's events with ?2 <= ts < ?3,
+// NULL for none; see BucketUsers.
+const bucketUsersSQL = `SELECT group_concat(user_id, char(0)) || char(1) || count(*) FROM events
+	WHERE tenant_id = ? AND ts >= ? AND ts < ? AND user_id <> ''`
+
+// userList runs bucketUsersSQL.
+func userList(ctx context.Context, stmt *sql.Stmt, tenantID, from, to int64) ([]byte, error) {
+	rows, err := stmt.QueryContext(ctx, tenantID, from, to)
+	if err != nil {
+		return nil, wrap(err, "event")
+	}
+	defer rows.Close()
+	var list []byte
+	if rows.Next() {
+		if err := rows.Scan(&list); err != nil {
+			return nil, wrap(err, "event")
+		}
+	}
+	return list, wrap(rows.Err(), "event")
+}
+
+// splitUsers splits a list into the NUL-joined user ids and their count.
+func splitUsers(list []byte) (users []byte, n int, ok bool) {
+	i := bytes.LastIndexByte(list, 1)
+	if i < 0 || i == len(list)-1 {
+		return nil, 0, false
+	}
+	for _, c := range list[i+1:] {
+		if c < '0' || c > '9' {
+			return nil, 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return list[:i], n, true
+}
+
+// userRows calls send with the user id of each of a tenant's events with
+// a non-empty user id and from <= ts < to.
+func userRows(ctx context.Context, tx *sql.Tx, tenantID, from, to int64, send func([]byte) error) error {
+	rows, err := tx.QueryContext(ctx, `SELECT user_id FROM events WHERE tenant_id = ? AND ts >= ? AND ts < ? AND user_id <> ''`,
+		tenantID, from, to)
+	if err != nil {
+		return wrap(err, "event")
+	}
+	defer rows.Close()
+	var user sql.RawBytes
+	for rows.Next() {
+		if err := rows.Scan(&user); err != nil {
+			return wrap(err, "event")
+		}
+		if err := send(user); err != nil {
+			return err
+		}
+	}
+	return wrap(rows.Err(), "event")
 }

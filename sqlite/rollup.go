@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
+	"fmt"
 	"time"
 
 	"github.com/tallyhq/tally"
@@ -54,6 +56,17 @@ func (db *DB) RollupDay(ctx context.Context, tenantID int64, day time.Time, rule
 		if err != nil {
 			return err
 		}
+		sets := make([][]byte, 24) // each hour's users, encoded as in rollup_hour_users
+		hourStarts := make([]time.Time, 25)
+		for i := range hourStarts {
+			hourStarts[i] = from.Add(time.Duration(i) * time.Hour)
+		}
+		if err := bucketUsers(ctx, tx, tenantID, hourStarts, func(h int, user []byte, _ func() string) error {
+			sets[h] = appendUser(sets[h], user)
+			return nil
+		}); err != nil {
+			return err
+		}
 		var users int64
 		if err := tx.QueryRowContext(ctx,
 			`SELECT count(DISTINCT user_id) FROM events WHERE tenant_id = ? AND ts >= ? AND ts < ? AND user_id <> ''`,
@@ -67,6 +80,7 @@ func (db *DB) RollupDay(ctx context.Context, tenantID int64, day time.Time, rule
 			`DELETE FROM rollup_event_day WHERE tenant_id = ? AND day >= ? AND day < ?`,
 			`DELETE FROM rollup_metric_day WHERE tenant_id = ? AND day >= ? AND day < ?`,
 			`DELETE FROM rollup_day_users WHERE tenant_id = ? AND day >= ? AND day < ?`,
+			`DELETE FROM rollup_hour_users WHERE tenant_id = ? AND hour >= ? AND hour < ?`,
 			`DELETE FROM rollup_dirty WHERE tenant_id = ? AND hour >= ? AND hour < ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, tenantID, f, t); err != nil {
@@ -97,6 +111,16 @@ func (db *DB) RollupDay(ctx context.Context, tenantID int64, day time.Time, rule
 				}
 				n++
 			}
+		}
+		for h, set := range sets {
+			if set == nil {
+				set = []byte{} // an empty set, not NULL
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO rollup_hour_users (tenant_id, hour, users) VALUES (?, ?, ?)`,
+				tenantID, micros(hourStarts[h]), set); err != nil {
+				return err
+			}
+			n++
 		}
 		if users > 0 {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO rollup_day_users (tenant_id, day, users) VALUES (?, ?, ?)`, tenantID, f, users); err != nil {
@@ -139,6 +163,45 @@ func (db *DB) RollupHours(ctx context.Context, tenantID int64, from, to time.Tim
 // RollupDays implements tally.RollupStore.
 func (db *DB) RollupDays(ctx context.Context, tenantID int64, from, to time.Time) ([]tally.HourRow, error) {
 	return db.readRows(ctx, "rollup_event_day", "day", tenantID, from, to)
+}
+
+// appendUser appends a user id to a set as rollup_hour_users stores it.
+func appendUser(set, user []byte) []byte {
+	return append(binary.AppendUvarint(set, uint64(len(user))), user...)
+}
+
+// RollupHourUsers implements tally.RollupStore.
+func (db *DB) RollupHourUsers(ctx context.Context, tenantID int64, from, to time.Time, fn func(hour time.Time, users [][]byte) error) error {
+	rows, err := db.r.QueryContext(ctx,
+		`SELECT hour, users FROM rollup_hour_users WHERE tenant_id = ? AND hour >= ? AND hour < ? ORDER BY hour`,
+		tenantID, micros(from), micros(to))
+	if err != nil {
+		return wrap(err, "rollup")
+	}
+	defer rows.Close()
+	var (
+		hour  int64
+		set   sql.RawBytes
+		users [][]byte
+	)
+	for rows.Next() {
+		if err := rows.Scan(&hour, &set); err != nil {
+			return wrap(err, "rollup")
+		}
+		users = users[:0]
+		for rest := []byte(set); len(rest) > 0; {
+			n, k := binary.Uvarint(rest)
+			if k <= 0 || n > uint64(len(rest)-k) {
+				return wrap(fmt.Errorf("sqlite: malformed user set of tenant %d, hour %d", tenantID, hour), "rollup")
+			}
+			users = append(users, rest[k:k+int(n)])
+			rest = rest[k+int(n):]
+		}
+		if err := fn(fromMicros(hour), users); err != nil {
+			return err
+		}
+	}
+	return wrap(rows.Err(), "rollup")
 }
 
 // RollupMetricHours implements tally.RollupStore.

@@ -84,32 +84,5 @@ func aggregateCases() []testCase {
 				wantRows(t, "AggregateEvents "+c.name, got, c.want)
 			}
 		}},
-		{"DistinctUsers", func(t *testing.T, s tally.Store) {
-			ctx := t.Context()
-			a, b := newTenant(t, s, "tenant-a"), newTenant(t, s, "tenant-b")
-			d := pastDay()
-			aggregateFixture(t, s, a.ID, b.ID, d)
-			for _, c := range []struct {
-				name     string
-				tenant   int64
-				from, to time.Time
-				want     int64
-			}{
-				{"a day", a.ID, d, d.Add(24 * time.Hour), 3},
-				{"a first hour", a.ID, d, d.Add(time.Hour), 1},
-				{"a second hour", a.ID, d.Add(time.Hour), d.Add(2 * time.Hour), 3},
-				{"a rest of the day", a.ID, d.Add(2 * time.Hour), d.Add(24 * time.Hour), 1},
-				{"a next day", a.ID, d.Add(24 * time.Hour), d.Add(48 * time.Hour), 2},
-				{"a three days", a.ID, d.Add(-24 * time.Hour), d.Add(48 * time.Hour), 5},
-				{"b day (empty user ids do not count)", b.ID, d, d.Add(24 * time.Hour), 1},
-				{"empty", a.ID, d.Add(3 * time.Hour), d.Add(4 * time.Hour), 0},
-			} {
-				n, err := s.DistinctUsers(ctx, c.tenant, c.from, c.to)
-				check(t, err)
-				if n != c.want {
-					t.Errorf("DistinctUsers %s = %d, want %d", c.name, n, c.want)
-				}
-			}
-		}},
 	}
 }

@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"cmp"
+	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"testing"
@@ -37,6 +39,51 @@ func rollupFixture(t *testing.T, s tally.Store, a, b int64, d time.Time) {
 type rollupState struct {
 	hours, days []tally.HourRow
 	metrics     []tally.MetricPoint
+	users       []hourUsers
+}
+
+// hourUsers is the user set of one hour, sorted.
+type hourUsers struct {
+	Hour  time.Time
+	Users []string
+}
+
+// readHourUsers reads the user sets of tenantID's hours in [from, to),
+// failing unless they come in order of hour, each user once.
+func readHourUsers(t *testing.T, s tally.Store, tenantID int64, from, to time.Time) []hourUsers {
+	t.Helper()
+	var out []hourUsers
+	check(t, s.RollupHourUsers(t.Context(), tenantID, from, to, func(hour time.Time, users [][]byte) error {
+		if n := len(out); n > 0 && !hour.After(out[n-1].Hour) {
+			return fmt.Errorf("hour %v after %v", hour, out[n-1].Hour)
+		}
+		h := hourUsers{Hour: hour.UTC(), Users: []string{}}
+		for _, u := range users {
+			if slices.Contains(h.Users, string(u)) {
+				return fmt.Errorf("user %q twice in hour %v", u, hour)
+			}
+			h.Users = append(h.Users, string(u))
+		}
+		slices.Sort(h.Users)
+		out = append(out, h)
+		return nil
+	}))
+	return out
+}
+
+// rawHourUsers is what the user sets of the hours in [from, to) must be
+// after RollupDay: each hour's users in the raw log, by BucketUsers.
+func rawHourUsers(t *testing.T, s tally.Store, tenantID int64, from, to time.Time) []hourUsers {
+	t.Helper()
+	bounds := steps(from, to, time.Hour)
+	var out []hourUsers
+	for i, users := range bucketUsers(t, s, tenantID, bounds) {
+		if users == nil {
+			users = []string{}
+		}
+		out = append(out, hourUsers{bounds[i], users})
+	}
+	return out
 }
 
 func readRollup(t *testing.T, s tally.Store, tenantID int64, d time.Time) rollupState {
@@ -48,12 +95,13 @@ func readRollup(t *testing.T, s tally.Store, tenantID int64, d time.Time) rollup
 	check(t, err)
 	metrics, err := s.RollupMetricHours(ctx, tenantID, d, d.Add(24*time.Hour))
 	check(t, err)
-	return rollupState{canonRows(hours), canonRows(days), canonPoints(metrics)}
+	return rollupState{canonRows(hours), canonRows(days), canonPoints(metrics), readHourUsers(t, s, tenantID, d, d.Add(24*time.Hour))}
 }
 
 // wantRollupMatchesRaw fails unless the rollup of tenantID's day d holds
 // exactly what the raw log and rules give: hour and day rows equal to
-// AggregateEvents, metric points equal to the rules applied to the hours.
+// AggregateEvents, metric points equal to the rules applied to the hours,
+// a user set for every hour equal to BucketUsers by hour.
 func wantRollupMatchesRaw(t *testing.T, s tally.Store, tenantID int64, d time.Time, rules tally.UsageRules) rollupState {
 	t.Helper()
 	ctx := t.Context()
@@ -65,6 +113,9 @@ func wantRollupMatchesRaw(t *testing.T, s tally.Store, tenantID int64, d time.Ti
 	wantRows(t, "RollupHours vs AggregateEvents by hour", got.hours, hours)
 	wantRows(t, "RollupDays vs AggregateEvents by day", got.days, days)
 	wantPoints(t, "RollupMetricHours vs BucketMetrics of the hour rows", got.metrics, rules.BucketMetrics(hours))
+	if want := rawHourUsers(t, s, tenantID, d, d.Add(24*time.Hour)); !reflect.DeepEqual(got.users, want) {
+		t.Fatalf("RollupHourUsers vs BucketUsers by hour:\ngot  %q\nwant %q", got.users, want)
+	}
 	return got
 }
 
@@ -187,7 +238,7 @@ func rollupCases() []testCase {
 			if h := oldestDirty(t, s, a.ID); !h.Equal(d.Add(26 * time.Hour)) {
 				t.Fatalf("OldestDirty(a) = %v, want the next day's hour", h)
 			}
-			if st := readRollup(t, s, b.ID, d); st.hours != nil || st.days != nil || st.metrics != nil {
+			if st := readRollup(t, s, b.ID, d); st.hours != nil || st.days != nil || st.metrics != nil || st.users != nil {
 				t.Fatalf("rolling up a wrote b's rollup: %+v", st)
 			}
 
@@ -309,6 +360,57 @@ func rollupCases() []testCase {
 			// Rolling up again with other rules replaces the metric points.
 			rollupDay(t, s, a.ID, d, defaultRules())
 			wantRollupMatchesRaw(t, s, a.ID, d, defaultRules())
+		}},
+		{"HourUsers", func(t *testing.T, s tally.Store) {
+			ctx := t.Context()
+			a, b := newTenant(t, s, "tenant-a"), newTenant(t, s, "tenant-b")
+			d := pastDay()
+			h := func(i int) time.Time { return d.Add(time.Duration(i) * time.Hour) }
+			rollupFixture(t, s, a.ID, b.ID, d)
+			if got := readHourUsers(t, s, a.ID, h(-24), h(48)); got != nil {
+				t.Fatalf("user sets before any rollup: %q", got)
+			}
+			rollupDay(t, s, a.ID, d, defaultRules())
+			rollupDay(t, s, a.ID, h(24), defaultRules())
+			// By hand: every hour has a set, empty when it has no users.
+			want := make([]hourUsers, 24)
+			for i := range want {
+				want[i] = hourUsers{h(i), []string{}}
+			}
+			want[1].Users, want[5].Users, want[7].Users, want[23].Users = []string{"u1", "u2"}, []string{"u1", "u3"}, []string{"u4"}, []string{"u5"}
+			if got := readHourUsers(t, s, a.ID, d, h(24)); !reflect.DeepEqual(got, want) {
+				t.Fatalf("user sets of the day:\ngot  %q\nwant %q", got, want)
+			}
+			if got := readHourUsers(t, s, a.ID, h(1).Add(time.Microsecond), h(5)); !reflect.DeepEqual(got, want[2:5]) {
+				t.Fatalf("user sets of hours starting in (01:00, 05:00): %q, want hours 2 to 4", got)
+			}
+			if got := readHourUsers(t, s, b.ID, h(-24), h(48)); got != nil {
+				t.Fatalf("b's user sets before b's rollup: %q", got)
+			}
+			stop, calls := errors.New("stop"), 0
+			err := s.RollupHourUsers(ctx, a.ID, d, h(24), func(time.Time, [][]byte) error { calls++; return stop })
+			if err != stop || calls != 1 {
+				t.Fatalf("RollupHourUsers with fn failing: err %v after %d calls, want the error of fn after 1", err, calls)
+			}
+
+			// Deleting a user's events drops the sets of that user's hours at once.
+			_, err = s.DeleteUserEvents(ctx, a.ID, "u2")
+			check(t, err)
+			if got := readHourUsers(t, s, a.ID, d, h(24)); !reflect.DeepEqual(got, slices.Delete(slices.Clone(want), 1, 2)) {
+				t.Fatalf("user sets after deleting u2 (of hour 1):\n%q", got)
+			}
+			rollupDay(t, s, a.ID, d, defaultRules())
+			want[1].Users = []string{"u1"}
+			if got := readHourUsers(t, s, a.ID, d, h(24)); !reflect.DeepEqual(got, want) {
+				t.Fatalf("user sets rolled up again after deleting u2:\n%q", got)
+			}
+
+			// Purging events drops the sets of the hours that start before the cut.
+			_, err = s.PurgeEvents(ctx, a.ID, h(5).Add(30*time.Minute))
+			check(t, err)
+			if got := readHourUsers(t, s, a.ID, d, h(48)); len(got) != 42 || !reflect.DeepEqual(got[:18], want[6:]) {
+				t.Fatalf("user sets after purging before 05:30: %d hours from %v, want 42 from %v", len(got), got[0].Hour, h(6))
+			}
 		}},
 		{"Runs", func(t *testing.T, s tally.Store) {
 			ctx := t.Context()

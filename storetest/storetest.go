@@ -35,7 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) tally.Store) {
 		{"Quotas", quotaCases()},
 		{"Events", eventCases()},
 		{"Export", exportCases()},
-		{"Aggregate", aggregateCases()},
+		{"Aggregate", append(aggregateCases(), bucketUserCases()...)},
 		{"Rollup", rollupCases()},
 	}
 	for _, g := range groups {

@@ -10,7 +10,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -23,26 +22,14 @@ import (
 
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/sqlite"
+	"github.com/tallyhq/tally/sqlite/sqlitetest"
 	"github.com/tallyhq/tally/usage"
 )
 
 // newStore opens a fresh SQLite file with one tenant and returns its id.
 func newStore(t testing.TB) (*sqlite.DB, int64) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	u := &tally.User{Email: "owner@example.com", Name: "Owner"}
-	if err := db.CreateUser(ctx, u, "hash"); err != nil {
-		t.Fatal(err)
-	}
-	tn := &tally.Tenant{Slug: "acme", Name: "Acme"}
-	if err := db.CreateTenant(ctx, tn, u.ID); err != nil {
-		t.Fatal(err)
-	}
+	db, tn := sqlitetest.WithTenant(t)
 	return db, tn.ID
 }
 
