@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -20,25 +19,13 @@ import (
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/rollup"
 	"github.com/tallyhq/tally/sqlite"
+	"github.com/tallyhq/tally/sqlite/sqlitetest"
 )
 
 // newStore opens a fresh SQLite file with one tenant and returns its id.
 func newStore(t testing.TB) (*sqlite.DB, int64) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	u := &tally.User{Email: "owner@example.com", Name: "Owner"}
-	if err := db.CreateUser(ctx, u, "hash"); err != nil {
-		t.Fatal(err)
-	}
-	tn := &tally.Tenant{Slug: "acme", Name: "Acme"}
-	if err := db.CreateTenant(ctx, tn, u.ID); err != nil {
-		t.Fatal(err)
-	}
+	db, tn := sqlitetest.WithTenant(t)
 	return db, tn.ID
 }
 

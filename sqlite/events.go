@@ -306,8 +306,14 @@ func aggregate(ctx context.Context, q querier, tenantID int64, from, to time.Tim
 		 FROM events WHERE tenant_id = ? AND ts >= ? AND ts < ?
 		 GROUP BY b, event, metric ORDER BY b, event, metric`,
 		b, b, tenantID, micros(from), micros(to))
+	return scanHourRows(rows, err, "event")
+}
+
+// scanHourRows reads rows of (start, event, metric, count, sum, rounded
+// sum, users), from the raw log or from the rollups, closing them.
+func scanHourRows(rows *sql.Rows, err error, what string) ([]tally.HourRow, error) {
 	if err != nil {
-		return nil, wrap(err, "event")
+		return nil, wrap(err, what)
 	}
 	defer rows.Close()
 	var out []tally.HourRow
@@ -315,12 +321,12 @@ func aggregate(ctx context.Context, q querier, tenantID int64, from, to time.Tim
 		var r tally.HourRow
 		var start int64
 		if err := rows.Scan(&start, &r.Event, &r.Metric, &r.Count, &r.Sum, &r.SumRounded, &r.Users); err != nil {
-			return nil, wrap(err, "event")
+			return nil, wrap(err, what)
 		}
 		r.Start = fromMicros(start)
 		out = append(out, r)
 	}
-	return out, wrap(rows.Err(), "event")
+	return out, wrap(rows.Err(), what)
 }
 
 // BucketUsers implements tally.EventStore.

@@ -138,21 +138,7 @@ func (db *DB) readRows(ctx context.Context, table, col string, tenantID int64, f
 		`SELECT `+col+`, event, metric, count, sum_value, sum_rounded, users FROM `+table+`
 		 WHERE tenant_id = ? AND `+col+` >= ? AND `+col+` < ? ORDER BY `+col+`, event, metric`,
 		tenantID, micros(from), micros(to))
-	if err != nil {
-		return nil, wrap(err, "rollup")
-	}
-	defer rows.Close()
-	var out []tally.HourRow
-	for rows.Next() {
-		var r tally.HourRow
-		var start int64
-		if err := rows.Scan(&start, &r.Event, &r.Metric, &r.Count, &r.Sum, &r.SumRounded, &r.Users); err != nil {
-			return nil, wrap(err, "rollup")
-		}
-		r.Start = fromMicros(start)
-		out = append(out, r)
-	}
-	return out, wrap(rows.Err(), "rollup")
+	return scanHourRows(rows, err, "rollup")
 }
 
 // RollupHours implements tally.RollupStore.
