@@ -106,7 +106,7 @@ type HourRow struct {
 	Metric     string
 	Count      int64
 	Sum        float64
-	SumRounded int64 // sum of each value rounded to an integer (what sum rules add)
+	SumRounded int64 // sum of each value as sum rules add it (rounded, clamped to [0, MaxAmount])
 	Users      int64 // distinct user ids
 }
 

@@ -52,7 +52,23 @@ type Amount struct {
 	N      int64
 }
 
-func roundValue(v float64) int64 { return int64(math.Round(v)) }
+// MaxAmount is the largest amount one event adds to a metric (1 TiB when
+// the value is a byte count).
+const MaxAmount = 1 << 40
+
+// roundValue is what one event's value adds to a sum rule's metric: the
+// value rounded to a whole number, and clamped to [0, MaxAmount], so that
+// usage only grows and a huge value cannot overflow a counter. The SQL
+// aggregates (HourRow.SumRounded) apply the same clamp.
+func roundValue(v float64) int64 {
+	switch {
+	case !(v > 0): // also NaN
+		return 0
+	case v >= MaxAmount:
+		return MaxAmount
+	}
+	return int64(math.Round(v))
+}
 
 // Apply returns the metric increments one event gives.
 func (rs UsageRules) Apply(e *Event) []Amount {

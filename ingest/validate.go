@@ -491,6 +491,11 @@ func (v *Validator) finish(in eventInput, tenant *tally.Tenant, now time.Time, s
 	if rerr != nil {
 		return tally.Event{}, rerr
 	}
+	if in.name == tally.EventUsageIncrement {
+		if rerr := checkIncrement(in.value, props); rerr != nil {
+			return tally.Event{}, rerr
+		}
+	}
 	var tenantID int64
 	if tenant != nil {
 		tenantID = tenant.ID
@@ -506,6 +511,19 @@ func (v *Validator) finish(in eventInput, tenant *tally.Tenant, now time.Time, s
 		Value:      in.value,
 		Props:      props,
 	}, nil
+}
+
+// checkIncrement holds an explicit usage increment, however it arrives, to
+// the rules of POST /api/analytics/usage: a valid metric in props and a
+// positive whole amount up to tally.MaxAmount. Usage only ever grows.
+func checkIncrement(value float64, props []byte) *ruleError {
+	if tally.UsageMetricOf(props) == "" {
+		return fail("props.metric", "a usage.increment event needs props.metric matching ^[a-z0-9_]{1,64}$")
+	}
+	if value < 1 || value > tally.MaxAmount || value != math.Trunc(value) {
+		return fail("value", fmt.Sprintf("a usage.increment amount must be a whole number from 1 to %d", int64(tally.MaxAmount)))
+	}
+	return nil
 }
 
 // checkText checks a free-text field of at most max chars; it returns the

@@ -294,6 +294,11 @@ func (db *DB) AggregateEvents(ctx context.Context, tenantID int64, from, to time
 	return aggregate(ctx, db.r, tenantID, from, to, bucket)
 }
 
+// sumRounded is what sum rules add over a group of events, as
+// tally.UsageRules.Apply adds it per event: each value rounded and clamped
+// to [0, tally.MaxAmount].
+const sumRounded = `sum(CASE WHEN value >= 1099511627776 THEN 1099511627776 WHEN value > 0 THEN CAST(round(value) AS INTEGER) ELSE 0 END)`
+
 type querier interface {
 	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 }
@@ -301,7 +306,7 @@ type querier interface {
 func aggregate(ctx context.Context, q querier, tenantID int64, from, to time.Time, bucket time.Duration) ([]tally.HourRow, error) {
 	b := bucket.Microseconds()
 	rows, err := q.QueryContext(ctx,
-		`SELECT ts / ? * ? AS b, event, metric, count(*), sum(value), CAST(sum(round(value)) AS INTEGER),
+		`SELECT ts / ? * ? AS b, event, metric, count(*), sum(value), `+sumRounded+`,
 		        count(DISTINCT NULLIF(user_id, ''))
 		 FROM events WHERE tenant_id = ? AND ts >= ? AND ts < ?
 		 GROUP BY b, event, metric ORDER BY b, event, metric`,

@@ -33,6 +33,29 @@ func aggregateFixture(t *testing.T, s tally.Store, a, b int64, d time.Time) {
 
 func aggregateCases() []testCase {
 	return []testCase{
+		{"SumRoundedClampsLikeRules", func(t *testing.T, s tally.Store) {
+			a := newTenant(t, s, "tenant-a")
+			d := tally.DayStart(time.Now()).Add(-72 * time.Hour)
+			var events []tally.Event
+			var want int64
+			rules := tally.UsageRules{{Event: "files.uploaded", Metric: "bytes", Sum: true}}
+			for i, v := range []float64{-5, 0, 0.4, 0.5, 2.5, 1e20, 1 << 40, 123456.7} {
+				e := withValue(ev(a.ID, "v"+string(rune('a'+i)), "files.uploaded", "u1", d.Add(time.Duration(i)*time.Minute)), v)
+				events = append(events, e)
+				for _, am := range rules.Apply(&e) {
+					want += am.N
+				}
+			}
+			insertNew(t, s, events...)
+			rows, err := s.AggregateEvents(t.Context(), a.ID, d, d.Add(time.Hour), time.Hour)
+			check(t, err)
+			if len(rows) != 1 || rows[0].SumRounded != want {
+				t.Fatalf("SumRounded = %+v, want %d (what UsageRules.Apply adds event by event)", rows, want)
+			}
+			if got := rules.ApplyRows(rows)["bytes"]; got != want {
+				t.Fatalf("ApplyRows gives %d, Apply summed gives %d", got, want)
+			}
+		}},
 		{"ByHourAndDay", func(t *testing.T, s tally.Store) {
 			ctx := t.Context()
 			a, b := newTenant(t, s, "tenant-a"), newTenant(t, s, "tenant-b")

@@ -245,7 +245,9 @@ func (t *tenantQuotas) get(tenantID int64) (quotaSet, error) {
 
 // Admit implements tally.Meter. With quotas enabled, it reserves through
 // Counters.Consume each positive amount an event adds to a metric with an
-// enforced quota, in the UTC day of the event's timestamp. An event that
+// enforced quota, when the event's timestamp is in today's UTC day; an
+// event of another day is checked against that day's usage in the log
+// (see pastUsage) and reserves nothing. An event that
 // would pass any of those limits gets an ERateLimited error naming the
 // metric and the limit, and what it had reserved is released. When the
 // quotas of a tenant cannot be read or a counter fails, its events are
@@ -258,11 +260,17 @@ func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *ta
 		return errs, res
 	}
 	tq := tenantQuotas{s: s, ctx: ctx}
+	today := day(s.cfg.Now())
+	past := pastUsage{s: s, ctx: ctx}
 	for i := range events {
 		e := &events[i]
 		qs, err := tq.get(e.TenantID)
 		if err != nil {
 			s.cfg.Logger.Error("usage: read quotas", "tenant", e.TenantID, "err", err)
+			continue
+		}
+		if d := day(e.Timestamp); !d.Equal(today) {
+			errs[i] = past.admit(e, d, qs)
 			continue
 		}
 		var reserved []tally.Amount
@@ -287,6 +295,53 @@ func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *ta
 		res.Amounts[i] = reserved
 	}
 	return errs, res
+}
+
+// pastUsage admits events of another UTC day than today (back-dated, or
+// just past midnight) against enforced quotas. Counters keep only recent
+// days, so the usage of such a day is read from the log, once per call,
+// and the events admitted in the call are added to it. It is not atomic
+// across concurrent requests, as today's counters are: back-dated events
+// are rare, and a day's usage can be off by what concurrent requests for
+// that same past day admit at once.
+type pastUsage struct {
+	s    *Service
+	ctx  context.Context
+	used map[pastKey]map[string]int64
+}
+
+type pastKey struct {
+	tenant int64
+	day    time.Time
+}
+
+// admit checks e's enforced amounts against the log's usage of day d and
+// counts them when all fit; nil when admitted.
+func (p *pastUsage) admit(e *tally.Event, d time.Time, qs quotaSet) error {
+	k := pastKey{e.TenantID, d}
+	used, ok := p.used[k]
+	if !ok {
+		rows, err := p.s.store.AggregateEvents(p.ctx, e.TenantID, d, d.Add(24*time.Hour), 24*time.Hour)
+		if err != nil {
+			p.s.cfg.Logger.Error("usage: read past usage", "tenant", e.TenantID, "day", d, "err", err)
+			return nil // the log stays the truth; do not stop ingestion
+		}
+		used = p.s.cfg.Rules.ApplyRows(rows)
+		if p.used == nil {
+			p.used = map[pastKey]map[string]int64{}
+		}
+		p.used[k] = used
+	}
+	amounts := amountsOf(p.s.cfg.Rules, e)
+	for _, a := range amounts {
+		if q, ok := qs[a.Metric]; ok && q.Enforced && a.N > 0 && used[a.Metric]+a.N > q.Limit {
+			return tally.Errorf(tally.ERateLimited, "quota exceeded: %s is limited to %d per day (%s)", a.Metric, q.Limit, d.Format(time.DateOnly))
+		}
+	}
+	for _, a := range amounts {
+		used[a.Metric] += a.N
+	}
+	return nil
 }
 
 // release gives back what was reserved for e.

@@ -286,6 +286,46 @@ func TestAdmit(t *testing.T) {
 	}
 }
 
+// TestAdmitBackdated checks that an enforced quota holds for events of a
+// past day too, whose usage is no longer in the counters: it is read from
+// the log.
+func TestAdmitBackdated(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, tn := newStore(t)
+	yesterday, lastWeek := day1.Add(-24*time.Hour), day1.Add(-6*24*time.Hour)
+	// The log already holds 5 builds yesterday and 1 last week, written
+	// before this service (and its counters) existed.
+	var old []tally.Event
+	for range 5 {
+		old = append(old, event(tn, "builder.generate.completed", yesterday))
+	}
+	old = append(old, event(tn, "builder.generate.completed", lastWeek))
+	if _, err := db.InsertEvents(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	svc := usage.NewService(usage.Config{QuotasEnabled: true, Now: func() time.Time { return day1 }}, db, usage.NewMemoryCounters(), nil, 0)
+	if _, err := svc.SetQuota(ctx, tn, tally.Quota{Metric: "builds_daily", Limit: 3, Enforced: true}); err != nil {
+		t.Fatal(err)
+	}
+	if errs := track(t, svc, db, event(tn, "builder.generate.completed", yesterday.Add(time.Minute))); tally.ErrorCodeOf(errs[0]) != tally.ERateLimited {
+		t.Fatalf("a build back-dated to a day already over its limit: %v, want rate_limited", errs[0])
+	}
+	batch := []tally.Event{
+		event(tn, "builder.generate.completed", lastWeek.Add(time.Minute)),
+		event(tn, "builder.generate.completed", lastWeek.Add(2*time.Minute)),
+		event(tn, "builder.generate.completed", lastWeek.Add(3*time.Minute)),
+	}
+	errs := track(t, svc, db, batch...)
+	if errs[0] != nil || errs[1] != nil || tally.ErrorCodeOf(errs[2]) != tally.ERateLimited {
+		t.Fatalf("three builds on a day with 1 of 3: %v, want the first two admitted", errs)
+	}
+	// A later request sees what the first one stored.
+	if errs := track(t, svc, db, event(tn, "builder.generate.completed", lastWeek.Add(4*time.Minute))); tally.ErrorCodeOf(errs[0]) != tally.ERateLimited {
+		t.Fatalf("a fourth build on a full past day: %v, want rate_limited", errs[0])
+	}
+}
+
 func TestConsumeConcurrent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
