@@ -129,7 +129,8 @@ type EventStore interface {
 	// PurgeEvents deletes a tenant's events with timestamp before t. The
 	// rollup rows stay (aggregates outlive the raw retention) but the user
 	// sets of the hours that start before t go: user ids are kept no longer
-	// than the events that name them.
+	// than the events that name them. So do the dirty marks of hours that
+	// end by t: those hours are never rolled up again.
 	PurgeEvents(ctx context.Context, tenantID int64, before time.Time) (int64, error)
 	// CountEvents counts a tenant's events with from <= timestamp < to.
 	CountEvents(ctx context.Context, tenantID int64, from, to time.Time) (int64, error)

@@ -83,6 +83,17 @@ type Tenant struct {
 // otherwise.
 const DefaultRetentionDays = 400
 
+// RetentionStart is the start of the oldest UTC day whose raw events the
+// tenant keeps at time now: the purge deletes what is older, and rollups
+// never rebuild days before it (their aggregates outlive the raw events).
+func (t *Tenant) RetentionStart(now time.Time) time.Time {
+	days := t.RetentionDays
+	if days <= 0 {
+		days = DefaultRetentionDays
+	}
+	return DayStart(now).AddDate(0, 0, -days)
+}
+
 var slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)
 
 // ValidSlug reports whether s is a valid tenant slug.

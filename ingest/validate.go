@@ -468,12 +468,13 @@ func (v *Validator) finish(in eventInput, tenant *tally.Tenant, now time.Time, s
 		if ts.After(now.Add(v.maxFuture)) {
 			return tally.Event{}, fail("timestamp", fmt.Sprintf("must not be more than %s in the future (after clock-skew correction)", v.maxFuture))
 		}
-		days := tally.DefaultRetentionDays
-		if tenant != nil && tenant.RetentionDays > 0 {
-			days = tenant.RetentionDays
+		t := tenant
+		if t == nil {
+			t = &tally.Tenant{}
 		}
-		if ts.Before(now.AddDate(0, 0, -days)) {
-			return tally.Event{}, fail("timestamp", fmt.Sprintf("must not be older than the retention of %d days", days))
+		if ts.Before(t.RetentionStart(now)) {
+			return tally.Event{}, fail("timestamp", fmt.Sprintf("must not be older than the retention start %s",
+				t.RetentionStart(now).Format(time.DateOnly)))
 		}
 	}
 	if in.eventID == "" {

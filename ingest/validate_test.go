@@ -58,7 +58,7 @@ func TestDecodeEventRules(t *testing.T) {
 	future := rfc(testNow.Add(time.Hour))
 	tooFuture := rfc(testNow.Add(time.Hour + time.Microsecond))
 	oldest := rfc(testNow.AddDate(0, 0, -tally.DefaultRetentionDays))
-	tooOld := rfc(testNow.AddDate(0, 0, -tally.DefaultRetentionDays).Add(-time.Microsecond))
+	tooOld := rfc(tally.DayStart(testNow).AddDate(0, 0, -tally.DefaultRetentionDays).Add(-time.Microsecond))
 	props8K := `{"k":"` + x("x", MaxPropsBytes-8) + `"}`
 	props8K1 := `{"k":"` + x("x", MaxPropsBytes-7) + `"}`
 
@@ -97,7 +97,7 @@ func TestDecodeEventRules(t *testing.T) {
 		{"timestamp at retention", `{"event":"a","timestamp":"` + oldest + `"}`, "-", ""},
 		{"timestamp offset", `{"event":"a","timestamp":"2026-01-15T13:30:00+02:00"}`, "-", ""},
 		{"timestamp too far ahead", `{"event":"a","timestamp":"` + tooFuture + `"}`, "timestamp", "timestamp: must not be more than 1h0m0s in the future"},
-		{"timestamp past retention", `{"event":"a","timestamp":"` + tooOld + `"}`, "timestamp", "timestamp: must not be older than the retention of 400 days"},
+		{"timestamp past retention", `{"event":"a","timestamp":"` + tooOld + `"}`, "timestamp", "timestamp: must not be older than the retention start 2024-12-11"},
 		{"timestamp zero time", `{"event":"a","timestamp":"0001-01-01T00:00:00Z"}`, "timestamp", "retention"},
 		{"timestamp not rfc3339", `{"event":"a","timestamp":"2026-01-15 10:00:00"}`, "timestamp", "timestamp: must be an RFC 3339 time"},
 		{"timestamp date only", `{"event":"a","timestamp":"2026-01-15"}`, "timestamp", msgTime},
@@ -389,8 +389,10 @@ func TestDecodeRetentionPerTenant(t *testing.T) {
 		ts time.Time
 		ok bool
 	}{
-		{testNow.AddDate(0, 0, -30), true},
-		{testNow.AddDate(0, 0, -30).Add(-time.Second), false},
+		// Retention counts whole UTC days: the oldest kept day starts 30
+		// days before today's midnight.
+		{tally.DayStart(testNow).AddDate(0, 0, -30), true},
+		{tally.DayStart(testNow).AddDate(0, 0, -30).Add(-time.Microsecond), false},
 		{testNow.Add(5 * time.Minute), true},
 		{testNow.Add(5*time.Minute + time.Second), false},
 	} {

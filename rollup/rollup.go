@@ -180,6 +180,31 @@ func (r *Rollup) RunDays(ctx context.Context, tenantID int64, from, to time.Time
 	})
 }
 
+// retained drops the days before their tenant's retention start: their raw
+// events are purged (or about to be), and rebuilding them from the log
+// would erase the aggregates that outlive the raw events.
+func (r *Rollup) retained(ctx context.Context, days []tenantDay) ([]tenantDay, error) {
+	if len(days) == 0 {
+		return days, nil
+	}
+	tenants, err := r.store.AllTenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := r.cfg.Now()
+	start := make(map[int64]time.Time, len(tenants))
+	for _, t := range tenants {
+		start[t.ID] = t.RetentionStart(now)
+	}
+	kept := days[:0]
+	for _, td := range days {
+		if s, ok := start[td.tenant]; ok && !td.day.Before(s) {
+			kept = append(kept, td)
+		}
+	}
+	return kept, nil
+}
+
 // run rolls up the days plan lists under its own timeout, then records,
 // counts and logs the outcome. A failing day does not stop the others.
 func (r *Rollup) run(parent context.Context, kind string, plan func(context.Context) ([]tenantDay, error)) (Result, error) {
@@ -189,6 +214,9 @@ func (r *Rollup) run(parent context.Context, kind string, plan func(context.Cont
 	defer cancel()
 	var res Result
 	days, err := plan(ctx)
+	if err == nil {
+		days, err = r.retained(ctx, days)
+	}
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)

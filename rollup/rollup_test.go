@@ -500,8 +500,15 @@ func TestPurgeExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := date(2026, 3, 20, 0, 10)
-	insert(t, db, event(tn, "old", "", date(2026, 2, 1, 0, 0)), event(tn, "old", "", date(2026, 2, 18, 0, 9)),
-		event(tn, "kept", "", date(2026, 2, 18, 0, 11)))
+	// Retention counts whole UTC days: 30 days before 2026-03-20 is the
+	// start of 2026-02-18.
+	insert(t, db, event(tn, "old", "", date(2026, 2, 1, 0, 0)), event(tn, "old", "", date(2026, 2, 17, 23, 59)),
+		event(tn, "kept", "", date(2026, 2, 18, 0, 0)))
+	// Both days were rolled up while they were within retention.
+	earlier := rollup.New(rollup.Config{Now: fixed(date(2026, 2, 20, 0, 10))}, db, nil)
+	if _, err := earlier.RunDays(ctx, tn, date(2026, 2, 17, 0, 0), date(2026, 2, 18, 0, 0), "manual"); err != nil {
+		t.Fatal(err)
+	}
 	r := rollup.New(rollup.Config{Now: fixed(now)}, db, nil)
 	n, err := r.PurgeExpired(ctx)
 	if err != nil || n != 2 {
@@ -511,8 +518,22 @@ func TestPurgeExpired(t *testing.T) {
 		t.Errorf("second PurgeExpired deleted %d", n)
 	}
 	audit, _, _ := db.ListAudit(ctx, tn, tally.AuditFilter{Action: "events.purged", Limit: 10})
-	if len(audit) != 1 || audit[0].Meta["deleted"] != 2.0 || audit[0].Meta["before"] != "2026-02-18T00:10:00Z" || audit[0].Actor != "system" {
+	if len(audit) != 1 || audit[0].Meta["deleted"] != 2.0 || audit[0].Meta["before"] != "2026-02-18T00:00:00Z" || audit[0].Actor != "system" {
 		t.Errorf("audit = %+v", audit)
+	}
+	// The aggregates of the purged day outlive its raw events, also when
+	// someone rolls that day up again.
+	before, _ := db.RollupDays(ctx, tn, date(2026, 2, 17, 0, 0), date(2026, 2, 18, 0, 0))
+	if len(before) != 1 || before[0].Count != 1 {
+		t.Fatalf("rollup of the purged day = %+v, want its one event", before)
+	}
+	res, err := r.RunDays(ctx, tn, date(2026, 2, 17, 0, 0), date(2026, 2, 18, 0, 0), "manual")
+	if err != nil || res.Days != 1 {
+		t.Fatalf("RunDays over a purged and a kept day = %+v, %v; want only the kept day rolled", res, err)
+	}
+	after, _ := db.RollupDays(ctx, tn, date(2026, 2, 17, 0, 0), date(2026, 2, 18, 0, 0))
+	if len(after) != 1 || after[0].Count != 1 {
+		t.Fatalf("re-running the rollup erased the purged day's aggregates: %+v", after)
 	}
 }
 

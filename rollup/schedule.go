@@ -119,11 +119,7 @@ func (r *Rollup) PurgeExpired(ctx context.Context) (int64, error) {
 	var total int64
 	var errs []error
 	for _, t := range tenants {
-		days := t.RetentionDays
-		if days <= 0 {
-			days = tally.DefaultRetentionDays
-		}
-		before := now.Add(-time.Duration(days) * 24 * time.Hour)
+		before := t.RetentionStart(now)
 		n, err := r.store.PurgeEvents(ctx, t.ID, before)
 		if err != nil {
 			errs = append(errs, err)

@@ -257,7 +257,7 @@ func (db *DB) DeleteUserEvents(ctx context.Context, tenantID int64, userID strin
 }
 
 // PurgeEvents implements tally.EventStore. Rollups of purged hours stay:
-// aggregates outlive the raw retention; user sets do not.
+// aggregates outlive the raw retention; user sets and dirty marks do not.
 func (db *DB) PurgeEvents(ctx context.Context, tenantID int64, before time.Time) (int64, error) {
 	var n int64
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
@@ -268,7 +268,12 @@ func (db *DB) PurgeEvents(ctx context.Context, tenantID int64, before time.Time)
 		if n, err = res.RowsAffected(); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM rollup_hour_users WHERE tenant_id = ? AND hour < ?`, tenantID, micros(before))
+		if _, err = tx.ExecContext(ctx, `DELETE FROM rollup_hour_users WHERE tenant_id = ? AND hour < ?`, tenantID, micros(before)); err != nil {
+			return err
+		}
+		// Hours wholly purged are never rolled up again (see
+		// tally.Tenant.RetentionStart): their dirty marks would stay forever.
+		_, err = tx.ExecContext(ctx, `DELETE FROM rollup_dirty WHERE tenant_id = ? AND hour + ? <= ?`, tenantID, hourMicros, micros(before))
 		return err
 	})
 	return n, wrap(err, "event")
