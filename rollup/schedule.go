@@ -53,8 +53,9 @@ func (r *Rollup) Start() {
 	go r.schedule(r.stop, r.done)
 }
 
-// Stop stops the scheduler and waits for a running job to finish (each is
-// bounded by Config.RunTimeout). Start may be called again afterwards.
+// Stop stops the scheduler, cancels a running job (a rollup day commits or
+// rolls back as a whole, so nothing is half written) and waits for it to
+// return. Start may be called again afterwards.
 func (r *Rollup) Stop() {
 	r.mu.Lock()
 	stop, done := r.stop, r.done
@@ -79,7 +80,16 @@ func (r *Rollup) schedule(stop <-chan struct{}, done chan<- struct{}) {
 			return
 		case <-t.C:
 		}
-		r.runDue(context.Background(), at, due)
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		r.runDue(ctx, at, due)
+		cancel()
 		// Never run one scheduled time twice, even when the wall clock
 		// lags the timer.
 		after = r.cfg.Now()

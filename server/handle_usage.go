@@ -18,10 +18,11 @@ func invalidMetric() error {
 
 // usageEvent builds the usage.increment event that records an explicit
 // increment durably (deduplicated by event_id like any event).
-func (s *Server) usageEvent(t *tally.Tenant, metric string, amount int64, eventID string) (*ingest.Decoded, error) {
+// at is the event's time (zero: now).
+func (s *Server) usageEvent(t *tally.Tenant, metric string, amount int64, eventID string, at time.Time) (*ingest.Decoded, error) {
 	props, _ := json.Marshal(map[string]any{tally.UsageMetricProp: metric, "amount": amount})
 	e, err := s.Validator.Prepare(tally.Event{Name: tally.EventUsageIncrement, EventID: eventID, Source: "usage",
-		Value: float64(amount), Props: props}, t, s.now())
+		Timestamp: at, Value: float64(amount), Props: props}, t, s.now())
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +57,7 @@ func (s *Server) handleUsagePost() apiHandler {
 		if len(req.EventID) > 128 {
 			return tally.Invalid("invalid event_id", tally.FieldError{Field: "event_id", Message: "must be at most 128 characters"})
 		}
-		d, err := s.usageEvent(p.Tenant, req.Metric, amount, req.EventID)
+		d, err := s.usageEvent(p.Tenant, req.Metric, amount, req.EventID, time.Time{})
 		if err != nil {
 			return err
 		}
@@ -255,7 +256,13 @@ func (s *Server) handleQuotaConsume() apiHandler {
 				Detail: "quota " + m + " has no room for " + strconv.FormatInt(amount, 10), QuotaStatus: st})
 			return nil
 		}
-		d, err := s.usageEvent(p.Tenant, m, amount, "")
+		// The event lands in the quota period the amount was reserved in,
+		// also when the clock passed midnight since.
+		at := s.now()
+		if end := st.ResetsAt.Add(-time.Microsecond); at.After(end) {
+			at = end
+		}
+		d, err := s.usageEvent(p.Tenant, m, amount, "", at)
 		if err != nil {
 			return err
 		}
@@ -296,8 +303,8 @@ func (s *Server) handleRollup() apiHandler {
 		if from.After(to) {
 			return tally.Invalid("from is after to", tally.FieldError{Field: "from", Message: "must not be after to"})
 		}
-		if to.Sub(from) > 800*24*time.Hour {
-			return tally.Invalid("range too long", tally.FieldError{Field: "from", Message: "at most 800 days"})
+		if to.Sub(from) > 92*24*time.Hour {
+			return tally.Invalid("range too long", tally.FieldError{Field: "from", Message: "at most 93 days per run; use tally rollup for more"})
 		}
 		res, err := s.Rollup.RunDays(r.Context(), p.Tenant.ID, from, to, "manual")
 		if err != nil {

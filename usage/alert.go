@@ -7,9 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -118,7 +120,16 @@ func (s *Service) alert(ctx context.Context, tenantID int64, day time.Time, q ta
 	go func() {
 		defer s.wg.Done()
 		if err := s.deliver(t.WebhookURL, t.WebhookSecret, body); err != nil {
-			log.Error("usage: webhook failed", "url", t.WebhookURL, "err", err)
+			// Hook URLs often carry a token: log the host, never the URL.
+			host := ""
+			if u, perr := url.Parse(t.WebhookURL); perr == nil {
+				host = u.Host
+			}
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			log.Error("usage: webhook failed", "host", host, "err", err)
 		}
 	}()
 }
