@@ -58,19 +58,28 @@ func TestAPIAutoTrackAPIRequest(t *testing.T) {
 	k := h.createKey(o, "analytics:read")
 	h.do("GET", "/api/analytics/events?limit=3", nil, hdr(k.Key, "")).want(t, http.StatusOK)
 	h.do("GET", "/api/analytics/events?limit=x", nil, hdr(k.Key, "acme")).want(t, http.StatusBadRequest)
+	// A request the key is not allowed to make is tracked too.
+	h.do("GET", "/api/analytics/export.csv", nil, hdr(k.Key, "")).want(t, http.StatusForbidden)
 
 	var page eventsPage
 	var raw []byte
-	eventually(t, "two api.request events", func() bool {
+	eventually(t, "three api.request events", func() bool {
 		r := h.do("GET", "/api/analytics/events?event=api.request", nil, o.h())
 		raw = r.Body
 		r.decode(t, &page)
-		return len(page.Events) == 2
+		return len(page.Events) == 3
 	})
 	if strings.Contains(string(raw), k.Key) || strings.Contains(string(raw), strings.TrimPrefix(k.Key, k.Prefix)) {
 		t.Errorf("api.request events contain the key: %s", raw)
 	}
-	for i, want := range []int{400, 200} { // newest first
+	for i, want := range []struct {
+		route  string
+		status int
+	}{ // newest first
+		{"GET /api/analytics/export.csv", 403},
+		{"GET /api/analytics/events", 400},
+		{"GET /api/analytics/events", 200},
+	} {
 		var props struct {
 			Route      string   `json:"route"`
 			Method     string   `json:"method"`
@@ -81,14 +90,14 @@ func TestAPIAutoTrackAPIRequest(t *testing.T) {
 		if err := json.Unmarshal(page.Events[i].Props, &props); err != nil {
 			t.Fatal(err)
 		}
-		if props.Route != "GET /api/analytics/events" || props.Method != "GET" || props.Status != want ||
+		if props.Route != want.route || props.Method != "GET" || props.Status != want.status ||
 			props.DurationMS == nil || *props.DurationMS < 0 || props.KeyPrefix != k.Prefix {
 			t.Errorf("api.request props %s", page.Events[i].Props)
 		}
 	}
 	// Session requests are not api.request events.
 	time.Sleep(100 * time.Millisecond)
-	if n := len(h.listEvents(o.h(), "event=api.request").Events); n != 2 {
+	if n := len(h.listEvents(o.h(), "event=api.request").Events); n != 3 {
 		t.Errorf("%d api.request events after session requests", n)
 	}
 }

@@ -189,16 +189,22 @@ func (s *Server) inTenant(role tally.Role, scope tally.Scope, h apiHandler) http
 			s.writeError(w, r, err)
 			return
 		}
-		if err := s.tenantContext(r, c, role, scope); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
 		if c.p.Key == nil {
+			if err := s.tenantContext(r, c, role, scope); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
 			s.serve(w, r, c.p, h)
 			return
 		}
+		// Every request a key authenticated is tracked in the key's tenant,
+		// refused ones (wrong scope or tenant) too.
 		sw := &statusWriter{ResponseWriter: w}
-		s.serve(sw, r, c.p, h)
+		if err := s.tenantContext(r, c, role, scope); err != nil {
+			s.writeError(sw, r, err)
+		} else {
+			s.serve(sw, r, c.p, h)
+		}
 		s.trackAPIRequest(r, c.p, sw.code(), time.Since(start))
 	})
 }
