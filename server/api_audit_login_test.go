@@ -44,3 +44,24 @@ func TestAPIFailedLoginAudit(t *testing.T) {
 		t.Fatalf("an anonymous caller wrote into another tenant's audit log: %s", r.Body)
 	}
 }
+
+// TestAPILoginThrottle checks that password guessing is refused with 429
+// and Retry-After after 10 failures for one email, even with the right
+// password, while other emails are unaffected.
+func TestAPILoginThrottle(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	email := h.uniq("guess") + "@example.com"
+	h.register(email, nil)
+	for range 10 {
+		h.do("POST", "/api/auth/login", map[string]any{"email": email, "password": "wrong-guess-123"}, nil).want(t, http.StatusUnauthorized)
+	}
+	r := h.do("POST", "/api/auth/login", map[string]any{"email": email, "password": harnessPassword}, nil)
+	wantProblem(t, r, http.StatusTooManyRequests)
+	if r.Header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	other := h.uniq("other") + "@example.com"
+	h.register(other, nil)
+	h.do("POST", "/api/auth/login", map[string]any{"email": other, "password": harnessPassword}, nil).want(t, http.StatusOK)
+}

@@ -94,14 +94,20 @@ type loginResult struct {
 // login checks credentials, creates a session and tracks the login. It is
 // shared by the JSON API and the dashboard's login form.
 func (s *Server) login(r *http.Request, email, password, slug string) (*loginResult, error) {
+	key := tally.NormalizeEmail(email)
+	if wait := s.logins.wait(key, s.now()); wait > 0 {
+		return nil, &retryError{tally.Errorf(tally.ERateLimited, "too many failed logins for this email; try again later"), wait}
+	}
 	u, hash, err := s.Store.UserByEmail(r.Context(), email)
 	if err != nil && tally.ErrorCodeOf(err) != tally.ENotFound {
 		return nil, err
 	}
 	if !secret.CheckPassword(hash, password) {
+		s.logins.failed(key, s.now())
 		s.auditFailedLogin(r, u, email)
 		return nil, tally.Errorf(tally.EUnauthorized, "invalid email or password")
 	}
+	s.logins.succeeded(key)
 	ms, err := s.Store.Memberships(r.Context(), u.ID)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/tallyhq/tally"
 )
@@ -52,10 +53,22 @@ func problemFor(err error) problem {
 	return p
 }
 
+// retryError is an error whose answer carries Retry-After.
+type retryError struct {
+	error
+	after time.Duration
+}
+
+func (e *retryError) Unwrap() error { return e.error }
+
 // writeError answers err as application/problem+json. Internal errors are
 // logged with the request id; their text never reaches the client.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	p := problemFor(err)
+	var re *retryError
+	if errors.As(err, &re) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(re.after.Round(time.Second), time.Second).Seconds())))
+	}
 	if p.Status >= 500 {
 		level := slog.LevelError
 		if p.Status == http.StatusServiceUnavailable {

@@ -69,6 +69,7 @@ type Server struct {
 	patterns []string
 	handler  http.Handler
 	web      *web
+	logins   *loginLimiter
 }
 
 // New builds the server and its routes.
@@ -79,7 +80,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, Deps: d, log: d.Logger, mux: http.NewServeMux(), httpm: newHTTPMetrics(d.Registry)}
+	s := &Server{cfg: cfg, Deps: d, log: d.Logger, mux: http.NewServeMux(), httpm: newHTTPMetrics(d.Registry),
+		logins: newLoginLimiter(10, 15*time.Minute)}
 	w, err := newWeb(cfg.DevAssetsDir)
 	if err != nil {
 		return nil, err

@@ -162,7 +162,11 @@ func (s *Server) handleUILogin() http.Handler {
 		if err != nil {
 			status := http.StatusUnauthorized
 			msg := "Invalid email or password."
-			if tally.ErrorCodeOf(err) != tally.EUnauthorized {
+			switch tally.ErrorCodeOf(err) {
+			case tally.EUnauthorized:
+			case tally.ERateLimited:
+				status, msg = http.StatusTooManyRequests, "Too many failed attempts for this email. Please wait a few minutes."
+			default:
 				status, msg = http.StatusInternalServerError, "Something went wrong. Please try again."
 			}
 			s.renderLoginError(w, r, email, msg, status)
