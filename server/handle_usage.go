@@ -91,7 +91,7 @@ func (s *Server) handleUsageGet() apiHandler {
 		if err != nil {
 			return err
 		}
-		from, to, err := parseRange(q, s.now(), loc)
+		from, to, err := parseRange(q, s.now(), loc, false)
 		if err != nil {
 			return err
 		}
@@ -325,7 +325,7 @@ func (s *Server) handleAudit() apiHandler {
 		q := r.URL.Query()
 		var f tally.AuditFilter
 		var err error
-		if f.From, f.To, err = parseRange(q, s.now(), time.UTC); err != nil {
+		if f.From, f.To, err = parseRange(q, s.now(), time.UTC, true); err != nil {
 			return err
 		}
 		if !q.Has("from") {

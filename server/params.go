@@ -26,21 +26,26 @@ func parseTime(field, v string, end bool, loc *time.Location) (time.Time, error)
 	return d.UTC(), nil
 }
 
-// parseRange reads from and to; defaults: the last 7 days up to now.
-func parseRange(q url.Values, now time.Time, loc *time.Location) (from, to time.Time, err error) {
-	to = now
+// parseRange reads from and to; defaults: the last 7 days up to now. With
+// openEnd, a missing to stays zero (no upper bound: events may be stamped
+// up to an hour ahead of the server's clock).
+func parseRange(q url.Values, now time.Time, loc *time.Location, openEnd bool) (from, to time.Time, err error) {
+	end := now
 	if v := q.Get("to"); v != "" {
-		if to, err = parseTime("to", v, true, loc); err != nil {
+		if end, err = parseTime("to", v, true, loc); err != nil {
 			return
 		}
+		to = end
+	} else if !openEnd {
+		to = end
 	}
-	from = to.Add(-7 * 24 * time.Hour)
+	from = end.Add(-7 * 24 * time.Hour)
 	if v := q.Get("from"); v != "" {
 		if from, err = parseTime("from", v, false, loc); err != nil {
 			return
 		}
 	}
-	if from.After(to) {
+	if !to.IsZero() && from.After(to) {
 		err = tally.Invalid("from is after to", tally.FieldError{Field: "from", Message: "must not be after to"})
 	}
 	return
@@ -83,7 +88,7 @@ var eventNameChars = func() [256]bool {
 func parseEventFilter(q url.Values, now time.Time) (tally.EventFilter, error) {
 	var f tally.EventFilter
 	var err error
-	if f.From, f.To, err = parseRange(q, now, time.UTC); err != nil {
+	if f.From, f.To, err = parseRange(q, now, time.UTC, true); err != nil {
 		return f, err
 	}
 	if f.Cursor, err = parseCursor(q); err != nil {

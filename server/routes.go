@@ -68,6 +68,8 @@ func (s *Server) analytics(role tally.Role, scope tally.Scope, h apiHandler) htt
 	inner := s.inTenant(role, scope, h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.cfg.AnalyticsEnabled {
+			// A setting, not an overload: no point retrying soon.
+			w.Header().Set("Retry-After", "3600")
 			s.writeError(w, r, tally.Errorf(tally.EUnavailable, "analytics disabled"))
 			return
 		}
