@@ -52,6 +52,17 @@ type Config struct {
 	Now func() time.Time
 	// Logger gets failed runs (default: discarded).
 	Logger *slog.Logger
+	// Leader, when set, elects the one instance whose scheduler runs the
+	// scheduled jobs when several tally instances share a database (nil:
+	// this instance always runs them). Manual runs do not ask it.
+	Leader Leader
+}
+
+// Leader elects one instance among several. TryLead returns ok when this
+// instance leads until release is called; it never blocks waiting for the
+// lead.
+type Leader interface {
+	TryLead(ctx context.Context) (release func(), ok bool, err error)
 }
 
 func (c *Config) setDefaults() {

@@ -99,9 +99,21 @@ func (r *Rollup) schedule(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-// runDue runs the jobs due at time at. Failures are logged and recorded by
-// the runs themselves.
+// runDue runs the jobs due at time at, when this instance leads. Failures
+// are logged and recorded by the runs themselves.
 func (r *Rollup) runDue(ctx context.Context, at time.Time, due jobs) {
+	if r.cfg.Leader != nil {
+		release, ok, err := r.cfg.Leader.TryLead(ctx)
+		if err != nil {
+			r.cfg.Logger.Error("rollup: leader election failed; skipping this run", "err", err)
+			return
+		}
+		if !ok {
+			r.cfg.Logger.Debug("rollup: another instance leads; skipping this run")
+			return
+		}
+		defer release()
+	}
 	if due&jobDaily != 0 {
 		yesterday := tally.DayStart(at).Add(-24 * time.Hour)
 		_, _ = r.RunDays(ctx, 0, yesterday, yesterday, KindDaily)
