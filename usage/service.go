@@ -424,7 +424,15 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 // without alerting again. Run it at start before ingestion, or when the
 // counters were lost: increments that race with it may be lost from the
 // cache (never from the log).
-func (s *Service) Rebuild(ctx context.Context) error {
+func (s *Service) Rebuild(ctx context.Context) error { return s.rebuild(ctx, false) }
+
+// RebuildMissing is Rebuild for counters that several instances share
+// (Redis): it rebuilds only the tenants whose counters of today are empty
+// (a fresh or flushed Redis), so that a starting instance never resets
+// what running ones are counting.
+func (s *Service) RebuildMissing(ctx context.Context) error { return s.rebuild(ctx, true) }
+
+func (s *Service) rebuild(ctx context.Context, onlyMissing bool) error {
 	tenants, err := s.store.AllTenants(ctx)
 	if err != nil {
 		return err
@@ -432,19 +440,28 @@ func (s *Service) Rebuild(ctx context.Context) error {
 	from := day(s.cfg.Now())
 	var errs []error
 	for _, t := range tenants {
-		if err := s.rebuildTenant(ctx, t.ID, from); err != nil {
+		if err := s.rebuildTenant(ctx, t.ID, from, onlyMissing); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (s *Service) rebuildTenant(ctx context.Context, tenantID int64, from time.Time) error {
+func (s *Service) rebuildTenant(ctx context.Context, tenantID int64, from time.Time, onlyMissing bool) error {
+	if onlyMissing {
+		cur, err := s.counters.All(ctx, tenantID, from)
+		if err != nil || len(cur) > 0 {
+			return err
+		}
+	}
 	rows, err := s.store.AggregateEvents(ctx, tenantID, from, from.Add(24*time.Hour), time.Hour)
 	if err != nil {
 		return err
 	}
 	values := s.cfg.Rules.ApplyRows(rows)
+	if onlyMissing && len(values) == 0 {
+		return nil
+	}
 	if err := s.counters.Reset(ctx, tenantID, from, values); err != nil {
 		return err
 	}

@@ -672,3 +672,32 @@ func BenchmarkConsume(b *testing.B) {
 		})
 	})
 }
+
+// TestRebuildMissing checks that RebuildMissing fills empty counters from
+// the log but leaves counters that hold values alone.
+func TestRebuildMissing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, tn := newStore(t)
+	if _, err := db.InsertEvents(ctx, []tally.Event{event(tn, tally.EventAPIRequest, day1), event(tn, tally.EventAPIRequest, day1)}); err != nil {
+		t.Fatal(err)
+	}
+	counters := usage.NewMemoryCounters()
+	svc := usage.NewService(usage.Config{Now: func() time.Time { return day1 }}, db, counters, nil, 0)
+	if err := svc.RebuildMissing(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := svc.Today(ctx, tn); got["api_requests_daily"] != 2 {
+		t.Fatalf("empty counters were not rebuilt: %v", got)
+	}
+	// Another instance counted more meanwhile: a restart must not reset it.
+	if _, err := counters.Add(ctx, tn, tally.DayStart(day1), "api_requests_daily", 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.RebuildMissing(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := svc.Today(ctx, tn); got["api_requests_daily"] != 7 {
+		t.Fatalf("RebuildMissing reset live counters: %v", got)
+	}
+}
