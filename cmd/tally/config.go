@@ -25,7 +25,7 @@ func (e *configError) Error() string { return e.msg }
 type config struct {
 	ListenAddr       string           // LISTEN_ADDR
 	DatabaseURL      string           // DATABASE_URL: a file path or sqlite:path (default ./data/tally.db)
-	RedisURL         string           // REDIS_URL (optional)
+	RedisURL         string           // REDIS_URL (optional): usage counters shared by instances
 	AnalyticsEnabled bool             // ANALYTICS_ENABLED
 	MaxExportRows    int              // ANALYTICS_MAX_EXPORT_ROWS
 	QuotasEnabled    bool             // QUOTAS_ENABLED
@@ -188,8 +188,8 @@ func (c *config) validate() error {
 	if strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		errs = append(errs, "DATABASE_URL: PostgreSQL is not supported by this build yet; use an SQLite file path")
 	}
-	if c.RedisURL != "" {
-		errs = append(errs, "REDIS_URL: Redis is not supported by this build yet; leave it empty")
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		errs = append(errs, "REDIS_URL must be a redis:// or rediss:// URL")
 	}
 	if len(errs) > 0 {
 		return &configError{msg: "bad configuration: " + strings.Join(errs, "; ")}

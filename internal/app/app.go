@@ -14,8 +14,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/ingest"
+	"github.com/tallyhq/tally/redis"
 	"github.com/tallyhq/tally/rollup"
 	"github.com/tallyhq/tally/server"
 	"github.com/tallyhq/tally/sqlite"
@@ -25,7 +27,12 @@ import (
 // Config is everything the services need. Zero values take the documented
 // defaults of each part.
 type Config struct {
-	SQLitePath       string
+	SQLitePath string
+	// RedisURL, when set, keeps usage counters in Redis so that several
+	// instances share them (quota consume stays atomic across instances).
+	RedisURL string
+	// RedisPrefix starts every Redis key (default "tally:").
+	RedisPrefix      string
 	SQLiteSync       string // FULL (default) or NORMAL
 	AnalyticsEnabled bool
 	QuotasEnabled    bool
@@ -57,6 +64,7 @@ type App struct {
 	Server   *server.Server
 
 	cfg       Config
+	redis     goredis.UniversalClient
 	scheduled bool
 	closed    bool
 }
@@ -84,6 +92,20 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	im := ingest.NewMetrics(reg, cfg.LabelCap)
 	a.Writer = ingest.NewWriter(store, ingest.WriterConfig{QueueSize: cfg.IngestQueue}, im)
 	a.Writer.Start()
+	var counters usage.Counters = usage.NewMemoryCounters()
+	ready := map[string]func(context.Context) error{}
+	if cfg.RedisURL != "" {
+		if a.redis, err = redis.Open(ctx, cfg.RedisURL); err != nil {
+			store.Close()
+			return nil, err
+		}
+		prefix := cfg.RedisPrefix
+		if prefix == "" {
+			prefix = "tally:"
+		}
+		counters = redis.NewCounters(a.redis, prefix)
+		ready["redis"] = func(ctx context.Context) error { return redis.Ping(ctx, a.redis) }
+	}
 	var hc *http.Client
 	if !cfg.AllowPrivateWebhooks {
 		hc = usage.PublicWebhookClient(10 * time.Second)
@@ -91,14 +113,14 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Usage = usage.NewService(usage.Config{HTTPClient: hc,
 		Rules: cfg.UsageRules, Defaults: cfg.QuotaDefaults, QuotasEnabled: cfg.QuotasEnabled,
 		WebhookBackoff: cfg.WebhookBackoff, Logger: cfg.Logger, Now: cfg.Now,
-	}, store, usage.NewMemoryCounters(), reg, cfg.LabelCap)
+	}, store, counters, reg, cfg.LabelCap)
 	a.Pipeline = ingest.NewPipeline(a.Writer, a.Usage, im)
 	a.Tracker = ingest.NewBuffer(a.Pipeline, 4096, im)
 	a.Tracker.Start()
 	quotaMetrics := slices.Sorted(maps.Keys(cfg.QuotaDefaults))
 	a.Rollup = rollup.New(rollup.Config{Rules: cfg.UsageRules, QuotaMetrics: quotaMetrics, DailyAt: cfg.RollupDailyAt,
 		Logger: cfg.Logger, Now: cfg.Now}, store, reg)
-	if err := a.Usage.Rebuild(ctx); err != nil {
+	if err := a.RebuildCounters(ctx); err != nil {
 		a.Close(ctx)
 		return nil, err
 	}
@@ -109,6 +131,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Store: store, Logger: cfg.Logger, Registry: reg, Now: cfg.Now,
 		Validator: ingest.NewValidator(ingest.Config{RedactKeys: cfg.RedactKeys}),
 		Pipeline:  a.Pipeline, Tracker: a.Tracker, Usage: a.Usage, Rollup: a.Rollup,
+		ReadyChecks: ready,
 	})
 	if err != nil {
 		a.Close(ctx)
@@ -117,9 +140,16 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	return a, nil
 }
 
-// RebuildCounters recomputes today's usage counters from the event log
-// (after events were written around the pipeline, e.g. demo data).
-func (a *App) RebuildCounters(ctx context.Context) error { return a.Usage.Rebuild(ctx) }
+// RebuildCounters recomputes today's usage counters from the event log (at
+// start, and after events were written around the pipeline, e.g. demo
+// data). Counters shared in Redis are rebuilt only where they are empty:
+// other instances may be counting.
+func (a *App) RebuildCounters(ctx context.Context) error {
+	if a.redis != nil {
+		return a.Usage.RebuildMissing(ctx)
+	}
+	return a.Usage.Rebuild(ctx)
+}
 
 // StartScheduler starts the rollup and retention schedule (when analytics
 // is enabled).
@@ -152,6 +182,9 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	if a.Usage != nil {
 		errs = append(errs, a.Usage.Close(ctx))
+	}
+	if a.redis != nil {
+		errs = append(errs, a.redis.Close())
 	}
 	errs = append(errs, a.Store.Close())
 	return errors.Join(errs...)
