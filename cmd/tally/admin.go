@@ -12,14 +12,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/internal/admin"
+	"github.com/tallyhq/tally/internal/app"
 	"github.com/tallyhq/tally/internal/secret"
 	"github.com/tallyhq/tally/rollup"
-	"github.com/tallyhq/tally/sqlite"
 )
 
 // openStore parses flags and opens the database for an operator command.
 func openStore(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer,
-	extra func(*flag.FlagSet)) (*sqlite.DB, config, error) {
+	extra func(*flag.FlagSet)) (tally.Store, config, error) {
 	c, _, err := parseConfig(name, args, getenv, stderr, func(fs *flag.FlagSet, _ *config) {
 		if extra != nil {
 			extra(fs)
@@ -28,7 +28,7 @@ func openStore(ctx context.Context, name string, args []string, getenv func(stri
 	if err != nil {
 		return nil, c, err
 	}
-	db, err := sqlite.Open(ctx, c.sqlitePath(), sqlite.Options{Synchronous: c.SQLiteSync})
+	db, err := app.OpenStore(ctx, c.sqlitePath(), c.SQLiteSync, c.postgresURL())
 	return db, c, err
 }
 
@@ -51,7 +51,11 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer db.Close()
-	fmt.Fprintf(stdout, "database %s is up to date\n", c.sqlitePath())
+	where := c.sqlitePath()
+	if c.postgresURL() != "" {
+		where = redactURL(c.postgresURL())
+	}
+	fmt.Fprintf(stdout, "database %s is up to date\n", where)
 	return nil
 }
 

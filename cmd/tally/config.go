@@ -24,7 +24,7 @@ func (e *configError) Error() string { return e.msg }
 // defaultConfig.
 type config struct {
 	ListenAddr       string           // LISTEN_ADDR
-	DatabaseURL      string           // DATABASE_URL: a file path or sqlite:path (default ./data/tally.db)
+	DatabaseURL      string           // DATABASE_URL: an SQLite file path (default ./data/tally.db) or postgres://…
 	RedisURL         string           // REDIS_URL (optional): usage counters shared by instances
 	AnalyticsEnabled bool             // ANALYTICS_ENABLED
 	MaxExportRows    int              // ANALYTICS_MAX_EXPORT_ROWS
@@ -147,7 +147,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 // bindFlags lets flags override the environment for the common settings.
 func (c *config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ListenAddr, "listen", c.ListenAddr, "address to listen on (LISTEN_ADDR)")
-	fs.StringVar(&c.DatabaseURL, "database", c.DatabaseURL, "SQLite file path (DATABASE_URL)")
+	fs.StringVar(&c.DatabaseURL, "database", c.DatabaseURL, "SQLite file path or postgres:// URL (DATABASE_URL)")
 }
 
 // validate checks the configuration as a whole.
@@ -185,9 +185,6 @@ func (c *config) validate() error {
 	if c.SessionTTL < time.Minute {
 		errs = append(errs, "SESSION_TTL must be at least 1m")
 	}
-	if strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://") {
-		errs = append(errs, "DATABASE_URL: PostgreSQL is not supported by this build yet; use an SQLite file path")
-	}
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		errs = append(errs, "REDIS_URL must be a redis:// or rediss:// URL")
 	}
@@ -195,6 +192,14 @@ func (c *config) validate() error {
 		return &configError{msg: "bad configuration: " + strings.Join(errs, "; ")}
 	}
 	return nil
+}
+
+// postgresURL returns DATABASE_URL when it selects PostgreSQL, else "".
+func (c *config) postgresURL() string {
+	if strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return c.DatabaseURL
+	}
+	return ""
 }
 
 // sqlitePath returns the SQLite file DATABASE_URL names.

@@ -63,7 +63,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	cfg.SecureCookies = c.SecureCookies
 	cfg.DevAssetsDir = c.DevDir
 	a, err := app.New(ctx, app.Config{
-		SQLitePath: c.sqlitePath(), SQLiteSync: c.SQLiteSync, RedisURL: c.RedisURL,
+		SQLitePath: c.sqlitePath(), SQLiteSync: c.SQLiteSync, PostgresURL: c.postgresURL(), RedisURL: c.RedisURL,
 		AnalyticsEnabled: c.AnalyticsEnabled, QuotasEnabled: c.QuotasEnabled, QuotaDefaults: c.QuotaDefaults,
 		UsageRules: c.UsageRules, RedactKeys: c.RedactKeys, IngestQueue: c.IngestQueue, LabelCap: c.LabelCap,
 		RollupDailyAt: c.RollupDailyAt, AllowPrivateWebhooks: c.WebhookPrivate, Server: cfg, Logger: log,

@@ -17,6 +17,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/ingest"
+	"github.com/tallyhq/tally/postgres"
 	"github.com/tallyhq/tally/redis"
 	"github.com/tallyhq/tally/rollup"
 	"github.com/tallyhq/tally/server"
@@ -28,6 +29,9 @@ import (
 // defaults of each part.
 type Config struct {
 	SQLitePath string
+	// PostgresURL, when set, selects the PostgreSQL backend instead of
+	// SQLite; several instances may then share it (and Redis).
+	PostgresURL string
 	// RedisURL, when set, keeps usage counters in Redis so that several
 	// instances share them (quota consume stays atomic across instances).
 	RedisURL string
@@ -54,7 +58,7 @@ type Config struct {
 
 // App is a running tally.
 type App struct {
-	Store    *sqlite.DB
+	Store    tally.Store
 	Registry *prometheus.Registry
 	Writer   *ingest.Writer
 	Pipeline *ingest.Pipeline
@@ -82,7 +86,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.UsageRules == nil {
 		cfg.UsageRules = tally.DefaultUsageRules
 	}
-	store, err := sqlite.Open(ctx, cfg.SQLitePath, sqlite.Options{Synchronous: cfg.SQLiteSync})
+	store, err := OpenStore(ctx, cfg.SQLitePath, cfg.SQLiteSync, cfg.PostgresURL)
 	if err != nil {
 		return nil, err
 	}
@@ -118,8 +122,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Tracker = ingest.NewBuffer(a.Pipeline, 4096, im)
 	a.Tracker.Start()
 	quotaMetrics := slices.Sorted(maps.Keys(cfg.QuotaDefaults))
+	var leader rollup.Leader
+	if l, ok := store.(rollup.Leader); ok {
+		leader = l // several instances share this database: one runs the schedule
+	}
 	a.Rollup = rollup.New(rollup.Config{Rules: cfg.UsageRules, QuotaMetrics: quotaMetrics, DailyAt: cfg.RollupDailyAt,
-		Logger: cfg.Logger, Now: cfg.Now}, store, reg)
+		Logger: cfg.Logger, Now: cfg.Now, Leader: leader}, store, reg)
 	if err := a.RebuildCounters(ctx); err != nil {
 		a.Close(ctx)
 		return nil, err
@@ -138,6 +146,15 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// OpenStore opens the PostgreSQL store when postgresURL is set, else the
+// SQLite file at sqlitePath; either applies its pending migrations.
+func OpenStore(ctx context.Context, sqlitePath, sqliteSync, postgresURL string) (tally.Store, error) {
+	if postgresURL != "" {
+		return postgres.Open(ctx, postgresURL)
+	}
+	return sqlite.Open(ctx, sqlitePath, sqlite.Options{Synchronous: sqliteSync})
 }
 
 // RebuildCounters recomputes today's usage counters from the event log (at
