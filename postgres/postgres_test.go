@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"math"
@@ -18,12 +17,6 @@ import (
 	"github.com/tallyhq/tally/postgres/pgtest"
 	"github.com/tallyhq/tally/storetest"
 )
-
-func randBytes(n int) []byte {
-	b := make([]byte, n)
-	rand.Read(b)
-	return b
-}
 
 // open opens a store on a fresh schema, closed when t ends.
 func open(t *testing.T) *postgres.DB {
