@@ -302,7 +302,10 @@ func (db *DB) AggregateEvents(ctx context.Context, tenantID int64, from, to time
 // sumRounded is what sum rules add over a group of events, as
 // tally.UsageRules.Apply adds it per event: each value rounded and clamped
 // to [0, tally.MaxAmount].
-const sumRounded = `sum(CASE WHEN value >= 1099511627776 THEN 1099511627776 WHEN value > 0 THEN CAST(round(value) AS INTEGER) ELSE 0 END)`
+// (SQLite's round() goes through decimal text and turns
+// 0.49999999999999994 into 1; floor(v) + (v - floor(v) >= 0.5) is exact,
+// as math.Round is.)
+const sumRounded = `sum(CASE WHEN value >= 1099511627776 THEN 1099511627776 WHEN value > 0 THEN CAST(floor(value) AS INTEGER) + (value - floor(value) >= 0.5) ELSE 0 END)`
 
 type querier interface {
 	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)

@@ -39,7 +39,7 @@ func aggregateCases() []testCase {
 			var events []tally.Event
 			var want int64
 			rules := tally.UsageRules{{Event: "files.uploaded", Metric: "bytes", Sum: true}}
-			for i, v := range []float64{-5, 0, 0.4, 0.5, 2.5, 1e20, 1 << 40, 123456.7} {
+			for i, v := range []float64{-5, 0, 0.4, 0.49999999999999994, 0.5, 2.5, 1e20, 1 << 40, 123456.7} {
 				e := withValue(ev(a.ID, "v"+string(rune('a'+i)), "files.uploaded", "u1", d.Add(time.Duration(i)*time.Minute)), v)
 				events = append(events, e)
 				for _, am := range rules.Apply(&e) {
