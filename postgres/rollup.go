@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/internal/userset"
 )
 
 // DirtyHours implements tally.RollupStore.
@@ -94,7 +94,7 @@ func (db *DB) RollupDay(ctx context.Context, tenantID int64, day time.Time, rule
 		}
 		dayUsers := map[string]struct{}{}
 		if err := bucketUsers(ctx, tx, tenantID, hourStarts, func(h int, user []byte) error {
-			sets[h] = appendUser(sets[h], user)
+			sets[h] = userset.Append(sets[h], user)
 			dayUsers[string(user)] = struct{}{}
 			return nil
 		}); err != nil {
@@ -167,12 +167,6 @@ func (db *DB) RollupDays(ctx context.Context, tenantID int64, from, to time.Time
 	return db.readRows(ctx, "rollup_event_day", "day", tenantID, from, to)
 }
 
-// appendUser appends a user id to a set as rollup_hour_users stores it:
-// its length in bytes as a uvarint, then its bytes.
-func appendUser(set, user []byte) []byte {
-	return append(binary.AppendUvarint(set, uint64(len(user))), user...)
-}
-
 // RollupHourUsers implements tally.RollupStore.
 func (db *DB) RollupHourUsers(ctx context.Context, tenantID int64, from, to time.Time, fn func(hour time.Time, users [][]byte) error) error {
 	rows, err := db.pool.Query(ctx,
@@ -191,14 +185,8 @@ func (db *DB) RollupHourUsers(ctx context.Context, tenantID int64, from, to time
 		if err := rows.Scan(&hour, &set); err != nil {
 			return wrap(err, "rollup")
 		}
-		users = users[:0]
-		for rest := []byte(set); len(rest) > 0; {
-			n, k := binary.Uvarint(rest)
-			if k <= 0 || n > uint64(len(rest)-k) {
-				return wrap(fmt.Errorf("postgres: malformed user set of tenant %d, hour %v", tenantID, hour), "rollup")
-			}
-			users = append(users, rest[k:k+int(n)])
-			rest = rest[k+int(n):]
+		if users, err = userset.Split(set, users[:0]); err != nil {
+			return wrap(fmt.Errorf("postgres: tenant %d, hour %v: %w", tenantID, hour, err), "rollup")
 		}
 		if err := fn(hour, users); err != nil {
 			return err

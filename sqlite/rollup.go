@@ -3,11 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"fmt"
 	"time"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/internal/userset"
 )
 
 // DirtyHours implements tally.RollupStore.
@@ -62,7 +62,7 @@ func (db *DB) RollupDay(ctx context.Context, tenantID int64, day time.Time, rule
 			hourStarts[i] = from.Add(time.Duration(i) * time.Hour)
 		}
 		if err := bucketUsers(ctx, tx, tenantID, hourStarts, func(h int, user []byte, _ func() string) error {
-			sets[h] = appendUser(sets[h], user)
+			sets[h] = userset.Append(sets[h], user)
 			return nil
 		}); err != nil {
 			return err
@@ -151,11 +151,6 @@ func (db *DB) RollupDays(ctx context.Context, tenantID int64, from, to time.Time
 	return db.readRows(ctx, "rollup_event_day", "day", tenantID, from, to)
 }
 
-// appendUser appends a user id to a set as rollup_hour_users stores it.
-func appendUser(set, user []byte) []byte {
-	return append(binary.AppendUvarint(set, uint64(len(user))), user...)
-}
-
 // RollupHourUsers implements tally.RollupStore.
 func (db *DB) RollupHourUsers(ctx context.Context, tenantID int64, from, to time.Time, fn func(hour time.Time, users [][]byte) error) error {
 	rows, err := db.r.QueryContext(ctx,
@@ -174,14 +169,8 @@ func (db *DB) RollupHourUsers(ctx context.Context, tenantID int64, from, to time
 		if err := rows.Scan(&hour, &set); err != nil {
 			return wrap(err, "rollup")
 		}
-		users = users[:0]
-		for rest := []byte(set); len(rest) > 0; {
-			n, k := binary.Uvarint(rest)
-			if k <= 0 || n > uint64(len(rest)-k) {
-				return wrap(fmt.Errorf("sqlite: malformed user set of tenant %d, hour %d", tenantID, hour), "rollup")
-			}
-			users = append(users, rest[k:k+int(n)])
-			rest = rest[k+int(n):]
+		if users, err = userset.Split(set, users[:0]); err != nil {
+			return wrap(fmt.Errorf("sqlite: tenant %d, hour %d: %w", tenantID, hour, err), "rollup")
 		}
 		if err := fn(fromMicros(hour), users); err != nil {
 			return err
