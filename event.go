@@ -114,3 +114,20 @@ type HourRow struct {
 func (r HourRow) String() string {
 	return fmt.Sprintf("%s %s/%s count=%d sum=%g", r.Start.Format(time.RFC3339), r.Event, r.Metric, r.Count, r.Sum)
 }
+
+// Page cuts a keyset page read with one row more than limit down to limit
+// and returns the cursor after its last item, or nil when nothing follows.
+func Page[T any](items []T, limit int, key func(*T) Cursor) ([]T, *Cursor) {
+	if len(items) <= limit {
+		return items, nil
+	}
+	items = items[:limit]
+	c := key(&items[len(items)-1])
+	return items, &c
+}
+
+// EventKey is the keyset position of an event (for Page).
+func EventKey(e *Event) Cursor { return Cursor{At: e.Timestamp, ID: e.ID} }
+
+// AuditKey is the keyset position of an audit entry (for Page).
+func AuditKey(e *AuditEntry) Cursor { return Cursor{At: e.At, ID: e.ID} }

@@ -248,12 +248,7 @@ func (db *DB) ListEvents(ctx context.Context, tenantID int64, f tally.EventFilte
 	if err := rows.Err(); err != nil {
 		return nil, nil, wrap(err, "event")
 	}
-	var next *tally.Cursor
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
-		last := out[len(out)-1]
-		next = &tally.Cursor{At: last.Timestamp, ID: last.ID}
-	}
+	out, next := tally.Page(out, f.Limit, tally.EventKey)
 	return out, next, nil
 }
 

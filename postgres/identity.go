@@ -358,12 +358,7 @@ func (db *DB) ListAudit(ctx context.Context, tenantID int64, f tally.AuditFilter
 	if out == nil {
 		out = []tally.AuditEntry{}
 	}
-	var next *tally.Cursor
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
-		last := out[len(out)-1]
-		next = &tally.Cursor{At: last.At, ID: last.ID}
-	}
+	out, next := tally.Page(out, f.Limit, tally.AuditKey)
 	return out, next, nil
 }
 
