@@ -2,14 +2,11 @@ package client_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,7 +14,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/internal/app"
-	"github.com/tallyhq/tally/server"
+	"github.com/tallyhq/tally/internal/app/apptest"
 )
 
 // tallyServer is a real tally (app.New on its own SQLite file) behind an
@@ -32,37 +29,8 @@ type tallyServer struct {
 // newTally starts a tally; quotas are QUOTA_DEFAULTS (nil for none).
 func newTally(t *testing.T, quotas map[string]int64) *tallyServer {
 	t.Helper()
-	a, err := app.New(context.Background(), app.Config{
-		SQLitePath:       filepath.Join(t.TempDir(), "tally.db"),
-		SQLiteSync:       "NORMAL",
-		AnalyticsEnabled: true,
-		QuotasEnabled:    true,
-		QuotaDefaults:    quotas,
-		Server:           server.DefaultConfig(),
-	})
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.Close(ctx); err != nil {
-			t.Errorf("app.Close: %v", err)
-		}
-	})
-	ts := &tallyServer{url: srv.URL, hc: srv.Client()}
-	const email, password = "owner@acme.test", "correct-horse-battery"
-	ts.call(t, "POST", "/api/auth/register", "", nil, map[string]string{"email": email, "password": password}, http.StatusCreated, nil)
-	var login struct{ Token string }
-	ts.call(t, "POST", "/api/auth/login", "", nil, map[string]string{"email": email, "password": password}, http.StatusOK, &login)
-	ts.call(t, "POST", "/api/tenants", login.Token, nil, map[string]string{"name": "Acme", "slug": "acme"}, http.StatusCreated, nil)
-	var key struct{ Key string }
-	ts.call(t, "POST", "/api/keys", login.Token, map[string]string{"X-Tenant-Slug": "acme"},
-		map[string]any{"name": "sdk", "scopes": []string{"analytics:write", "analytics:read"}}, http.StatusCreated, &key)
-	ts.key = key.Key
-	return ts
+	_, srv := apptest.Start(t, func(c *app.Config) { c.QuotaDefaults = quotas })
+	return &tallyServer{url: srv.URL, hc: srv.Client(), key: apptest.Key(t, srv, "acme", "analytics:write", "analytics:read")}
 }
 
 // call sends body as JSON, wants status and decodes the answer into out

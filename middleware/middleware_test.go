@@ -7,15 +7,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tallyhq/tally/client"
-	"github.com/tallyhq/tally/internal/app"
+	"github.com/tallyhq/tally/internal/app/apptest"
 	"github.com/tallyhq/tally/middleware"
-	"github.com/tallyhq/tally/server"
 )
 
 // tally is a real tally (temp SQLite file) with a tenant, a client
@@ -30,35 +28,10 @@ type tally struct {
 
 func newTally(t *testing.T) *tally {
 	t.Helper()
-	a, err := app.New(context.Background(), app.Config{
-		SQLitePath:       filepath.Join(t.TempDir(), "tally.db"),
-		SQLiteSync:       "NORMAL",
-		AnalyticsEnabled: true,
-		QuotasEnabled:    true,
-		Server:           server.DefaultConfig(),
-	})
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.Close(ctx); err != nil {
-			t.Errorf("app.Close: %v", err)
-		}
-	})
-	tl := &tally{t: t, url: srv.URL, hc: srv.Client()}
-	const email, password = "owner@acme.test", "correct-horse-battery"
-	tl.call("POST", "/api/auth/register", "", map[string]string{"email": email, "password": password}, http.StatusCreated, nil)
-	var login struct{ Token string }
-	tl.call("POST", "/api/auth/login", "", map[string]string{"email": email, "password": password}, http.StatusOK, &login)
-	tl.call("POST", "/api/tenants", login.Token, map[string]string{"name": "Acme", "slug": "acme"}, http.StatusCreated, nil)
-	var key struct{ Key string }
-	tl.call("POST", "/api/keys", login.Token+"|acme", map[string]any{"name": "sdk", "scopes": []string{"analytics:write", "analytics:read"}}, http.StatusCreated, &key)
-	tl.key = key.Key
-	tl.client, err = client.New(srv.URL, key.Key, client.WithHTTPClient(srv.Client()), client.WithFlushInterval(time.Hour))
+	_, srv := apptest.Start(t, nil)
+	tl := &tally{t: t, url: srv.URL, hc: srv.Client(), key: apptest.Key(t, srv, "acme", "analytics:write", "analytics:read")}
+	var err error
+	tl.client, err = client.New(srv.URL, tl.key, client.WithHTTPClient(srv.Client()), client.WithFlushInterval(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +15,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/internal/app"
-	"github.com/tallyhq/tally/server"
+	"github.com/tallyhq/tally/internal/app/apptest"
 )
 
 // harnessPassword is the password of every user a harness registers.
@@ -69,30 +68,14 @@ func withQuotaDefaults(m map[string]int64) harnessOption {
 func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tally.db")
-	cfg := app.Config{
-		SQLitePath:       path,
-		AnalyticsEnabled: true,
-		QuotasEnabled:    true,
-		Server:           server.DefaultConfig(),
-		WebhookBackoff:   10 * time.Millisecond,
-	}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	a, err := app.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	h := &harness{t: t, app: a, srv: srv, dbPath: path, client: srv.Client()}
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.Close(ctx); err != nil {
-			t.Errorf("app.Close: %v", err)
+	a, srv := apptest.Start(t, func(cfg *app.Config) {
+		cfg.SQLitePath, cfg.SQLiteSync = path, "FULL"
+		cfg.WebhookBackoff = 10 * time.Millisecond
+		for _, o := range opts {
+			o(cfg)
 		}
 	})
+	h := &harness{t: t, app: a, srv: srv, dbPath: path, client: srv.Client()}
 	return h
 }
 

@@ -2,12 +2,10 @@ package server_test
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/tallyhq/tally/internal/app"
-	"github.com/tallyhq/tally/server"
+	"github.com/tallyhq/tally/internal/app/apptest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -29,11 +27,7 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 	if !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Errorf("openapi version %q, want 3.x", doc.OpenAPI)
 	}
-	a, err := app.New(t.Context(), app.Config{SQLitePath: filepath.Join(t.TempDir(), "tally.db"), AnalyticsEnabled: true, Server: server.DefaultConfig()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close(t.Context())
+	a, _ := apptest.Start(t, nil)
 	patterns := a.Server.Patterns()
 	if len(patterns) < 30 {
 		t.Fatalf("only %d routes registered; the harness is not the real server", len(patterns))

@@ -4,69 +4,26 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tallyhq/tally/client"
 	"github.com/tallyhq/tally/internal/app"
-	"github.com/tallyhq/tally/server"
+	"github.com/tallyhq/tally/internal/app/apptest"
 )
 
 // TestHostApp drives the example against a real tally whose builds_daily
 // quota is 2.
 func TestHostApp(t *testing.T) {
 	t.Parallel()
-	a, err := app.New(context.Background(), app.Config{
-		SQLitePath: filepath.Join(t.TempDir(), "tally.db"), SQLiteSync: "NORMAL",
-		AnalyticsEnabled: true, QuotasEnabled: true, Server: server.DefaultConfig(),
-		QuotaDefaults: map[string]int64{"builds_daily": 2},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tallySrv := httptest.NewServer(a.Handler())
-	t.Cleanup(func() {
-		tallySrv.Close()
-		a.Close(context.Background())
-	})
-	call := func(method, path, auth string, body any, out any) {
-		t.Helper()
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest(method, tallySrv.URL+path, bytes.NewReader(b))
-		if token, slug, _ := strings.Cut(auth, "|"); token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-			if slug != "" {
-				req.Header.Set("X-Tenant-Slug", slug)
-			}
-		}
-		res, err := tallySrv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		raw, _ := io.ReadAll(res.Body)
-		if res.StatusCode >= 300 {
-			t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, raw)
-		}
-		if out != nil {
-			json.Unmarshal(raw, out)
-		}
-	}
-	user := map[string]string{"email": "o@acme.test", "password": "correct-horse-battery"}
-	call("POST", "/api/auth/register", "", user, nil)
-	var login struct{ Token string }
-	call("POST", "/api/auth/login", "", user, &login)
-	call("POST", "/api/tenants", login.Token, map[string]string{"name": "Acme", "slug": "acme"}, nil)
-	var key struct{ Key string }
-	call("POST", "/api/keys", login.Token+"|acme", map[string]any{"name": "hostapp", "scopes": []string{"analytics:write", "analytics:read"}}, &key)
+	_, tallySrv := apptest.Start(t, func(c *app.Config) { c.QuotaDefaults = map[string]int64{"builds_daily": 2} })
+	key := apptest.Key(t, tallySrv, "acme", "analytics:write", "analytics:read")
 
-	tc, err := client.New(tallySrv.URL, key.Key, client.WithSource("hostapp"), client.WithHTTPClient(tallySrv.Client()))
+	tc, err := client.New(tallySrv.URL, key, client.WithSource("hostapp"), client.WithHTTPClient(tallySrv.Client()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +66,16 @@ func TestHostApp(t *testing.T) {
 			Props  struct{ Route string }
 		}
 	}
-	call("GET", "/api/analytics/events?limit=100", key.Key, nil, &page)
+	req, _ := http.NewRequest("GET", tallySrv.URL+"/api/analytics/events?limit=100", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err = tallySrv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(&page); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("list events: %d %v", res.StatusCode, err)
+	}
 	counts := map[string]int{}
 	for _, e := range page.Events {
 		counts[e.Event]++
