@@ -37,6 +37,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tallyhq/tally"
 )
 
 // Errors Track, Flush and Close return. Compare with errors.Is.
@@ -53,7 +55,7 @@ var (
 
 // Limits of the events endpoint.
 const (
-	maxBatchSize  = 1000
+	maxBatchSize  = tally.MaxBatchEvents
 	maxBodyBytes  = 1 << 20
 	batchOverhead = 128 // {"batch":[...],"sent_at":"..."} around the events
 )
@@ -176,8 +178,8 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("tally: max retries %d must not be negative", cfg.maxRetries)
 	case cfg.minBackoff <= 0 || cfg.maxBackoff < cfg.minBackoff:
 		return nil, fmt.Errorf("tally: retry backoff %s..%s is not a positive range", cfg.minBackoff, cfg.maxBackoff)
-	case cfg.source != "" && !validSource(cfg.source):
-		return nil, fmt.Errorf("tally: source %q must be 1-64 chars of [a-z0-9_-]", cfg.source)
+	case cfg.source != "" && !tally.ValidSource(cfg.source):
+		return nil, fmt.Errorf("tally: source %q %s", cfg.source, tally.MsgSource)
 	}
 	if cfg.httpClient == nil {
 		cfg.httpClient = &http.Client{Timeout: 30 * time.Second}

@@ -1,12 +1,13 @@
 package client
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"math"
 	"time"
-	"unicode/utf8"
+
+	"github.com/tallyhq/tally"
 )
 
 // Event is one analytics event. Only Name is required.
@@ -43,27 +44,79 @@ type wireEvent struct {
 	Props     json.RawMessage `json:"props,omitempty"`
 }
 
-const maxPropsBytes = 8 << 10
+// EventError says which of tally's event rules an event breaks. It
+// matches ErrInvalidEvent under errors.Is.
+type EventError struct {
+	// Field is the event's field at fault, named as on the wire: "event",
+	// "source", "user_id", "event_id", "value" or "props".
+	Field string
+	// Message completes "<field> ...".
+	Message string
+}
 
-// encode checks e against the rules that are cheap to check here, fills
-// in EventID, Timestamp and Source, and returns its JSON.
+func (e *EventError) Error() string { return "tally: invalid event: " + e.Field + " " + e.Message }
+
+// Is makes an *EventError match ErrInvalidEvent.
+func (e *EventError) Is(target error) bool { return target == ErrInvalidEvent }
+
+// Validate checks e against the event rules the SDK can check before
+// sending (the server's, from the same definitions): everything but the
+// timestamp's window, which depends on the tenant and the server's clock.
+// Props are measured as they are sent; the server measures them again
+// after redacting secret-named keys. A broken rule is an *EventError.
+func (e Event) Validate() error {
+	_, err := e.check()
+	return err
+}
+
+// check validates e and returns its props as sent (nil for none).
+func (e Event) check() ([]byte, error) {
+	bad := func(field, msg string) ([]byte, error) { return nil, &EventError{Field: field, Message: msg} }
+	if !tally.ValidEventName(e.Name) {
+		return bad("event", tally.MsgEventName)
+	}
+	if e.Source != "" && !tally.ValidSource(e.Source) {
+		return bad("source", tally.MsgSource)
+	}
+	if e.EventID != "" {
+		if msg := tally.CheckEventID(e.EventID); msg != "" {
+			return bad("event_id", msg)
+		}
+	}
+	if msg := tally.CheckUserID(e.UserID); msg != "" {
+		return bad("user_id", msg)
+	}
+	if e.Value != nil && !tally.ValidValue(*e.Value) {
+		return bad("value", tally.MsgValue)
+	}
+	if e.Props == nil {
+		return nil, nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // as the server re-encodes props
+	if err := enc.Encode(e.Props); err != nil {
+		return bad("props", "must encode as JSON: "+err.Error())
+	}
+	p := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if tally.JSONDepth(p) > tally.MaxPropsDepth {
+		return bad("props", tally.MsgPropsDeep)
+	}
+	if len(p) > tally.MaxPropsBytes {
+		return bad("props", tally.MsgPropsLarge)
+	}
+	return p, nil
+}
+
+// encode checks e (see Validate), fills in EventID, Timestamp and Source,
+// and returns its JSON.
 func (c *Client) encode(e Event) ([]byte, error) {
-	if !validName(e.Name) {
-		return nil, fmt.Errorf("%w: name %q must be 1-128 chars of dot-separated [A-Za-z0-9_-] segments", ErrInvalidEvent, e.Name)
+	props, err := e.check()
+	if err != nil {
+		return nil, err
 	}
 	if e.Source == "" {
 		e.Source = c.cfg.source
-	} else if !validSource(e.Source) {
-		return nil, fmt.Errorf("%w: source %q must be 1-64 chars of [a-z0-9_-]", ErrInvalidEvent, e.Source)
-	}
-	if utf8.RuneCountInString(e.UserID) > 256 {
-		return nil, fmt.Errorf("%w: user id longer than 256 chars", ErrInvalidEvent)
-	}
-	if len(e.EventID) > 128 {
-		return nil, fmt.Errorf("%w: event id longer than 128 chars", ErrInvalidEvent)
-	}
-	if e.Value != nil && (math.IsNaN(*e.Value) || math.IsInf(*e.Value, 0)) {
-		return nil, fmt.Errorf("%w: value must be a finite number", ErrInvalidEvent)
 	}
 	if e.EventID == "" {
 		e.EventID = newEventID()
@@ -78,16 +131,7 @@ func (c *Client) encode(e Event) ([]byte, error) {
 		Timestamp: e.Timestamp.UTC().Format(time.RFC3339Nano),
 		EventID:   e.EventID,
 		Value:     e.Value,
-	}
-	if e.Props != nil {
-		p, err := json.Marshal(e.Props)
-		if err != nil {
-			return nil, fmt.Errorf("%w: props: %v", ErrInvalidEvent, err)
-		}
-		if len(p) > maxPropsBytes {
-			return nil, fmt.Errorf("%w: props are %d bytes as JSON, at most %d", ErrInvalidEvent, len(p), maxPropsBytes)
-		}
-		w.Props = p
+		Props:     props,
 	}
 	b, err := json.Marshal(w)
 	if err != nil {
@@ -99,39 +143,3 @@ func (c *Client) encode(e Event) ([]byte, error) {
 // newEventID returns a random idempotency key (26 chars of base32, 130
 // bits).
 func newEventID() string { return rand.Text() }
-
-// validName reports whether s is 1-128 chars of dot-separated, non-empty
-// segments of [A-Za-z0-9_-].
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	segment := 0
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '.':
-			if segment == 0 {
-				return false
-			}
-			segment = 0
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
-			segment++
-		default:
-			return false
-		}
-	}
-	return segment > 0
-}
-
-// validSource reports whether s is 1-64 chars of [a-z0-9_-].
-func validSource(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}

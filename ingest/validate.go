@@ -15,28 +15,14 @@ import (
 	"github.com/tallyhq/tally"
 )
 
-// Limits and defaults of the event contract (API.md, "Events").
+// Defaults of the event contract; its limits are tally's (tally.MaxBatchEvents
+// and the rest), shared with the SDK.
 const (
-	// MaxBatchEvents is the most events one request may carry.
-	MaxBatchEvents = 1000
-	// MaxPropsBytes is the largest props object, compactly encoded after
-	// redaction.
-	MaxPropsBytes = 8 << 10
-	// MaxPropsDepth is how deeply props may nest: props itself is level 1,
-	// and every object or array inside adds one.
-	MaxPropsDepth = 5
-	// DefaultSource is the source of events that name none.
-	DefaultSource = "api"
 	// DefaultMaxFuture is how far ahead of the receiving clock an event's
 	// (corrected) timestamp may be unless Config says otherwise.
 	DefaultMaxFuture = time.Hour
 	// Redacted replaces the value of every secret-named props key.
 	Redacted = "[redacted]"
-
-	maxNameLen    = 128
-	maxSourceLen  = 64
-	maxEventIDLen = 128
-	maxUserIDLen  = 256
 )
 
 // DefaultRedactKeys are the props keys whose values are redacted unless
@@ -134,13 +120,13 @@ type Rejection struct {
 // Decode parses and validates the body of POST /api/analytics/events for
 // tenant, received at now: either one event object, or
 // {"batch": [event, ...], "sent_at": "<RFC 3339>"} with 1 to
-// MaxBatchEvents events.
+// tally.MaxBatchEvents events.
 //
 // A body that breaks the request's shape is refused whole with a
 // *tally.Error naming the field: EInvalid when it is not a JSON object,
 // when batch is not a non-empty array, for a field next to batch other than
 // sent_at, for a bad sent_at, or for invalid UTF-8 outside the events;
-// ETooLarge for more than MaxBatchEvents events. Otherwise every event is
+// ETooLarge for more than tally.MaxBatchEvents events. Otherwise every event is
 // checked on its own and a bad one is only rejected, with a message naming
 // its field; for a single-event body that is Rejected[0].
 //
@@ -150,7 +136,7 @@ type Rejection struct {
 // and must then lie within the tenant's retention and at most MaxFuture
 // after now; event_id (assigned when absent) 1-128 chars; user_id at most
 // 256 chars; value (default 1) a finite number; props (default {}) an
-// object of at most MaxPropsBytes and MaxPropsDepth levels whose
+// object of at most tally.MaxPropsBytes and tally.MaxPropsDepth levels whose
 // secret-named keys are redacted and whose numbers keep their text. Null
 // counts as absent. Strings and keys must not contain U+0000, the event
 // must be valid UTF-8, and unknown or repeated fields reject it. Chars are
@@ -185,8 +171,8 @@ func (v *Validator) Decode(body []byte, tenant *tally.Tenant, now time.Time) (*D
 			return requestError("batch", "must be an array of events")
 		}
 		return r.array(func(int) error {
-			if len(elems) == MaxBatchEvents {
-				msg := fmt.Sprintf("must hold at most %d events", MaxBatchEvents)
+			if len(elems) == tally.MaxBatchEvents {
+				msg := fmt.Sprintf("must hold at most %d events", tally.MaxBatchEvents)
 				return &tally.Error{Code: tally.ETooLarge, Message: "batch: " + msg,
 					Fields: []tally.FieldError{{Field: "batch", Message: msg}}}
 			}
@@ -326,20 +312,11 @@ func requestError(field, msg string) *tally.Error {
 		Fields: []tally.FieldError{{Field: field, Message: msg}}}
 }
 
-// Messages of the per-event rules.
-var (
-	msgName     = fmt.Sprintf("must be 1-%d chars of dot-separated [A-Za-z0-9_-] segments", maxNameLen)
-	msgSource   = fmt.Sprintf("must be 1-%d chars of [a-z0-9_-]", maxSourceLen)
-	msgEventID  = fmt.Sprintf("must be 1-%d chars", maxEventIDLen)
-	msgUserID   = fmt.Sprintf("must be at most %d chars", maxUserIDLen)
-	msgTime     = "must be an RFC 3339 time"
-	msgValue    = "must be a finite number"
-	msgString   = "must be a string"
-	msgNUL      = "must not contain U+0000"
-	msgUTF8     = "must be valid UTF-8"
-	msgObject   = "must be a JSON object"
-	msgPropsBig = fmt.Sprintf("must be at most %d bytes (8 KiB) encoded, after redaction", MaxPropsBytes)
-	msgDeep     = fmt.Sprintf("must nest at most %d levels (props itself is level 1)", MaxPropsDepth)
+// Messages of the per-event rules that only the decoder checks.
+const (
+	msgTime   = "must be an RFC 3339 time"
+	msgString = "must be a string"
+	msgObject = "must be a JSON object"
 )
 
 const jsonSpace = " \t\r\n"
@@ -378,10 +355,10 @@ func (v *Validator) decodeEvent(raw []byte, tenant *tally.Tenant, now time.Time,
 	if !utf8.Valid(raw) {
 		for _, f := range fields {
 			if !utf8.Valid(f.raw) {
-				return tally.Event{}, fail(f.key, msgUTF8)
+				return tally.Event{}, fail(f.key, tally.MsgUTF8)
 			}
 		}
-		return tally.Event{}, fail("", "field names "+msgUTF8)
+		return tally.Event{}, fail("", "field names "+tally.MsgUTF8)
 	}
 	vals := make(map[string][]byte, len(fields))
 	for _, f := range fields {
@@ -409,7 +386,7 @@ func (v *Validator) decodeEvent(raw []byte, tenant *tally.Tenant, now time.Time,
 	if in.source, ok, err = jsonString(vals["source"]); err != nil {
 		return tally.Event{}, fail("source", msgString)
 	} else if ok && in.source == "" {
-		return tally.Event{}, fail("source", msgSource)
+		return tally.Event{}, fail("source", tally.MsgSource)
 	}
 	if s, ok, err := jsonString(vals["timestamp"]); err != nil {
 		return tally.Event{}, fail("timestamp", msgTime)
@@ -422,18 +399,18 @@ func (v *Validator) decodeEvent(raw []byte, tenant *tally.Tenant, now time.Time,
 	if in.eventID, ok, err = jsonString(vals["event_id"]); err != nil {
 		return tally.Event{}, fail("event_id", msgString)
 	} else if ok && in.eventID == "" {
-		return tally.Event{}, fail("event_id", msgEventID)
+		return tally.Event{}, fail("event_id", tally.MsgEventID)
 	}
 	if in.userID, _, err = jsonString(vals["user_id"]); err != nil {
 		return tally.Event{}, fail("user_id", msgString)
 	}
 	if n := bytes.TrimLeft(vals["value"], jsonSpace); len(n) > 0 && string(n) != "null" {
 		if n[0] != '-' && (n[0] < '0' || n[0] > '9') {
-			return tally.Event{}, fail("value", msgValue)
+			return tally.Event{}, fail("value", tally.MsgValue)
 		}
 		f, err := strconv.ParseFloat(string(bytes.TrimRight(n, jsonSpace)), 64)
 		if err != nil {
-			return tally.Event{}, fail("value", msgValue) // out of range: ±Inf
+			return tally.Event{}, fail("value", tally.MsgValue) // out of range: ±Inf
 		}
 		in.value = f
 	}
@@ -453,14 +430,14 @@ func jsonString(raw []byte) (s string, ok bool, err error) {
 
 // finish applies defaults and the rules shared by Decode and Prepare.
 func (v *Validator) finish(in eventInput, tenant *tally.Tenant, now time.Time, skew time.Duration) (tally.Event, *ruleError) {
-	if !validName(in.name) {
-		return tally.Event{}, fail("event", msgName)
+	if !tally.ValidEventName(in.name) {
+		return tally.Event{}, fail("event", tally.MsgEventName)
 	}
 	if in.source == "" {
-		in.source = DefaultSource
+		in.source = tally.DefaultSource
 	}
-	if !validSource(in.source) {
-		return tally.Event{}, fail("source", msgSource)
+	if !tally.ValidSource(in.source) {
+		return tally.Event{}, fail("source", tally.MsgSource)
 	}
 	ts := now
 	if in.tsSet {
@@ -479,14 +456,14 @@ func (v *Validator) finish(in eventInput, tenant *tally.Tenant, now time.Time, s
 	}
 	if in.eventID == "" {
 		in.eventID = rand.Text()
-	} else if msg := checkText(in.eventID, maxEventIDLen, msgEventID); msg != "" {
+	} else if msg := tally.CheckEventID(in.eventID); msg != "" {
 		return tally.Event{}, fail("event_id", msg)
 	}
-	if msg := checkText(in.userID, maxUserIDLen, msgUserID); msg != "" {
+	if msg := tally.CheckUserID(in.userID); msg != "" {
 		return tally.Event{}, fail("user_id", msg)
 	}
-	if math.IsNaN(in.value) || math.IsInf(in.value, 0) {
-		return tally.Event{}, fail("value", msgValue)
+	if !tally.ValidValue(in.value) {
+		return tally.Event{}, fail("value", tally.MsgValue)
 	}
 	props, rerr := v.props(in.props, in.trusted)
 	if rerr != nil {
@@ -519,64 +496,12 @@ func (v *Validator) finish(in eventInput, tenant *tally.Tenant, now time.Time, s
 // positive whole amount up to tally.MaxAmount. Usage only ever grows.
 func checkIncrement(value float64, props []byte) *ruleError {
 	if tally.UsageMetricOf(props) == "" {
-		return fail("props.metric", "a usage.increment event needs props.metric matching ^[a-z0-9_]{1,64}$")
+		return fail("props.metric", "a usage.increment event needs props.metric, which "+tally.MsgMetric)
 	}
-	if value < 1 || value > tally.MaxAmount || value != math.Trunc(value) {
+	if value != math.Trunc(value) || math.Abs(value) > tally.MaxAmount || !tally.ValidAmount(int64(value)) {
 		return fail("value", fmt.Sprintf("a usage.increment amount must be a whole number from 1 to %d", int64(tally.MaxAmount)))
 	}
 	return nil
-}
-
-// checkText checks a free-text field of at most max chars; it returns the
-// broken rule's message or "".
-func checkText(s string, max int, tooLong string) string {
-	switch {
-	case !utf8.ValidString(s):
-		return msgUTF8
-	case strings.IndexByte(s, 0) >= 0:
-		return msgNUL
-	case utf8.RuneCountInString(s) > max:
-		return tooLong
-	}
-	return ""
-}
-
-// validName reports whether s is 1-128 chars of dot-separated, non-empty
-// segments of [A-Za-z0-9_-].
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > maxNameLen {
-		return false
-	}
-	segment := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '.':
-			if segment == 0 {
-				return false
-			}
-			segment = 0
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
-			segment++
-		default:
-			return false
-		}
-	}
-	return segment > 0
-}
-
-// validSource reports whether s is 1-64 chars of [a-z0-9_-].
-func validSource(s string) bool {
-	if len(s) == 0 || len(s) > maxSourceLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // quote quotes a client-given name for a message, cut to a readable length.
@@ -612,13 +537,13 @@ func (v *Validator) props(raw []byte, trusted bool) ([]byte, *ruleError) {
 	}
 	switch {
 	case !utf8.Valid(raw):
-		return nil, fail("props", msgUTF8)
+		return nil, fail("props", tally.MsgUTF8)
 	case raw[0] != '{':
 		return nil, fail("props", msgObject)
 	case !trusted && !json.Valid(raw):
 		return nil, fail("props", "must be valid JSON")
 	}
-	pw := propsWriter{v: v, r: reader{b: raw}, buf: make([]byte, 0, min(len(raw), MaxPropsBytes+1))}
+	pw := propsWriter{v: v, r: reader{b: raw}, buf: make([]byte, 0, min(len(raw), tally.MaxPropsBytes+1))}
 	if rerr := pw.value(1); rerr != nil {
 		return nil, rerr
 	}
@@ -660,8 +585,8 @@ func (w *propsWriter) value(depth int) *ruleError {
 	bad := fail("props", "must be valid JSON")
 	switch c := w.r.peek(); c {
 	case '{', '[':
-		if depth > MaxPropsDepth {
-			return fail("props", msgDeep)
+		if depth > tally.MaxPropsDepth {
+			return fail("props", tally.MsgPropsDeep)
 		}
 		w.buf = append(w.buf, c)
 		n := 0
@@ -675,7 +600,7 @@ func (w *propsWriter) value(depth int) *ruleError {
 			defer func() { w.path = w.path[:len(w.path)-1] }()
 			if idx < 0 {
 				if strings.IndexByte(key, 0) >= 0 {
-					rerr = w.fail("key " + msgNUL)
+					rerr = w.fail("key " + tally.MsgNUL)
 					return rerr
 				}
 				w.buf = appendString(w.buf, key)
@@ -689,8 +614,8 @@ func (w *propsWriter) value(depth int) *ruleError {
 			if rerr = w.value(depth + 1); rerr != nil {
 				return rerr
 			}
-			if len(w.buf) > MaxPropsBytes {
-				rerr = fail("props", msgPropsBig)
+			if len(w.buf) > tally.MaxPropsBytes {
+				rerr = fail("props", tally.MsgPropsLarge)
 				return rerr
 			}
 			return nil
@@ -715,7 +640,7 @@ func (w *propsWriter) value(depth int) *ruleError {
 			return bad
 		}
 		if strings.IndexByte(s, 0) >= 0 {
-			return w.fail(msgNUL)
+			return w.fail(tally.MsgNUL)
 		}
 		w.buf = appendString(w.buf, s)
 	default: // a number (its text kept) or a literal
@@ -725,8 +650,8 @@ func (w *propsWriter) value(depth int) *ruleError {
 		}
 		w.buf = append(w.buf, raw...)
 	}
-	if len(w.buf) > MaxPropsBytes {
-		return fail("props", msgPropsBig)
+	if len(w.buf) > tally.MaxPropsBytes {
+		return fail("props", tally.MsgPropsLarge)
 	}
 	return nil
 }

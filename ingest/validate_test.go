@@ -59,8 +59,8 @@ func TestDecodeEventRules(t *testing.T) {
 	tooFuture := rfc(testNow.Add(time.Hour + time.Microsecond))
 	oldest := rfc(testNow.AddDate(0, 0, -tally.DefaultRetentionDays))
 	tooOld := rfc(tally.DayStart(testNow).AddDate(0, 0, -tally.DefaultRetentionDays).Add(-time.Microsecond))
-	props8K := `{"k":"` + x("x", MaxPropsBytes-8) + `"}`
-	props8K1 := `{"k":"` + x("x", MaxPropsBytes-7) + `"}`
+	props8K := `{"k":"` + x("x", tally.MaxPropsBytes-8) + `"}`
+	props8K1 := `{"k":"` + x("x", tally.MaxPropsBytes-7) + `"}`
 
 	tests := []struct {
 		name  string
@@ -72,25 +72,25 @@ func TestDecodeEventRules(t *testing.T) {
 		{"segments", `{"event":"Auth.user-1.log_in"}`, "-", ""},
 		{"name 128", `{"event":"` + x("a", 128) + `"}`, "-", ""},
 		{"name 128 segmented", `{"event":"` + x("ab.", 42) + `ab"}`, "-", ""},
-		{"name 129", `{"event":"` + x("a", 129) + `"}`, "event", msgName},
+		{"name 129", `{"event":"` + x("a", 129) + `"}`, "event", tally.MsgEventName},
 		{"name missing", `{"user_id":"u"}`, "event", "event: required"},
 		{"name null", `{"event":null}`, "event", "event: required"},
 		{"name empty", `{"event":""}`, "event", "event: must be 1-128 chars of dot-separated [A-Za-z0-9_-] segments"},
-		{"name empty segment", `{"event":"a..b"}`, "event", msgName},
-		{"name leading dot", `{"event":".a"}`, "event", msgName},
-		{"name trailing dot", `{"event":"a."}`, "event", msgName},
-		{"name space", `{"event":"a b"}`, "event", msgName},
-		{"name non-ascii", `{"event":"caf\u00e9"}`, "event", msgName},
-		{"name NUL", `{"event":"a\u0000"}`, "event", msgName},
+		{"name empty segment", `{"event":"a..b"}`, "event", tally.MsgEventName},
+		{"name leading dot", `{"event":".a"}`, "event", tally.MsgEventName},
+		{"name trailing dot", `{"event":"a."}`, "event", tally.MsgEventName},
+		{"name space", `{"event":"a b"}`, "event", tally.MsgEventName},
+		{"name non-ascii", `{"event":"caf\u00e9"}`, "event", tally.MsgEventName},
+		{"name NUL", `{"event":"a\u0000"}`, "event", tally.MsgEventName},
 		{"name number", `{"event":5}`, "event", "event: must be a string"},
 
 		{"source default", `{"event":"a","source":null}`, "-", ""},
 		{"source 64", `{"event":"a","source":"` + x("s", 64) + `"}`, "-", ""},
 		{"source charset", `{"event":"a","source":"web_app-2"}`, "-", ""},
-		{"source 65", `{"event":"a","source":"` + x("s", 65) + `"}`, "source", msgSource},
-		{"source empty", `{"event":"a","source":""}`, "source", msgSource},
+		{"source 65", `{"event":"a","source":"` + x("s", 65) + `"}`, "source", tally.MsgSource},
+		{"source empty", `{"event":"a","source":""}`, "source", tally.MsgSource},
 		{"source upper", `{"event":"a","source":"API"}`, "source", "source: must be 1-64 chars of [a-z0-9_-]"},
-		{"source dot", `{"event":"a","source":"a.b"}`, "source", msgSource},
+		{"source dot", `{"event":"a","source":"a.b"}`, "source", tally.MsgSource},
 		{"source number", `{"event":"a","source":1}`, "source", "source: must be a string"},
 
 		{"timestamp 1h ahead", `{"event":"a","timestamp":"` + future + `"}`, "-", ""},
@@ -121,30 +121,30 @@ func TestDecodeEventRules(t *testing.T) {
 		{"value max", `{"event":"a","value":1.7976931348623157e308}`, "-", ""},
 		{"value underflow", `{"event":"a","value":1e-999}`, "-", ""},
 		{"value overflow", `{"event":"a","value":1e999}`, "value", "value: must be a finite number"},
-		{"value negative overflow", `{"event":"a","value":-1e999}`, "value", msgValue},
-		{"value string", `{"event":"a","value":"1"}`, "value", msgValue},
-		{"value bool", `{"event":"a","value":true}`, "value", msgValue},
-		{"value object", `{"event":"a","value":{}}`, "value", msgValue},
+		{"value negative overflow", `{"event":"a","value":-1e999}`, "value", tally.MsgValue},
+		{"value string", `{"event":"a","value":"1"}`, "value", tally.MsgValue},
+		{"value bool", `{"event":"a","value":true}`, "value", tally.MsgValue},
+		{"value object", `{"event":"a","value":{}}`, "value", tally.MsgValue},
 
 		{"props null", `{"event":"a","props":null}`, "-", ""},
 		{"props empty", `{"event":"a","props":{}}`, "-", ""},
 		{"props 8 KiB", `{"event":"a","props":` + props8K + `}`, "-", ""},
 		{"props 8 KiB with spaces", `{"event":"a","props": ` + strings.Replace(props8K, ":", " : ", 1) + ` }`, "-", ""},
 		{"props over 8 KiB", `{"event":"a","props":` + props8K1 + `}`, "props", "props: must be at most 8192 bytes"},
-		{"props over 8 KiB nested", `{"event":"a","props":{"a":[` + strings.Repeat(`"xxxxxxxxxx",`, 700) + `1]}}`, "props", msgPropsBig},
+		{"props over 8 KiB nested", `{"event":"a","props":{"a":[` + strings.Repeat(`"xxxxxxxxxx",`, 700) + `1]}}`, "props", tally.MsgPropsLarge},
 		{"props small after redaction", `{"event":"a","props":{"password":"` + x("p", 20000) + `"}}`, "-", ""},
 		{"props depth 5", `{"event":"a","props":` + nest(5) + `}`, "-", ""},
 		{"props depth 6", `{"event":"a","props":` + nest(6) + `}`, "props", "props: must nest at most 5 levels"},
 		{"props depth 5 arrays", `{"event":"a","props":{"a":[[[{"b":1}]]]}}`, "-", ""},
-		{"props depth 6 arrays", `{"event":"a","props":{"a":[[[[[1]]]]]}}`, "props", msgDeep},
-		{"props depth 6 empty", `{"event":"a","props":{"a":{"b":{"c":{"d":{"e":{}}}}}}}`, "props", msgDeep},
+		{"props depth 6 arrays", `{"event":"a","props":{"a":[[[[[1]]]]]}}`, "props", tally.MsgPropsDeep},
+		{"props depth 6 empty", `{"event":"a","props":{"a":{"b":{"c":{"d":{"e":{}}}}}}}`, "props", tally.MsgPropsDeep},
 		{"props deep redacted", `{"event":"a","props":{"a":{"b":{"c":{"token":{"x":{"y":{}}}}}}}}`, "-", ""},
 		{"props array", `{"event":"a","props":[1]}`, "props", "props: must be a JSON object"},
 		{"props string", `{"event":"a","props":"{}"}`, "props", msgObject},
 		{"props number", `{"event":"a","props":5}`, "props", msgObject},
 		{"props NUL value", `{"event":"a","props":{"a":"x\u0000"}}`, "props.a", "props.a: must not contain U+0000"},
 		{"props NUL key", `{"event":"a","props":{"a\u0000b":1}}`, `props.a\x00b`, "key must not contain U+0000"},
-		{"props NUL in array", `{"event":"a","props":{"a":[{"b":["ok","\u0000"]}]}}`, "props.a[0].b[1]", msgNUL},
+		{"props NUL in array", `{"event":"a","props":{"a":[{"b":["ok","\u0000"]}]}}`, "props.a[0].b[1]", tally.MsgNUL},
 		{"props NUL in redacted value", `{"event":"a","props":{"secret":"\u0000"}}`, "-", ""},
 
 		{"unknown field", `{"event":"a","foo":1}`, "foo", `unknown field "foo"`},
@@ -186,19 +186,19 @@ func TestDecodeEventRules(t *testing.T) {
 // checkEvent re-checks a stored event against every rule: the invariants
 // FuzzDecode relies on too.
 func checkEvent(v *Validator, e *tally.Event) error {
-	if !validName(e.Name) {
+	if !tally.ValidEventName(e.Name) {
 		return fmt.Errorf("bad name %q", e.Name)
 	}
-	if !validSource(e.Source) {
+	if !tally.ValidSource(e.Source) {
 		return fmt.Errorf("bad source %q", e.Source)
 	}
-	if e.EventID == "" || checkText(e.EventID, maxEventIDLen, "x") != "" {
+	if e.EventID == "" || tally.CheckEventID(e.EventID) != "" {
 		return fmt.Errorf("bad event_id %q", e.EventID)
 	}
-	if checkText(e.UserID, maxUserIDLen, "x") != "" {
+	if tally.CheckUserID(e.UserID) != "" {
 		return fmt.Errorf("bad user_id %q", e.UserID)
 	}
-	if math.IsNaN(e.Value) || math.IsInf(e.Value, 0) {
+	if !tally.ValidValue(e.Value) {
 		return fmt.Errorf("bad value %v", e.Value)
 	}
 	if e.Timestamp.Location() != time.UTC || e.ReceivedAt.Location() != time.UTC ||
@@ -212,7 +212,7 @@ func checkEvent(v *Validator, e *tally.Event) error {
 	if e.TenantID != testTenant.ID {
 		return fmt.Errorf("tenant %d", e.TenantID)
 	}
-	if len(e.Props) > MaxPropsBytes {
+	if len(e.Props) > tally.MaxPropsBytes {
 		return fmt.Errorf("props of %d bytes", len(e.Props))
 	}
 	var p any
@@ -242,7 +242,7 @@ func checkEvent(v *Validator, e *tally.Event) error {
 func checkProps(v *Validator, p any, depth int) error {
 	switch p := p.(type) {
 	case map[string]any:
-		if depth > MaxPropsDepth {
+		if depth > tally.MaxPropsDepth {
 			return fmt.Errorf("depth %d", depth)
 		}
 		for k, x := range p {
@@ -260,7 +260,7 @@ func checkProps(v *Validator, p any, depth int) error {
 			}
 		}
 	case []any:
-		if depth > MaxPropsDepth {
+		if depth > tally.MaxPropsDepth {
 			return fmt.Errorf("depth %d", depth)
 		}
 		for _, x := range p {
@@ -477,11 +477,11 @@ func TestDecodeBatch(t *testing.T) {
 	t.Parallel()
 	v := NewValidator(Config{})
 
-	d, err := v.Decode([]byte(batchOf(MaxBatchEvents, `{"event":"a"}`)), testTenant, testNow)
+	d, err := v.Decode([]byte(batchOf(tally.MaxBatchEvents, `{"event":"a"}`)), testTenant, testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Events) != MaxBatchEvents || len(d.Rejected) != 0 {
+	if len(d.Events) != tally.MaxBatchEvents || len(d.Rejected) != 0 {
 		t.Fatalf("1000-event batch: %d events, %d rejected", len(d.Events), len(d.Rejected))
 	}
 	for i, idx := range d.Index {
@@ -507,7 +507,7 @@ func TestDecodeBatch(t *testing.T) {
 		}
 	}
 	wantRej := []Rejection{
-		{1, "event: " + msgName, "event"},
+		{1, "event: " + tally.MsgEventName, "event"},
 		{2, "event must be a JSON object", ""},
 		{3, `unknown field "foo"`, "foo"},
 		{4, "props: must be valid UTF-8", "props"},
@@ -555,7 +555,7 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"batch number", `{"batch":3}`, tally.EInvalid, "batch"},
 		{"batch empty", `{"batch":[]}`, tally.EInvalid, "batch"},
 		{"batch empty with sent_at", `{"sent_at":"2026-01-15T12:00:00Z","batch":[ ]}`, tally.EInvalid, "batch"},
-		{"batch too large", batchOf(MaxBatchEvents+1, ok), tally.ETooLarge, "batch"},
+		{"batch too large", batchOf(tally.MaxBatchEvents+1, ok), tally.ETooLarge, "batch"},
 		{"batch much too large", batchOf(5000, `1`), tally.ETooLarge, "batch"},
 		{"unknown after batch", `{"batch":[` + ok + `],"foo":1}`, tally.EInvalid, "foo"},
 		{"unknown before batch", `{"foo":1,"batch":[` + ok + `]}`, tally.EInvalid, "foo"},
@@ -637,7 +637,7 @@ func TestPrepare(t *testing.T) {
 		{"props utf8", tally.Event{Name: "a", Props: json.RawMessage("{\"a\":\"\xff\"}")}, "props"},
 		{"props NUL", tally.Event{Name: "a", Props: json.RawMessage(`{"a":{"b":"\u0000"}}`)}, "props.a.b"},
 		{"props deep", tally.Event{Name: "a", Props: json.RawMessage(nest(6))}, "props"},
-		{"props large", tally.Event{Name: "a", Props: json.RawMessage(`{"a":"` + strings.Repeat("x", MaxPropsBytes) + `"}`)}, "props"},
+		{"props large", tally.Event{Name: "a", Props: json.RawMessage(`{"a":"` + strings.Repeat("x", tally.MaxPropsBytes) + `"}`)}, "props"},
 	}
 	for _, tt := range tests {
 		_, err := v.Prepare(tt.in, testTenant, testNow)
@@ -680,7 +680,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("%d events, %d indexes", len(d.Events), len(d.Index))
 		}
 		total := len(d.Events) + len(d.Rejected)
-		if total < 1 || total > MaxBatchEvents {
+		if total < 1 || total > tally.MaxBatchEvents {
 			t.Fatalf("%d events in all", total)
 		}
 		seen := make([]bool, total)
@@ -768,7 +768,7 @@ func FuzzProps(f *testing.F) {
 		if want := redact(in); !reflect.DeepEqual(got, want) {
 			t.Fatalf("props %q\nwrote %q\n got %#v\nwant %#v", raw, out, got, want)
 		}
-		if len(out) > MaxPropsBytes {
+		if len(out) > tally.MaxPropsBytes {
 			t.Fatalf("%d bytes", len(out))
 		}
 	})

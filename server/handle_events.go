@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/usage"
@@ -77,8 +76,11 @@ func (s *Server) handleUserEventsDelete() apiHandler {
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		user := r.PathValue("user_id")
-		if user == "" || utf8.RuneCountInString(user) > 256 { // characters, as the ingest rules count them
-			return tally.Invalid("invalid user_id", tally.FieldError{Field: "user_id", Message: "must be 1-256 characters"})
+		if msg := tally.CheckUserID(user); user == "" || msg != "" {
+			if msg == "" {
+				msg = "required"
+			}
+			return tally.Invalid("invalid user_id", tally.FieldError{Field: "user_id", Message: msg})
 		}
 		n, err := s.Store.DeleteUserEvents(r.Context(), p.Tenant.ID, user)
 		if err != nil {

@@ -12,10 +12,6 @@ import (
 	"github.com/tallyhq/tally/usage"
 )
 
-func invalidMetric() error {
-	return tally.Invalid("invalid metric", tally.FieldError{Field: "metric", Message: "must match ^[a-z0-9_]{1,64}$"})
-}
-
 // usageEvent builds the usage.increment event that records an explicit
 // increment durably (deduplicated by event_id like any event).
 // at is the event's time (zero: now).
@@ -44,20 +40,14 @@ func (s *Server) handleUsagePost() apiHandler {
 		if err != nil {
 			return err
 		}
-		if !tally.ValidMetric(req.Metric) {
-			return invalidMetric()
-		}
-		amount := int64(1)
+		in := tally.UsageIncrement{Metric: req.Metric, Amount: 1, EventID: req.EventID}
 		if req.Amount != nil {
-			amount = *req.Amount
+			in.Amount = *req.Amount
 		}
-		if amount < 1 || amount > 1<<40 {
-			return tally.Invalid("invalid amount", tally.FieldError{Field: "amount", Message: "must be a positive integer"})
+		if err := in.Validate(); err != nil {
+			return err
 		}
-		if len(req.EventID) > 128 {
-			return tally.Invalid("invalid event_id", tally.FieldError{Field: "event_id", Message: "must be at most 128 characters"})
-		}
-		d, err := s.usageEvent(p.Tenant, req.Metric, amount, req.EventID, time.Time{})
+		d, err := s.usageEvent(p.Tenant, in.Metric, in.Amount, in.EventID, time.Time{})
 		if err != nil {
 			return err
 		}
@@ -99,7 +89,7 @@ func (s *Server) handleUsageGet() apiHandler {
 		if m := q.Get("metric"); m != "" {
 			for _, name := range strings.Split(m, ",") {
 				if !tally.ValidMetric(name) {
-					return invalidMetric()
+					return tally.InvalidMetric()
 				}
 				metrics = append(metrics, name)
 			}
@@ -188,7 +178,7 @@ func (s *Server) handleQuotaPut() apiHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		m := r.PathValue("metric")
 		if !tally.ValidMetric(m) {
-			return invalidMetric()
+			return tally.InvalidMetric()
 		}
 		req, err := decode[request](r)
 		if err != nil {
@@ -225,7 +215,7 @@ func (s *Server) handleQuotaConsume() apiHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		m := r.PathValue("metric")
 		if !tally.ValidMetric(m) {
-			return invalidMetric()
+			return tally.InvalidMetric()
 		}
 		req := request{}
 		if r.ContentLength != 0 {
@@ -238,8 +228,8 @@ func (s *Server) handleQuotaConsume() apiHandler {
 		if req.Amount != nil {
 			amount = *req.Amount
 		}
-		if amount < 1 || amount > 1<<40 {
-			return tally.Invalid("invalid amount", tally.FieldError{Field: "amount", Message: "must be a positive integer"})
+		if err := tally.ValidateAmount(amount); err != nil {
+			return err
 		}
 		now := s.now()
 		allowed, st, res, err := s.Usage.Consume(r.Context(), p.Tenant.ID, m, amount)

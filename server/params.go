@@ -3,9 +3,7 @@ package server
 import (
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tallyhq/tally"
 )
@@ -72,18 +70,6 @@ func parseCursor(q url.Values) (*tally.Cursor, error) {
 	return nil, nil
 }
 
-var eventNameChars = func() [256]bool {
-	var ok [256]bool
-	for c := 'a'; c <= 'z'; c++ {
-		ok[c], ok[c-'a'+'A'] = true, true
-	}
-	for c := '0'; c <= '9'; c++ {
-		ok[c] = true
-	}
-	ok['_'], ok['-'], ok['.'] = true, true, true
-	return ok
-}()
-
 // parseEventFilter reads the event list and export filters.
 func parseEventFilter(q url.Values, now time.Time) (tally.EventFilter, error) {
 	var f tally.EventFilter
@@ -95,22 +81,15 @@ func parseEventFilter(q url.Values, now time.Time) (tally.EventFilter, error) {
 		return f, err
 	}
 	f.Name = q.Get("event")
-	name := strings.TrimSuffix(f.Name, "*")
-	if len(f.Name) > 129 || strings.Contains(name, "*") {
+	if !tally.ValidEventPattern(f.Name) {
 		return f, tally.Invalid("invalid event filter", tally.FieldError{Field: "event", Message: "must be an event name or a prefix ending in *"})
 	}
-	for i := 0; i < len(name); i++ {
-		if !eventNameChars[name[i]] {
-			return f, tally.Invalid("invalid event filter", tally.FieldError{Field: "event", Message: "must be an event name or a prefix ending in *"})
-		}
-	}
 	f.UserID, f.Source = q.Get("user_id"), q.Get("source")
-	// Lengths in characters, as the ingest rules count them.
-	if utf8.RuneCountInString(f.UserID) > 256 {
-		return f, tally.Invalid("invalid user_id filter", tally.FieldError{Field: "user_id", Message: "must be at most 256 characters"})
+	if msg := tally.CheckUserID(f.UserID); msg != "" {
+		return f, tally.Invalid("invalid user_id filter", tally.FieldError{Field: "user_id", Message: msg})
 	}
-	if utf8.RuneCountInString(f.Source) > 64 {
-		return f, tally.Invalid("invalid source filter", tally.FieldError{Field: "source", Message: "must be at most 64 characters"})
+	if f.Source != "" && !tally.ValidSource(f.Source) {
+		return f, tally.Invalid("invalid source filter", tally.FieldError{Field: "source", Message: tally.MsgSource})
 	}
 	return f, nil
 }
