@@ -23,10 +23,12 @@ type UsageRule struct {
 	Sum    bool   `json:"sum,omitempty"`
 }
 
-// DefaultUsageRules are the rules in force unless configured otherwise.
-// Explicit increments (usage.increment events) always add their amount to
-// the metric they name, whatever the rules say.
-var DefaultUsageRules = []UsageRule{
+// DefaultUsageRules returns (a fresh copy of) the rules in force unless
+// configured otherwise. Explicit increments (usage.increment events) always
+// add their amount to the metric they name, whatever the rules say.
+func DefaultUsageRules() UsageRules { return slices.Clone(defaultUsageRules) }
+
+var defaultUsageRules = UsageRules{
 	{Event: EventAPIRequest, Metric: "api_requests_daily"},
 	{Event: "builder.generate.completed", Metric: "builds_daily"},
 	{Event: "files.uploaded", Metric: "file_uploads_daily"},

@@ -130,7 +130,7 @@ func TestRollupWhileInserting(t *testing.T) {
 	check(t, db.CreateTenant(ctx, a, owner.ID))
 	check(t, db.CreateTenant(ctx, b, owner.ID))
 	d := tally.DayStart(time.Now()).AddDate(0, 0, -3)
-	rules := tally.UsageRules(tally.DefaultUsageRules)
+	rules := tally.DefaultUsageRules()
 
 	const writers, batches, perBatch = 6, 40, 8
 	var (

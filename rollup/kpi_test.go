@@ -28,7 +28,7 @@ func bruteKPIs(events []tally.Event, rng string, loc *time.Location, now time.Ti
 	for i := 0; n > 1 && i < n; i++ {
 		starts = append(starts, time.Date(y, m, d+1-n+i, 0, 0, 0, 0, loc))
 	}
-	rules := tally.UsageRules(tally.DefaultUsageRules)
+	rules := tally.DefaultUsageRules()
 	kpis := func(from, to time.Time) map[string]int64 {
 		out := map[string]int64{}
 		users := map[string]bool{}

@@ -67,7 +67,7 @@ type Leader interface {
 
 func (c *Config) setDefaults() {
 	if c.Rules == nil {
-		c.Rules = tally.DefaultUsageRules
+		c.Rules = tally.DefaultUsageRules()
 	}
 	if c.RunTimeout <= 0 {
 		c.RunTimeout = 5 * time.Minute

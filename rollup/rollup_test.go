@@ -177,7 +177,7 @@ func TestLateEventAndRunDirty(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := tally.UsageRules(tally.DefaultUsageRules).BucketMetrics(raw); !reflect.DeepEqual(points, want) {
+		if want := tally.DefaultUsageRules().BucketMetrics(raw); !reflect.DeepEqual(points, want) {
 			t.Errorf("%s: HourlyMetrics differs from the rules over the raw log", when)
 		}
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // defaultRules returns the rules in force unless configured otherwise.
-func defaultRules() tally.UsageRules { return tally.UsageRules(tally.DefaultUsageRules) }
+func defaultRules() tally.UsageRules { return tally.DefaultUsageRules() }
 
 // rollupFixture stores events of a in hours 1, 5, 7 and (its last instant)
 // 23 of the day d and in the next day, and one event of b in hour 1.

@@ -120,16 +120,7 @@ func (s *Service) alert(ctx context.Context, tenantID int64, day time.Time, q ta
 	go func() {
 		defer s.wg.Done()
 		if err := s.deliver(t.WebhookURL, t.WebhookSecret, body); err != nil {
-			// Hook URLs often carry a token: log the host, never the URL.
-			host := ""
-			if u, perr := url.Parse(t.WebhookURL); perr == nil {
-				host = u.Host
-			}
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				err = ue.Err
-			}
-			log.Error("usage: webhook failed", "host", host, "err", err)
+			log.Error("usage: webhook failed", "host", webhookHost(t.WebhookURL), "err", err)
 		}
 	}()
 }
@@ -143,9 +134,19 @@ func Sign(secret string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// deliver POSTs body to url, retrying network errors and non-2xx answers
-// with exponential backoff, until the service's context ends.
-func (s *Service) deliver(url, secret string, body []byte) error {
+// webhookHost is what logs say of a webhook URL: its host only, since hook
+// URLs often carry a token in their path or query.
+func webhookHost(rawURL string) string {
+	if u, err := url.Parse(rawURL); err == nil {
+		return u.Host
+	}
+	return ""
+}
+
+// deliver POSTs body to target, retrying network errors and non-2xx answers
+// with exponential backoff, until the service's context ends. Its errors
+// and logs never carry the URL.
+func (s *Service) deliver(target, secret string, body []byte) error {
 	ctx := s.baseCtx
 	delay := s.cfg.WebhookBackoff
 	var err error
@@ -160,21 +161,21 @@ func (s *Service) deliver(url, secret string, body []byte) error {
 			}
 			delay *= 2
 		}
-		if err = s.post(ctx, url, secret, body); err == nil {
+		if err = s.post(ctx, target, secret, body); err == nil {
 			return nil
 		}
-		s.cfg.Logger.Warn("usage: webhook attempt failed", "url", url, "attempt", attempt+1, "err", err)
+		s.cfg.Logger.Warn("usage: webhook attempt failed", "host", webhookHost(target), "attempt", attempt+1, "err", err)
 	}
 	return err
 }
 
 // post makes one delivery attempt.
-func (s *Service) post(ctx context.Context, url, secret string, body []byte) error {
+func (s *Service) post(ctx context.Context, target, secret string, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.WebhookTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return errors.New("invalid webhook URL") // the parse error quotes the URL
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "tally-webhook")
@@ -182,6 +183,10 @@ func (s *Service) post(ctx context.Context, url, secret string, body []byte) err
 	req.Header.Set("X-Tally-Timestamp", strconv.FormatInt(s.cfg.Now().Unix(), 10))
 	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
+		var ue *url.Error // it quotes the URL
+		if errors.As(err, &ue) {
+			return ue.Err
+		}
 		return err
 	}
 	defer resp.Body.Close()

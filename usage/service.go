@@ -57,7 +57,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Rules == nil {
-		c.Rules = tally.DefaultUsageRules
+		c.Rules = tally.DefaultUsageRules()
 	}
 	if c.WebhookTimeout <= 0 {
 		c.WebhookTimeout = 10 * time.Second

@@ -97,7 +97,7 @@ func TestCountsByRule(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, tn := newStore(t)
-	rules := append(tally.UsageRules{{Event: "billing.*", Metric: "revenue_daily", Sum: true}}, tally.DefaultUsageRules...)
+	rules := append(tally.UsageRules{{Event: "billing.*", Metric: "revenue_daily", Sum: true}}, tally.DefaultUsageRules()...)
 	cfg := usage.Config{Rules: rules, QuotasEnabled: true, Now: func() time.Time { return day1 }}
 	svc := usage.NewService(cfg, db, usage.NewMemoryCounters(), nil, 0)
 

@@ -54,7 +54,7 @@ func defaultConfig() config {
 		QuotasEnabled:    true,
 		QuotaDefaults:    map[string]int64{},
 		Registration:     "open",
-		UsageRules:       tally.DefaultUsageRules,
+		UsageRules:       tally.DefaultUsageRules(),
 		SQLiteSync:       "FULL",
 		IngestQueue:      10000,
 		LabelCap:         100,
@@ -106,15 +106,24 @@ func loadConfig(getenv func(string) string) (config, error) {
 	boolean("ANALYTICS_ENABLED", &c.AnalyticsEnabled)
 	integer("ANALYTICS_MAX_EXPORT_ROWS", &c.MaxExportRows)
 	boolean("QUOTAS_ENABLED", &c.QuotasEnabled)
+	// JSON settings decode into fresh values: decoding into the defaults
+	// would merge with them (a rule's omitted fields would keep a default
+	// rule's values).
 	if v := getenv("QUOTA_DEFAULTS"); v != "" {
-		if err := json.Unmarshal([]byte(v), &c.QuotaDefaults); err != nil {
+		var limits map[string]int64
+		if err := json.Unmarshal([]byte(v), &limits); err != nil {
 			errs = append(errs, `QUOTA_DEFAULTS must be a JSON object of metric to limit, like {"builds_daily":200}`)
+		} else if limits != nil {
+			c.QuotaDefaults = limits
 		}
 	}
 	str("REGISTRATION", &c.Registration)
 	if v := getenv("USAGE_RULES"); v != "" {
-		if err := json.Unmarshal([]byte(v), &c.UsageRules); err != nil {
+		var rules tally.UsageRules
+		if err := json.Unmarshal([]byte(v), &rules); err != nil {
 			errs = append(errs, `USAGE_RULES must be a JSON array like [{"event":"api.request","metric":"api_requests_daily"}]`)
+		} else {
+			c.UsageRules = rules
 		}
 	}
 	if v := getenv("REDACT_KEYS"); v != "" {

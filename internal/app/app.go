@@ -84,7 +84,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.UsageRules == nil {
-		cfg.UsageRules = tally.DefaultUsageRules
+		cfg.UsageRules = tally.DefaultUsageRules()
 	}
 	store, err := OpenStore(ctx, cfg.SQLitePath, cfg.SQLiteSync, cfg.PostgresURL)
 	if err != nil {

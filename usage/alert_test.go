@@ -1,0 +1,88 @@
+package usage_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/usage"
+)
+
+// lockedBuffer is a log sink safe for the delivery goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestFailedWebhookLogsNoURL makes every delivery fail, by an error answer
+// and by a refused connection, and checks that the logs name the hook's
+// host but never its path or query, where tokens live.
+func TestFailedWebhookLogsNoURL(t *testing.T) {
+	t.Parallel()
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no", http.StatusInternalServerError)
+	}))
+	defer failing.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + l.Addr().String()
+	l.Close()
+
+	for name, base := range map[string]string{"error answer": failing.URL, "connection refused": refused} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db, tn := newStore(t)
+			tenant, _ := db.TenantByID(ctx, tn)
+			tenant.WebhookURL = base + "/hooks/PATHSECRET?token=QUERYSECRET"
+			tenant.WebhookSecret = "s"
+			if err := db.UpdateTenant(ctx, tenant); err != nil {
+				t.Fatal(err)
+			}
+			logs := &lockedBuffer{}
+			svc := usage.NewService(usage.Config{
+				Defaults:       map[string]int64{"api_requests_daily": 1},
+				QuotasEnabled:  true,
+				WebhookRetries: 1,
+				WebhookBackoff: time.Millisecond,
+				Now:            func() time.Time { return day1 },
+				Logger:         slog.New(slog.NewTextHandler(logs, nil)),
+			}, db, usage.NewMemoryCounters(), prometheus.NewRegistry(), 10)
+			track(t, svc, db, event(tn, tally.EventAPIRequest, day1)) // 100 %: an alert
+			if err := svc.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			out := logs.String()
+			host := strings.TrimPrefix(base, "http://")
+			if !strings.Contains(out, "webhook failed") || !strings.Contains(out, "webhook attempt failed") || !strings.Contains(out, host) {
+				t.Fatalf("logs do not report the failed delivery to %s:\n%s", host, out)
+			}
+			if strings.Contains(out, "SECRET") {
+				t.Errorf("logs carry the webhook URL's path or query:\n%s", out)
+			}
+		})
+	}
+}
