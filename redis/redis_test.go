@@ -3,8 +3,6 @@ package redis_test
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/internal/testenv"
 	"github.com/tallyhq/tally/redis"
 	"github.com/tallyhq/tally/sqlite/sqlitetest"
 	"github.com/tallyhq/tally/usage"
@@ -30,15 +29,6 @@ func testURL() string {
 	return "redis://127.0.0.1:6379/0"
 }
 
-// redacted returns u without its password, for messages.
-func redacted(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "(unparsable TALLY_TEST_REDIS_URL)"
-	}
-	return p.Redacted()
-}
-
 // openTest returns a new client to the test Redis, closed when the test
 // ends. Without a server the test is skipped, loudly, except on CI
 // (CI=true), where a missing Redis is a failure.
@@ -48,13 +38,7 @@ func openTest(t testing.TB) goredis.UniversalClient {
 	defer cancel()
 	client, err := redis.Open(ctx, testURL())
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Redis tests need a server at %s (CI=true): %v", redacted(testURL()), err)
-		}
-		// Also on stderr: go test shows skip messages only with -v.
-		msg := fmt.Sprintf("SKIPPING Redis tests: no server at %s (set TALLY_TEST_REDIS_URL): %v", redacted(testURL()), err)
-		fmt.Fprintf(os.Stderr, "%s: %s\n", t.Name(), msg)
-		t.Skip(msg)
+		testenv.Missing(t, "Redis at "+testenv.RedactedURL(testURL()), err.Error(), "start it or set TALLY_TEST_REDIS_URL")
 	}
 	t.Cleanup(func() { client.Close() })
 	return client

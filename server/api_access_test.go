@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestAPITenantContext walks every 401/403 rule of API.md's tenant
+// TestAPITenantContext walks every 401/403 rule of the tenant
 // context: credentials, X-Tenant-Slug for sessions, the key's own tenant,
 // roles and session-only routes.
 func TestAPITenantContext(t *testing.T) {

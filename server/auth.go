@@ -209,7 +209,7 @@ func (s *Server) inTenant(role tally.Role, scope tally.Scope, h apiHandler) http
 	})
 }
 
-// tenantContext applies the tenant context rules of API.md to c.
+// tenantContext applies the tenant context rules (api/openapi.yaml, "Tenant context") to c.
 func (s *Server) tenantContext(r *http.Request, c *credentials, role tally.Role, scope tally.Scope) error {
 	slug := r.Header.Get("X-Tenant-Slug")
 	p := c.p

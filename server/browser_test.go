@@ -20,6 +20,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/tallyhq/tally/internal/testenv"
 )
 
 // chromiumPath is Debian's Chromium, which CI installs.
@@ -48,12 +50,7 @@ type browserSession struct {
 func newBrowserSession(t *testing.T, base string) *browserSession {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
-		msg := "\n\n" + strings.Repeat("!", 78) + "\n!!! SKIPPING the dashboard browser tests: " + chromiumPath + " is missing.\n" +
-			"!!! Install it with: apt-get update && apt-get install -y chromium\n" + strings.Repeat("!", 78) + "\n"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + "CI=true: the browser tests must run in CI.")
-		}
-		t.Skip(msg)
+		testenv.Missing(t, "Chromium at "+chromiumPath, "not installed", "apt-get install -y chromium")
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),

@@ -1,4 +1,4 @@
-// Package server is tally's HTTP layer: the JSON API of ../shared/API.md,
+// Package server is tally's HTTP layer: the JSON API of api/openapi.yaml,
 // the dashboard, operations endpoints, authentication and the tenant
 // context rules. routes.go lists every route.
 package server
@@ -31,7 +31,7 @@ type Config struct {
 	AllowPrivateWebhooks bool
 }
 
-// DefaultConfig returns the defaults of API.md.
+// DefaultConfig returns the documented defaults (api/openapi.yaml, README).
 func DefaultConfig() Config {
 	return Config{
 		RegistrationOpen: true,

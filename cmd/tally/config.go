@@ -19,7 +19,7 @@ type configError struct{ msg string }
 
 func (e *configError) Error() string { return e.msg }
 
-// config is tally's configuration: environment variables (API.md names
+// config is tally's configuration: environment variables (the README
 // them), overridden by flags. The zero value is not valid; start from
 // defaultConfig.
 type config struct {

@@ -6,7 +6,6 @@ package pgtest
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/tallyhq/tally/internal/testenv"
 )
 
 // defaultURL is this kind of machine's PostgreSQL (trust authentication);
@@ -53,11 +53,7 @@ func RequireServer(t *testing.T) {
 	if reachErr == nil {
 		return
 	}
-	msg := fmt.Sprintf("SKIPPING PostgreSQL tests: no server at %s (set TALLY_TEST_POSTGRES_URL): %v", ServerURL(), reachErr)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	testenv.Missing(t, "PostgreSQL at "+testenv.RedactedURL(ServerURL()), reachErr.Error(), "start it or set TALLY_TEST_POSTGRES_URL")
 }
 
 // WithParams adds connection parameters to a URL or a key=value string.
