@@ -20,7 +20,7 @@ type configError struct{ msg string }
 func (e *configError) Error() string { return e.msg }
 
 // config is tally's configuration: environment variables (the README
-// them), overridden by flags. The zero value is not valid; start from
+// lists them), overridden by flags. The zero value is not valid; start from
 // defaultConfig.
 type config struct {
 	ListenAddr       string           // LISTEN_ADDR
