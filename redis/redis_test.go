@@ -15,10 +15,10 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/counterstest"
 	"github.com/tallyhq/tally/redis"
 	"github.com/tallyhq/tally/sqlite/sqlitetest"
 	"github.com/tallyhq/tally/usage"
-	"github.com/tallyhq/tally/usage/counterstest"
 )
 
 // testURL is the Redis the tests use: TALLY_TEST_REDIS_URL, else the local
@@ -98,7 +98,7 @@ func newCounters(t testing.TB) (*redis.Counters, goredis.UniversalClient, string
 func TestCountersConformance(t *testing.T) {
 	t.Parallel()
 	openTest(t) // skip (or fail on CI) once, not in every case
-	counterstest.Run(t, func(t *testing.T) usage.Counters {
+	counterstest.Run(t, func(t *testing.T) tally.Counters {
 		c, _, _ := newCounters(t)
 		return c
 	})

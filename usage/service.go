@@ -88,7 +88,7 @@ func (c *Config) setDefaults() {
 type Service struct {
 	cfg      Config
 	store    tally.Store
-	counters Counters
+	counters tally.Counters
 
 	tenantLabel *metrics.Limiter
 	metricLabel *metrics.Limiter
@@ -116,7 +116,7 @@ var _ tally.Meter = (*Service)(nil)
 // metrics with reg (nil: none registered); labelCap bounds the distinct
 // values of each label (tenant ids, metric names), later ones count as
 // "other".
-func NewService(cfg Config, store tally.Store, counters Counters, reg prometheus.Registerer, labelCap int) *Service {
+func NewService(cfg Config, store tally.Store, counters tally.Counters, reg prometheus.Registerer, labelCap int) *Service {
 	cfg.setDefaults()
 	f := promauto.With(reg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -244,7 +244,7 @@ func (t *tenantQuotas) get(tenantID int64) (quotaSet, error) {
 }
 
 // Admit implements tally.Meter. With quotas enabled, it reserves through
-// Counters.Consume each positive amount an event adds to a metric with an
+// tally.Counters.Consume each positive amount an event adds to a metric with an
 // enforced quota, when the event's timestamp is in today's UTC day; an
 // event of another day is checked against that day's usage in the log
 // (see pastUsage) and reserves nothing. An event that

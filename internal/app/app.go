@@ -96,7 +96,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	im := ingest.NewMetrics(reg, cfg.LabelCap)
 	a.Writer = ingest.NewWriter(store, ingest.WriterConfig{QueueSize: cfg.IngestQueue}, im)
 	a.Writer.Start()
-	var counters usage.Counters = usage.NewMemoryCounters()
+	var counters tally.Counters = usage.NewMemoryCounters()
 	ready := map[string]func(context.Context) error{}
 	if cfg.RedisURL != "" {
 		if a.redis, err = redis.Open(ctx, cfg.RedisURL); err != nil {
