@@ -212,7 +212,7 @@ func TestServicesShareQuota(t *testing.T) {
 	var svcs [2]*usage.Service
 	for i := range svcs {
 		svcs[i] = usage.NewService(cfg, store, redis.NewCounters(openTest(t), prefix), nil, 0)
-		t.Cleanup(func() { svcs[i].Close(context.Background()) })
+		t.Cleanup(func() { svcs[i].Stop(context.Background()) })
 	}
 
 	const callers = 128

@@ -83,8 +83,8 @@ func (c *Config) setDefaults() {
 }
 
 // Service counts usage, answers and enforces quotas and sends quota
-// alerts. It implements tally.Meter. Close it after ingestion stopped, so
-// that pending webhook deliveries finish.
+// alerts. It implements tally.Meter and tally.Runner: stop it after
+// ingestion stopped, so that pending webhook deliveries finish.
 type Service struct {
 	cfg      Config
 	store    tally.Store
@@ -102,7 +102,7 @@ type Service struct {
 	qcache map[int64]cachedQuotas
 
 	// Webhook deliveries run in goroutines tracked by wg; closed stops new
-	// ones, cancel aborts those still running when Close gives up.
+	// ones, cancel aborts those still running when Stop gives up.
 	mu      sync.Mutex
 	closed  bool
 	wg      sync.WaitGroup
@@ -486,9 +486,16 @@ func (s *Service) Today(ctx context.Context, tenantID int64) (map[string]int64, 
 	return s.counters.All(ctx, tenantID, day(s.cfg.Now()))
 }
 
-// Close stops new webhook deliveries and waits for the pending ones. When
-// ctx ends first, it aborts them and returns ctx's error.
-func (s *Service) Close(ctx context.Context) error {
+var _ tally.Runner = (*Service)(nil)
+
+// Start implements tally.Runner. It has nothing to launch: each webhook
+// delivery runs in a goroutine of its own, started when its alert fires.
+func (s *Service) Start() {}
+
+// Stop implements tally.Runner: it stops new webhook deliveries and waits
+// for the pending ones. When ctx ends first, it aborts them and returns
+// ctx's error.
+func (s *Service) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()

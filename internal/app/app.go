@@ -67,8 +67,11 @@ type App struct {
 	Rollup   *rollup.Rollup
 	Server   *server.Server
 
-	cfg       Config
-	redis     goredis.UniversalClient
+	cfg   Config
+	redis goredis.UniversalClient
+	// runners are the background services started so far, in start
+	// order; Close stops them in the reverse order.
+	runners   []tally.Runner
 	scheduled bool
 	closed    bool
 }
@@ -95,7 +98,6 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a := &App{Store: store, Registry: reg, cfg: cfg}
 	im := ingest.NewMetrics(reg, cfg.LabelCap)
 	a.Writer = ingest.NewWriter(store, ingest.WriterConfig{QueueSize: cfg.IngestQueue}, im)
-	a.Writer.Start()
 	var counters tally.Counters = usage.NewMemoryCounters()
 	ready := map[string]func(context.Context) error{}
 	if cfg.RedisURL != "" {
@@ -120,7 +122,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}, store, counters, reg, cfg.LabelCap)
 	a.Pipeline = ingest.NewPipeline(a.Writer, a.Usage, im)
 	a.Tracker = ingest.NewBuffer(a.Pipeline, 4096, im)
-	a.Tracker.Start()
+	// Usage first: the writer settles into it. The writer before the
+	// buffer, which writes through it.
+	a.start(a.Usage, a.Writer, a.Tracker)
 	quotaMetrics := slices.Sorted(maps.Keys(cfg.QuotaDefaults))
 	var leader rollup.Leader
 	if l, ok := store.(rollup.Leader); ok {
@@ -146,6 +150,14 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// start starts runners in order and adds them to the ones Close stops.
+func (a *App) start(runners ...tally.Runner) {
+	for _, r := range runners {
+		r.Start()
+		a.runners = append(a.runners, r)
+	}
 }
 
 // OpenStore opens the PostgreSQL store when postgresURL is set, else the
@@ -180,8 +192,10 @@ func (a *App) StartScheduler() {
 // Handler is the HTTP handler of the app.
 func (a *App) Handler() http.Handler { return a.Server }
 
-// Close stops producers first, lets the writer drain and commit what is
-// queued, waits for webhook deliveries and closes the database.
+// Close stops the scheduler and then the runners in the reverse of their
+// start order: producers first, then the writer, which drains and commits
+// what is queued, then usage, which waits for webhook deliveries. Then it
+// closes the database.
 func (a *App) Close(ctx context.Context) error {
 	if a.closed {
 		return nil
@@ -191,14 +205,8 @@ func (a *App) Close(ctx context.Context) error {
 		a.Rollup.Stop()
 	}
 	var errs []error
-	if a.Tracker != nil {
-		errs = append(errs, a.Tracker.Stop(ctx))
-	}
-	if a.Writer != nil {
-		errs = append(errs, a.Writer.Stop(ctx))
-	}
-	if a.Usage != nil {
-		errs = append(errs, a.Usage.Close(ctx))
+	for _, r := range slices.Backward(a.runners) {
+		errs = append(errs, r.Stop(ctx))
 	}
 	if a.redis != nil {
 		errs = append(errs, a.redis.Close())
