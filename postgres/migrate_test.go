@@ -11,7 +11,7 @@ import (
 func TestMigrateDriver(t *testing.T) {
 	pgtest.RequireServer(t)
 	migratetest.Run(t, func(t *testing.T) migrate.Driver {
-		db, err := open(t.Context(), pgtest.WithParams(pgtest.FreshSchema(t), map[string]string{"pool_max_conns": "2"}))
+		db, err := open(t.Context(), pgtest.WithParams(pgtest.FreshSchema(t), map[string]string{"pool_max_conns": "2"}), Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

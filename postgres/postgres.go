@@ -31,6 +31,15 @@ var migrations embed.FS
 // DB is an open tally database on a PostgreSQL server.
 type DB struct {
 	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// Options tune the store. The zero value is the default.
+type Options struct {
+	// Now tells the time the store stamps rows with: created_at of users,
+	// sessions, tenants and keys, audit entries, member and dirty-mark
+	// times (default time.Now).
+	Now func() time.Time
 }
 
 var _ tally.Store = (*DB)(nil)
@@ -53,8 +62,8 @@ func tenantLockKey(tenantID int64) int32 { return int32(uint32(tenantID)) }
 // key=value connection string; pgxpool settings such as pool_max_conns and
 // run-time parameters such as search_path may be given in it) and applies
 // pending migrations.
-func Open(ctx context.Context, url string) (*DB, error) {
-	db, err := open(ctx, url)
+func Open(ctx context.Context, url string, opt Options) (*DB, error) {
+	db, err := open(ctx, url, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +75,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 }
 
 // open connects as Open does, without migrating.
-func open(ctx context.Context, url string) (*DB, error) {
+func open(ctx context.Context, url string, opt Options) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -81,7 +90,11 @@ func open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	return &DB{pool: pool}, nil
+	now := opt.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &DB{pool: pool, now: now}, nil
 }
 
 // Ping checks that the server answers.

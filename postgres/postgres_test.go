@@ -19,11 +19,14 @@ import (
 )
 
 // open opens a store on a fresh schema, closed when t ends.
-func open(t *testing.T) *postgres.DB {
+func open(t *testing.T) *postgres.DB { return openClock(t, nil) }
+
+// openClock opens a store on a fresh schema that tells the time with now.
+func openClock(t *testing.T, now func() time.Time) *postgres.DB {
 	t.Helper()
 	// A small pool per store: the suite opens many stores at once.
 	url := pgtest.WithParams(pgtest.FreshSchema(t), map[string]string{"pool_max_conns": "4"})
-	db, err := postgres.Open(t.Context(), url)
+	db, err := postgres.Open(t.Context(), url, postgres.Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +36,7 @@ func open(t *testing.T) *postgres.DB {
 
 func TestConformance(t *testing.T) {
 	pgtest.RequireServer(t)
-	storetest.Run(t, func(t *testing.T) tally.Store { return open(t) })
+	storetest.Run(t, func(t *testing.T, now func() time.Time) tally.Store { return openClock(t, now) })
 }
 
 // TestMigrateConcurrently starts several instances on one empty schema at
@@ -47,7 +50,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	errs := make([]error, len(dbs))
 	for i := range dbs {
 		wg.Go(func() {
-			dbs[i], errs[i] = postgres.Open(t.Context(), pgtest.WithParams(url, map[string]string{"pool_max_conns": "2"}))
+			dbs[i], errs[i] = postgres.Open(t.Context(), pgtest.WithParams(url, map[string]string{"pool_max_conns": "2"}), postgres.Options{})
 		})
 	}
 	wg.Wait()
@@ -71,7 +74,7 @@ func TestMigrateConcurrently(t *testing.T) {
 		t.Fatalf("schema_migrations = %v", versions)
 	}
 	// Opening again applies nothing and fails nothing.
-	db, err := postgres.Open(t.Context(), url)
+	db, err := postgres.Open(t.Context(), url, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,7 @@ func (d migrateDriver) Apply(ctx context.Context, m migrate.Migration) error {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-			m.Version, time.Now().UTC().Format(time.RFC3339))
+			m.Version, d.db.now().UTC().Format(time.RFC3339))
 		return err
 	})
 }

@@ -30,8 +30,9 @@ var migrations embed.FS
 
 // DB is an open tally database in one SQLite file.
 type DB struct {
-	w *sql.DB // the single writer connection
-	r *sql.DB // readers
+	w   *sql.DB // the single writer connection
+	r   *sql.DB // readers
+	now func() time.Time
 }
 
 var _ tally.Store = (*DB)(nil)
@@ -42,6 +43,10 @@ type Options struct {
 	// committed transaction survives power loss) or "NORMAL" (survives a
 	// process crash, may lose the last commits on power loss).
 	Synchronous string
+	// Now tells the time the store stamps rows with: created_at of users,
+	// sessions, tenants and keys, audit entries, member and dirty-mark
+	// times (default time.Now).
+	Now func() time.Time
 }
 
 // Open opens (creating it and its directory if missing) the SQLite file at
@@ -94,7 +99,11 @@ func open(path string, opt Options) (*DB, error) {
 	}
 	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
 	r.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)*2))
-	return &DB{w: w, r: r}, nil
+	now := opt.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &DB{w: w, r: r, now: now}, nil
 }
 
 // Ping checks both connection pools.

@@ -89,7 +89,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.UsageRules == nil {
 		cfg.UsageRules = tally.DefaultUsageRules
 	}
-	store, err := OpenStore(ctx, cfg.SQLitePath, cfg.SQLiteSync, cfg.PostgresURL)
+	store, err := OpenStore(ctx, cfg.SQLitePath, cfg.SQLiteSync, cfg.PostgresURL, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -161,12 +161,13 @@ func (a *App) start(runners ...tally.Runner) {
 }
 
 // OpenStore opens the PostgreSQL store when postgresURL is set, else the
-// SQLite file at sqlitePath; either applies its pending migrations.
-func OpenStore(ctx context.Context, sqlitePath, sqliteSync, postgresURL string) (tally.Store, error) {
+// SQLite file at sqlitePath; either applies its pending migrations and
+// stamps rows with the time now tells (nil: time.Now).
+func OpenStore(ctx context.Context, sqlitePath, sqliteSync, postgresURL string, now func() time.Time) (tally.Store, error) {
 	if postgresURL != "" {
-		return postgres.Open(ctx, postgresURL)
+		return postgres.Open(ctx, postgresURL, postgres.Options{Now: now})
 	}
-	return sqlite.Open(ctx, sqlitePath, sqlite.Options{Synchronous: sqliteSync})
+	return sqlite.Open(ctx, sqlitePath, sqlite.Options{Synchronous: sqliteSync, Now: now})
 }
 
 // RebuildCounters recomputes today's usage counters from the event log (at
