@@ -78,7 +78,19 @@ func TestMigrateConcurrently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
+	defer db.Close()
+	status, err := db.MigrationStatus(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(status) != len(versions) {
+		t.Fatalf("status lists %d migrations, schema_migrations %d", len(status), len(versions))
+	}
+	for _, s := range status {
+		if !s.Applied {
+			t.Errorf("%s not applied", s.Migration)
+		}
+	}
 }
 
 // TestSumRoundedLikeGo holds the SQL rounding of sum rules to
