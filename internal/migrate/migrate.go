@@ -89,9 +89,6 @@ func New(d Driver, fsys fs.FS, dir string) (*Migrator, error) {
 	return &Migrator{driver: d, migrations: list}, nil
 }
 
-// Migrations returns every migration, ordered by version.
-func (m *Migrator) Migrations() []Migration { return slices.Clone(m.migrations) }
-
 // Status is a migration and whether the database has applied it.
 type Status struct {
 	Migration
