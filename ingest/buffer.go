@@ -16,7 +16,7 @@ const maxBufferBatch = 500
 // producers that must never wait on storage: auto-tracking inside a request
 // and in-process SDK calls. A goroutine drains it in batches. What it
 // cannot keep (buffer full, or a write that failed for good) it drops and
-// counts in sbh_autotrack_dropped_total.
+// counts in sbh_autotrack_dropped_total. It is a tally.Runner.
 type Buffer struct {
 	p  *Pipeline
 	m  *Metrics
@@ -31,6 +31,8 @@ type Buffer struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 }
+
+var _ tally.Runner = (*Buffer)(nil)
 
 // NewBuffer returns a Buffer of size events (default 4096) that submits to
 // p and counts drops in m (nil: not counted).

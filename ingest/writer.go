@@ -38,7 +38,8 @@ type WriterConfig struct {
 // only then answers each waiting Write. Many concurrent small requests
 // thereby share one commit (one fsync).
 //
-// Call Start before Write, and Stop before closing the store.
+// It is a tally.Runner: call Start before Write, and Stop before closing
+// the store.
 type Writer struct {
 	store tally.EventStore
 	cfg   WriterConfig
@@ -55,6 +56,8 @@ type Writer struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 }
+
+var _ tally.Runner = (*Writer)(nil)
 
 // writeReq is one Write waiting for its transaction.
 type writeReq struct {

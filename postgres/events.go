@@ -137,7 +137,7 @@ func (db *DB) InsertEvents(ctx context.Context, events []tally.Event) ([]bool, e
 		for k := range dirty {
 			ts, hs = append(ts, k.tenant), append(hs, k.hour)
 		}
-		_, err = tx.Exec(ctx, markDirty, ts, hs, time.Now().UTC())
+		_, err = tx.Exec(ctx, markDirty, ts, hs, db.now().UTC())
 		return err
 	})
 	if err != nil {
@@ -340,7 +340,7 @@ func (db *DB) DeleteUserEvents(ctx context.Context, tenantID int64, userID strin
 				DELETE FROM rollup_hour_users WHERE tenant_id = $1 AND hour IN (SELECT hour FROM hours)
 			)
 			SELECT count(*) FROM gone`,
-			tenantID, []byte(userID), time.Now().UTC()).Scan(&n)
+			tenantID, []byte(userID), db.now().UTC()).Scan(&n)
 	})
 	return n, wrap(err, "event")
 }

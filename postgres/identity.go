@@ -13,7 +13,7 @@ import (
 // CreateUser implements tally.UserStore.
 func (db *DB) CreateUser(ctx context.Context, u *tally.User, passwordHash string) error {
 	u.Email = tally.NormalizeEmail(u.Email)
-	u.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	u.CreatedAt = db.now().UTC().Truncate(time.Microsecond)
 	err := db.pool.QueryRow(ctx,
 		`INSERT INTO users (email, name, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id`,
 		u.Email, u.Name, passwordHash, u.CreatedAt).Scan(&u.ID)
@@ -58,7 +58,7 @@ func (db *DB) SetPassword(ctx context.Context, userID int64, passwordHash string
 // CreateSession implements tally.SessionStore.
 func (db *DB) CreateSession(ctx context.Context, s *tally.Session) error {
 	if s.CreatedAt.IsZero() {
-		s.CreatedAt = time.Now().UTC()
+		s.CreatedAt = db.now().UTC()
 	}
 	err := db.pool.QueryRow(ctx,
 		`INSERT INTO sessions (user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4) RETURNING id`,
@@ -82,7 +82,7 @@ func (db *DB) SessionByHash(ctx context.Context, hash []byte, now time.Time) (*t
 // RevokeSession implements tally.SessionStore.
 func (db *DB) RevokeSession(ctx context.Context, hash []byte) error {
 	_, err := db.pool.Exec(ctx, `UPDATE sessions SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL`,
-		time.Now().UTC(), hash)
+		db.now().UTC(), hash)
 	return wrap(err, "session")
 }
 
@@ -99,7 +99,7 @@ func scanTenant(row pgx.Row) (*tally.Tenant, error) {
 
 // CreateTenant implements tally.TenantStore.
 func (db *DB) CreateTenant(ctx context.Context, t *tally.Tenant, ownerID int64) error {
-	t.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	t.CreatedAt = db.now().UTC().Truncate(time.Microsecond)
 	if t.Timezone == "" {
 		t.Timezone = "UTC"
 	}
@@ -193,7 +193,7 @@ func (db *DB) MemberRole(ctx context.Context, tenantID, userID int64) (tally.Rol
 // AddMember implements tally.TenantStore.
 func (db *DB) AddMember(ctx context.Context, tenantID, userID int64, role tally.Role) error {
 	_, err := db.pool.Exec(ctx, `INSERT INTO members (tenant_id, user_id, role, added_at) VALUES ($1, $2, $3, $4)`,
-		tenantID, userID, role, time.Now().UTC())
+		tenantID, userID, role, db.now().UTC())
 	return wrap(err, "member")
 }
 
@@ -230,7 +230,7 @@ func (db *DB) RemoveMember(ctx context.Context, tenantID, userID int64) error {
 
 // CreateKey implements tally.KeyStore.
 func (db *DB) CreateKey(ctx context.Context, k *tally.APIKey) error {
-	k.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	k.CreatedAt = db.now().UTC().Truncate(time.Microsecond)
 	scopes := make([]string, len(k.Scopes))
 	for i, s := range k.Scopes {
 		scopes[i] = string(s)
@@ -306,7 +306,7 @@ func (db *DB) TouchKey(ctx context.Context, tenantID, id int64, at time.Time) er
 // WriteAudit implements tally.AuditStore.
 func (db *DB) WriteAudit(ctx context.Context, e *tally.AuditEntry) error {
 	if e.At.IsZero() {
-		e.At = time.Now().UTC().Truncate(time.Microsecond)
+		e.At = db.now().UTC().Truncate(time.Microsecond)
 	}
 	meta, err := json.Marshal(e.Meta)
 	if err != nil || e.Meta == nil {

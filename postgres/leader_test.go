@@ -11,12 +11,12 @@ import (
 // at a time, and that releasing hands the lead over.
 func TestTryLead(t *testing.T) {
 	url := pgtest.FreshSchema(t)
-	a, err := postgres.Open(t.Context(), url)
+	a, err := postgres.Open(t.Context(), url, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := postgres.Open(t.Context(), url)
+	b, err := postgres.Open(t.Context(), url, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

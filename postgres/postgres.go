@@ -15,11 +15,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,6 +31,15 @@ var migrations embed.FS
 // DB is an open tally database on a PostgreSQL server.
 type DB struct {
 	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// Options tune the store. The zero value is the default.
+type Options struct {
+	// Now tells the time the store stamps rows with: created_at of users,
+	// sessions, tenants and keys, audit entries, member and dirty-mark
+	// times (default time.Now).
+	Now func() time.Time
 }
 
 var _ tally.Store = (*DB)(nil)
@@ -57,7 +62,20 @@ func tenantLockKey(tenantID int64) int32 { return int32(uint32(tenantID)) }
 // key=value connection string; pgxpool settings such as pool_max_conns and
 // run-time parameters such as search_path may be given in it) and applies
 // pending migrations.
-func Open(ctx context.Context, url string) (*DB, error) {
+func Open(ctx context.Context, url string, opt Options) (*DB, error) {
+	db, err := open(ctx, url, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// open connects as Open does, without migrating.
+func open(ctx context.Context, url string, opt Options) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -72,91 +90,11 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	db := &DB{pool: pool}
-	if err := db.Migrate(ctx); err != nil {
-		pool.Close()
-		return nil, err
+	now := opt.Now
+	if now == nil {
+		now = time.Now
 	}
-	return db, nil
-}
-
-// Migrate applies pending migrations, each in its own transaction, holding
-// a session advisory lock so that instances starting at once apply each
-// migration exactly once (the others wait, then find nothing to do).
-func (db *DB) Migrate(ctx context.Context) error {
-	if _, err := migrate(ctx, db.pool); err != nil {
-		return fmt.Errorf("postgres: %w", err)
-	}
-	return nil
-}
-
-// migrate applies the embedded migrations not yet recorded in
-// schema_migrations and returns how many it applied.
-func migrate(ctx context.Context, pool *pgxpool.Pool) (n int, err error) {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lockMigrate); err != nil {
-		return 0, fmt.Errorf("take the migration lock: %w", err)
-	}
-	defer func() {
-		// A session lock outlives a failed unlock: then close the
-		// connection rather than return it to the pool holding the lock.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, lockMigrate); uerr != nil {
-			conn.Conn().Close(uctx)
-		}
-	}()
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return 0, fmt.Errorf("create schema_migrations: %w", err)
-	}
-	rows, err := conn.Query(ctx, `SELECT version FROM schema_migrations`)
-	if err != nil {
-		return 0, err
-	}
-	applied, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		return 0, err
-	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return 0, err
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		base := path.Base(name)
-		num, _, _ := strings.Cut(base, "_")
-		version, err := strconv.ParseInt(num, 10, 32)
-		if err != nil {
-			return n, fmt.Errorf("migration %s: name must start with a number", base)
-		}
-		if slices.Contains(applied, int32(version)) {
-			continue
-		}
-		body, err := fs.ReadFile(migrations, name)
-		if err != nil {
-			return n, err
-		}
-		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			// No arguments: the simple protocol, which runs every statement
-			// of the file.
-			if _, err := tx.Exec(ctx, string(body)); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, int32(version))
-			return err
-		})
-		if err != nil {
-			return n, fmt.Errorf("migration %s: %w", base, err)
-		}
-		n++
-	}
-	return n, nil
+	return &DB{pool: pool, now: now}, nil
 }
 
 // Ping checks that the server answers.

@@ -19,11 +19,14 @@ import (
 )
 
 // open opens a store on a fresh schema, closed when t ends.
-func open(t *testing.T) *postgres.DB {
+func open(t *testing.T) *postgres.DB { return openClock(t, nil) }
+
+// openClock opens a store on a fresh schema that tells the time with now.
+func openClock(t *testing.T, now func() time.Time) *postgres.DB {
 	t.Helper()
 	// A small pool per store: the suite opens many stores at once.
 	url := pgtest.WithParams(pgtest.FreshSchema(t), map[string]string{"pool_max_conns": "4"})
-	db, err := postgres.Open(t.Context(), url)
+	db, err := postgres.Open(t.Context(), url, postgres.Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +36,7 @@ func open(t *testing.T) *postgres.DB {
 
 func TestConformance(t *testing.T) {
 	pgtest.RequireServer(t)
-	storetest.Run(t, func(t *testing.T) tally.Store { return open(t) })
+	storetest.Run(t, func(t *testing.T, now func() time.Time) tally.Store { return openClock(t, now) })
 }
 
 // TestMigrateConcurrently starts several instances on one empty schema at
@@ -47,7 +50,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	errs := make([]error, len(dbs))
 	for i := range dbs {
 		wg.Go(func() {
-			dbs[i], errs[i] = postgres.Open(t.Context(), pgtest.WithParams(url, map[string]string{"pool_max_conns": "2"}))
+			dbs[i], errs[i] = postgres.Open(t.Context(), pgtest.WithParams(url, map[string]string{"pool_max_conns": "2"}), postgres.Options{})
 		})
 	}
 	wg.Wait()
@@ -71,11 +74,23 @@ func TestMigrateConcurrently(t *testing.T) {
 		t.Fatalf("schema_migrations = %v", versions)
 	}
 	// Opening again applies nothing and fails nothing.
-	db, err := postgres.Open(t.Context(), url)
+	db, err := postgres.Open(t.Context(), url, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
+	defer db.Close()
+	status, err := db.MigrationStatus(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(status) != len(versions) {
+		t.Fatalf("status lists %d migrations, schema_migrations %d", len(status), len(versions))
+	}
+	for _, s := range status {
+		if !s.Applied {
+			t.Errorf("%s not applied", s.Migration)
+		}
+	}
 }
 
 // TestSumRoundedLikeGo holds the SQL rounding of sum rules to

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/usage"
 )
 
@@ -14,7 +15,7 @@ import (
 // measured. The limit is never reached.
 func BenchmarkConsume(b *testing.B) {
 	day := time.Now()
-	run := func(b *testing.B, c usage.Counters) {
+	run := func(b *testing.B, c tally.Counters) {
 		ctx := b.Context()
 		b.SetParallelism(8)
 		b.RunParallel(func(pb *testing.PB) {

@@ -10,7 +10,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/tallyhq/tally"
-	"github.com/tallyhq/tally/usage"
 )
 
 // Key layout, with <day> the UTC day as yyyy-mm-dd:
@@ -30,14 +29,14 @@ const (
 	minTTL = 24 * time.Hour
 )
 
-// Counters are usage.Counters in Redis, shared by every instance that uses
+// Counters are tally.Counters in Redis, shared by every instance that uses
 // the same Redis and prefix. Safe for concurrent use.
 type Counters struct {
 	client goredis.UniversalClient
 	prefix string
 }
 
-var _ usage.Counters = (*Counters)(nil)
+var _ tally.Counters = (*Counters)(nil)
 
 // NewCounters returns counters kept in client under keys starting with
 // prefix (for example "tally:"; "" for none). Instances that must share
@@ -67,7 +66,7 @@ func (c *Counters) expireAt(day time.Time) time.Time {
 	return at.Truncate(time.Second)
 }
 
-// Add implements usage.Counters with HINCRBY and EXPIREAT in one MULTI/EXEC
+// Add implements tally.Counters with HINCRBY and EXPIREAT in one MULTI/EXEC
 // transaction: HINCRBY is atomic in itself (concurrent adds never lose one
 // another), and the transaction makes sure that no write leaves a key
 // without its expiry.
@@ -85,7 +84,7 @@ func (c *Counters) Add(ctx context.Context, tenantID int64, day time.Time, metri
 	return incr.Val(), nil
 }
 
-// Get implements usage.Counters with one HGET.
+// Get implements tally.Counters with one HGET.
 func (c *Counters) Get(ctx context.Context, tenantID int64, day time.Time, metric string) (int64, error) {
 	key := c.usageKey(tenantID, day)
 	v, err := c.client.HGet(ctx, key, metric).Int64()
@@ -98,7 +97,7 @@ func (c *Counters) Get(ctx context.Context, tenantID int64, day time.Time, metri
 	return v, nil
 }
 
-// All implements usage.Counters with one HGETALL, a snapshot of the day.
+// All implements tally.Counters with one HGETALL, a snapshot of the day.
 func (c *Counters) All(ctx context.Context, tenantID int64, day time.Time) (map[string]int64, error) {
 	key := c.usageKey(tenantID, day)
 	raw, err := c.client.HGetAll(ctx, key).Result()
@@ -132,7 +131,7 @@ redis.call('EXPIREAT', KEYS[1], ARGV[4])
 return {1, v}
 `)
 
-// Consume implements usage.Counters with one Lua script (EVALSHA, EVAL
+// Consume implements tally.Counters with one Lua script (EVALSHA, EVAL
 // when the server does not have it yet). Redis runs a script to its end
 // before any other command, so the check and the add are one step:
 // concurrent consumers, from any instance, never together pass the limit
@@ -150,7 +149,7 @@ func (c *Counters) Consume(ctx context.Context, tenantID int64, day time.Time, m
 	return r[0] == 1, r[1], nil
 }
 
-// Reset implements usage.Counters with DEL, HSET and EXPIREAT in one
+// Reset implements tally.Counters with DEL, HSET and EXPIREAT in one
 // MULTI/EXEC transaction: Redis runs the queued commands with no other
 // command in between, so no reader ever sees the day half replaced and no
 // concurrent Add lands between the delete and the new values: an Add
@@ -176,7 +175,7 @@ func (c *Counters) Reset(ctx context.Context, tenantID int64, day time.Time, val
 	return nil
 }
 
-// FirstCrossing implements usage.Counters with one SET NX (with the day's
+// FirstCrossing implements tally.Counters with one SET NX (with the day's
 // expiry): exactly one caller, from any instance, creates the mark and
 // gets true until the mark expires with its day.
 func (c *Counters) FirstCrossing(ctx context.Context, tenantID int64, day time.Time, metric string, threshold int) (bool, error) {

@@ -2,7 +2,7 @@
 // tally instances sharing one Redis see the same counters, admit exactly up
 // to a quota between them and announce each quota alert once.
 //
-// Counters implements usage.Counters. Every method is one atomic Redis step
+// Counters implements tally.Counters. Every method is one atomic Redis step
 // on one key: a command, a MULTI/EXEC transaction or a Lua script. No
 // method reads a value into Go and writes it back, so no interleaving of
 // clients can lose an update or pass a limit. Because each step touches a

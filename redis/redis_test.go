@@ -13,11 +13,11 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/counterstest"
 	"github.com/tallyhq/tally/internal/testenv"
 	"github.com/tallyhq/tally/redis"
 	"github.com/tallyhq/tally/sqlite/sqlitetest"
 	"github.com/tallyhq/tally/usage"
-	"github.com/tallyhq/tally/usage/counterstest"
 )
 
 // testURL is the Redis the tests use: TALLY_TEST_REDIS_URL, else the local
@@ -82,7 +82,7 @@ func newCounters(t testing.TB) (*redis.Counters, goredis.UniversalClient, string
 func TestCountersConformance(t *testing.T) {
 	t.Parallel()
 	openTest(t) // skip (or fail on CI) once, not in every case
-	counterstest.Run(t, func(t *testing.T) usage.Counters {
+	counterstest.Run(t, func(t *testing.T) tally.Counters {
 		c, _, _ := newCounters(t)
 		return c
 	})
@@ -196,7 +196,7 @@ func TestServicesShareQuota(t *testing.T) {
 	var svcs [2]*usage.Service
 	for i := range svcs {
 		svcs[i] = usage.NewService(cfg, store, redis.NewCounters(openTest(t), prefix), nil, 0)
-		t.Cleanup(func() { svcs[i].Close(context.Background()) })
+		t.Cleanup(func() { svcs[i].Stop(context.Background()) })
 	}
 
 	const callers = 128

@@ -47,7 +47,7 @@ func (db *DB) InsertEvents(ctx context.Context, events []tally.Event) ([]bool, e
 			inserted[i] = true
 			dirty[th{e.TenantID, micros(e.Timestamp) / hourMicros * hourMicros}] = true
 		}
-		now := micros(time.Now())
+		now := micros(db.now())
 		for k := range dirty {
 			if _, err := tx.ExecContext(ctx, markDirty, k.tenant, k.hour, now); err != nil {
 				return err
@@ -232,7 +232,7 @@ func (db *DB) DeleteUserEvents(ctx context.Context, tenantID int64, userID strin
 			`INSERT INTO rollup_dirty (tenant_id, hour, marked_at)
 			 SELECT DISTINCT tenant_id, ts / ? * ?, ? FROM events WHERE tenant_id = ? AND user_id = ?
 			 ON CONFLICT (tenant_id, hour) DO UPDATE SET marked_at = excluded.marked_at`,
-			hourMicros, hourMicros, micros(time.Now()), tenantID, userID); err != nil {
+			hourMicros, hourMicros, micros(db.now()), tenantID, userID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx,

@@ -13,7 +13,7 @@ import (
 // CreateUser implements tally.UserStore.
 func (db *DB) CreateUser(ctx context.Context, u *tally.User, passwordHash string) error {
 	u.Email = tally.NormalizeEmail(u.Email)
-	u.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	u.CreatedAt = db.now().UTC().Truncate(time.Microsecond)
 	err := db.w.QueryRowContext(ctx,
 		`INSERT INTO users (email, name, password_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
 		u.Email, u.Name, passwordHash, micros(u.CreatedAt)).Scan(&u.ID)
@@ -62,7 +62,7 @@ func (db *DB) SetPassword(ctx context.Context, userID int64, passwordHash string
 // CreateSession implements tally.SessionStore.
 func (db *DB) CreateSession(ctx context.Context, s *tally.Session) error {
 	if s.CreatedAt.IsZero() {
-		s.CreatedAt = time.Now().UTC()
+		s.CreatedAt = db.now().UTC()
 	}
 	err := db.w.QueryRowContext(ctx,
 		`INSERT INTO sessions (user_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?) RETURNING id`,
@@ -88,7 +88,7 @@ func (db *DB) SessionByHash(ctx context.Context, hash []byte, now time.Time) (*t
 // RevokeSession implements tally.SessionStore.
 func (db *DB) RevokeSession(ctx context.Context, hash []byte) error {
 	_, err := db.w.ExecContext(ctx, `UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL`,
-		micros(time.Now()), hash)
+		micros(db.now()), hash)
 	return wrap(err, "session")
 }
 
@@ -107,7 +107,7 @@ func scanTenant(row interface{ Scan(...any) error }) (*tally.Tenant, error) {
 
 // CreateTenant implements tally.TenantStore.
 func (db *DB) CreateTenant(ctx context.Context, t *tally.Tenant, ownerID int64) error {
-	t.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	t.CreatedAt = db.now().UTC().Truncate(time.Microsecond)
 	if t.Timezone == "" {
 		t.Timezone = "UTC"
 	}
@@ -203,7 +203,7 @@ func (db *DB) MemberRole(ctx context.Context, tenantID, userID int64) (tally.Rol
 // AddMember implements tally.TenantStore.
 func (db *DB) AddMember(ctx context.Context, tenantID, userID int64, role tally.Role) error {
 	_, err := db.w.ExecContext(ctx, `INSERT INTO members (tenant_id, user_id, role, added_at) VALUES (?, ?, ?, ?)`,
-		tenantID, userID, role, micros(time.Now()))
+		tenantID, userID, role, micros(db.now()))
 	return wrap(err, "member")
 }
 
@@ -259,7 +259,7 @@ func splitScopes(s string) []tally.Scope {
 
 // CreateKey implements tally.KeyStore.
 func (db *DB) CreateKey(ctx context.Context, k *tally.APIKey) error {
-	k.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	k.CreatedAt = db.now().UTC().Truncate(time.Microsecond)
 	err := db.w.QueryRowContext(ctx,
 		`INSERT INTO api_keys (tenant_id, name, prefix, hash, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		k.TenantID, k.Name, k.Prefix, k.Hash, joinScopes(k.Scopes), micros(k.CreatedAt), nullMicros(k.ExpiresAt)).Scan(&k.ID)
@@ -328,7 +328,7 @@ func (db *DB) TouchKey(ctx context.Context, tenantID, id int64, at time.Time) er
 // WriteAudit implements tally.AuditStore.
 func (db *DB) WriteAudit(ctx context.Context, e *tally.AuditEntry) error {
 	if e.At.IsZero() {
-		e.At = time.Now().UTC().Truncate(time.Microsecond)
+		e.At = db.now().UTC().Truncate(time.Microsecond)
 	}
 	meta, err := json.Marshal(e.Meta)
 	if err != nil || e.Meta == nil {

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally"
-	"github.com/tallyhq/tally/internal/migrate"
 	sqlite3 "modernc.org/sqlite"
 	sqlite3lib "modernc.org/sqlite/lib"
 )
@@ -31,8 +30,9 @@ var migrations embed.FS
 
 // DB is an open tally database in one SQLite file.
 type DB struct {
-	w *sql.DB // the single writer connection
-	r *sql.DB // readers
+	w   *sql.DB // the single writer connection
+	r   *sql.DB // readers
+	now func() time.Time
 }
 
 var _ tally.Store = (*DB)(nil)
@@ -43,11 +43,28 @@ type Options struct {
 	// committed transaction survives power loss) or "NORMAL" (survives a
 	// process crash, may lose the last commits on power loss).
 	Synchronous string
+	// Now tells the time the store stamps rows with: created_at of users,
+	// sessions, tenants and keys, audit entries, member and dirty-mark
+	// times (default time.Now).
+	Now func() time.Time
 }
 
 // Open opens (creating it and its directory if missing) the SQLite file at
 // path and applies pending migrations.
 func Open(ctx context.Context, path string, opt Options) (*DB, error) {
+	db, err := open(path, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// open opens the file at path as Open does, without migrating it.
+func open(path string, opt Options) (*DB, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("sqlite: create data directory: %w", err)
@@ -82,20 +99,11 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 	}
 	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
 	r.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)*2))
-	db := &DB{w: w, r: r}
-	if err := db.Migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
+	now := opt.Now
+	if now == nil {
+		now = time.Now
 	}
-	return db, nil
-}
-
-// Migrate applies pending migrations.
-func (db *DB) Migrate(ctx context.Context) error {
-	if _, err := migrate.Apply(ctx, db.w, migrations, "migrations", "?"); err != nil {
-		return fmt.Errorf("sqlite: %w", err)
-	}
-	return nil
+	return &DB{w: w, r: r, now: now}, nil
 }
 
 // Ping checks both connection pools.

@@ -9,6 +9,7 @@ package storetest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/tallyhq/tally"
 )
@@ -19,9 +20,12 @@ type testCase struct {
 	fn   func(t *testing.T, s tally.Store)
 }
 
-// Run runs the conformance suite. open must return a fresh, empty store for
-// the test it is given and release it in t.Cleanup.
-func Run(t *testing.T, open func(t *testing.T) tally.Store) {
+// Open returns a fresh, empty store for t, released in t.Cleanup, that
+// tells the time with now (time.Now when nil).
+type Open func(t *testing.T, now func() time.Time) tally.Store
+
+// Run runs the conformance suite against stores from open.
+func Run(t *testing.T, open Open) {
 	groups := []struct {
 		name  string
 		cases []testCase
@@ -44,11 +48,15 @@ func Run(t *testing.T, open func(t *testing.T) tally.Store) {
 			for _, c := range g.cases {
 				t.Run(c.name, func(t *testing.T) {
 					t.Parallel()
-					c.fn(t, open(t))
+					c.fn(t, open(t, nil))
 				})
 			}
 		})
 	}
+	t.Run("Clock", func(t *testing.T) {
+		t.Parallel()
+		testClock(t, open)
+	})
 }
 
 func testPing(t *testing.T, s tally.Store) {

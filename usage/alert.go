@@ -113,7 +113,7 @@ func (s *Service) alert(ctx context.Context, tenantID int64, day time.Time, q ta
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		log.Warn("usage: webhook dropped: service closed")
+		log.Warn("usage: webhook dropped: service stopped")
 		return
 	}
 	s.wg.Add(1)

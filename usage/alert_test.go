@@ -72,7 +72,7 @@ func TestFailedWebhookLogsNoURL(t *testing.T) {
 				Logger:         slog.New(slog.NewTextHandler(logs, nil)),
 			}, db, usage.NewMemoryCounters(), prometheus.NewRegistry(), 10)
 			track(t, svc, db, event(tn, tally.EventAPIRequest, day1)) // 100 %: an alert
-			if err := svc.Close(ctx); err != nil {
+			if err := svc.Stop(ctx); err != nil {
 				t.Fatal(err)
 			}
 			out := logs.String()

@@ -8,38 +8,6 @@ import (
 	"github.com/tallyhq/tally"
 )
 
-// Counters hold the usage of today (and the last few days) per tenant,
-// metric and UTC day. They are a cache of what the event log says: losing
-// them loses no usage, Service.Rebuild restores them from the log.
-//
-// Every method takes the day as any time within it; implementations key by
-// the UTC day (tally.DayStart). Every method is atomic on its own, so that
-// an implementation on Redis maps each to one command or one script:
-// Add to INCRBY, Get/All to HGET/HGETALL, Consume to a check-and-add Lua
-// script, Reset to DEL+HSET in MULTI, FirstCrossing to SET NX. Keys may
-// expire a few days after their day.
-type Counters interface {
-	// Add adds n (negative to release a reservation) to the metric's value
-	// and returns the new value.
-	Add(ctx context.Context, tenantID int64, day time.Time, metric string, n int64) (int64, error)
-	// Get returns the metric's value, 0 when never set.
-	Get(ctx context.Context, tenantID int64, day time.Time, metric string) (int64, error)
-	// All returns every metric's value of the tenant for the day.
-	All(ctx context.Context, tenantID int64, day time.Time) (map[string]int64, error)
-	// Consume adds n only when the value plus n stays at most limit, in one
-	// atomic step: concurrent consumers never together pass the limit. It
-	// returns whether it added and the value after the call.
-	Consume(ctx context.Context, tenantID int64, day time.Time, metric string, n, limit int64) (allowed bool, value int64, err error)
-	// Reset replaces every value of the tenant for the day by values (a
-	// metric missing from values becomes 0). It leaves FirstCrossing marks
-	// alone.
-	Reset(ctx context.Context, tenantID int64, day time.Time, values map[string]int64) error
-	// FirstCrossing reports true exactly once per tenant, day, metric and
-	// threshold, on the first call: it dedupes quota alerts across
-	// goroutines and instances.
-	FirstCrossing(ctx context.Context, tenantID int64, day time.Time, metric string, threshold int) (bool, error)
-}
-
 // keepDays is how many days before the newest day seen MemoryCounters keep.
 const keepDays = 2
 
@@ -54,7 +22,7 @@ type crossingKey struct {
 	threshold int
 }
 
-// MemoryCounters are Counters in process memory, for a single instance.
+// MemoryCounters are tally.Counters in process memory, for a single instance.
 // They keep the newest day seen and the two days before it; older days are
 // dropped. Safe for concurrent use.
 type MemoryCounters struct {
@@ -64,7 +32,7 @@ type MemoryCounters struct {
 	crossed map[crossingKey]struct{}
 }
 
-var _ Counters = (*MemoryCounters)(nil)
+var _ tally.Counters = (*MemoryCounters)(nil)
 
 // NewMemoryCounters returns empty in-memory counters.
 func NewMemoryCounters() *MemoryCounters {
@@ -102,7 +70,7 @@ func (c *MemoryCounters) day(k dayKey) map[string]int64 {
 	return m
 }
 
-// Add implements Counters.
+// Add implements tally.Counters.
 func (c *MemoryCounters) Add(_ context.Context, tenantID int64, day time.Time, metric string, n int64) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -111,14 +79,14 @@ func (c *MemoryCounters) Add(_ context.Context, tenantID int64, day time.Time, m
 	return m[metric], nil
 }
 
-// Get implements Counters.
+// Get implements tally.Counters.
 func (c *MemoryCounters) Get(_ context.Context, tenantID int64, day time.Time, metric string) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.values[c.key(tenantID, day)][metric], nil
 }
 
-// All implements Counters.
+// All implements tally.Counters.
 func (c *MemoryCounters) All(_ context.Context, tenantID int64, day time.Time) (map[string]int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -130,7 +98,7 @@ func (c *MemoryCounters) All(_ context.Context, tenantID int64, day time.Time) (
 	return out, nil
 }
 
-// Consume implements Counters.
+// Consume implements tally.Counters.
 func (c *MemoryCounters) Consume(_ context.Context, tenantID int64, day time.Time, metric string, n, limit int64) (bool, int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -143,7 +111,7 @@ func (c *MemoryCounters) Consume(_ context.Context, tenantID int64, day time.Tim
 	return true, v + n, nil
 }
 
-// Reset implements Counters.
+// Reset implements tally.Counters.
 func (c *MemoryCounters) Reset(_ context.Context, tenantID int64, day time.Time, values map[string]int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -155,7 +123,7 @@ func (c *MemoryCounters) Reset(_ context.Context, tenantID int64, day time.Time,
 	return nil
 }
 
-// FirstCrossing implements Counters.
+// FirstCrossing implements tally.Counters.
 func (c *MemoryCounters) FirstCrossing(_ context.Context, tenantID int64, day time.Time, metric string, threshold int) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -3,11 +3,12 @@ package usage_test
 import (
 	"testing"
 
+	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/counterstest"
 	"github.com/tallyhq/tally/usage"
-	"github.com/tallyhq/tally/usage/counterstest"
 )
 
 func TestMemoryCountersConformance(t *testing.T) {
 	t.Parallel()
-	counterstest.Run(t, func(*testing.T) usage.Counters { return usage.NewMemoryCounters() })
+	counterstest.Run(t, func(*testing.T) tally.Counters { return usage.NewMemoryCounters() })
 }

@@ -83,12 +83,12 @@ func (c *Config) setDefaults() {
 }
 
 // Service counts usage, answers and enforces quotas and sends quota
-// alerts. It implements tally.Meter. Close it after ingestion stopped, so
-// that pending webhook deliveries finish.
+// alerts. It implements tally.Meter and tally.Runner: stop it after
+// ingestion stopped, so that pending webhook deliveries finish.
 type Service struct {
 	cfg      Config
 	store    tally.Store
-	counters Counters
+	counters tally.Counters
 
 	tenantLabel *metrics.Limiter
 	metricLabel *metrics.Limiter
@@ -102,7 +102,7 @@ type Service struct {
 	qcache map[int64]cachedQuotas
 
 	// Webhook deliveries run in goroutines tracked by wg; closed stops new
-	// ones, cancel aborts those still running when Close gives up.
+	// ones, cancel aborts those still running when Stop gives up.
 	mu      sync.Mutex
 	closed  bool
 	wg      sync.WaitGroup
@@ -116,7 +116,7 @@ var _ tally.Meter = (*Service)(nil)
 // metrics with reg (nil: none registered); labelCap bounds the distinct
 // values of each label (tenant ids, metric names), later ones count as
 // "other".
-func NewService(cfg Config, store tally.Store, counters Counters, reg prometheus.Registerer, labelCap int) *Service {
+func NewService(cfg Config, store tally.Store, counters tally.Counters, reg prometheus.Registerer, labelCap int) *Service {
 	cfg.setDefaults()
 	f := promauto.With(reg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -244,7 +244,7 @@ func (t *tenantQuotas) get(tenantID int64) (quotaSet, error) {
 }
 
 // Admit implements tally.Meter. With quotas enabled, it reserves through
-// Counters.Consume each positive amount an event adds to a metric with an
+// tally.Counters.Consume each positive amount an event adds to a metric with an
 // enforced quota, when the event's timestamp is in today's UTC day; an
 // event of another day is checked against that day's usage in the log
 // (see pastUsage) and reserves nothing. An event that
@@ -486,9 +486,16 @@ func (s *Service) Today(ctx context.Context, tenantID int64) (map[string]int64, 
 	return s.counters.All(ctx, tenantID, day(s.cfg.Now()))
 }
 
-// Close stops new webhook deliveries and waits for the pending ones. When
-// ctx ends first, it aborts them and returns ctx's error.
-func (s *Service) Close(ctx context.Context) error {
+var _ tally.Runner = (*Service)(nil)
+
+// Start implements tally.Runner. It has nothing to launch: each webhook
+// delivery runs in a goroutine of its own, started when its alert fires.
+func (s *Service) Start() {}
+
+// Stop implements tally.Runner: it stops new webhook deliveries and waits
+// for the pending ones. When ctx ends first, it aborts them and returns
+// ctx's error.
+func (s *Service) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()

@@ -505,7 +505,7 @@ func TestAlerts(t *testing.T) {
 	requests(5, day1) // nothing more today
 	clk.Set(day1.Add(24 * time.Hour))
 	requests(8, day1.Add(24*time.Hour)) // 80 % of the next day
-	if err := svc.Close(ctx); err != nil {
+	if err := svc.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
 

@@ -28,7 +28,7 @@ func openStore(ctx context.Context, name string, args []string, getenv func(stri
 	if err != nil {
 		return nil, c, err
 	}
-	db, err := app.OpenStore(ctx, c.sqlitePath(), c.SQLiteSync, c.postgresURL())
+	db, err := app.OpenStore(ctx, c.sqlitePath(), c.SQLiteSync, c.postgresURL(), nil)
 	return db, c, err
 }
 

@@ -67,8 +67,11 @@ type App struct {
 	Rollup   *rollup.Rollup
 	Server   *server.Server
 
-	cfg       Config
-	redis     goredis.UniversalClient
+	cfg   Config
+	redis goredis.UniversalClient
+	// runners are the background services started so far, in start
+	// order; Close stops them in the reverse order.
+	runners   []tally.Runner
 	scheduled bool
 	closed    bool
 }
@@ -86,7 +89,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.UsageRules == nil {
 		cfg.UsageRules = tally.DefaultUsageRules()
 	}
-	store, err := OpenStore(ctx, cfg.SQLitePath, cfg.SQLiteSync, cfg.PostgresURL)
+	store, err := OpenStore(ctx, cfg.SQLitePath, cfg.SQLiteSync, cfg.PostgresURL, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -95,8 +98,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a := &App{Store: store, Registry: reg, cfg: cfg}
 	im := ingest.NewMetrics(reg, cfg.LabelCap)
 	a.Writer = ingest.NewWriter(store, ingest.WriterConfig{QueueSize: cfg.IngestQueue}, im)
-	a.Writer.Start()
-	var counters usage.Counters = usage.NewMemoryCounters()
+	var counters tally.Counters = usage.NewMemoryCounters()
 	ready := map[string]func(context.Context) error{}
 	if cfg.RedisURL != "" {
 		if a.redis, err = redis.Open(ctx, cfg.RedisURL); err != nil {
@@ -120,7 +122,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}, store, counters, reg, cfg.LabelCap)
 	a.Pipeline = ingest.NewPipeline(a.Writer, a.Usage, im)
 	a.Tracker = ingest.NewBuffer(a.Pipeline, 4096, im)
-	a.Tracker.Start()
+	// Usage first: the writer settles into it. The writer before the
+	// buffer, which writes through it.
+	a.start(a.Usage, a.Writer, a.Tracker)
 	quotaMetrics := slices.Sorted(maps.Keys(cfg.QuotaDefaults))
 	var leader rollup.Leader
 	if l, ok := store.(rollup.Leader); ok {
@@ -148,13 +152,22 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	return a, nil
 }
 
-// OpenStore opens the PostgreSQL store when postgresURL is set, else the
-// SQLite file at sqlitePath; either applies its pending migrations.
-func OpenStore(ctx context.Context, sqlitePath, sqliteSync, postgresURL string) (tally.Store, error) {
-	if postgresURL != "" {
-		return postgres.Open(ctx, postgresURL)
+// start starts runners in order and adds them to the ones Close stops.
+func (a *App) start(runners ...tally.Runner) {
+	for _, r := range runners {
+		r.Start()
+		a.runners = append(a.runners, r)
 	}
-	return sqlite.Open(ctx, sqlitePath, sqlite.Options{Synchronous: sqliteSync})
+}
+
+// OpenStore opens the PostgreSQL store when postgresURL is set, else the
+// SQLite file at sqlitePath; either applies its pending migrations and
+// stamps rows with the time now tells (nil: time.Now).
+func OpenStore(ctx context.Context, sqlitePath, sqliteSync, postgresURL string, now func() time.Time) (tally.Store, error) {
+	if postgresURL != "" {
+		return postgres.Open(ctx, postgresURL, postgres.Options{Now: now})
+	}
+	return sqlite.Open(ctx, sqlitePath, sqlite.Options{Synchronous: sqliteSync, Now: now})
 }
 
 // RebuildCounters recomputes today's usage counters from the event log (at
@@ -180,8 +193,10 @@ func (a *App) StartScheduler() {
 // Handler is the HTTP handler of the app.
 func (a *App) Handler() http.Handler { return a.Server }
 
-// Close stops producers first, lets the writer drain and commit what is
-// queued, waits for webhook deliveries and closes the database.
+// Close stops the scheduler and then the runners in the reverse of their
+// start order: producers first, then the writer, which drains and commits
+// what is queued, then usage, which waits for webhook deliveries. Then it
+// closes the database.
 func (a *App) Close(ctx context.Context) error {
 	if a.closed {
 		return nil
@@ -191,14 +206,8 @@ func (a *App) Close(ctx context.Context) error {
 		a.Rollup.Stop()
 	}
 	var errs []error
-	if a.Tracker != nil {
-		errs = append(errs, a.Tracker.Stop(ctx))
-	}
-	if a.Writer != nil {
-		errs = append(errs, a.Writer.Stop(ctx))
-	}
-	if a.Usage != nil {
-		errs = append(errs, a.Usage.Close(ctx))
+	for _, r := range slices.Backward(a.runners) {
+		errs = append(errs, r.Stop(ctx))
 	}
 	if a.redis != nil {
 		errs = append(errs, a.redis.Close())

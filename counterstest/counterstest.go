@@ -1,12 +1,12 @@
 // Package counterstest is the one conformance suite that every
-// usage.Counters implementation's tests call, so that the in-memory
+// tally.Counters implementation's tests call, so that the in-memory
 // counters and the Redis counters keep the same contract: the doc comments
-// of usage.Counters.
+// of tally.Counters.
 //
 // An implementation's test is a few lines:
 //
 //	func TestCounters(t *testing.T) {
-//		counterstest.Run(t, func(t *testing.T) usage.Counters { return newCounters(t) })
+//		counterstest.Run(t, func(t *testing.T) tally.Counters { return newCounters(t) })
 //	}
 package counterstest
 
@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tallyhq/tally/usage"
+	"github.com/tallyhq/tally"
 )
 
 // Workers is how many goroutines the concurrency cases start at once.
@@ -32,11 +32,11 @@ var day = time.Date(2026, 3, 8, 12, 0, 0, 0, time.UTC)
 // case. Cases run in parallel; newCounters must return counters that share
 // no values with those of any other call (a fresh key prefix, a fresh
 // value), and may register cleanups on t.
-func Run(t *testing.T, newCounters func(t *testing.T) usage.Counters) {
+func Run(t *testing.T, newCounters func(t *testing.T) tally.Counters) {
 	t.Helper()
 	cases := []struct {
 		name string
-		fn   func(t *testing.T, c usage.Counters)
+		fn   func(t *testing.T, c tally.Counters)
 	}{
 		{"AddReturnsNewValue", testAdd},
 		{"AddConcurrent", testAddConcurrent},
@@ -70,21 +70,21 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func get(t *testing.T, c usage.Counters, tenant int64, d time.Time, metric string) int64 {
+func get(t *testing.T, c tally.Counters, tenant int64, d time.Time, metric string) int64 {
 	t.Helper()
 	v, err := c.Get(t.Context(), tenant, d, metric)
 	must(t, err)
 	return v
 }
 
-func add(t *testing.T, c usage.Counters, tenant int64, d time.Time, metric string, n int64) int64 {
+func add(t *testing.T, c tally.Counters, tenant int64, d time.Time, metric string, n int64) int64 {
 	t.Helper()
 	v, err := c.Add(t.Context(), tenant, d, metric, n)
 	must(t, err)
 	return v
 }
 
-func all(t *testing.T, c usage.Counters, tenant int64, d time.Time) map[string]int64 {
+func all(t *testing.T, c tally.Counters, tenant int64, d time.Time) map[string]int64 {
 	t.Helper()
 	m, err := c.All(t.Context(), tenant, d)
 	must(t, err)
@@ -117,7 +117,7 @@ func parallel(n int, fn func(i int)) {
 	wg.Wait()
 }
 
-func testAdd(t *testing.T, c usage.Counters) {
+func testAdd(t *testing.T, c tally.Counters) {
 	for _, step := range []struct{ n, want int64 }{
 		{5, 5}, {3, 8}, {0, 8}, {-10, -2}, {2, 0}, {1 << 40, 1 << 40},
 	} {
@@ -130,7 +130,7 @@ func testAdd(t *testing.T, c usage.Counters) {
 	}
 }
 
-func testAddConcurrent(t *testing.T, c usage.Counters) {
+func testAddConcurrent(t *testing.T, c tally.Counters) {
 	const each = 5
 	results := make([][]int64, Workers)
 	parallel(Workers, func(i int) {
@@ -154,7 +154,7 @@ func testAddConcurrent(t *testing.T, c usage.Counters) {
 	}
 }
 
-func testGetUnknown(t *testing.T, c usage.Counters) {
+func testGetUnknown(t *testing.T, c tally.Counters) {
 	if v := get(t, c, 1, day, "never_set"); v != 0 {
 		t.Errorf("Get of a metric never set = %d, want 0", v)
 	}
@@ -167,7 +167,7 @@ func testGetUnknown(t *testing.T, c usage.Counters) {
 	}
 }
 
-func testAll(t *testing.T, c usage.Counters) {
+func testAll(t *testing.T, c tally.Counters) {
 	want := map[string]int64{"builds": 3, "events": 10, "uploads": -1, "storage_mb": 1 << 40}
 	for m, v := range want {
 		add(t, c, 1, day, m, v)
@@ -183,7 +183,7 @@ func testAll(t *testing.T, c usage.Counters) {
 	}
 }
 
-func testUTCDay(t *testing.T, c usage.Counters) {
+func testUTCDay(t *testing.T, c tally.Counters) {
 	start := time.Date(2026, 3, 8, 0, 0, 0, 0, time.UTC)
 	add(t, c, 1, start, "m", 1)
 	// Any instant of the same UTC day, in any zone, is the same counter.
@@ -210,7 +210,7 @@ func testUTCDay(t *testing.T, c usage.Counters) {
 	}
 }
 
-func testIsolation(t *testing.T, c usage.Counters) {
+func testIsolation(t *testing.T, c tally.Counters) {
 	next := day.Add(24 * time.Hour)
 	add(t, c, 1, day, "builds", 7)
 	add(t, c, 1, day, "events", 3)
@@ -247,14 +247,14 @@ func testIsolation(t *testing.T, c usage.Counters) {
 	}
 }
 
-func consume(t *testing.T, c usage.Counters, tenant int64, d time.Time, metric string, n, limit int64) (bool, int64) {
+func consume(t *testing.T, c tally.Counters, tenant int64, d time.Time, metric string, n, limit int64) (bool, int64) {
 	t.Helper()
 	ok, v, err := c.Consume(t.Context(), tenant, d, metric, n, limit)
 	must(t, err)
 	return ok, v
 }
 
-func testConsume(t *testing.T, c usage.Counters) {
+func testConsume(t *testing.T, c tally.Counters) {
 	for _, step := range []struct {
 		n, limit  int64
 		ok        bool
@@ -285,7 +285,7 @@ func testConsume(t *testing.T, c usage.Counters) {
 	}
 }
 
-func testConsumeRefused(t *testing.T, c usage.Counters) {
+func testConsumeRefused(t *testing.T, c tally.Counters) {
 	if ok, v := consume(t, c, 1, day, "builds", 5, 4); ok || v != 0 {
 		t.Errorf("Consume 5 of 4 on a fresh counter = %v, %d; want false, 0", ok, v)
 	}
@@ -312,7 +312,7 @@ func testConsumeRefused(t *testing.T, c usage.Counters) {
 // testConsumeConcurrent: Workers goroutines each consume 1 of 50, twice.
 // Exactly 50 calls are allowed, each sees its own value 1…50, and every
 // refused call sees the full 50.
-func testConsumeConcurrent(t *testing.T, c usage.Counters) {
+func testConsumeConcurrent(t *testing.T, c tally.Counters) {
 	const limit = 50
 	var mu sync.Mutex
 	var allowed []int64
@@ -351,7 +351,7 @@ func testConsumeConcurrent(t *testing.T, c usage.Counters) {
 // testConsumeMixed: consumes of 1 to 3 race for a limit of 100. What is
 // counted is exactly what was allowed, never past the limit, and a call is
 // refused only when its amount really did not fit.
-func testConsumeMixed(t *testing.T, c usage.Counters) {
+func testConsumeMixed(t *testing.T, c tally.Counters) {
 	const limit = 100
 	var mu sync.Mutex
 	var sum int64
@@ -384,7 +384,7 @@ func testConsumeMixed(t *testing.T, c usage.Counters) {
 // testConsumeReleases: goroutines consume 1 of 8 and release it again with
 // Add(-1), as Settle does for a duplicate. No allowed consume ever sees
 // more than 8, and everything released leaves 0.
-func testConsumeReleases(t *testing.T, c usage.Counters) {
+func testConsumeReleases(t *testing.T, c tally.Counters) {
 	const limit = 8
 	ctx := t.Context()
 	parallel(Workers, func(int) {
@@ -411,7 +411,7 @@ func testConsumeReleases(t *testing.T, c usage.Counters) {
 	}
 }
 
-func testReset(t *testing.T, c usage.Counters) {
+func testReset(t *testing.T, c tally.Counters) {
 	ctx := t.Context()
 	next := day.Add(24 * time.Hour)
 	add(t, c, 1, day, "builds", 5)
@@ -458,7 +458,7 @@ func testReset(t *testing.T, c usage.Counters) {
 	}
 }
 
-func testResetThenConsume(t *testing.T, c usage.Counters) {
+func testResetThenConsume(t *testing.T, c tally.Counters) {
 	must(t, c.Reset(t.Context(), 1, day, map[string]int64{"builds": 9}))
 	if ok, v := consume(t, c, 1, day, "builds", 2, 10); ok || v != 9 {
 		t.Errorf("Consume 2 of 10 after Reset to 9 = %v, %d; want false, 9", ok, v)
@@ -468,7 +468,7 @@ func testResetThenConsume(t *testing.T, c usage.Counters) {
 	}
 }
 
-func testFirstCrossing(t *testing.T, c usage.Counters) {
+func testFirstCrossing(t *testing.T, c tally.Counters) {
 	ctx := t.Context()
 	crossing := func(tenant int64, d time.Time, metric string, threshold int) bool {
 		t.Helper()
@@ -513,7 +513,7 @@ func testFirstCrossing(t *testing.T, c usage.Counters) {
 
 // testFirstCrossingConcurrent: Workers goroutines race for the marks of
 // two thresholds of two metrics; each mark is won exactly once.
-func testFirstCrossingConcurrent(t *testing.T, c usage.Counters) {
+func testFirstCrossingConcurrent(t *testing.T, c tally.Counters) {
 	type mark struct {
 		metric    string
 		threshold int

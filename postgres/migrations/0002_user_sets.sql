@@ -1,0 +1,4 @@
+-- Distinct users, fast (SQLite's 0002_user_sets). Nothing to do here: the
+-- PostgreSQL schema began after that change, and 0001 already creates
+-- rollup_hour_users and the events index that covers user_id. This file
+-- keeps version 2 meaning the same change on every backend.
