@@ -1,7 +1,6 @@
 package tally
 
 import (
-	"context"
 	"regexp"
 	"slices"
 	"strings"
@@ -187,17 +186,4 @@ func (p *Principal) Actor() string {
 		return "user:" + p.User.Email
 	}
 	return "anonymous"
-}
-
-type principalKey struct{}
-
-// NewContext returns a context that carries p.
-func NewContext(ctx context.Context, p *Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
-}
-
-// PrincipalFrom returns the principal of ctx, or nil.
-func PrincipalFrom(ctx context.Context) *Principal {
-	p, _ := ctx.Value(principalKey{}).(*Principal)
-	return p
 }

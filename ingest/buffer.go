@@ -137,13 +137,9 @@ func (b *Buffer) flush(batch []tally.Event) {
 		b.m.drop(len(batch))
 		return
 	}
-	d := &Decoded{Events: batch, Index: make([]int, len(batch))}
-	for i := range d.Index {
-		d.Index[i] = i
-	}
 	backoff := 5 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		_, err := b.p.Submit(b.ctx, d)
+		_, err := b.p.Submit(b.ctx, batch)
 		if err == nil {
 			return
 		}

@@ -1,9 +1,7 @@
 package ingest
 
 import (
-	"cmp"
 	"context"
-	"slices"
 
 	"github.com/tallyhq/tally"
 )
@@ -37,30 +35,20 @@ type Result struct {
 	RateLimited int `json:"-"`
 }
 
-// Submit stores the valid events of d. It asks the meter to admit them;
-// each event it refuses becomes a Rejection at its index in the request.
+// Submit stores events, already valid (decoded or prepared by a
+// Validator). It asks the meter to admit them; each event it refuses
+// becomes a Rejection at its index in events.
 // It writes the admitted ones in one Writer.Write, then settles the meter
 // (releasing what duplicates reserved) and counts
 // sbh_analytics_events_total for the inserted ones. It sets ID on the
-// inserted events of d.Events.
+// inserted events.
 //
 // When the write fails it returns that error (ErrQueueFull and
 // ErrShuttingDown are EUnavailable: answer 503 with Retry-After) after
 // settling the meter with no event inserted, so that every reservation is
 // released. Settling does not depend on ctx staying alive.
-func (p *Pipeline) Submit(ctx context.Context, d *Decoded) (*Result, error) {
+func (p *Pipeline) Submit(ctx context.Context, events []tally.Event) (*Result, error) {
 	res := &Result{Rejected: []Rejection{}}
-	if d == nil {
-		return res, nil
-	}
-	res.Rejected = append(res.Rejected, d.Rejected...)
-	events := d.Events
-	index := func(i int) int {
-		if i < len(d.Index) {
-			return d.Index[i]
-		}
-		return i
-	}
 
 	var (
 		errs []error
@@ -73,7 +61,7 @@ func (p *Pipeline) Submit(ctx context.Context, d *Decoded) (*Result, error) {
 	pos := make([]int, 0, len(events)) // position in events of each admitted one
 	for i := range events {
 		if i < len(errs) && errs[i] != nil {
-			res.Rejected = append(res.Rejected, Rejection{Index: index(i), Error: tally.ErrorMessageOf(errs[i])})
+			res.Rejected = append(res.Rejected, Rejection{Index: i, Error: tally.ErrorMessageOf(errs[i])})
 			if tally.ErrorCodeOf(errs[i]) == tally.ERateLimited {
 				res.RateLimited++
 			}
@@ -82,7 +70,6 @@ func (p *Pipeline) Submit(ctx context.Context, d *Decoded) (*Result, error) {
 		admitted = append(admitted, events[i])
 		pos = append(pos, i)
 	}
-	slices.SortStableFunc(res.Rejected, func(a, b Rejection) int { return cmp.Compare(a.Index, b.Index) })
 
 	var inserted []bool // per event of events
 	if len(admitted) > 0 {

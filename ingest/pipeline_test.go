@@ -88,9 +88,10 @@ func TestPipelineSubmit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res, err := p.Submit(ctx, d); err != nil || res.Accepted != 1 {
+	if res, err := p.Submit(ctx, d.Events); err != nil || res.Accepted != 1 {
 		t.Fatalf("first Submit: %+v, %v", res, err)
 	}
+	rec := NewRecorder(RecorderConfig{Validator: v, Pipeline: p})
 
 	body := `{"batch":[
 		{"event":"a"},
@@ -101,11 +102,7 @@ func TestPipelineSubmit(t *testing.T) {
 		{"event":"over.again"},
 		{"event":"a","event_id":"twice"},
 		{"event":"a","event_id":"twice"}]}`
-	d, err = v.Decode([]byte(body), tn, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := p.Submit(ctx, d)
+	res, err := rec.Events(ctx, tn, []byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,12 +119,6 @@ func TestPipelineSubmit(t *testing.T) {
 	out, _ := json.Marshal(res)
 	if !strings.HasPrefix(string(out), `{"accepted":3,"duplicates":2,"rejected":[{"index":1,"error":"event: must be`) {
 		t.Fatalf("result JSON %s", out)
-	}
-	for i, e := range d.Events {
-		stored := d.Index[i] == 0 || d.Index[i] == 4 || d.Index[i] == 6
-		if stored != (e.ID != 0) {
-			t.Errorf("event %d (%s): ID %d; want set on inserted events only", d.Index[i], e.Name, e.ID)
-		}
 	}
 
 	reserved, used, settles, nilSets := meter.state()
@@ -148,10 +139,20 @@ func TestPipelineSubmit(t *testing.T) {
 	}
 
 	// Every event over quota: nothing written, all rate limited.
-	d, _ = v.Decode([]byte(`{"batch":[{"event":"over.a"},{"event":"over.b"}]}`), tn, time.Now())
-	res, err = p.Submit(ctx, d)
+	res, err = rec.Events(ctx, tn, []byte(`{"batch":[{"event":"over.a"},{"event":"over.b"}]}`))
 	if err != nil || res.RateLimited != 2 || res.Accepted != 0 || len(res.Rejected) != 2 {
 		t.Fatalf("all over quota: %+v, %v", res, err)
+	}
+
+	// Submit sets the ID of the events it inserted, and only of those.
+	d, _ = v.Decode([]byte(`{"batch":[{"event":"a","event_id":"dup"},{"event":"over.c"},{"event":"c"}]}`), tn, time.Now())
+	if _, err := p.Submit(ctx, d.Events); err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range d.Events {
+		if stored := i == 2; stored != (e.ID != 0) {
+			t.Errorf("event %d (%s): ID %d; want set on inserted events only", i, e.Name, e.ID)
+		}
 	}
 }
 
@@ -167,10 +168,10 @@ func TestPipelineWriteError(t *testing.T) {
 	// A cancelled request must still release its reservations.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := p.Submit(ctx, d); err == nil {
+	if _, err := p.Submit(ctx, d.Events); err == nil {
 		t.Fatal("Submit with a cancelled context succeeded")
 	}
-	res, err := p.Submit(context.Background(), d)
+	res, err := p.Submit(context.Background(), d.Events)
 	if err != errDiskFull || res != nil {
 		t.Fatalf("Submit: %+v, %v; want the store's error", res, err)
 	}
@@ -188,14 +189,14 @@ func TestPipelineWithoutMeter(t *testing.T) {
 	db, tn := openDB(t)
 	p := NewPipeline(startWriter(t, db, WriterConfig{}, nil), nil, nil)
 	d, _ := NewValidator(Config{}).Decode([]byte(`{"event":"over.quota"}`), tn, time.Now())
-	res, err := p.Submit(context.Background(), d)
+	res, err := p.Submit(context.Background(), d.Events)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if out, _ := json.Marshal(res); string(out) != `{"accepted":1,"duplicates":0,"rejected":[]}` {
 		t.Fatalf("result %s", out)
 	}
-	if res, err := p.Submit(context.Background(), &Decoded{}); err != nil || res.Rejected == nil {
+	if res, err := p.Submit(context.Background(), nil); err != nil || res.Rejected == nil {
 		t.Fatalf("empty Submit: %+v, %v", res, err)
 	}
 }
@@ -206,7 +207,7 @@ func TestMetricsLabelCap(t *testing.T) {
 	m := NewMetrics(prometheus.NewRegistry(), 2)
 	p := NewPipeline(startWriter(t, db, WriterConfig{}, m), nil, m)
 	d, _ := NewValidator(Config{}).Decode([]byte(`{"batch":[{"event":"e1"},{"event":"e2"},{"event":"e3"},{"event":"e4"},{"event":"e1"}]}`), tn, time.Now())
-	if _, err := p.Submit(context.Background(), d); err != nil {
+	if _, err := p.Submit(context.Background(), d.Events); err != nil {
 		t.Fatal(err)
 	}
 	for event, want := range map[string]float64{"e1": 2, "e2": 1, "other": 2} {

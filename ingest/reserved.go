@@ -9,12 +9,12 @@ import (
 // SubmitReserved is Submit for events whose usage the caller has already
 // reserved (a quota consume): it skips the meter's Admit and settles with
 // r, so the usage is counted once.
-func (p *Pipeline) SubmitReserved(ctx context.Context, d *Decoded, r *tally.Reservation) (*Result, error) {
+func (p *Pipeline) SubmitReserved(ctx context.Context, events []tally.Event, r *tally.Reservation) (*Result, error) {
 	q := *p
 	if p.meter != nil {
 		q.meter = reserved{Meter: p.meter, r: r}
 	}
-	return q.Submit(ctx, d)
+	return q.Submit(ctx, events)
 }
 
 // reserved is a meter whose admission already happened.

@@ -115,9 +115,9 @@ func checkCSRF(r *http.Request, c *credentials) error {
 	return nil
 }
 
-// serve adapts an apiHandler after authentication.
+// serve adapts an apiHandler after authentication. The principal travels
+// as the handler's parameter only, never in the request's context.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, p *tally.Principal, h apiHandler) {
-	r = r.WithContext(tally.NewContext(r.Context(), p))
 	if err := h(w, r, p); err != nil {
 		s.writeError(w, r, err)
 	}

@@ -16,11 +16,7 @@ func (s *Server) handleEventsPost() apiHandler {
 		if err != nil {
 			return err
 		}
-		d, err := s.Validator.Decode(body, p.Tenant, s.now())
-		if err != nil {
-			return err
-		}
-		res, err := s.Pipeline.Submit(r.Context(), d)
+		res, err := s.Recorder.Events(r.Context(), p.Tenant, body)
 		if err != nil {
 			return err
 		}

@@ -1,29 +1,14 @@
 package server
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tallyhq/tally"
-	"github.com/tallyhq/tally/ingest"
 	"github.com/tallyhq/tally/usage"
 )
-
-// usageEvent builds the usage.increment event that records an explicit
-// increment durably (deduplicated by event_id like any event).
-// at is the event's time (zero: now).
-func (s *Server) usageEvent(t *tally.Tenant, metric string, amount int64, eventID string, at time.Time) (*ingest.Decoded, error) {
-	props, _ := json.Marshal(map[string]any{tally.UsageMetricProp: metric, "amount": amount})
-	e, err := s.Validator.Prepare(tally.Event{Name: tally.EventUsageIncrement, EventID: eventID, Source: "usage",
-		Timestamp: at, Value: float64(amount), Props: props}, t, s.now())
-	if err != nil {
-		return nil, err
-	}
-	return &ingest.Decoded{Events: []tally.Event{e}, Index: []int{0}}, nil
-}
 
 func (s *Server) handleUsagePost() apiHandler {
 	type request struct {
@@ -44,29 +29,14 @@ func (s *Server) handleUsagePost() apiHandler {
 		if req.Amount != nil {
 			in.Amount = *req.Amount
 		}
-		if err := in.Validate(); err != nil {
-			return err
-		}
-		d, err := s.usageEvent(p.Tenant, in.Metric, in.Amount, in.EventID, time.Time{})
-		if err != nil {
-			return err
-		}
-		res, err := s.Pipeline.Submit(r.Context(), d)
-		if err != nil {
-			return err
-		}
-		if res.RateLimited > 0 {
+		current, err := s.Recorder.Increment(r.Context(), p.Tenant, in)
+		if tally.ErrorCodeOf(err) == tally.ERateLimited {
 			w.Header().Set("Retry-After", strconv.Itoa(int(usage.RetryAfter(s.now()).Seconds())))
-			return tally.Errorf(tally.ERateLimited, "%s", res.Rejected[0].Error)
 		}
-		if len(res.Rejected) > 0 {
-			return tally.Invalid(res.Rejected[0].Error)
-		}
-		today, err := s.Usage.Today(r.Context(), p.Tenant.ID)
 		if err != nil {
 			return err
 		}
-		encode(w, http.StatusAccepted, response{Metric: req.Metric, Current: today[req.Metric]})
+		encode(w, http.StatusAccepted, response{Metric: in.Metric, Current: current})
 		return nil
 	}
 }
@@ -106,7 +76,7 @@ func (s *Server) handleUsageGet() apiHandler {
 			return tally.Invalid("range too long", tally.FieldError{Field: "from", Message: "at most 93 days by hour or 800 days by day"})
 		}
 		start := time.Now()
-		series, err := s.Rollup.Usage(r.Context(), p.Tenant.ID, metrics, from, to, hourly, loc)
+		series, err := s.Reports.Usage(r.Context(), p.Tenant.ID, metrics, from, to, hourly, loc)
 		s.observeQuery("usage", start)
 		if err != nil {
 			return err
@@ -128,7 +98,7 @@ func (s *Server) handleMetricsGet() apiHandler {
 			rng = "7d"
 		}
 		start := time.Now()
-		rep, err := s.Rollup.KPIs(r.Context(), p.Tenant.ID, rng, loc, s.now())
+		rep, err := s.Reports.KPIs(r.Context(), p.Tenant.ID, rng, loc, s.now())
 		s.observeQuery("metrics", start)
 		if err != nil {
 			return err
@@ -143,7 +113,7 @@ func (s *Server) handleQuotaList() apiHandler {
 		Quotas []tally.QuotaStatus `json:"quotas"`
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
-		qs, err := s.Usage.Statuses(r.Context(), p.Tenant.ID)
+		qs, err := s.Quotas.Statuses(r.Context(), p.Tenant.ID)
 		if err != nil {
 			return err
 		}
@@ -161,7 +131,7 @@ func (s *Server) handleQuotaGet() apiHandler {
 		if !tally.ValidMetric(m) {
 			return tally.Errorf(tally.ENotFound, "no quota for this metric")
 		}
-		st, err := s.Usage.Status(r.Context(), p.Tenant.ID, m)
+		st, err := s.Quotas.Status(r.Context(), p.Tenant.ID, m)
 		if err != nil {
 			return err
 		}
@@ -187,7 +157,7 @@ func (s *Server) handleQuotaPut() apiHandler {
 		if req.Limit == nil || *req.Limit < 0 {
 			return tally.Invalid("invalid limit", tally.FieldError{Field: "limit", Message: "must be a non-negative integer"})
 		}
-		st, err := s.Usage.SetQuota(r.Context(), p.Tenant.ID, tally.Quota{Metric: m, Limit: *req.Limit, Enforced: req.Enforced})
+		st, err := s.Quotas.SetQuota(r.Context(), p.Tenant.ID, tally.Quota{Metric: m, Limit: *req.Limit, Enforced: req.Enforced})
 		if err != nil {
 			return err
 		}
@@ -228,11 +198,8 @@ func (s *Server) handleQuotaConsume() apiHandler {
 		if req.Amount != nil {
 			amount = *req.Amount
 		}
-		if err := tally.ValidateAmount(amount); err != nil {
-			return err
-		}
 		now := s.now()
-		allowed, st, res, err := s.Usage.Consume(r.Context(), p.Tenant.ID, m, amount)
+		allowed, st, err := s.Recorder.Consume(r.Context(), p.Tenant, m, amount)
 		if err != nil {
 			return err
 		}
@@ -245,19 +212,6 @@ func (s *Server) handleQuotaConsume() apiHandler {
 				Type: "urn:tally:problem:rate_limited", Title: "Too Many Requests", Status: http.StatusTooManyRequests,
 				Detail: "quota " + m + " has no room for " + strconv.FormatInt(amount, 10), QuotaStatus: st})
 			return nil
-		}
-		// The event lands in the quota period the amount was reserved in,
-		// also when the clock passed midnight since.
-		at := s.now()
-		if end := st.ResetsAt.Add(-time.Microsecond); at.After(end) {
-			at = end
-		}
-		d, err := s.usageEvent(p.Tenant, m, amount, "", at)
-		if err != nil {
-			return err
-		}
-		if _, err := s.Pipeline.SubmitReserved(r.Context(), d, res); err != nil {
-			return err
 		}
 		encode(w, http.StatusOK, consumeResult{Allowed: true, QuotaStatus: st})
 		return nil
@@ -296,7 +250,7 @@ func (s *Server) handleRollup() apiHandler {
 		if to.Sub(from) > 92*24*time.Hour {
 			return tally.Invalid("range too long", tally.FieldError{Field: "from", Message: "at most 93 days per run; use tally rollup for more"})
 		}
-		res, err := s.Rollup.RunDays(r.Context(), p.Tenant.ID, from, to, "manual")
+		res, err := s.Rollups.RunDays(r.Context(), p.Tenant.ID, from, to, "manual")
 		if err != nil {
 			return err
 		}

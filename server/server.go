@@ -11,9 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tallyhq/tally"
-	"github.com/tallyhq/tally/ingest"
-	"github.com/tallyhq/tally/rollup"
-	"github.com/tallyhq/tally/usage"
 )
 
 // Config is the HTTP layer's configuration. The zero value is not useful:
@@ -50,11 +47,10 @@ type Deps struct {
 	Registry *prometheus.Registry
 	Now      func() time.Time
 
-	Validator *ingest.Validator
-	Pipeline  *ingest.Pipeline
-	Tracker   *ingest.Buffer // non-blocking auto-tracking
-	Usage     *usage.Service
-	Rollup    *rollup.Rollup
+	Recorder Recorder
+	Quotas   Quotas
+	Reports  Reports
+	Rollups  Rollups
 	// ReadyChecks are extra readiness checks by name (e.g. "redis").
 	ReadyChecks map[string]func(context.Context) error
 }

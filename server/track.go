@@ -2,26 +2,18 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"time"
 
 	"github.com/tallyhq/tally"
 )
 
-// track records an event of tally's own through the non-blocking buffer:
-// auto-tracking never fails or slows the request it describes.
+// track records an event of tally's own; auto-tracking never fails or
+// slows the request it describes.
 func (s *Server) track(ctx context.Context, t *tally.Tenant, name, userID string, props map[string]any) {
-	if !s.cfg.AnalyticsEnabled || s.Tracker == nil || t == nil {
-		return
+	if s.cfg.AnalyticsEnabled && s.Recorder != nil {
+		s.Recorder.Track(ctx, t, name, userID, props)
 	}
-	raw, _ := json.Marshal(props)
-	e, err := s.Validator.Prepare(tally.Event{Name: name, UserID: userID, Source: "tally", Value: 1, Props: raw}, t, s.now())
-	if err != nil {
-		s.log.WarnContext(ctx, "auto-track event invalid", "event", name, "err", err)
-		return
-	}
-	s.Tracker.Track(e)
 }
 
 // trackAPIRequest auto-tracks an API-key request (never the key itself).

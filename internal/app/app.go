@@ -63,6 +63,7 @@ type App struct {
 	Writer   *ingest.Writer
 	Pipeline *ingest.Pipeline
 	Tracker  *ingest.Buffer
+	Recorder *ingest.Recorder
 	Usage    *usage.Service
 	Rollup   *rollup.Rollup
 	Server   *server.Server
@@ -122,6 +123,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}, store, counters, reg, cfg.LabelCap)
 	a.Pipeline = ingest.NewPipeline(a.Writer, a.Usage, im)
 	a.Tracker = ingest.NewBuffer(a.Pipeline, 4096, im)
+	a.Recorder = ingest.NewRecorder(ingest.RecorderConfig{
+		Validator: ingest.NewValidator(ingest.Config{RedactKeys: cfg.RedactKeys}),
+		Pipeline:  a.Pipeline, Tracker: a.Tracker, Quotas: a.Usage, Now: cfg.Now, Logger: cfg.Logger,
+	})
 	// Usage first: the writer settles into it. The writer before the
 	// buffer, which writes through it.
 	a.start(a.Usage, a.Writer, a.Tracker)
@@ -141,8 +146,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	scfg.AllowPrivateWebhooks = cfg.AllowPrivateWebhooks
 	a.Server, err = server.New(scfg, server.Deps{
 		Store: store, Logger: cfg.Logger, Registry: reg, Now: cfg.Now,
-		Validator: ingest.NewValidator(ingest.Config{RedactKeys: cfg.RedactKeys}),
-		Pipeline:  a.Pipeline, Tracker: a.Tracker, Usage: a.Usage, Rollup: a.Rollup,
+		Recorder: a.Recorder, Quotas: a.Usage, Reports: a.Rollup, Rollups: a.Rollup,
 		ReadyChecks: ready,
 	})
 	if err != nil {

@@ -1,0 +1,163 @@
+package ingest
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/tallyhq/tally"
+)
+
+// Quotas is what recording needs of quota accounting (usage.Service):
+// reserving a consume and reading today's counters.
+type Quotas interface {
+	// Consume reserves amount of metric's quota, atomically; see
+	// usage.Service.Consume.
+	Consume(ctx context.Context, tenantID int64, metric string, amount int64) (bool, tally.QuotaStatus, *tally.Reservation, error)
+	// Today returns the tenant's counters of the current UTC day.
+	Today(ctx context.Context, tenantID int64) (map[string]int64, error)
+}
+
+// Recorder is the one way events enter tally, whatever brings them: a
+// request body of POST /api/analytics/events, an explicit usage increment,
+// a quota consume, or an event tally tracks about itself. Each workflow
+// validates with the Validator, goes through the Pipeline (quota gate,
+// durable write, counters) and answers in tally's terms; the HTTP layer
+// only translates.
+type Recorder struct {
+	v      *Validator
+	p      *Pipeline
+	buf    *Buffer
+	quotas Quotas
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+// RecorderConfig wires a Recorder.
+type RecorderConfig struct {
+	Validator *Validator // required
+	Pipeline  *Pipeline  // required
+	Quotas    Quotas     // required for Increment and Consume
+	// Tracker queues tally's own events without blocking; nil turns
+	// Track off.
+	Tracker *Buffer
+	Now     func() time.Time // default time.Now
+	Logger  *slog.Logger     // default: discarded
+}
+
+// NewRecorder returns a Recorder over c.
+func NewRecorder(c RecorderConfig) *Recorder {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Recorder{v: c.Validator, p: c.Pipeline, buf: c.Tracker, quotas: c.Quotas, now: c.Now, log: c.Logger}
+}
+
+// Events decodes the body of POST /api/analytics/events for tenant t and
+// stores its valid events. A body whose shape is wrong is refused whole
+// (see Validator.Decode); otherwise Result.Rejected lists, by position in
+// the request, the events refused by a rule or by an enforced quota.
+func (r *Recorder) Events(ctx context.Context, t *tally.Tenant, body []byte) (*Result, error) {
+	d, err := r.v.Decode(body, t, r.now())
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.p.Submit(ctx, d.Events)
+	if err != nil {
+		return nil, err
+	}
+	for i := range res.Rejected { // positions in d.Events to positions in the request
+		res.Rejected[i].Index = d.Index[res.Rejected[i].Index]
+	}
+	res.Rejected = append(res.Rejected, d.Rejected...)
+	slices.SortStableFunc(res.Rejected, func(a, b Rejection) int { return cmp.Compare(a.Index, b.Index) })
+	return res, nil
+}
+
+// Increment records an explicit usage increment as a durable
+// usage.increment event (deduplicated by its event id like any event) and
+// returns the metric's value today. Over an enforced quota it is an
+// ERateLimited *tally.Error.
+func (r *Recorder) Increment(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (int64, error) {
+	if err := in.Validate(); err != nil {
+		return 0, err
+	}
+	e, err := r.usageEvent(t, in, time.Time{})
+	if err != nil {
+		return 0, err
+	}
+	res, err := r.p.Submit(ctx, []tally.Event{e})
+	if err != nil {
+		return 0, err
+	}
+	if res.RateLimited > 0 {
+		return 0, tally.Errorf(tally.ERateLimited, "%s", res.Rejected[0].Error)
+	}
+	if len(res.Rejected) > 0 {
+		return 0, tally.Invalid(res.Rejected[0].Error)
+	}
+	today, err := r.quotas.Today(ctx, t.ID)
+	if err != nil {
+		return 0, err
+	}
+	return today[in.Metric], nil
+}
+
+// Consume takes amount from the quota of metric, atomically, and when the
+// quota had room records the amount as a usage.increment event in the
+// quota period it was reserved in (also when the clock passed the period's
+// end since). It returns whether the quota had room and its status; a
+// metric without a quota is ENotFound.
+func (r *Recorder) Consume(ctx context.Context, t *tally.Tenant, metric string, amount int64) (bool, tally.QuotaStatus, error) {
+	if !tally.ValidMetric(metric) {
+		return false, tally.QuotaStatus{}, tally.InvalidMetric()
+	}
+	if err := tally.ValidateAmount(amount); err != nil {
+		return false, tally.QuotaStatus{}, err
+	}
+	allowed, st, resv, err := r.quotas.Consume(ctx, t.ID, metric, amount)
+	if err != nil || !allowed {
+		return false, st, err
+	}
+	at := r.now()
+	if end := st.ResetsAt.Add(-time.Microsecond); at.After(end) {
+		at = end
+	}
+	e, err := r.usageEvent(t, tally.UsageIncrement{Metric: metric, Amount: amount}, at)
+	if err == nil {
+		_, err = r.p.SubmitReserved(ctx, []tally.Event{e}, resv)
+	}
+	if err != nil {
+		return false, st, err
+	}
+	return true, st, nil
+}
+
+// usageEvent is the usage.increment event of in at time at (zero: now).
+func (r *Recorder) usageEvent(t *tally.Tenant, in tally.UsageIncrement, at time.Time) (tally.Event, error) {
+	props, _ := json.Marshal(map[string]any{tally.UsageMetricProp: in.Metric, "amount": in.Amount})
+	return r.v.Prepare(tally.Event{Name: tally.EventUsageIncrement, EventID: in.EventID, Source: "usage",
+		Timestamp: at, Value: float64(in.Amount), Props: props}, t, r.now())
+}
+
+// Track records an event of tally's own (a login, an API request) through
+// the non-blocking buffer: it never fails or slows the request it
+// describes. An event the rules refuse is logged and dropped.
+func (r *Recorder) Track(ctx context.Context, t *tally.Tenant, name, userID string, props map[string]any) {
+	if r.buf == nil || t == nil {
+		return
+	}
+	raw, _ := json.Marshal(props)
+	e, err := r.v.Prepare(tally.Event{Name: name, UserID: userID, Source: "tally", Value: 1, Props: raw}, t, r.now())
+	if err != nil {
+		r.log.WarnContext(ctx, "auto-track event invalid", "event", name, "err", err)
+		return
+	}
+	r.buf.Track(e)
+}

@@ -1,0 +1,41 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/ingest"
+	"github.com/tallyhq/tally/rollup"
+)
+
+// The services the handlers use, each declared here by what the server
+// needs of it: internal/app wires the real ones (ingest.Recorder,
+// usage.Service, rollup.Rollup), a handler test may pass a small fake.
+
+// Recorder records events: request bodies, usage increments, quota
+// consumes and auto-tracked events (ingest.Recorder).
+type Recorder interface {
+	Events(ctx context.Context, t *tally.Tenant, body []byte) (*ingest.Result, error)
+	Increment(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (int64, error)
+	Consume(ctx context.Context, t *tally.Tenant, metric string, amount int64) (bool, tally.QuotaStatus, error)
+	Track(ctx context.Context, t *tally.Tenant, name, userID string, props map[string]any)
+}
+
+// Quotas reads and configures quotas (usage.Service).
+type Quotas interface {
+	Statuses(ctx context.Context, tenantID int64) ([]tally.QuotaStatus, error)
+	Status(ctx context.Context, tenantID int64, metric string) (tally.QuotaStatus, error)
+	SetQuota(ctx context.Context, tenantID int64, q tally.Quota) (tally.QuotaStatus, error)
+}
+
+// Reports answers the usage and KPI queries (rollup.Rollup).
+type Reports interface {
+	Usage(ctx context.Context, tenantID int64, metrics []string, from, to time.Time, hourly bool, loc *time.Location) ([]rollup.Series, error)
+	KPIs(ctx context.Context, tenantID int64, rng string, loc *time.Location, now time.Time) (*rollup.Report, error)
+}
+
+// Rollups runs rollups on demand (rollup.Rollup).
+type Rollups interface {
+	RunDays(ctx context.Context, tenantID int64, from, to time.Time, kind string) (rollup.Result, error)
+}
