@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) tally.Store) {
 		{"Users", userCases()},
 		{"Sessions", sessionCases()},
 		{"Tenants", tenantCases()},
+		{"Owners", ownerCases()},
 		{"Keys", keyCases()},
 		{"Audit", auditCases()},
 		{"Quotas", quotaCases()},
