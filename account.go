@@ -50,8 +50,9 @@ func ValidName(name string) bool { return name != "" && len(name) <= MaxNameByte
 // slugProblem is the message of an invalid slug.
 const slugProblem = "must match " + `^[a-z0-9][a-z0-9-]{1,62}$`
 
-// nameProblem is the message of an invalid tenant or key name.
-var nameProblem = "must be 1-" + strconv.Itoa(MaxNameBytes) + " characters"
+// NameProblem is the FieldError message of a tenant or key name that
+// ValidName refuses.
+const NameProblem = "must be 1-200 characters"
 
 // RegisterInput is a new user's registration, by the API or the command
 // line. Email is normalized and Name trimmed before they are stored.
@@ -132,7 +133,7 @@ type CreateTenantInput struct {
 func (in CreateTenantInput) Validate() error {
 	var fields []FieldError
 	if !ValidName(strings.TrimSpace(in.Name)) {
-		fields = append(fields, FieldError{Field: "name", Message: nameProblem})
+		fields = append(fields, FieldError{Field: "name", Message: NameProblem})
 	}
 	if !ValidSlug(in.Slug) {
 		fields = append(fields, FieldError{Field: "slug", Message: slugProblem})
@@ -172,7 +173,7 @@ type CreateKeyInput struct {
 func (in CreateKeyInput) Validate(now time.Time) error {
 	var fields []FieldError
 	if !ValidName(strings.TrimSpace(in.Name)) {
-		fields = append(fields, FieldError{Field: "name", Message: nameProblem})
+		fields = append(fields, FieldError{Field: "name", Message: NameProblem})
 	}
 	if len(in.Scopes) == 0 {
 		fields = append(fields, FieldError{Field: "scopes", Message: "must name at least one scope"})

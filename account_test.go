@@ -3,6 +3,7 @@ package tally_test
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -187,5 +188,12 @@ func TestCreateKeyInputValidate(t *testing.T) {
 				t.Fatalf("Validate(%+v) fields = %v, want %v", tc.in, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestNameProblemStatesTheBound(t *testing.T) {
+	t.Parallel()
+	if want := "must be 1-" + strconv.Itoa(tally.MaxNameBytes) + " characters"; tally.NameProblem != want {
+		t.Fatalf("NameProblem = %q, want %q", tally.NameProblem, want)
 	}
 }

@@ -87,7 +87,7 @@ func (s *Server) handleTenantUpdate() apiHandler {
 		var fields []tally.FieldError
 		if req.Name != nil {
 			if n := strings.TrimSpace(*req.Name); !tally.ValidName(n) {
-				fields = append(fields, tally.FieldError{Field: "name", Message: "must be 1-200 characters"})
+				fields = append(fields, tally.FieldError{Field: "name", Message: tally.NameProblem})
 			} else {
 				t.Name = n
 			}
