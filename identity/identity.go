@@ -117,8 +117,9 @@ func (s *Service) auditFailedLogin(ctx context.Context, u *tally.User, in tally.
 			}
 		}
 	}
+	var nobody *tally.Principal // a failed login acts as no one: the "system" actor
 	for _, id := range tenants {
-		e := &tally.AuditEntry{TenantID: id, Actor: (*tally.Principal)(nil).Actor(), Action: "auth.login_failed", Target: target, Meta: in.AuditMeta}
+		e := &tally.AuditEntry{TenantID: id, Actor: nobody.Actor(), Action: "auth.login_failed", Target: target, Meta: in.AuditMeta}
 		if err := s.store.WriteAudit(ctx, e); err != nil {
 			s.log.ErrorContext(ctx, "audit write failed", "action", e.Action, "err", err)
 		}
