@@ -75,8 +75,15 @@ type TenantStore interface {
 	AddMember(ctx context.Context, tenantID, userID int64, role Role) error
 	// ListMembers lists a tenant's members by join time.
 	ListMembers(ctx context.Context, tenantID int64) ([]Member, error)
-	// RemoveMember removes userID from tenantID.
+	// RemoveMember removes userID from tenantID; ENotFound when not a
+	// member. A tenant always keeps an owner: removing its last owner is
+	// the EConflict of LastOwnerError, decided in the same transaction as
+	// the removal, so concurrent removals cannot leave a tenant without one.
 	RemoveMember(ctx context.Context, tenantID, userID int64) error
+	// SetMemberRole changes userID's role in tenantID; ENotFound when not a
+	// member. Demoting the last owner is the EConflict of LastOwnerError,
+	// decided in the same transaction as the change (as for RemoveMember).
+	SetMemberRole(ctx context.Context, tenantID, userID int64, role Role) error
 }
 
 // KeyStore keeps API keys.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -216,14 +217,60 @@ func (db *DB) ListMembers(ctx context.Context, tenantID int64) ([]tally.Member, 
 	return out, wrap(err, "member")
 }
 
-// RemoveMember implements tally.TenantStore.
+// RemoveMember implements tally.TenantStore. The transaction locks the
+// tenant's row first, so removals and role changes of one tenant take
+// turns and each counts the owners the previous one left.
 func (db *DB) RemoveMember(ctx context.Context, tenantID, userID int64) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM members WHERE tenant_id = $1 AND user_id = $2`, tenantID, userID)
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		if err := keepOwner(ctx, tx, tenantID, userID, ""); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM members WHERE tenant_id = $1 AND user_id = $2`, tenantID, userID)
+		return wrap(err, "member")
+	})
+	return wrap(err, "member")
+}
+
+// SetMemberRole implements tally.TenantStore, under the tenant's row lock
+// as RemoveMember.
+func (db *DB) SetMemberRole(ctx context.Context, tenantID, userID int64, role tally.Role) error {
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		if err := keepOwner(ctx, tx, tenantID, userID, role); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE members SET role = $1 WHERE tenant_id = $2 AND user_id = $3`, role, tenantID, userID)
+		return wrap(err, "member")
+	})
+	return wrap(err, "member")
+}
+
+// keepOwner locks tenantID's row and checks, inside tx, that userID is a
+// member of it and that giving it role next ("" for a removal) leaves the
+// tenant an owner. Under READ COMMITTED each statement after the lock sees
+// what the transactions that held it before committed.
+func keepOwner(ctx context.Context, tx pgx.Tx, tenantID, userID int64, next tally.Role) error {
+	var id int64
+	if err := tx.QueryRow(ctx, `SELECT id FROM tenants WHERE id = $1 FOR UPDATE`, tenantID).Scan(&id); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return tally.Errorf(tally.ENotFound, "member not found")
+		}
+		return wrap(err, "tenant")
+	}
+	var role tally.Role
+	err := tx.QueryRow(ctx, `SELECT role FROM members WHERE tenant_id = $1 AND user_id = $2`, tenantID, userID).Scan(&role)
 	if err != nil {
 		return wrap(err, "member")
 	}
-	if tag.RowsAffected() == 0 {
-		return tally.Errorf(tally.ENotFound, "member not found")
+	if role != tally.RoleOwner || next == tally.RoleOwner {
+		return nil
+	}
+	var owners int
+	err = tx.QueryRow(ctx, `SELECT count(*) FROM members WHERE tenant_id = $1 AND role = 'owner'`, tenantID).Scan(&owners)
+	if err != nil {
+		return wrap(err, "member")
+	}
+	if owners <= 1 {
+		return tally.LastOwnerError()
 	}
 	return nil
 }

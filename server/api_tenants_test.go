@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -301,4 +302,46 @@ func TestAPISignupIntoTenant(t *testing.T) {
 		t.Errorf("closed and missing tenants differ:\n%s\n%s", closed.Body, missing.Body)
 	}
 	wantProblem(t, h.do("POST", "/api/auth/login", map[string]string{"email": "mallory@example.com", "password": harnessPassword}, nil), http.StatusUnauthorized)
+}
+
+// TestAPIOwnersRemoveEachOther has a tenant's two owners remove each other
+// at the same time, several times over: one removal wins, the other is
+// refused (the last owner stays, or the loser is no longer a member), and
+// the tenant keeps one owner.
+func TestAPIOwnersRemoveEachOther(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	for round := range 10 {
+		o := h.newTenant("pair-" + strconv.Itoa(round))
+		second, secondID := h.member(o, "owner")
+		members := "/api/tenants/" + o.slug + "/members/"
+		var wg sync.WaitGroup
+		statuses := make([]int, 2)
+		for i, req := range []struct {
+			token  string
+			target int64
+		}{{o.token, secondID}, {second, o.id}} {
+			wg.Go(func() {
+				statuses[i] = h.do("DELETE", members+strconv.FormatInt(req.target, 10), nil, hdr(req.token, "")).Status
+			})
+		}
+		wg.Wait()
+		slices.Sort(statuses)
+		if statuses[0] != http.StatusNoContent || (statuses[1] != http.StatusConflict && statuses[1] != http.StatusForbidden) {
+			t.Fatalf("round %d: statuses %v, want one 204 and one 409 or 403", round, statuses)
+		}
+		var list struct {
+			Members []struct {
+				Role string `json:"role"`
+			} `json:"members"`
+		}
+		winner := o.token
+		if h.do("GET", "/api/tenants/"+o.slug+"/members", nil, hdr(winner, "")).Status != http.StatusOK {
+			winner = second
+		}
+		h.do("GET", "/api/tenants/"+o.slug+"/members", nil, hdr(winner, "")).want(t, http.StatusOK).decode(t, &list)
+		if len(list.Members) != 1 || list.Members[0].Role != "owner" {
+			t.Fatalf("round %d: members after the race %+v, want one owner", round, list.Members)
+		}
+	}
 }

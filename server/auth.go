@@ -34,40 +34,16 @@ func (s *Server) authenticate(r *http.Request) (*credentials, error) {
 	if !ok {
 		return nil, unauth
 	}
-	now := s.now()
-	if prefix, ok := secret.ParseKey(token); ok && !byCookie {
-		k, err := s.Store.KeyByPrefix(r.Context(), prefix)
-		if err != nil {
-			if tally.ErrorCodeOf(err) == tally.ENotFound {
-				return nil, unauth
-			}
-			return nil, err
-		}
-		if !secret.Equal(k.Hash, secret.HashToken(token)) || !k.Active(now) {
-			return nil, unauth
-		}
-		t, err := s.Store.TenantByID(r.Context(), k.TenantID)
+	if _, ok := secret.ParseKey(token); ok && !byCookie {
+		k, t, err := s.Accounts.KeyAuth(r.Context(), token)
 		if err != nil {
 			return nil, err
-		}
-		if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > time.Minute {
-			// Throttled: last_used_at is minute-precise, not a write per request.
-			if err := s.Store.TouchKey(r.Context(), k.TenantID, k.ID, now); err != nil {
-				s.log.WarnContext(r.Context(), "touch key", "err", err)
-			}
 		}
 		return &credentials{p: &tally.Principal{Key: k, Tenant: t}}, nil
 	}
-	sess, err := s.Store.SessionByHash(r.Context(), secret.HashToken(token), now)
+	u, err := s.Accounts.SessionUser(r.Context(), token)
 	if err != nil {
-		if tally.ErrorCodeOf(err) == tally.ENotFound {
-			return nil, unauth
-		}
 		return nil, err
-	}
-	u, err := s.Store.UserByID(r.Context(), sess.UserID)
-	if err != nil {
-		return nil, unauth
 	}
 	return &credentials{p: &tally.Principal{User: u}, token: token, byCookie: byCookie}, nil
 }
@@ -160,14 +136,7 @@ func (s *Server) tenantAdmin(h apiHandler) http.Handler {
 // tenant's existence is never revealed.
 func (s *Server) selectTenant(r *http.Request, p *tally.Principal, slug string) error {
 	forbidden := tally.Errorf(tally.EForbidden, "not a member of this tenant")
-	t, err := s.Store.TenantBySlug(r.Context(), slug)
-	if err != nil {
-		if tally.ErrorCodeOf(err) == tally.ENotFound {
-			return forbidden
-		}
-		return err
-	}
-	role, err := s.Store.MemberRole(r.Context(), t.ID, p.User.ID)
+	t, role, err := s.Accounts.Membership(r.Context(), slug, p.User.ID)
 	if err != nil {
 		if tally.ErrorCodeOf(err) == tally.ENotFound {
 			return forbidden

@@ -2,19 +2,10 @@ package server
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/tallyhq/tally"
-	"github.com/tallyhq/tally/internal/secret"
 )
-
-const minPasswordLen = 8
-
-func validEmail(e string) bool {
-	at := strings.IndexByte(e, '@')
-	return len(e) <= 254 && at > 0 && at < len(e)-1 && !strings.ContainsAny(e, " \t\r\n")
-}
 
 func (s *Server) handleRegister() http.Handler {
 	type request struct {
@@ -34,41 +25,12 @@ func (s *Server) handleRegister() http.Handler {
 			if err != nil {
 				return err
 			}
-			var fields []tally.FieldError
-			email := tally.NormalizeEmail(req.Email)
-			if !validEmail(email) {
-				fields = append(fields, tally.FieldError{Field: "email", Message: "must be an email address"})
-			}
-			if len([]rune(req.Password)) < minPasswordLen {
-				fields = append(fields, tally.FieldError{Field: "password", Message: "must be at least 8 characters"})
-			} else if len(req.Password) > 1024 {
-				fields = append(fields, tally.FieldError{Field: "password", Message: "must be at most 1024 bytes"})
-			}
-			if len(req.Name) > 200 {
-				fields = append(fields, tally.FieldError{Field: "name", Message: "must be at most 200 characters"})
-			}
-			if len(fields) > 0 {
-				return tally.Invalid("invalid registration", fields...)
-			}
-			var tenant *tally.Tenant
-			if slug := r.Header.Get("X-Tenant-Slug"); slug != "" {
-				t, err := s.Store.TenantBySlug(r.Context(), slug)
-				if err != nil || !t.AllowSignup {
-					if err != nil && tally.ErrorCodeOf(err) != tally.ENotFound {
-						return err
-					}
-					return tally.Errorf(tally.EForbidden, "this tenant does not allow sign-up")
-				}
-				tenant = t
-			}
-			u := &tally.User{Email: email, Name: strings.TrimSpace(req.Name)}
-			if err := s.Store.CreateUser(r.Context(), u, secret.HashPassword(req.Password)); err != nil {
+			u, tenant, err := s.Accounts.Register(r.Context(), tally.RegisterInput{Email: req.Email, Password: req.Password,
+				Name: req.Name, TenantSlug: r.Header.Get("X-Tenant-Slug")})
+			if err != nil {
 				return err
 			}
 			if tenant != nil {
-				if err := s.Store.AddMember(r.Context(), tenant.ID, u.ID, tally.RoleMember); err != nil {
-					return err
-				}
 				s.audit(r.Context(), tenant.ID, &tally.Principal{User: u}, "member.added", u.Email, map[string]any{"role": "member", "via": "signup"})
 				s.track(r.Context(), tenant, tally.EventRegister, userRef(u), nil)
 			}
@@ -91,61 +53,33 @@ type loginResult struct {
 	Tenants   []tally.Membership `json:"tenants"`
 }
 
-// login checks credentials, creates a session and tracks the login. It is
-// shared by the JSON API and the dashboard's login form.
+// login checks credentials (after the per-email limit of failed attempts),
+// creates a session and tracks the login. It is shared by the JSON API and
+// the dashboard's login form.
 func (s *Server) login(r *http.Request, email, password, slug string) (*loginResult, error) {
 	key := tally.NormalizeEmail(email)
 	if wait := s.logins.wait(key, s.now()); wait > 0 {
 		return nil, &retryError{tally.Errorf(tally.ERateLimited, "too many failed logins for this email; try again later"), wait}
 	}
-	u, hash, err := s.Store.UserByEmail(r.Context(), email)
-	if err != nil && tally.ErrorCodeOf(err) != tally.ENotFound {
+	l, err := s.Accounts.Login(r.Context(), tally.LoginInput{Email: email, Password: password, TTL: s.cfg.SessionTTL,
+		AuditMeta: map[string]any{"remote": r.RemoteAddr, "request_id": requestIDFrom(r.Context())}})
+	if err != nil {
+		if tally.ErrorCodeOf(err) == tally.EUnauthorized {
+			s.logins.failed(key, s.now())
+		}
 		return nil, err
-	}
-	if !secret.CheckPassword(hash, password) {
-		s.logins.failed(key, s.now())
-		s.auditFailedLogin(r, u, email)
-		return nil, tally.Errorf(tally.EUnauthorized, "invalid email or password")
 	}
 	s.logins.succeeded(key)
-	ms, err := s.Store.Memberships(r.Context(), u.ID)
-	if err != nil {
-		return nil, err
-	}
-	token := secret.Token()
-	sess := &tally.Session{UserID: u.ID, TokenHash: secret.HashToken(token), CreatedAt: s.now(), ExpiresAt: s.now().Add(s.cfg.SessionTTL)}
-	if err := s.Store.CreateSession(r.Context(), sess); err != nil {
-		return nil, err
-	}
-	for _, m := range ms {
+	for _, m := range l.Tenants {
 		if slug != "" && m.Slug != slug {
 			continue
 		}
 		t, err := s.Store.TenantByID(r.Context(), m.TenantID)
 		if err == nil {
-			s.track(r.Context(), t, tally.EventLogin, userRef(u), nil)
+			s.track(r.Context(), t, tally.EventLogin, userRef(l.User), nil)
 		}
 	}
-	return &loginResult{Token: token, ExpiresAt: sess.ExpiresAt, User: u, Tenants: ms}, nil
-}
-
-// auditFailedLogin records a failed login (never the password) in the audit
-// log of every tenant the user belongs to, or in the system log (tenant 0)
-// for an unknown email: an anonymous caller cannot write into a tenant's
-// log by naming it.
-func (s *Server) auditFailedLogin(r *http.Request, u *tally.User, email string) {
-	meta := map[string]any{"remote": r.RemoteAddr, "request_id": requestIDFrom(r.Context())}
-	target := tally.NormalizeEmail(email)
-	if u != nil {
-		ms, err := s.Store.Memberships(r.Context(), u.ID)
-		if err == nil && len(ms) > 0 {
-			for _, m := range ms {
-				s.audit(r.Context(), m.TenantID, nil, "auth.login_failed", target, meta)
-			}
-			return
-		}
-	}
-	s.audit(r.Context(), 0, nil, "auth.login_failed", target, meta)
+	return &loginResult{Token: l.Token, ExpiresAt: l.Session.ExpiresAt, User: l.User, Tenants: l.Tenants}, nil
 }
 
 func (s *Server) handleLogin() http.Handler {
@@ -170,7 +104,7 @@ func (s *Server) handleLogin() http.Handler {
 func (s *Server) handleLogout() apiHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		token, _, _ := presentedToken(r)
-		if err := s.Store.RevokeSession(r.Context(), secret.HashToken(token)); err != nil {
+		if err := s.Accounts.Logout(r.Context(), token); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -184,7 +118,7 @@ func (s *Server) handleMe() apiHandler {
 		Tenants []tally.Membership `json:"tenants"`
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
-		ms, err := s.Store.Memberships(r.Context(), p.User.ID)
+		ms, err := s.Accounts.Memberships(r.Context(), p.User.ID)
 		if err != nil {
 			return err
 		}

@@ -1,14 +1,12 @@
 package server
 
 import (
+	"errors"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/tallyhq/tally"
-	"github.com/tallyhq/tally/internal/admin"
 )
 
 func (s *Server) handleKeyCreate() apiHandler {
@@ -31,40 +29,26 @@ func (s *Server) handleKeyCreate() apiHandler {
 		if err != nil {
 			return err
 		}
-		var fields []tally.FieldError
-		name := strings.TrimSpace(req.Name)
-		if name == "" || len(name) > 200 {
-			fields = append(fields, tally.FieldError{Field: "name", Message: "must be 1-200 characters"})
-		}
-		if len(req.Scopes) == 0 {
-			fields = append(fields, tally.FieldError{Field: "scopes", Message: "must name at least one scope"})
-		}
-		for _, sc := range req.Scopes {
-			if !sc.Valid() {
-				fields = append(fields, tally.FieldError{Field: "scopes", Message: "unknown scope " + strconv.Quote(string(sc))})
-			}
-		}
-		var expires *time.Time
+		in := tally.CreateKeyInput{Name: req.Name, Scopes: req.Scopes}
 		if req.ExpiresAt != nil {
-			switch at, err := time.Parse(time.RFC3339Nano, *req.ExpiresAt); {
-			case err != nil:
+			at, err := time.Parse(time.RFC3339Nano, *req.ExpiresAt)
+			if err != nil {
+				// A bad time is reported with the other fields' problems.
+				var fields []tally.FieldError
+				var invalid *tally.Error
+				if errors.As(in.Validate(s.now()), &invalid) {
+					fields = invalid.Fields
+				}
 				fields = append(fields, tally.FieldError{Field: "expires_at", Message: "must be an RFC 3339 time"})
-			case !at.After(s.now()):
-				fields = append(fields, tally.FieldError{Field: "expires_at", Message: "must be in the future"})
-			default:
-				expires = &at
+				return tally.Invalid("invalid API key", fields...)
 			}
+			in.ExpiresAt = &at
 		}
-		if len(fields) > 0 {
-			return tally.Invalid("invalid API key", fields...)
-		}
-		slices.Sort(req.Scopes)
-		req.Scopes = slices.Compact(req.Scopes)
-		k, key, err := admin.CreateKey(r.Context(), s.Store, p.Tenant.ID, name, req.Scopes, expires)
+		k, key, err := s.Accounts.CreateKey(r.Context(), p.Tenant.ID, in)
 		if err != nil {
 			return err
 		}
-		s.audit(r.Context(), p.Tenant.ID, p, "key.created", k.Prefix, map[string]any{"name": name, "scopes": req.Scopes})
+		s.audit(r.Context(), p.Tenant.ID, p, "key.created", k.Prefix, map[string]any{"name": k.Name, "scopes": k.Scopes})
 		encode(w, http.StatusCreated, response{ID: k.ID, Name: k.Name, Key: key, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt})
 		return nil
 	}
@@ -75,7 +59,7 @@ func (s *Server) handleKeyList() apiHandler {
 		Keys []tally.APIKey `json:"keys"`
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
-		ks, err := s.Store.ListKeys(r.Context(), p.Tenant.ID)
+		ks, err := s.Accounts.ListKeys(r.Context(), p.Tenant.ID)
 		if err != nil {
 			return err
 		}
@@ -90,7 +74,7 @@ func (s *Server) handleKeyRevoke() apiHandler {
 		if err != nil {
 			return tally.Errorf(tally.ENotFound, "key not found")
 		}
-		if err := s.Store.RevokeKey(r.Context(), p.Tenant.ID, id, s.now()); err != nil {
+		if err := s.Accounts.RevokeKey(r.Context(), p.Tenant.ID, id); err != nil {
 			return err
 		}
 		s.audit(r.Context(), p.Tenant.ID, p, "key.revoked", "key:"+itoa64(id), nil)

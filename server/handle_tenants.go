@@ -41,19 +41,8 @@ func (s *Server) handleTenantCreate() apiHandler {
 		if err != nil {
 			return err
 		}
-		var fields []tally.FieldError
-		name := strings.TrimSpace(req.Name)
-		if name == "" || len(name) > 200 {
-			fields = append(fields, tally.FieldError{Field: "name", Message: "must be 1-200 characters"})
-		}
-		if !tally.ValidSlug(req.Slug) {
-			fields = append(fields, tally.FieldError{Field: "slug", Message: "must match ^[a-z0-9][a-z0-9-]{1,62}$"})
-		}
-		if len(fields) > 0 {
-			return tally.Invalid("invalid tenant", fields...)
-		}
-		t := &tally.Tenant{Name: name, Slug: req.Slug, AllowSignup: req.AllowSignup}
-		if err := s.Store.CreateTenant(r.Context(), t, p.User.ID); err != nil {
+		t, err := s.Accounts.CreateTenant(r.Context(), tally.CreateTenantInput{Slug: req.Slug, Name: req.Name, AllowSignup: req.AllowSignup}, p.User.ID)
+		if err != nil {
 			return err
 		}
 		s.audit(r.Context(), t.ID, p, "tenant.created", t.Slug, map[string]any{"name": t.Name})
@@ -68,7 +57,7 @@ func (s *Server) handleTenantList() apiHandler {
 		Tenants []tally.Membership `json:"tenants"`
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
-		ms, err := s.Store.Memberships(r.Context(), p.User.ID)
+		ms, err := s.Accounts.Memberships(r.Context(), p.User.ID)
 		if err != nil {
 			return err
 		}
@@ -97,8 +86,8 @@ func (s *Server) handleTenantUpdate() apiHandler {
 		t := *p.Tenant
 		var fields []tally.FieldError
 		if req.Name != nil {
-			if n := strings.TrimSpace(*req.Name); n == "" || len(n) > 200 {
-				fields = append(fields, tally.FieldError{Field: "name", Message: "must be 1-200 characters"})
+			if n := strings.TrimSpace(*req.Name); !tally.ValidName(n) {
+				fields = append(fields, tally.FieldError{Field: "name", Message: tally.NameProblem})
 			} else {
 				t.Name = n
 			}
@@ -161,27 +150,12 @@ func (s *Server) handleMemberAdd() apiHandler {
 		if err != nil {
 			return err
 		}
-		if req.Role == "" {
-			req.Role = tally.RoleMember
-		}
-		if !req.Role.Valid() {
-			return tally.Invalid("invalid role", tally.FieldError{Field: "role", Message: "must be owner, admin or member"})
-		}
-		if req.Role == tally.RoleOwner && p.Role != tally.RoleOwner {
-			return tally.Errorf(tally.EForbidden, "only an owner can add an owner")
-		}
-		u, _, err := s.Store.UserByEmail(r.Context(), req.Email)
+		m, err := s.Accounts.AddMember(r.Context(), p, tally.AddMemberInput{Email: req.Email, Role: req.Role})
 		if err != nil {
-			if tally.ErrorCodeOf(err) == tally.ENotFound {
-				return tally.Errorf(tally.ENotFound, "no user with this email; they must register first")
-			}
 			return err
 		}
-		if err := s.Store.AddMember(r.Context(), p.Tenant.ID, u.ID, req.Role); err != nil {
-			return err
-		}
-		s.audit(r.Context(), p.Tenant.ID, p, "member.added", u.Email, map[string]any{"role": req.Role})
-		encode(w, http.StatusCreated, response{Member: tally.Member{UserID: u.ID, Email: u.Email, Name: u.Name, Role: req.Role, AddedAt: s.now()}})
+		s.audit(r.Context(), p.Tenant.ID, p, "member.added", m.Email, map[string]any{"role": m.Role})
+		encode(w, http.StatusCreated, response{Member: *m})
 		return nil
 	}
 }
@@ -191,7 +165,7 @@ func (s *Server) handleMemberList() apiHandler {
 		Members []tally.Member `json:"members"`
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
-		ms, err := s.Store.ListMembers(r.Context(), p.Tenant.ID)
+		ms, err := s.Accounts.ListMembers(r.Context(), p.Tenant.ID)
 		if err != nil {
 			return err
 		}
@@ -206,29 +180,8 @@ func (s *Server) handleMemberRemove() apiHandler {
 		if err != nil {
 			return tally.Errorf(tally.ENotFound, "member not found")
 		}
-		role, err := s.Store.MemberRole(r.Context(), p.Tenant.ID, id)
+		role, err := s.Accounts.RemoveMember(r.Context(), p, id)
 		if err != nil {
-			return err
-		}
-		if role == tally.RoleOwner {
-			if p.Role != tally.RoleOwner {
-				return tally.Errorf(tally.EForbidden, "only an owner can remove an owner")
-			}
-			ms, err := s.Store.ListMembers(r.Context(), p.Tenant.ID)
-			if err != nil {
-				return err
-			}
-			owners := 0
-			for _, m := range ms {
-				if m.Role == tally.RoleOwner {
-					owners++
-				}
-			}
-			if owners <= 1 {
-				return tally.Errorf(tally.EConflict, "a tenant keeps at least one owner")
-			}
-		}
-		if err := s.Store.RemoveMember(r.Context(), p.Tenant.ID, id); err != nil {
 			return err
 		}
 		s.audit(r.Context(), p.Tenant.ID, p, "member.removed", "user:"+itoa64(id), map[string]any{"role": role})

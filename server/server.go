@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -43,6 +44,7 @@ func DefaultConfig() Config {
 // when analytics is disabled.
 type Deps struct {
 	Store    tally.Store
+	Accounts Accounts // account work; required
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 	Now      func() time.Time
@@ -70,6 +72,9 @@ type Server struct {
 
 // New builds the server and its routes.
 func New(cfg Config, d Deps) (*Server, error) {
+	if d.Accounts == nil {
+		return nil, errors.New("server: Deps.Accounts is nil")
+	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}

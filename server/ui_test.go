@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally"
-	"github.com/tallyhq/tally/internal/admin"
 	"github.com/tallyhq/tally/internal/app"
 	"github.com/tallyhq/tally/internal/demo"
 	"github.com/tallyhq/tally/server"
@@ -66,11 +65,11 @@ func newUIEnv(t *testing.T, seed bool) *uiEnv {
 	store := a.Store
 
 	e := &uiEnv{app: a, srv: a.Server, adminEmail: "ada@acme.test", memberEmail: "max@acme.test"}
-	adm, err := admin.CreateUser(ctx, store, e.adminEmail, uiPassword, "Ada Admin")
+	adm, _, err := a.Accounts.Register(ctx, tally.RegisterInput{Email: e.adminEmail, Password: uiPassword, Name: "Ada Admin"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	member, err := admin.CreateUser(ctx, store, e.memberEmail, uiPassword, "Max Member")
+	member, _, err := a.Accounts.Register(ctx, tally.RegisterInput{Email: e.memberEmail, Password: uiPassword, Name: "Max Member"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -196,7 +196,7 @@ func (s *Server) handleUILogout() http.Handler {
 			http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 			return
 		}
-		if err := s.Store.RevokeSession(r.Context(), secret.HashToken(c.token)); err != nil {
+		if err := s.Accounts.Logout(r.Context(), c.token); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -248,7 +248,7 @@ func (s *Server) handleUIAnalytics() http.Handler {
 			http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 			return
 		}
-		ms, err := s.Store.Memberships(r.Context(), c.p.User.ID)
+		ms, err := s.Accounts.Memberships(r.Context(), c.p.User.ID)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -276,7 +276,7 @@ func (s *Server) handleUIAnalytics() http.Handler {
 			}
 			return
 		}
-		t, err := s.Store.TenantBySlug(r.Context(), tenant.Slug)
+		t, err := s.Accounts.TenantBySlug(r.Context(), tenant.Slug)
 		if err != nil {
 			s.writeError(w, r, err)
 			return

@@ -229,14 +229,51 @@ func (db *DB) ListMembers(ctx context.Context, tenantID int64) ([]tally.Member, 
 	return out, wrap(rows.Err(), "member")
 }
 
-// RemoveMember implements tally.TenantStore.
+// RemoveMember implements tally.TenantStore. The writer's transactions
+// begin IMMEDIATE on its one connection, so the owner count and the delete
+// see no other write between them.
 func (db *DB) RemoveMember(ctx context.Context, tenantID, userID int64) error {
-	res, err := db.w.ExecContext(ctx, `DELETE FROM members WHERE tenant_id = ? AND user_id = ?`, tenantID, userID)
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := keepOwner(ctx, tx, tenantID, userID, ""); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM members WHERE tenant_id = ? AND user_id = ?`, tenantID, userID)
+		return wrap(err, "member")
+	})
+	return wrap(err, "member")
+}
+
+// SetMemberRole implements tally.TenantStore, in one write transaction as
+// RemoveMember.
+func (db *DB) SetMemberRole(ctx context.Context, tenantID, userID int64, role tally.Role) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := keepOwner(ctx, tx, tenantID, userID, role); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE members SET role = ? WHERE tenant_id = ? AND user_id = ?`, role, tenantID, userID)
+		return wrap(err, "member")
+	})
+	return wrap(err, "member")
+}
+
+// keepOwner checks, inside tx, that userID is a member of tenantID and that
+// giving it role next ("" for a removal) leaves the tenant an owner.
+func keepOwner(ctx context.Context, tx *sql.Tx, tenantID, userID int64, next tally.Role) error {
+	var role tally.Role
+	err := tx.QueryRowContext(ctx, `SELECT role FROM members WHERE tenant_id = ? AND user_id = ?`, tenantID, userID).Scan(&role)
 	if err != nil {
 		return wrap(err, "member")
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return tally.Errorf(tally.ENotFound, "member not found")
+	if role != tally.RoleOwner || next == tally.RoleOwner {
+		return nil
+	}
+	var owners int
+	err = tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE tenant_id = ? AND role = 'owner'`, tenantID).Scan(&owners)
+	if err != nil {
+		return wrap(err, "member")
+	}
+	if owners <= 1 {
+		return tally.LastOwnerError()
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ func Run(t *testing.T, open Open) {
 		{"Users", userCases()},
 		{"Sessions", sessionCases()},
 		{"Tenants", tenantCases()},
+		{"Owners", ownerCases()},
 		{"Keys", keyCases()},
 		{"Audit", auditCases()},
 		{"Quotas", quotaCases()},

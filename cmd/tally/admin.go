@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,9 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tallyhq/tally"
-	"github.com/tallyhq/tally/internal/admin"
+	"github.com/tallyhq/tally/identity"
 	"github.com/tallyhq/tally/internal/app"
-	"github.com/tallyhq/tally/internal/secret"
 	"github.com/tallyhq/tally/rollup"
 )
 
@@ -119,26 +118,41 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	if err := required("email", email, "password", password); err != nil {
 		return err
 	}
+	accounts := identity.New(db, nil, nil)
 	if args[0] == "passwd" {
-		u, _, err := db.UserByEmail(ctx, email)
+		u, err := accounts.ChangePassword(ctx, tally.ChangePasswordInput{Email: email, Password: password})
 		if err != nil {
-			return err
-		}
-		if len(password) < 8 {
-			return &configError{msg: "password must be at least 8 characters"}
-		}
-		if err := db.SetPassword(ctx, u.ID, secret.HashPassword(password)); err != nil {
-			return err
+			return flagError(err)
 		}
 		fmt.Fprintf(stdout, "password of %s changed\n", u.Email)
 		return nil
 	}
-	u, err := admin.CreateUser(ctx, db, email, password, name)
+	u, _, err := accounts.Register(ctx, tally.RegisterInput{Email: email, Password: password, Name: name})
 	if err != nil {
-		return err
+		return flagError(err)
 	}
 	fmt.Fprintf(stdout, "user %d %s created\n", u.ID, u.Email)
 	return nil
+}
+
+// flagError turns an EInvalid error of the account rules into a
+// configError (exit code 2) that names the command-line flags at fault;
+// other errors are returned as they are.
+func flagError(err error) error {
+	var e *tally.Error
+	if !errors.As(err, &e) || e.Code != tally.EInvalid || len(e.Fields) == 0 {
+		return err
+	}
+	flags := map[string]string{"expires_at": "expires"}
+	var parts []string
+	for _, f := range e.Fields {
+		name := f.Field
+		if n, ok := flags[name]; ok {
+			name = n
+		}
+		parts = append(parts, "-"+name+" "+f.Message)
+	}
+	return &configError{msg: strings.Join(parts, "; ")}
 }
 
 func runTenant(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -158,15 +172,17 @@ func runTenant(ctx context.Context, args []string, getenv func(string) string, s
 	if err := required("slug", slug, "name", name, "owner", owner); err != nil {
 		return err
 	}
-	if !tally.ValidSlug(slug) {
-		return &configError{msg: "-slug must match ^[a-z0-9][a-z0-9-]{1,62}$"}
+	accounts := identity.New(db, nil, nil)
+	in := tally.CreateTenantInput{Slug: slug, Name: name}
+	if err := in.Validate(); err != nil {
+		return flagError(err)
 	}
-	u, _, err := db.UserByEmail(ctx, owner)
+	u, err := accounts.UserByEmail(ctx, owner)
 	if err != nil {
 		return err
 	}
-	t := &tally.Tenant{Slug: slug, Name: name}
-	if err := db.CreateTenant(ctx, t, u.ID); err != nil {
+	t, err := accounts.CreateTenant(ctx, in, u.ID)
+	if err != nil {
 		return err
 	}
 	if err := db.WriteAudit(ctx, &tally.AuditEntry{TenantID: t.ID, Actor: "cli", Action: "tenant.created", Target: slug}); err != nil {
@@ -197,22 +213,22 @@ func runKey(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	var sc []tally.Scope
 	for _, s := range strings.Split(scopes, ",") {
-		s := tally.Scope(strings.TrimSpace(s))
-		if !s.Valid() {
-			return &configError{msg: fmt.Sprintf("unknown scope %q", s)}
-		}
-		sc = append(sc, s)
-	}
-	t, err := db.TenantBySlug(ctx, slug)
-	if err != nil {
-		return err
+		sc = append(sc, tally.Scope(strings.TrimSpace(s)))
 	}
 	var exp *time.Time
 	if expires > 0 {
 		e := time.Now().Add(expires)
 		exp = &e
 	}
-	k, key, err := admin.CreateKey(ctx, db, t.ID, name, sc, exp)
+	in := tally.CreateKeyInput{Name: name, Scopes: sc, ExpiresAt: exp}
+	if err := in.Validate(time.Now()); err != nil {
+		return flagError(err)
+	}
+	t, err := db.TenantBySlug(ctx, slug)
+	if err != nil {
+		return err
+	}
+	k, key, err := identity.New(db, nil, nil).CreateKey(ctx, t.ID, in)
 	if err != nil {
 		return err
 	}
@@ -220,6 +236,6 @@ func runKey(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	fmt.Fprintln(stdout, key)
-	fmt.Fprintf(stderr, "key %s (%s) created in %s; it is shown only once\n", k.Prefix, name, slug)
+	fmt.Fprintf(stderr, "key %s (%s) created in %s; it is shown only once\n", k.Prefix, k.Name, slug)
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/identity"
 	"github.com/tallyhq/tally/ingest"
 	"github.com/tallyhq/tally/postgres"
 	"github.com/tallyhq/tally/redis"
@@ -59,6 +60,7 @@ type Config struct {
 // App is a running tally.
 type App struct {
 	Store    tally.Store
+	Accounts *identity.Service
 	Registry *prometheus.Registry
 	Writer   *ingest.Writer
 	Pipeline *ingest.Pipeline
@@ -96,7 +98,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a := &App{Store: store, Registry: reg, cfg: cfg}
+	a := &App{Store: store, Accounts: identity.New(store, cfg.Now, cfg.Logger), Registry: reg, cfg: cfg}
 	im := ingest.NewMetrics(reg, cfg.LabelCap)
 	a.Writer = ingest.NewWriter(store, ingest.WriterConfig{QueueSize: cfg.IngestQueue}, im)
 	var counters tally.Counters = usage.NewMemoryCounters()
@@ -145,7 +147,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	scfg.AnalyticsEnabled = cfg.AnalyticsEnabled
 	scfg.AllowPrivateWebhooks = cfg.AllowPrivateWebhooks
 	a.Server, err = server.New(scfg, server.Deps{
-		Store: store, Logger: cfg.Logger, Registry: reg, Now: cfg.Now,
+		Store: store, Accounts: a.Accounts, Logger: cfg.Logger, Registry: reg, Now: cfg.Now,
 		Recorder: a.Recorder, Quotas: a.Usage, Reports: a.Rollup, Rollups: a.Rollup,
 		ReadyChecks: ready,
 	})

@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally"
-	"github.com/tallyhq/tally/internal/admin"
-	"github.com/tallyhq/tally/internal/secret"
+	"github.com/tallyhq/tally/identity"
 )
 
 // Demo identities.
@@ -36,47 +35,42 @@ type Result struct {
 // admin, the tenant, quotas and Days days of events before now, and rolls
 // them up with roll; on every run it sets a fresh admin password and a
 // fresh demo API key (revoking the previous one), so they can be printed.
-func Seed(ctx context.Context, store tally.Store, roll func(ctx context.Context, tenantID int64, from, to time.Time) error, now time.Time) (*Result, error) {
+// Accounts, tenant and keys go through accounts; events and quotas straight
+// into store.
+func Seed(ctx context.Context, store tally.Store, accounts *identity.Service, roll func(ctx context.Context, tenantID int64, from, to time.Time) error, now time.Time) (*Result, error) {
 	password := rand.Text()[:16]
 	res := &Result{TenantSlug: Slug, Email: Email, Password: password}
-	u, _, err := store.UserByEmail(ctx, Email)
-	switch tally.ErrorCodeOf(err) {
-	case "":
-		if err := store.SetPassword(ctx, u.ID, secret.HashPassword(password)); err != nil {
-			return nil, err
-		}
-	case tally.ENotFound:
-		if u, err = admin.CreateUser(ctx, store, Email, password, "Demo Admin"); err != nil {
-			return nil, err
-		}
-	default:
+	u, err := accounts.ChangePassword(ctx, tally.ChangePasswordInput{Email: Email, Password: password})
+	if tally.ErrorCodeOf(err) == tally.ENotFound {
+		u, _, err = accounts.Register(ctx, tally.RegisterInput{Email: Email, Password: password, Name: "Demo Admin"})
+	}
+	if err != nil {
 		return nil, err
 	}
-	t, err := store.TenantBySlug(ctx, Slug)
+	t, err := accounts.TenantBySlug(ctx, Slug)
 	fresh := false
 	switch tally.ErrorCodeOf(err) {
 	case "":
 	case tally.ENotFound:
-		t = &tally.Tenant{Slug: Slug, Name: "Demo Inc.", Timezone: "UTC"}
-		if err := store.CreateTenant(ctx, t, u.ID); err != nil {
+		if t, err = accounts.CreateTenant(ctx, tally.CreateTenantInput{Slug: Slug, Name: "Demo Inc.", Timezone: "UTC"}, u.ID); err != nil {
 			return nil, err
 		}
 		fresh = true
 	default:
 		return nil, err
 	}
-	keys, err := store.ListKeys(ctx, t.ID)
+	keys, err := accounts.ListKeys(ctx, t.ID)
 	if err != nil {
 		return nil, err
 	}
 	for _, k := range keys {
 		if k.Name == "demo-key" && k.RevokedAt == nil {
-			if err := store.RevokeKey(ctx, t.ID, k.ID, now); err != nil {
+			if err := accounts.RevokeKey(ctx, t.ID, k.ID); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if _, res.Key, err = admin.CreateKey(ctx, store, t.ID, "demo-key", tally.AllScopes, nil); err != nil {
+	if _, res.Key, err = accounts.CreateKey(ctx, t.ID, tally.CreateKeyInput{Name: "demo-key", Scopes: tally.AllScopes}); err != nil {
 		return nil, err
 	}
 	if !fresh {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/identity"
 	"github.com/tallyhq/tally/ingest"
 	"github.com/tallyhq/tally/internal/demo"
 	"github.com/tallyhq/tally/internal/secret"
@@ -67,12 +68,13 @@ func TestGenerate(t *testing.T) {
 func TestSeed(t *testing.T) {
 	t.Parallel()
 	db := sqlitetest.Open(t)
+	accounts := identity.New(db, nil, nil)
 	ctx := t.Context()
 	now := time.Now()
 	rolled := 0
 	roll := func(context.Context, int64, time.Time, time.Time) error { rolled++; return nil }
 
-	first, err := demo.Seed(ctx, db, roll, now)
+	first, err := demo.Seed(ctx, db, accounts, roll, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +86,7 @@ func TestSeed(t *testing.T) {
 	if first.Events == 0 || int64(first.Events) != stored || rolled != 1 {
 		t.Fatalf("first seed: %d events reported, %d stored, rolled %d times", first.Events, stored, rolled)
 	}
-	second, err := demo.Seed(ctx, db, roll, now)
+	second, err := demo.Seed(ctx, db, accounts, roll, now)
 	if err != nil {
 		t.Fatal(err)
 	}

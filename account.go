@@ -1,0 +1,199 @@
+package tally
+
+import (
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// The account rules. The HTTP API, the command line and the demo seeder all
+// go through the Validate methods below, so a rule changes in one place.
+const (
+	// MinPasswordChars is the shortest password, counted in characters
+	// (runes), not bytes.
+	MinPasswordChars = 8
+	// MaxPasswordBytes bounds a password's length in bytes: the hash's cost
+	// must not grow with what a caller sends.
+	MaxPasswordBytes = 1024
+	// MaxEmailBytes is the longest email address (RFC 5321's path limit).
+	MaxEmailBytes = 254
+	// MaxNameBytes bounds user display names, tenant names and API key names.
+	MaxNameBytes = 200
+)
+
+// passwordProblem says what is wrong with a password, or "" when it is
+// acceptable.
+func passwordProblem(p string) string {
+	switch {
+	case utf8.RuneCountInString(p) < MinPasswordChars:
+		return "must be at least " + strconv.Itoa(MinPasswordChars) + " characters"
+	case len(p) > MaxPasswordBytes:
+		return "must be at most " + strconv.Itoa(MaxPasswordBytes) + " bytes"
+	}
+	return ""
+}
+
+// ValidEmail reports whether e, already normalized (see NormalizeEmail),
+// looks like an email address: something before and after one '@', no
+// white space, at most MaxEmailBytes. Whether it receives mail is not
+// checked.
+func ValidEmail(e string) bool {
+	at := strings.IndexByte(e, '@')
+	return len(e) <= MaxEmailBytes && at > 0 && at < len(e)-1 && !strings.ContainsAny(e, " \t\r\n")
+}
+
+// ValidName reports whether name, already trimmed, is a valid tenant or API
+// key name: 1 to MaxNameBytes bytes.
+func ValidName(name string) bool { return name != "" && len(name) <= MaxNameBytes }
+
+// slugProblem is the message of an invalid slug.
+const slugProblem = "must match " + `^[a-z0-9][a-z0-9-]{1,62}$`
+
+// NameProblem is the FieldError message of a tenant or key name that
+// ValidName refuses.
+const NameProblem = "must be 1-200 characters"
+
+// RegisterInput is a new user's registration, by the API or the command
+// line. Email is normalized and Name trimmed before they are stored.
+type RegisterInput struct {
+	Email    string
+	Password string
+	Name     string
+	// TenantSlug, when set, signs the user up as a member of that tenant,
+	// which must allow sign-up.
+	TenantSlug string
+}
+
+// Validate checks the email, the password bounds and the name length;
+// EInvalid naming every field at fault.
+func (in RegisterInput) Validate() error {
+	var fields []FieldError
+	if !ValidEmail(NormalizeEmail(in.Email)) {
+		fields = append(fields, FieldError{Field: "email", Message: "must be an email address"})
+	}
+	if msg := passwordProblem(in.Password); msg != "" {
+		fields = append(fields, FieldError{Field: "password", Message: msg})
+	}
+	if len(in.Name) > MaxNameBytes {
+		fields = append(fields, FieldError{Field: "name", Message: "must be at most " + strconv.Itoa(MaxNameBytes) + " characters"})
+	}
+	if len(fields) > 0 {
+		return Invalid("invalid registration", fields...)
+	}
+	return nil
+}
+
+// LoginInput is a login attempt. Any input is acceptable: wrong credentials
+// are EUnauthorized, never EInvalid, so that an attempt learns nothing.
+type LoginInput struct {
+	Email    string
+	Password string
+	// TTL is the lifetime of the session a successful login opens.
+	TTL time.Duration
+	// AuditMeta is written with the audit entries of a failed attempt (the
+	// remote address, the request id); never the password.
+	AuditMeta map[string]any
+}
+
+// Login is a successful login: the session token (shown once), the session,
+// the user and the tenants it belongs to.
+type Login struct {
+	Token   string
+	Session *Session
+	User    *User
+	Tenants []Membership
+}
+
+// ChangePasswordInput replaces the password of the user with Email.
+type ChangePasswordInput struct {
+	Email    string
+	Password string
+}
+
+// Validate checks the password bounds; EInvalid naming "password".
+func (in ChangePasswordInput) Validate() error {
+	if msg := passwordProblem(in.Password); msg != "" {
+		return Invalid("invalid password", FieldError{Field: "password", Message: msg})
+	}
+	return nil
+}
+
+// CreateTenantInput is a new tenant; its creator becomes the owner. Name is
+// trimmed before it is checked and stored.
+type CreateTenantInput struct {
+	Slug        string
+	Name        string
+	AllowSignup bool
+	Timezone    string // IANA zone; "" is UTC
+}
+
+// Validate checks the name and the slug; EInvalid naming every field at
+// fault.
+func (in CreateTenantInput) Validate() error {
+	var fields []FieldError
+	if !ValidName(strings.TrimSpace(in.Name)) {
+		fields = append(fields, FieldError{Field: "name", Message: NameProblem})
+	}
+	if !ValidSlug(in.Slug) {
+		fields = append(fields, FieldError{Field: "slug", Message: slugProblem})
+	}
+	if len(fields) > 0 {
+		return Invalid("invalid tenant", fields...)
+	}
+	return nil
+}
+
+// AddMemberInput adds an existing user, by email, to a tenant. An empty
+// Role means RoleMember.
+type AddMemberInput struct {
+	Email string
+	Role  Role
+}
+
+// Validate checks the role; EInvalid naming "role".
+func (in AddMemberInput) Validate() error {
+	if in.Role != "" && !in.Role.Valid() {
+		return Invalid("invalid role", FieldError{Field: "role", Message: "must be owner, admin or member"})
+	}
+	return nil
+}
+
+// CreateKeyInput is a new API key of a tenant. Name is trimmed; ExpiresAt
+// nil means the key never expires.
+type CreateKeyInput struct {
+	Name      string
+	Scopes    []Scope
+	ExpiresAt *time.Time
+}
+
+// Validate checks the name, that there is at least one scope and each is
+// known, and that ExpiresAt is after now; EInvalid naming every field at
+// fault.
+func (in CreateKeyInput) Validate(now time.Time) error {
+	var fields []FieldError
+	if !ValidName(strings.TrimSpace(in.Name)) {
+		fields = append(fields, FieldError{Field: "name", Message: NameProblem})
+	}
+	if len(in.Scopes) == 0 {
+		fields = append(fields, FieldError{Field: "scopes", Message: "must name at least one scope"})
+	}
+	for _, sc := range in.Scopes {
+		if !sc.Valid() {
+			fields = append(fields, FieldError{Field: "scopes", Message: "unknown scope " + strconv.Quote(string(sc))})
+		}
+	}
+	if in.ExpiresAt != nil && !in.ExpiresAt.After(now) {
+		fields = append(fields, FieldError{Field: "expires_at", Message: "must be in the future"})
+	}
+	if len(fields) > 0 {
+		return Invalid("invalid API key", fields...)
+	}
+	return nil
+}
+
+// LastOwnerError is the error of a removal or demotion that would leave a
+// tenant without an owner.
+func LastOwnerError() *Error {
+	return Errorf(EConflict, "a tenant keeps at least one owner")
+}
