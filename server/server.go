@@ -81,6 +81,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
 	s := &Server{cfg: cfg, Deps: d, log: d.Logger, mux: http.NewServeMux(), httpm: newHTTPMetrics(d.Registry),
 		logins: newLoginLimiter(10, 15*time.Minute)}
 	w, err := newWeb(cfg.DevAssetsDir)
