@@ -116,7 +116,7 @@ func (s *Server) handleUsageGet() apiHandler {
 			return tally.Invalid("range too long", tally.FieldError{Field: "from", Message: "at most 93 days by hour or 800 days by day"})
 		}
 		start := time.Now()
-		series, err := s.Rollup.Usage(r.Context(), p.Tenant.ID, metrics, from, to, hourly, loc)
+		series, err := s.Reports.Usage(r.Context(), p.Tenant.ID, metrics, from, to, hourly, loc)
 		s.observeQuery("usage", start)
 		if err != nil {
 			return err
@@ -138,7 +138,7 @@ func (s *Server) handleMetricsGet() apiHandler {
 			rng = "7d"
 		}
 		start := time.Now()
-		rep, err := s.Rollup.KPIs(r.Context(), p.Tenant.ID, rng, loc, s.now())
+		rep, err := s.Reports.KPIs(r.Context(), p.Tenant.ID, rng, loc, s.now())
 		s.observeQuery("metrics", start)
 		if err != nil {
 			return err

@@ -54,7 +54,8 @@ type Deps struct {
 	Pipeline  *ingest.Pipeline
 	Tracker   *ingest.Buffer // non-blocking auto-tracking
 	Usage     *usage.Service
-	Rollup    *rollup.Rollup
+	Rollup    *rollup.Rollup  // runs rollups asked for
+	Reports   *rollup.Reports // usage and KPI reads
 	// ReadyChecks are extra readiness checks by name (e.g. "redis").
 	ReadyChecks map[string]func(context.Context) error
 }

@@ -58,14 +58,16 @@ type Config struct {
 
 // App is a running tally.
 type App struct {
-	Store    tally.Store
-	Registry *prometheus.Registry
-	Writer   *ingest.Writer
-	Pipeline *ingest.Pipeline
-	Tracker  *ingest.Buffer
-	Usage    *usage.Service
-	Rollup   *rollup.Rollup
-	Server   *server.Server
+	Store     tally.Store
+	Registry  *prometheus.Registry
+	Writer    *ingest.Writer
+	Pipeline  *ingest.Pipeline
+	Tracker   *ingest.Buffer
+	Usage     *usage.Service
+	Rollup    *rollup.Rollup    // the rollup and retention jobs
+	Reports   *rollup.Reports   // usage and KPI reads
+	Scheduler *rollup.Scheduler // runs the Rollup's tasks
+	Server    *server.Server
 
 	cfg       Config
 	redis     goredis.UniversalClient
@@ -126,8 +128,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if l, ok := store.(rollup.Leader); ok {
 		leader = l // several instances share this database: one runs the schedule
 	}
-	a.Rollup = rollup.New(rollup.Config{Rules: cfg.UsageRules, QuotaMetrics: quotaMetrics, DailyAt: cfg.RollupDailyAt,
-		Logger: cfg.Logger, Now: cfg.Now, Leader: leader}, store, reg)
+	a.Rollup = rollup.New(rollup.Config{Rules: cfg.UsageRules, Logger: cfg.Logger, Now: cfg.Now}, store, reg)
+	a.Reports = rollup.NewReports(rollup.ReportsConfig{Rules: cfg.UsageRules, QuotaMetrics: quotaMetrics}, store)
+	a.Scheduler = rollup.NewScheduler(rollup.SchedulerConfig{Tasks: a.Rollup.Tasks(cfg.RollupDailyAt),
+		Leader: leader, Now: cfg.Now, Logger: cfg.Logger}, reg)
 	if err := a.RebuildCounters(ctx); err != nil {
 		a.Close(ctx)
 		return nil, err
@@ -138,7 +142,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Server, err = server.New(scfg, server.Deps{
 		Store: store, Logger: cfg.Logger, Registry: reg, Now: cfg.Now,
 		Validator: ingest.NewValidator(ingest.Config{RedactKeys: cfg.RedactKeys}),
-		Pipeline:  a.Pipeline, Tracker: a.Tracker, Usage: a.Usage, Rollup: a.Rollup,
+		Pipeline:  a.Pipeline, Tracker: a.Tracker, Usage: a.Usage, Rollup: a.Rollup, Reports: a.Reports,
 		ReadyChecks: ready,
 	})
 	if err != nil {
@@ -173,7 +177,7 @@ func (a *App) RebuildCounters(ctx context.Context) error {
 func (a *App) StartScheduler() {
 	if a.cfg.AnalyticsEnabled && !a.scheduled {
 		a.scheduled = true
-		a.Rollup.Start()
+		a.Scheduler.Start()
 	}
 }
 
@@ -187,10 +191,10 @@ func (a *App) Close(ctx context.Context) error {
 		return nil
 	}
 	a.closed = true
-	if a.scheduled {
-		a.Rollup.Stop()
-	}
 	var errs []error
+	if a.scheduled {
+		errs = append(errs, a.Scheduler.Stop(ctx))
+	}
 	if a.Tracker != nil {
 		errs = append(errs, a.Tracker.Stop(ctx))
 	}
