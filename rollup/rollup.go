@@ -3,11 +3,12 @@
 // background jobs that keep them current. It has three parts, one type
 // each:
 //
-//   - Rollup (rollup.go, retention.go) is the write side: RunDirty,
-//     RunDays and PurgeExpired. The store recomputes a whole UTC day of a
-//     tenant from the log (RollupDay), so
-//     running it again changes nothing; an event that arrives late marks
-//     its hour dirty until the next run.
+//   - Rollup (rollup.go, day.go, retention.go) is the write side: RunDirty,
+//     RunDays and PurgeExpired. RecomputeDay recomputes a whole UTC day of
+//     a tenant from the log, written once over the small per-transaction
+//     primitives each store offers (tally.RollupTx), so running it again
+//     changes nothing; an event that arrives late marks its hour dirty
+//     until the next run.
 //   - Reports (report.go) is the read side: Usage, KPIs, HourlyRows and
 //     HourlyMetrics. They use the invariant the store keeps: every hour
 //     before a tenant's oldest dirty hour has exact rollup rows, so they
@@ -219,7 +220,7 @@ func (r *Rollup) run(parent context.Context, kind string, plan func(context.Cont
 			errs = append(errs, ctx.Err())
 			break
 		}
-		n, err := r.store.RollupDay(ctx, td.tenant, td.day, r.cfg.Rules)
+		n, err := RecomputeDay(ctx, r.store, td.tenant, td.day, r.cfg.Rules)
 		if err != nil {
 			errs = append(errs, err)
 			r.cfg.Logger.Error("rollup: day failed", "kind", kind, "tenant", td.tenant, "day", td.day.Format(time.DateOnly), "err", err)

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) tally.Store) {
 		{"Export", exportCases()},
 		{"Aggregate", append(aggregateCases(), bucketUserCases()...)},
 		{"Rollup", rollupCases()},
+		{"RollupTx", rollupTxCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
