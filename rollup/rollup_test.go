@@ -577,3 +577,53 @@ func TestSchedulerRunsHourly(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// oldestDirtyCounter is a store that counts its OldestDirty reads.
+type oldestDirtyCounter struct {
+	tally.Store
+	n atomic.Int64
+}
+
+func (s *oldestDirtyCounter) OldestDirty(ctx context.Context, tenantID int64) (time.Time, error) {
+	s.n.Add(1)
+	return s.Store.OldestDirty(ctx, tenantID)
+}
+
+// TestReportsReadOldestDirtyOnce checks that every report splits its range
+// at one reading of the tenant's oldest dirty hour.
+func TestReportsReadOldestDirtyOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, tn := newStore(t)
+	now := date(2026, 3, 10, 12, 30)
+	insert(t, db, event(tn, tally.EventAPIRequest, "u1", date(2026, 3, 8, 9, 0)), event(tn, tally.EventLogin, "u2", date(2026, 3, 10, 1, 0)))
+	if _, err := rollup.New(rollup.Config{Now: fixed(now)}, db, nil).RunDays(ctx, tn, date(2026, 3, 8, 0, 0), date(2026, 3, 8, 0, 0), ""); err != nil {
+		t.Fatal(err)
+	}
+	store := &oldestDirtyCounter{Store: db}
+	q := rollup.NewReports(rollup.ReportsConfig{}, store)
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := date(2026, 3, 3, 0, 0), now
+	for _, tc := range []struct {
+		name string
+		run  func() error
+	}{
+		{"KPIs 7d", func() error { _, err := q.KPIs(ctx, tn, "7d", ny, now); return err }},
+		{"KPIs today", func() error { _, err := q.KPIs(ctx, tn, "today", time.UTC, now); return err }},
+		{"Usage daily", func() error { _, err := q.Usage(ctx, tn, nil, from, to, false, ny); return err }},
+		{"Usage hourly", func() error { _, err := q.Usage(ctx, tn, nil, from, to, true, nil); return err }},
+		{"HourlyRows", func() error { _, err := q.HourlyRows(ctx, tn, from, to); return err }},
+		{"HourlyMetrics", func() error { _, err := q.HourlyMetrics(ctx, tn, from, to); return err }},
+	} {
+		store.n.Store(0)
+		if err := tc.run(); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if n := store.n.Load(); n != 1 {
+			t.Errorf("%s read OldestDirty %d times, want once", tc.name, n)
+		}
+	}
+}
