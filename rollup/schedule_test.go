@@ -108,18 +108,22 @@ func TestSchedulerTable(t *testing.T) {
 		}
 	}
 	const timeout = 20 * time.Millisecond
-	var cut time.Duration
+	var (
+		began, deadline, cut time.Time
+		cutErr               error
+	)
 	tasks := []Task{
 		{Name: "first", Schedule: Daily(5 * time.Minute), Run: func(_ context.Context, at time.Time) error {
 			record("first", at)
 			return nil
 		}},
 		{Name: "slow", Schedule: Hourly(5 * time.Minute), Timeout: timeout, Run: func(ctx context.Context, at time.Time) error {
+			began = time.Now()
 			record("slow", at)
-			began := time.Now()
+			deadline, _ = ctx.Deadline()
 			<-ctx.Done() // runs until cut
-			cut = time.Since(began)
-			return ctx.Err()
+			cut, cutErr = time.Now(), ctx.Err()
+			return cutErr
 		}},
 		{Name: "failing", Schedule: Daily(5 * time.Minute), Run: func(_ context.Context, at time.Time) error {
 			record("failing", at)
@@ -153,8 +157,9 @@ func TestSchedulerTable(t *testing.T) {
 	if want := []string{"first", "slow", "failing", "last"}; !slices.Equal(ran, want) {
 		t.Errorf("ran %v, want %v", ran, want)
 	}
-	if cut < timeout || cut > timeout+5*time.Second {
-		t.Errorf("slow ran %v, want it cut at %v", cut, timeout)
+	if d := deadline.Sub(began); d <= 0 || d > timeout || cut.Before(deadline) || cut.Sub(began) > timeout+5*time.Second ||
+		!errors.Is(cutErr, context.DeadlineExceeded) {
+		t.Errorf("slow had %v to run and was cut after %v (%v), want it cut at its timeout %v", d, cut.Sub(began), cutErr, timeout)
 	}
 	for _, tc := range []struct {
 		task           string
