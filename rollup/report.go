@@ -141,8 +141,12 @@ func (r *Reports) read(ctx context.Context, tenantID int64, l *layout, split tim
 
 // cleanUntil returns where the whole hours of l stop having exact rollups:
 // the tenant's oldest dirty hour, within l.hours. A report calls it once
-// and reads every part of l with the answer.
+// and reads every part of l with the answer; without whole hours there is
+// nothing to ask.
 func (r *Reports) cleanUntil(ctx context.Context, tenantID int64, l *layout) (time.Time, error) {
+	if !l.hours.from.Before(l.hours.to) {
+		return l.hours.to, nil
+	}
 	oldest, err := r.store.OldestDirty(ctx, tenantID)
 	if err != nil || oldest.IsZero() {
 		return l.hours.to, err
