@@ -180,13 +180,16 @@ type RollupStore interface {
 	// OldestDirty returns the start of the tenant's oldest dirty hour, or
 	// the zero time when none is.
 	OldestDirty(ctx context.Context, tenantID int64) (time.Time, error)
-	// RollupDay recomputes, from the raw log and in one transaction, a
-	// tenant's hourly and daily event rows, the metric values rules give,
-	// and the day's distinct users (a count for the day and the set of user
-	// ids of each of its hours) for the UTC day containing day, and
-	// clears the dirty marks of that day. Running it again changes nothing.
-	// It returns how many rows it wrote.
-	RollupDay(ctx context.Context, tenantID int64, day time.Time, rules UsageRules) (int, error)
+	// InRollupTx runs fn in one transaction over a tenant's rollups in
+	// which the tenant's log holds still: no change to it by InsertEvents,
+	// DeleteUserEvents or PurgeEvents commits between fn's first read and
+	// the commit, so the dirty marks fn clears are only those of changes
+	// its reads saw. (SQLite has one writer; PostgreSQL takes the tenant's
+	// lock exclusively.) It commits when fn returns nil and rolls back
+	// otherwise, returning fn's error as is. tx is valid only during fn and
+	// in one goroutine. The rollup package's RecomputeDay is the algorithm
+	// over it.
+	InRollupTx(ctx context.Context, tenantID int64, fn func(tx RollupTx) error) error
 	// RollupHours reads a tenant's hourly event rows with from <= start < to.
 	RollupHours(ctx context.Context, tenantID int64, from, to time.Time) ([]HourRow, error)
 	// RollupDays reads a tenant's daily event rows with from <= start < to.
@@ -194,7 +197,7 @@ type RollupStore interface {
 	// RollupHourUsers calls fn, hour after hour, for each of a tenant's
 	// hours with from <= start < to that has a user set: the distinct
 	// non-empty user ids of the hour's events, in no particular order (empty
-	// for an hour without any), as RollupDay stored them. users and its
+	// for an hour without any), as RollupTx.WriteHourUsers stored them. users and its
 	// elements are reused once fn returns. An hour without a set (not
 	// rolled up since sets exist, or dropped by DeleteUserEvents or
 	// PurgeEvents) is skipped: its users are in the raw log. An error from
@@ -207,6 +210,40 @@ type RollupStore interface {
 	RecordRollupRun(ctx context.Context, run RollupRun) error
 	// LastRollupRun returns the last successful run; nil when none was.
 	LastRollupRun(ctx context.Context) (*RollupRun, error)
+}
+
+// RollupTx is what a store offers, in one transaction of InRollupTx, to
+// recompute one tenant's rollups: the reads aggregate in the database
+// (GROUP BY), never handing raw events over. Writes may be sent in one
+// batch later, so a write's error may come from a later call or from
+// InRollupTx. Every bucket start is in UTC.
+type RollupTx interface {
+	// AggregateEvents is EventStore.AggregateEvents of the tenant within
+	// the transaction.
+	AggregateEvents(ctx context.Context, from, to time.Time, bucket time.Duration) ([]HourRow, error)
+	// BucketUsers is EventStore.BucketUsers of the tenant within the
+	// transaction, with the user id as bytes valid only during fn.
+	BucketUsers(ctx context.Context, bounds []time.Time, fn func(bucket int, user []byte) error) error
+	// DeleteRollups deletes the tenant's hourly and daily rows (event
+	// rows, metric values, hour user sets and day user counts) that start
+	// in [from, to).
+	DeleteRollups(ctx context.Context, from, to time.Time) error
+	// ClearDirty deletes the tenant's dirty marks of the hours in [from, to).
+	ClearDirty(ctx context.Context, from, to time.Time) error
+	// WriteEventRows writes event rows of the tenant: hourly rows when
+	// bucket is an hour, daily ones when it is 24 hours. The rows must be
+	// new (see DeleteRollups).
+	WriteEventRows(ctx context.Context, bucket time.Duration, rows []HourRow) error
+	// WriteMetricRows writes metric values, hourly or daily by bucket as
+	// WriteEventRows.
+	WriteMetricRows(ctx context.Context, bucket time.Duration, points []MetricPoint) error
+	// WriteHourUsers writes the user set of the hour starting at hour: the
+	// distinct user ids encoded as internal/userset does (empty, not nil,
+	// for an hour without users), as RollupHourUsers gives them back.
+	WriteHourUsers(ctx context.Context, hour time.Time, set []byte) error
+	// WriteDayUsers writes the count of the distinct users of the day
+	// starting at day.
+	WriteDayUsers(ctx context.Context, day time.Time, n int64) error
 }
 
 // TenantHour names one hour of one tenant.

@@ -64,7 +64,7 @@ const markDirty = `INSERT INTO rollup_dirty (tenant_id, hour, marked_at)
 // InsertEvents implements tally.EventStore.
 //
 // One transaction: a pipelined batch (one round trip) takes the shared
-// advisory lock of every tenant in the batch, in key order (see RollupDay),
+// advisory lock of every tenant in the batch, in key order (see InRollupTx),
 // and runs one INSERT … ON CONFLICT DO NOTHING RETURNING id per event; then
 // one statement marks the inserted events' hours dirty. The events are inserted in (tenant,
 // event_id) order, stably (so within a batch the first of two equal ids
@@ -317,7 +317,7 @@ func (db *DB) ExportEvents(ctx context.Context, tenantID int64, f tally.EventFil
 
 // DeleteUserEvents implements tally.EventStore. One statement deletes the
 // events, marks their hours dirty and drops those hours' user sets, under
-// the tenant's shared advisory lock (see RollupDay).
+// the tenant's shared advisory lock (see InRollupTx).
 func (db *DB) DeleteUserEvents(ctx context.Context, tenantID int64, userID string) (int64, error) {
 	named := ``
 	if userID != "" {
@@ -446,13 +446,8 @@ func scanHourRows(rows pgx.Rows, err error, what string) ([]tally.HourRow, error
 // gives the distinct (bucket, user) pairs, bucket after bucket, read from
 // the covering index events_tenant_ts.
 func (db *DB) BucketUsers(ctx context.Context, tenantID int64, bounds []time.Time, fn func(bucket int, user string) error) error {
-	for i := 1; i < len(bounds); i++ {
-		if !bounds[i-1].Before(bounds[i]) {
-			return tally.Invalid("invalid bucket bounds", tally.FieldError{Field: "bounds", Message: "must ascend strictly"})
-		}
-	}
-	if len(bounds) < 2 {
-		return nil
+	if err := checkBounds(bounds); err != nil || len(bounds) < 2 {
+		return err
 	}
 	names := map[string]string{} // one string per user id
 	return bucketUsers(ctx, db.pool, tenantID, bounds, func(bucket int, user []byte) error {
@@ -495,4 +490,14 @@ func bucketUsers(ctx context.Context, q querier, tenantID int64, bounds []time.T
 		}
 	}
 	return wrap(rows.Err(), "event")
+}
+
+// checkBounds returns EInvalid unless bounds ascend strictly.
+func checkBounds(bounds []time.Time) error {
+	for i := 1; i < len(bounds); i++ {
+		if !bounds[i-1].Before(bounds[i]) {
+			return tally.Invalid("invalid bucket bounds", tally.FieldError{Field: "bounds", Message: "must ascend strictly"})
+		}
+	}
+	return nil
 }

@@ -7,7 +7,7 @@
 // end-user ids are BYTEA (opaque bytes, NUL included); props are the JSON
 // text as given. Transactions run at READ COMMITTED unless a method needs
 // more (ExportEvents reads one REPEATABLE READ snapshot); the rollup
-// invariant is kept with advisory locks per tenant, see RollupDay.
+// invariant is kept with advisory locks per tenant, see InRollupTx.
 package postgres
 
 import (
@@ -138,7 +138,7 @@ func (db *DB) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, fn)
 }
 
-// The advisory lock statements of one tenant (see RollupDay); the
+// The advisory lock statements of one tenant (see InRollupTx); the
 // arguments are lockClassTenant and tenantLockKey(tenant).
 const (
 	lockTenantShared    = `SELECT pg_advisory_xact_lock_shared($1, $2)`

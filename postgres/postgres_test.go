@@ -15,6 +15,7 @@ import (
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/postgres"
 	"github.com/tallyhq/tally/postgres/pgtest"
+	"github.com/tallyhq/tally/rollup"
 	"github.com/tallyhq/tally/storetest"
 )
 
@@ -132,9 +133,9 @@ func check(t *testing.T, err error) {
 }
 
 // TestRollupWhileInserting has writers insert (and delete) events of one
-// tenant and day while RollupDay runs over and over: whenever it all stops,
+// tenant and day while RecomputeDay runs over and over: whenever it all stops,
 // every hour without a dirty mark has exact rollup rows and user sets (no
-// mark was lost), and a last RollupDay makes the totals equal the raw log.
+// mark was lost), and a last RecomputeDay makes the totals equal the raw log.
 func TestRollupWhileInserting(t *testing.T) {
 	t.Parallel()
 	db := open(t)
@@ -187,8 +188,8 @@ func TestRollupWhileInserting(t *testing.T) {
 	for range 2 {
 		rollers.Go(func() {
 			for !done.Load() {
-				if _, err := db.RollupDay(ctx, a.ID, d, rules); err != nil {
-					t.Errorf("RollupDay: %v", err)
+				if _, err := rollup.RecomputeDay(ctx, db, a.ID, d, rules); err != nil {
+					t.Errorf("RecomputeDay: %v", err)
 					return
 				}
 				rollups.Add(1)
@@ -239,7 +240,7 @@ func TestRollupWhileInserting(t *testing.T) {
 		}
 	}
 
-	_, err = db.RollupDay(ctx, a.ID, d, rules)
+	_, err = rollup.RecomputeDay(ctx, db, a.ID, d, rules)
 	check(t, err)
 	n, err := db.CountEvents(ctx, a.ID, d, d.Add(24*time.Hour))
 	check(t, err)

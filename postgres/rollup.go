@@ -41,11 +41,11 @@ func (db *DB) OldestDirty(ctx context.Context, tenantID int64) (time.Time, error
 	return h.Time.UTC(), nil
 }
 
-// RollupDay implements tally.RollupStore.
+// InRollupTx implements tally.RollupStore.
 //
 // The invariant of tally.RollupStore (an hour with no dirty mark has exact
 // rollup rows) needs that no change to the tenant's log commits between
-// RollupDay reading the log and clearing the day's marks: such a change
+// fn reading the log and clearing its marks: such a change
 // would have its mark cleared with the others without having been counted
 // (with READ COMMITTED, an insert committing between the aggregate and the
 // DELETE of the marks would do exactly that). SQLite gets this from its
@@ -57,96 +57,143 @@ func (db *DB) OldestDirty(ctx context.Context, tenantID int64) (time.Time, error
 //     writers take the locks of several tenants in ascending key order, and
 //     shared locks never wait for each other, so writers do not block
 //     writers;
-//   - RollupDay takes the same lock in exclusive mode, in a statement of
-//     its own, before it reads anything. Once granted, every writer of the
+//   - InRollupTx takes the same lock in exclusive mode, in a statement of
+//     its own, before fn reads anything. Once granted, every writer of the
 //     tenant that began before has committed and none can write until
-//     RollupDay commits, so the reads that follow (each statement of a READ
+//     it commits, so the reads that follow (each statement of a READ
 //     COMMITTED transaction sees what committed before it began) see one
 //     unchanging log, and clearing the marks clears only marks of changes
-//     counted. A writer that waits meanwhile marks its hours after RollupDay
+//     counted. A writer that waits meanwhile marks its hours after the rollup
 //     commits, so its mark survives.
 //
 // The transaction is READ COMMITTED on purpose, whatever the server's
 // default: under REPEATABLE READ the snapshot would be the one of the lock
 // statement, taken before the lock was granted, and would miss the events
 // of the writers it waited for.
-func (db *DB) RollupDay(ctx context.Context, tenantID int64, day time.Time, rules tally.UsageRules) (int, error) {
-	from := tally.DayStart(day)
-	to := from.Add(24 * time.Hour)
-	n := 0
+//
+// The writes of fn are queued in one batch, sent before the next read
+// and at the end: one round trip for a day's rows.
+func (db *DB) InRollupTx(ctx context.Context, tenantID int64, fn func(tx tally.RollupTx) error) error {
+	var fnErr error
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		n = 0
 		if _, err := tx.Exec(ctx, lockTenantExclusive, int32(lockClassTenant), tenantLockKey(tenantID)); err != nil {
 			return err
 		}
-		hours, err := aggregate(ctx, tx, tenantID, from, to, time.Hour)
-		if err != nil {
-			return err
+		t := &rollupTx{tx: tx, tenantID: tenantID, batch: &pgx.Batch{}}
+		if fnErr = fn(t); fnErr != nil {
+			return fnErr
 		}
-		days, err := aggregate(ctx, tx, tenantID, from, to, 24*time.Hour)
-		if err != nil {
-			return err
-		}
-		sets := make([][]byte, 24) // each hour's users, encoded as in rollup_hour_users
-		hourStarts := make([]time.Time, 25)
-		for i := range hourStarts {
-			hourStarts[i] = from.Add(time.Duration(i) * time.Hour)
-		}
-		dayUsers := map[string]struct{}{}
-		if err := bucketUsers(ctx, tx, tenantID, hourStarts, func(h int, user []byte) error {
-			sets[h] = userset.Append(sets[h], user)
-			dayUsers[string(user)] = struct{}{}
-			return nil
-		}); err != nil {
-			return err
-		}
-
-		b := &pgx.Batch{}
-		for _, q := range []string{
-			`DELETE FROM rollup_event_hour WHERE tenant_id = $1 AND hour >= $2 AND hour < $3`,
-			`DELETE FROM rollup_metric_hour WHERE tenant_id = $1 AND hour >= $2 AND hour < $3`,
-			`DELETE FROM rollup_event_day WHERE tenant_id = $1 AND day >= $2 AND day < $3`,
-			`DELETE FROM rollup_metric_day WHERE tenant_id = $1 AND day >= $2 AND day < $3`,
-			`DELETE FROM rollup_day_users WHERE tenant_id = $1 AND day >= $2 AND day < $3`,
-			`DELETE FROM rollup_hour_users WHERE tenant_id = $1 AND hour >= $2 AND hour < $3`,
-			`DELETE FROM rollup_dirty WHERE tenant_id = $1 AND hour >= $2 AND hour < $3`,
-		} {
-			b.Queue(q, tenantID, from, to)
-		}
-		for _, set := range []struct {
-			table string
-			rows  []tally.HourRow
-		}{{"rollup_event_hour (tenant_id, hour,", hours}, {"rollup_event_day (tenant_id, day,", days}} {
-			for _, r := range set.rows {
-				b.Queue(`INSERT INTO `+set.table+` event, metric, count, sum_value, sum_rounded, users)
-					VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-					tenantID, r.Start, r.Event, r.Metric, r.Count, r.Sum, r.SumRounded, r.Users)
-				n++
-			}
-		}
-		for _, set := range []struct {
-			table  string
-			points []tally.MetricPoint
-		}{{"rollup_metric_hour (tenant_id, hour,", rules.BucketMetrics(hours)}, {"rollup_metric_day (tenant_id, day,", rules.BucketMetrics(days)}} {
-			for _, p := range set.points {
-				b.Queue(`INSERT INTO `+set.table+` metric, value) VALUES ($1, $2, $3, $4)`, tenantID, p.Start, p.Metric, p.Value)
-				n++
-			}
-		}
-		for h, set := range sets {
-			if set == nil {
-				set = []byte{} // an empty set, not NULL
-			}
-			b.Queue(`INSERT INTO rollup_hour_users (tenant_id, hour, users) VALUES ($1, $2, $3)`, tenantID, hourStarts[h], set)
-			n++
-		}
-		if len(dayUsers) > 0 {
-			b.Queue(`INSERT INTO rollup_day_users (tenant_id, day, users) VALUES ($1, $2, $3)`, tenantID, from, int64(len(dayUsers)))
-			n++
-		}
-		return tx.SendBatch(ctx, b).Close()
+		return t.flush(ctx)
 	})
-	return n, wrap(err, "rollup")
+	if fnErr != nil {
+		return fnErr
+	}
+	return wrap(err, "rollup")
+}
+
+// rollupTx implements tally.RollupTx in one transaction that holds the
+// tenant's lock exclusively.
+type rollupTx struct {
+	tx       pgx.Tx
+	tenantID int64
+	batch    *pgx.Batch // writes not sent yet
+}
+
+// flush sends the queued writes.
+func (t *rollupTx) flush(ctx context.Context) error {
+	if t.batch.Len() == 0 {
+		return nil
+	}
+	b := t.batch
+	t.batch = &pgx.Batch{}
+	return wrap(t.tx.SendBatch(ctx, b).Close(), "rollup")
+}
+
+func (t *rollupTx) AggregateEvents(ctx context.Context, from, to time.Time, bucket time.Duration) ([]tally.HourRow, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := aggregate(ctx, t.tx, t.tenantID, from, to, bucket)
+	return rows, wrap(err, "rollup")
+}
+
+func (t *rollupTx) BucketUsers(ctx context.Context, bounds []time.Time, fn func(bucket int, user []byte) error) error {
+	if err := checkBounds(bounds); err != nil || len(bounds) < 2 {
+		return err
+	}
+	if err := t.flush(ctx); err != nil {
+		return err
+	}
+	return bucketUsers(ctx, t.tx, t.tenantID, bounds, fn)
+}
+
+// rollupTables are the rollup tables of tally.RollupTx.DeleteRollups, each
+// with its time column.
+var rollupTables = []struct{ table, col string }{
+	{"rollup_event_hour", "hour"}, {"rollup_metric_hour", "hour"}, {"rollup_event_day", "day"},
+	{"rollup_metric_day", "day"}, {"rollup_day_users", "day"}, {"rollup_hour_users", "hour"},
+}
+
+func (t *rollupTx) DeleteRollups(_ context.Context, from, to time.Time) error {
+	for _, r := range rollupTables {
+		t.batch.Queue(`DELETE FROM `+r.table+` WHERE tenant_id = $1 AND `+r.col+` >= $2 AND `+r.col+` < $3`, t.tenantID, from, to)
+	}
+	return nil
+}
+
+func (t *rollupTx) ClearDirty(_ context.Context, from, to time.Time) error {
+	t.batch.Queue(`DELETE FROM rollup_dirty WHERE tenant_id = $1 AND hour >= $2 AND hour < $3`, t.tenantID, from, to)
+	return nil
+}
+
+// bucketTable returns the table of the rows of buckets of size bucket (an
+// hour or a day) among the hourly and daily ones, and its time column.
+func bucketTable(bucket time.Duration, hourly, daily string) (table, col string, err error) {
+	switch bucket {
+	case time.Hour:
+		return hourly, "hour", nil
+	case 24 * time.Hour:
+		return daily, "day", nil
+	}
+	return "", "", tally.Internal(fmt.Errorf("postgres: no rollup of %v buckets", bucket))
+}
+
+func (t *rollupTx) WriteEventRows(_ context.Context, bucket time.Duration, rows []tally.HourRow) error {
+	table, col, err := bucketTable(bucket, "rollup_event_hour", "rollup_event_day")
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		t.batch.Queue(`INSERT INTO `+table+` (tenant_id, `+col+`, event, metric, count, sum_value, sum_rounded, users)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			t.tenantID, r.Start, r.Event, r.Metric, r.Count, r.Sum, r.SumRounded, r.Users)
+	}
+	return nil
+}
+
+func (t *rollupTx) WriteMetricRows(_ context.Context, bucket time.Duration, points []tally.MetricPoint) error {
+	table, col, err := bucketTable(bucket, "rollup_metric_hour", "rollup_metric_day")
+	if err != nil {
+		return err
+	}
+	for _, p := range points {
+		t.batch.Queue(`INSERT INTO `+table+` (tenant_id, `+col+`, metric, value) VALUES ($1, $2, $3, $4)`,
+			t.tenantID, p.Start, p.Metric, p.Value)
+	}
+	return nil
+}
+
+func (t *rollupTx) WriteHourUsers(_ context.Context, hour time.Time, set []byte) error {
+	if set == nil {
+		set = []byte{} // an empty set, not NULL
+	}
+	t.batch.Queue(`INSERT INTO rollup_hour_users (tenant_id, hour, users) VALUES ($1, $2, $3)`, t.tenantID, hour, set)
+	return nil
+}
+
+func (t *rollupTx) WriteDayUsers(_ context.Context, day time.Time, n int64) error {
+	t.batch.Queue(`INSERT INTO rollup_day_users (tenant_id, day, users) VALUES ($1, $2, $3)`, t.tenantID, day, n)
+	return nil
 }
 
 func (db *DB) readRows(ctx context.Context, table, col string, tenantID int64, from, to time.Time) ([]tally.HourRow, error) {

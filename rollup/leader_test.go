@@ -36,15 +36,20 @@ func TestScheduledJobsRunOnlyOnTheLeader(t *testing.T) {
 		Timestamp: at.Add(-time.Hour), ReceivedAt: at, Value: 1, Props: json.RawMessage(`{}`)}}); err != nil {
 		t.Fatal(err)
 	}
+	r := New(Config{Now: func() time.Time { return at }}, db, nil)
+	hourly := r.Tasks(0)[2:]
+	if hourly[0].Name != TaskHourlyRollup {
+		t.Fatalf("task table: %v", taskNames(r.Tasks(0)))
+	}
 	follower := &fakeLeader{}
-	r := New(Config{Now: func() time.Time { return at }, Leader: follower}, db, nil)
-	r.runDue(ctx, at, jobHourly)
+	s := NewScheduler(SchedulerConfig{Tasks: r.Tasks(0), Leader: follower}, nil)
+	s.runDue(ctx, at, hourly)
 	if dirty, _ := db.DirtyHours(ctx, at); follower.tries != 1 || len(dirty) != 1 {
 		t.Fatalf("a follower ran the hourly rollup (tries %d, dirty hours left %d)", follower.tries, len(dirty))
 	}
 	leader := &fakeLeader{lead: true}
-	r = New(Config{Now: func() time.Time { return at }, Leader: leader}, db, nil)
-	r.runDue(ctx, at, jobHourly)
+	s = NewScheduler(SchedulerConfig{Tasks: r.Tasks(0), Leader: leader}, nil)
+	s.runDue(ctx, at, hourly)
 	if dirty, _ := db.DirtyHours(ctx, at); len(dirty) != 0 || leader.released != 1 {
 		t.Fatalf("the leader did not run (dirty hours left %d) or kept the lead (released %d)", len(dirty), leader.released)
 	}

@@ -1,22 +1,28 @@
-// Package rollup materialises hourly and daily aggregates of the event log
-// and answers the usage and KPI queries that read them.
+// Package rollup materialises hourly and daily aggregates of the event log,
+// answers the usage and KPI queries that read them, and schedules the
+// background jobs that keep them current. It has three parts, one type
+// each:
 //
-// Rollups are derived data: RollupDay recomputes a whole UTC day from the
-// log, so running it again changes nothing, and an event that arrives late
-// marks its hour dirty until the next run. Reads use the invariant the
-// store keeps: every hour before a tenant's oldest dirty hour has exact
-// rollup rows, so they read rollups up to there and the raw log after.
-//
-// A small scheduler runs the jobs: every hour at :05 UTC the dirty days,
-// every day at 00:00 UTC + Config.DailyAt yesterday in full and then the
-// retention purge.
+//   - Rollup (rollup.go, day.go, retention.go) is the write side: RunDirty,
+//     RunDays and PurgeExpired. RecomputeDay recomputes a whole UTC day of
+//     a tenant from the log, written once over the small per-transaction
+//     primitives each store offers (tally.RollupTx), so running it again
+//     changes nothing; an event that arrives late marks its hour dirty
+//     until the next run.
+//   - Reports (report.go) is the read side: Usage, KPIs, HourlyRows and
+//     HourlyMetrics. They use the invariant the store keeps: every hour
+//     before a tenant's oldest dirty hour has exact rollup rows, so they
+//     read rollups up to there and the raw log after.
+//   - Scheduler (schedule.go) runs a declared table of tasks (tasks.go:
+//     Rollup.Tasks): every hour at :05 UTC the dirty days, every day at
+//     00:00 UTC + a configured offset yesterday in full and then the
+//     retention purge.
 package rollup
 
 import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,27 +48,10 @@ type Config struct {
 	Rules tally.UsageRules
 	// RunTimeout bounds one run (default 5m).
 	RunTimeout time.Duration
-	// DailyAt is when the daily run starts, after UTC midnight (default
-	// 10m; values outside [0, 24h) mean the default).
-	DailyAt time.Duration
-	// QuotaMetrics are metrics that Usage lists even when no rule makes
-	// them and nothing was counted (the keys of QUOTA_DEFAULTS).
-	QuotaMetrics []string
 	// Now tells the time (default time.Now).
 	Now func() time.Time
 	// Logger gets failed runs (default: discarded).
 	Logger *slog.Logger
-	// Leader, when set, elects the one instance whose scheduler runs the
-	// scheduled jobs when several tally instances share a database (nil:
-	// this instance always runs them). Manual runs do not ask it.
-	Leader Leader
-}
-
-// Leader elects one instance among several. TryLead returns ok when this
-// instance leads until release is called; it never blocks waiting for the
-// lead.
-type Leader interface {
-	TryLead(ctx context.Context) (release func(), ok bool, err error)
 }
 
 func (c *Config) setDefaults() {
@@ -72,9 +61,6 @@ func (c *Config) setDefaults() {
 	if c.RunTimeout <= 0 {
 		c.RunTimeout = 5 * time.Minute
 	}
-	if c.DailyAt <= 0 || c.DailyAt >= 24*time.Hour {
-		c.DailyAt = 10 * time.Minute
-	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -83,7 +69,8 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Rollup runs rollups over a store and reads usage and KPIs from them.
+// Rollup is the rollup job: it rolls up the days of tenants that need it
+// and purges the raw events past their retention.
 type Rollup struct {
 	cfg   Config
 	store tally.Store
@@ -91,10 +78,6 @@ type Rollup struct {
 	duration prometheus.Histogram
 	runs     *prometheus.CounterVec
 	failures *prometheus.CounterVec
-
-	mu   sync.Mutex
-	stop chan struct{} // closed by Stop; nil when not started
-	done chan struct{} // closed when the scheduler returned
 }
 
 // New returns a Rollup over store that registers its metrics with reg
@@ -237,7 +220,7 @@ func (r *Rollup) run(parent context.Context, kind string, plan func(context.Cont
 			errs = append(errs, ctx.Err())
 			break
 		}
-		n, err := r.store.RollupDay(ctx, td.tenant, td.day, r.cfg.Rules)
+		n, err := RecomputeDay(ctx, r.store, td.tenant, td.day, r.cfg.Rules)
 		if err != nil {
 			errs = append(errs, err)
 			r.cfg.Logger.Error("rollup: day failed", "kind", kind, "tenant", td.tenant, "day", td.day.Format(time.DateOnly), "err", err)

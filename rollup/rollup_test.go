@@ -157,6 +157,7 @@ func TestLateEventAndRunDirty(t *testing.T) {
 	now := date(2026, 3, 4, 10, 30)
 	var ticks atomic.Int64 // each reading of the clock a second later, so runs are ordered
 	r := rollup.New(rollup.Config{Now: func() time.Time { return now.Add(time.Duration(ticks.Add(1)) * time.Second) }}, db, nil)
+	q := rollup.NewReports(rollup.ReportsConfig{}, db)
 	from, to := date(2026, 3, 1, 0, 0), date(2026, 3, 4, 0, 0)
 
 	// checkReads compares the composed reads with the raw log.
@@ -166,14 +167,14 @@ func TestLateEventAndRunDirty(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := r.HourlyRows(ctx, tn, from, to)
+		got, err := q.HourlyRows(ctx, tn, from, to)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(got, raw) {
 			t.Errorf("%s: HourlyRows differs from the raw log (%d vs %d rows)", when, len(got), len(raw))
 		}
-		points, err := r.HourlyMetrics(ctx, tn, from, to)
+		points, err := q.HourlyMetrics(ctx, tn, from, to)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -267,14 +268,15 @@ func TestUsageZeroFilled(t *testing.T) {
 		inc,
 		event(tn, tally.EventAPIRequest, "", date(2026, 3, 3, 23, 59)),
 	)
-	r := rollup.New(rollup.Config{QuotaMetrics: []string{"storage_daily"}, Now: fixed(date(2026, 3, 5, 0, 0))}, db, nil)
+	r := rollup.New(rollup.Config{Now: fixed(date(2026, 3, 5, 0, 0))}, db, nil)
+	q := rollup.NewReports(rollup.ReportsConfig{QuotaMetrics: []string{"storage_daily"}}, db)
 	for _, rolled := range []bool{false, true} {
 		if rolled {
 			if _, err := r.RunDays(ctx, tn, date(2026, 3, 1, 0, 0), date(2026, 3, 2, 0, 0), ""); err != nil {
 				t.Fatal(err)
 			}
 		}
-		series, err := r.Usage(ctx, tn, nil, date(2026, 3, 1, 0, 0), date(2026, 3, 2, 0, 0), true, nil)
+		series, err := q.Usage(ctx, tn, nil, date(2026, 3, 1, 0, 0), date(2026, 3, 2, 0, 0), true, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,7 +302,7 @@ func TestUsageZeroFilled(t *testing.T) {
 			t.Errorf("seats_daily at 05:00 = %d, want 3", v)
 		}
 
-		days, err := r.Usage(ctx, tn, []string{"api_requests_daily", "builds_daily"}, date(2026, 3, 1, 0, 0), date(2026, 3, 4, 0, 0), false, time.UTC)
+		days, err := q.Usage(ctx, tn, []string{"api_requests_daily", "builds_daily"}, date(2026, 3, 1, 0, 0), date(2026, 3, 4, 0, 0), false, time.UTC)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -308,10 +310,10 @@ func TestUsageZeroFilled(t *testing.T) {
 			t.Errorf("rolled %v: daily usage = %+v", rolled, days)
 		}
 	}
-	if _, err := r.Usage(ctx, tn, []string{"Bad"}, date(2026, 3, 1, 0, 0), date(2026, 3, 2, 0, 0), false, nil); tally.ErrorCodeOf(err) != tally.EInvalid {
+	if _, err := q.Usage(ctx, tn, []string{"Bad"}, date(2026, 3, 1, 0, 0), date(2026, 3, 2, 0, 0), false, nil); tally.ErrorCodeOf(err) != tally.EInvalid {
 		t.Errorf("bad metric: %v", err)
 	}
-	if _, err := r.Usage(ctx, tn, nil, date(2026, 3, 2, 0, 0), date(2026, 3, 1, 0, 0), false, nil); tally.ErrorCodeOf(err) != tally.EInvalid {
+	if _, err := q.Usage(ctx, tn, nil, date(2026, 3, 2, 0, 0), date(2026, 3, 1, 0, 0), false, nil); tally.ErrorCodeOf(err) != tally.EInvalid {
 		t.Errorf("from after to: %v", err)
 	}
 }
@@ -360,13 +362,14 @@ func TestUsageTimeZones(t *testing.T) {
 			}
 			insert(t, db, events...)
 			r := rollup.New(rollup.Config{Now: fixed(to.Add(24 * time.Hour))}, db, nil)
+			q := rollup.NewReports(rollup.ReportsConfig{}, db)
 			for _, rolled := range []bool{false, true} {
 				if rolled { // all but the last UTC day: reads mix rollups and the raw log
 					if _, err := r.RunDays(ctx, tn, from.Add(-24*time.Hour), to.Add(-24*time.Hour), ""); err != nil {
 						t.Fatal(err)
 					}
 				}
-				series, err := r.Usage(ctx, tn, []string{"api_requests_daily"}, from, to, false, loc)
+				series, err := q.Usage(ctx, tn, []string{"api_requests_daily"}, from, to, false, loc)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -418,10 +421,11 @@ func TestKPIs(t *testing.T) {
 	insert(t, db, events...)
 
 	r := rollup.New(rollup.Config{Now: fixed(now)}, db, nil)
+	q := rollup.NewReports(rollup.ReportsConfig{}, db)
 	if _, err := r.RunDays(ctx, tn, at(6, 0), at(15, 0), ""); err != nil { // part rolled up
 		t.Fatal(err)
 	}
-	rep, err := r.KPIs(ctx, tn, "7d", time.UTC, now)
+	rep, err := q.KPIs(ctx, tn, "7d", time.UTC, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,7 +457,7 @@ func TestKPIs(t *testing.T) {
 		t.Errorf("active_users series %s", got)
 	}
 
-	today, err := r.KPIs(ctx, tn, "today", time.UTC, now)
+	today, err := q.KPIs(ctx, tn, "today", time.UTC, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +473,7 @@ func TestKPIs(t *testing.T) {
 
 	// Days of loc, across the daylight-saving change of March 8.
 	ny, _ := time.LoadLocation("America/New_York")
-	rep, err = r.KPIs(ctx, tn, "7d", ny, date(2026, 3, 10, 12, 0))
+	rep, err = q.KPIs(ctx, tn, "7d", ny, date(2026, 3, 10, 12, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -478,7 +482,7 @@ func TestKPIs(t *testing.T) {
 		t.Errorf("New York days: %+v", ts)
 	}
 
-	_, err = r.KPIs(ctx, tn, "1y", time.UTC, now)
+	_, err = q.KPIs(ctx, tn, "1y", time.UTC, now)
 	var te *tally.Error
 	if !errors.As(err, &te) || te.Code != tally.EInvalid || len(te.Fields) != 1 || te.Fields[0].Field != "range" {
 		t.Errorf("range 1y: %v", err)
@@ -544,9 +548,11 @@ func TestSchedulerRunsHourly(t *testing.T) {
 	insert(t, db, event(tn, tally.EventAPIRequest, "", date(2026, 3, 1, 9, 0)))
 	// The clock starts 50ms before 10:05 and runs at real speed.
 	base, began := date(2026, 3, 1, 10, 5).Add(-50*time.Millisecond), time.Now()
-	r := rollup.New(rollup.Config{Now: func() time.Time { return base.Add(time.Since(began)) }}, db, nil)
-	r.Start()
-	r.Start() // no second scheduler
+	now := func() time.Time { return base.Add(time.Since(began)) }
+	r := rollup.New(rollup.Config{Now: now}, db, nil)
+	s := rollup.NewScheduler(rollup.SchedulerConfig{Tasks: r.Tasks(0), Now: now}, nil)
+	s.Start()
+	s.Start() // no second scheduler
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		run, err := db.LastRollupRun(ctx)
@@ -564,6 +570,60 @@ func TestSchedulerRunsHourly(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	r.Stop()
-	r.Stop()
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// oldestDirtyCounter is a store that counts its OldestDirty reads.
+type oldestDirtyCounter struct {
+	tally.Store
+	n atomic.Int64
+}
+
+func (s *oldestDirtyCounter) OldestDirty(ctx context.Context, tenantID int64) (time.Time, error) {
+	s.n.Add(1)
+	return s.Store.OldestDirty(ctx, tenantID)
+}
+
+// TestReportsReadOldestDirtyOnce checks that every report splits its range
+// at one reading of the tenant's oldest dirty hour.
+func TestReportsReadOldestDirtyOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, tn := newStore(t)
+	now := date(2026, 3, 10, 12, 30)
+	insert(t, db, event(tn, tally.EventAPIRequest, "u1", date(2026, 3, 8, 9, 0)), event(tn, tally.EventLogin, "u2", date(2026, 3, 10, 1, 0)))
+	if _, err := rollup.New(rollup.Config{Now: fixed(now)}, db, nil).RunDays(ctx, tn, date(2026, 3, 8, 0, 0), date(2026, 3, 8, 0, 0), ""); err != nil {
+		t.Fatal(err)
+	}
+	store := &oldestDirtyCounter{Store: db}
+	q := rollup.NewReports(rollup.ReportsConfig{}, store)
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := date(2026, 3, 3, 0, 0), now
+	for _, tc := range []struct {
+		name string
+		run  func() error
+	}{
+		{"KPIs 7d", func() error { _, err := q.KPIs(ctx, tn, "7d", ny, now); return err }},
+		{"KPIs today", func() error { _, err := q.KPIs(ctx, tn, "today", time.UTC, now); return err }},
+		{"Usage daily", func() error { _, err := q.Usage(ctx, tn, nil, from, to, false, ny); return err }},
+		{"Usage hourly", func() error { _, err := q.Usage(ctx, tn, nil, from, to, true, nil); return err }},
+		{"HourlyRows", func() error { _, err := q.HourlyRows(ctx, tn, from, to); return err }},
+		{"HourlyMetrics", func() error { _, err := q.HourlyMetrics(ctx, tn, from, to); return err }},
+	} {
+		store.n.Store(0)
+		if err := tc.run(); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if n := store.n.Load(); n != 1 {
+			t.Errorf("%s read OldestDirty %d times, want once", tc.name, n)
+		}
+	}
 }

@@ -3,165 +3,261 @@ package rollup
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/tallyhq/tally"
 )
 
-// hourlyAt is when, after each UTC hour starts, the dirty days are rolled up.
-const hourlyAt = 5 * time.Minute
-
-// jobs is a set of scheduled jobs.
-type jobs uint8
-
-const (
-	jobHourly jobs = 1 << iota // RunDirty
-	jobDaily                   // RunDays(yesterday) and the retention purge
-)
-
-// nextRun returns the first scheduled time strictly after now, and the
-// jobs due then: RunDirty at :05 of every UTC hour, the daily job at UTC
-// midnight + dailyAt. Both are due when the two times coincide.
-func nextRun(now time.Time, dailyAt time.Duration) (time.Time, jobs) {
-	hourly := tally.HourStart(now).Add(hourlyAt)
-	if !hourly.After(now) {
-		hourly = hourly.Add(time.Hour)
-	}
-	daily := tally.DayStart(now).Add(dailyAt)
-	if !daily.After(now) {
-		daily = daily.Add(24 * time.Hour)
-	}
-	switch {
-	case hourly.Equal(daily):
-		return hourly, jobHourly | jobDaily
-	case hourly.Before(daily):
-		return hourly, jobHourly
-	}
-	return daily, jobDaily
+// Schedule says when a task is due.
+type Schedule interface {
+	// Next returns the first time strictly after now when the task is due.
+	Next(now time.Time) time.Time
 }
 
-// Start starts the scheduler in a goroutine; it sleeps until the next
-// scheduled time (computed from Config.Now) and runs what is due. Calling
-// Start on a started Rollup does nothing.
-func (r *Rollup) Start() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stop != nil {
+// Hourly is due every UTC hour at this offset after the hour starts.
+type Hourly time.Duration
+
+// Next implements Schedule.
+func (h Hourly) Next(now time.Time) time.Time {
+	t := tally.HourStart(now).Add(time.Duration(h))
+	if !t.After(now) {
+		t = t.Add(time.Hour)
+	}
+	return t
+}
+
+// Daily is due every UTC day at this offset after midnight.
+type Daily time.Duration
+
+// Next implements Schedule.
+func (d Daily) Next(now time.Time) time.Time {
+	t := tally.DayStart(now).Add(time.Duration(d))
+	if !t.After(now) {
+		t = t.Add(24 * time.Hour)
+	}
+	return t
+}
+
+// Task is one entry of a Scheduler's table.
+type Task struct {
+	// Name names the task in logs and in the label "task" of the
+	// scheduler's metrics.
+	Name string
+	// Schedule says when the task is due.
+	Schedule Schedule
+	// Timeout bounds one run: its context is cancelled then and the run
+	// counts as failed (default 5m).
+	Timeout time.Duration
+	// Run does the work that is due at the scheduled time at. It must
+	// return soon once ctx is done.
+	Run func(ctx context.Context, at time.Time) error
+}
+
+// Leader elects one instance among several. TryLead returns ok when this
+// instance leads until release is called; it never blocks waiting for the
+// lead.
+type Leader interface {
+	TryLead(ctx context.Context) (release func(), ok bool, err error)
+}
+
+// SchedulerConfig configures a Scheduler. The zero value of each field but
+// Tasks is usable and means what its comment says.
+type SchedulerConfig struct {
+	// Tasks is the table of tasks. Tasks due at the same time run one
+	// after the other in this order.
+	Tasks []Task
+	// Leader, when set, elects the one instance that runs the due tasks
+	// when several tally instances share a database (nil: this instance
+	// always runs them). It is asked once per scheduled time.
+	Leader Leader
+	// Now tells the time (default time.Now).
+	Now func() time.Time
+	// After waits for a duration, like time.After (the default); tests
+	// inject a clock with Now and After.
+	After func(d time.Duration) <-chan time.Time
+	// Logger gets failed runs (default: discarded).
+	Logger *slog.Logger
+}
+
+// Scheduler runs a table of tasks, each when its schedule says, on one
+// goroutine: tasks never overlap. Start launches it; Stop ends it.
+type Scheduler struct {
+	cfg SchedulerConfig
+
+	runs     *prometheus.CounterVec
+	failures *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+
+	mu     sync.Mutex
+	stop   chan struct{}      // closed by Stop; nil when not started
+	done   chan struct{}      // closed when the goroutine returned
+	cancel context.CancelFunc // cancels a running task
+}
+
+// defaultTaskTimeout bounds a run of a task without a Timeout.
+const defaultTaskTimeout = 5 * time.Minute
+
+// NewScheduler returns a Scheduler of cfg.Tasks that registers its metrics
+// with reg (nil: none registered).
+func NewScheduler(cfg SchedulerConfig, reg prometheus.Registerer) *Scheduler {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := promauto.With(reg)
+	return &Scheduler{
+		cfg: cfg,
+		runs: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbh_scheduler_task_runs_total",
+			Help: "Scheduled task runs, by task.",
+		}, []string{"task"}),
+		failures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbh_scheduler_task_failures_total",
+			Help: "Scheduled task runs that failed or timed out, by task.",
+		}, []string{"task"}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sbh_scheduler_task_duration_seconds",
+			Help:    "Duration of scheduled task runs, by task.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 4, 8), // 10ms .. ~164s
+		}, []string{"task"}),
+	}
+}
+
+// Start launches the scheduler's goroutine and returns: it waits until the
+// next scheduled time (computed from SchedulerConfig.Now) and runs the
+// tasks due then. Calling Start on a started Scheduler does nothing.
+func (s *Scheduler) Start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stop != nil {
 		return
 	}
-	r.stop, r.done = make(chan struct{}), make(chan struct{})
-	go r.schedule(r.stop, r.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop, s.done, s.cancel = make(chan struct{}), make(chan struct{}), cancel
+	go s.loop(ctx, s.stop, s.done)
 }
 
-// Stop stops the scheduler, cancels a running job (a rollup day commits or
-// rolls back as a whole, so nothing is half written) and waits for it to
-// return. Start may be called again afterwards.
-func (r *Rollup) Stop() {
-	r.mu.Lock()
-	stop, done := r.stop, r.done
-	r.stop, r.done = nil, nil
-	r.mu.Unlock()
+// Stop stops the scheduler: no task starts any more, and a running task
+// may finish until ctx is done. Then its context is cancelled (a rollup
+// day commits or rolls back as a whole, so nothing is half written), Stop
+// waits for it to return and returns ctx.Err(). Stop on a stopped
+// Scheduler returns nil; Start may be called again afterwards.
+func (s *Scheduler) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	stop, done, cancel := s.stop, s.done, s.cancel
+	s.stop, s.done, s.cancel = nil, nil, nil
+	s.mu.Unlock()
 	if stop == nil {
-		return
+		return nil
 	}
+	defer cancel()
 	close(stop)
-	<-done
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return ctx.Err()
+	}
 }
 
-func (r *Rollup) schedule(stop <-chan struct{}, done chan<- struct{}) {
+func (s *Scheduler) loop(ctx context.Context, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	after := r.cfg.Now()
+	after := s.cfg.Now()
 	for {
-		at, due := nextRun(after, r.cfg.DailyAt)
-		t := time.NewTimer(at.Sub(r.cfg.Now()))
+		at, due := s.next(after)
+		if len(due) == 0 {
+			<-stop // nothing is ever due
+			return
+		}
 		select {
 		case <-stop:
-			t.Stop()
 			return
-		case <-t.C:
+		case <-s.cfg.After(at.Sub(s.cfg.Now())):
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		r.runDue(ctx, at, due)
-		cancel()
+		s.runDue(ctx, at, due)
 		// Never run one scheduled time twice, even when the wall clock
 		// lags the timer.
-		after = r.cfg.Now()
+		after = s.cfg.Now()
 		if after.Before(at) {
 			after = at
 		}
 	}
 }
 
-// runDue runs the jobs due at time at, when this instance leads. Failures
-// are logged and recorded by the runs themselves.
-func (r *Rollup) runDue(ctx context.Context, at time.Time, due jobs) {
-	if r.cfg.Leader != nil {
-		release, ok, err := r.cfg.Leader.TryLead(ctx)
+// next returns the first scheduled time strictly after now and the tasks
+// due then, in table order.
+func (s *Scheduler) next(now time.Time) (time.Time, []Task) {
+	var at time.Time
+	var due []Task
+	for _, t := range s.cfg.Tasks {
+		switch n := t.Schedule.Next(now); {
+		case len(due) == 0 || n.Before(at):
+			at, due = n, []Task{t}
+		case n.Equal(at):
+			due = append(due, t)
+		}
+	}
+	return at, due
+}
+
+// runDue runs the tasks due at time at one after the other, when this
+// instance leads. A failing task does not stop the others.
+func (s *Scheduler) runDue(ctx context.Context, at time.Time, due []Task) {
+	if s.cfg.Leader != nil {
+		release, ok, err := s.cfg.Leader.TryLead(ctx)
 		if err != nil {
-			r.cfg.Logger.Error("rollup: leader election failed; skipping this run", "err", err)
+			s.cfg.Logger.Error("scheduler: leader election failed; skipping this run", "err", err)
 			return
 		}
 		if !ok {
-			r.cfg.Logger.Debug("rollup: another instance leads; skipping this run")
+			s.cfg.Logger.Debug("scheduler: another instance leads; skipping this run")
 			return
 		}
 		defer release()
 	}
-	if due&jobDaily != 0 {
-		yesterday := tally.DayStart(at).Add(-24 * time.Hour)
-		_, _ = r.RunDays(ctx, 0, yesterday, yesterday, KindDaily)
-		if _, err := r.PurgeExpired(ctx); err != nil {
-			r.cfg.Logger.Error("rollup: retention purge failed", "err", err)
+	for _, t := range due {
+		if ctx.Err() != nil {
+			return // stopping
 		}
-	}
-	if due&jobHourly != 0 {
-		_, _ = r.RunDirty(ctx)
+		s.runTask(ctx, t, at)
 	}
 }
 
-// PurgeExpired deletes, for every tenant, the raw events older than its
-// retention (tally.Tenant.RetentionDays, default tally.DefaultRetentionDays)
-// and writes an "events.purged" audit entry for each tenant that lost
-// events. Rollups are kept. It returns how many events it deleted.
-func (r *Rollup) PurgeExpired(ctx context.Context) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.RunTimeout)
+// runTask runs t once under its timeout, and counts and logs the outcome.
+func (s *Scheduler) runTask(parent context.Context, t Task, at time.Time) {
+	timeout := t.Timeout
+	if timeout <= 0 {
+		timeout = defaultTaskTimeout
+	}
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
-	tenants, err := r.store.AllTenants(ctx)
+	began := time.Now()
+	err := t.Run(ctx, at)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// Cut at its timeout (parent has no deadline): a failure, whatever
+		// Run returned.
+		if err == nil {
+			err = ctx.Err()
+		}
+		err = fmt.Errorf("timed out after %v: %w", timeout, err)
+	}
+	s.duration.WithLabelValues(t.Name).Observe(time.Since(began).Seconds())
+	s.runs.WithLabelValues(t.Name).Inc()
 	if err != nil {
-		return 0, err
+		s.failures.WithLabelValues(t.Name).Inc()
+		s.cfg.Logger.Error("scheduler: task failed", "task", t.Name, "at", at, "err", err)
 	}
-	now := r.cfg.Now().UTC()
-	var total int64
-	var errs []error
-	for _, t := range tenants {
-		before := t.RetentionStart(now)
-		n, err := r.store.PurgeEvents(ctx, t.ID, before)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		total += n
-		if n == 0 {
-			continue
-		}
-		err = r.store.WriteAudit(ctx, &tally.AuditEntry{
-			TenantID: t.ID,
-			At:       now.Truncate(time.Microsecond),
-			Actor:    "system",
-			Action:   "events.purged",
-			Target:   "events",
-			Meta:     map[string]any{"before": before.Format(time.RFC3339), "deleted": n},
-		})
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return total, errors.Join(errs...)
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path"
-	"slices"
 	"sync"
 	"text/template/parse"
 
@@ -208,14 +207,25 @@ func (s *Server) handleUILogout() http.Handler {
 // rangeOption is one button of the range picker.
 type rangeOption struct{ Value, Label string }
 
-var ranges = []rangeOption{{"today", "Today"}, {"7d", "7 days"}, {"30d", "30 days"}, {"90d", "90 days"}}
-
 // kpiCard is one KPI card: the key in /api/analytics/metrics and its label.
 type kpiCard struct{ Key, Label string }
 
-var kpiCards = []kpiCard{
-	{"signups", "Sign-ups"}, {"logins", "Logins"}, {"active_users", "Active users"}, {"builds", "Builds"},
-	{"api_requests", "API requests"}, {"file_uploads", "File uploads"}, {"events", "Events"},
+// rangeOptions are the range picker's buttons, one per tally.KPIRanges.
+func rangeOptions() []rangeOption {
+	out := make([]rangeOption, len(tally.KPIRanges))
+	for i, r := range tally.KPIRanges {
+		out[i] = rangeOption{r.Name, r.Label}
+	}
+	return out
+}
+
+// kpiCards are the dashboard's cards, one per tally.KPIs.
+func kpiCards() []kpiCard {
+	out := make([]kpiCard, len(tally.KPIs))
+	for i, k := range tally.KPIs {
+		out[i] = kpiCard{k.Name, k.Label}
+	}
+	return out
 }
 
 type analyticsPage struct {
@@ -286,11 +296,11 @@ func (s *Server) handleUIAnalytics() http.Handler {
 			tz = "UTC"
 		}
 		rng := q.Get("range")
-		if !slices.ContainsFunc(ranges, func(o rangeOption) bool { return o.Value == rng }) {
+		if _, ok := tally.KPIRangeByName(rng); !ok {
 			rng = "7d"
 		}
 		page := analyticsPage{pageMeta: pageMeta{Title: "Analytics · " + tenant.Name, Charts: true}, User: c.p.User,
-			Tenant: *tenant, Timezone: tz, Switchable: admin, CSRF: csrfToken(c.token), Range: rng, Ranges: ranges, KPIs: kpiCards}
+			Tenant: *tenant, Timezone: tz, Switchable: admin, CSRF: csrfToken(c.token), Range: rng, Ranges: rangeOptions(), KPIs: kpiCards()}
 		if err := s.web.render(w, http.StatusOK, "analytics.html", page); err != nil {
 			s.writeError(w, r, tally.Internal(err))
 		}

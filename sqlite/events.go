@@ -349,13 +349,8 @@ func scanHourRows(rows *sql.Rows, err error, what string) ([]tally.HourRow, erro
 // user id containing NUL (ingestion rejects them) makes its slice's list
 // ambiguous; that slice is then read row by row, in the same transaction.
 func (db *DB) BucketUsers(ctx context.Context, tenantID int64, bounds []time.Time, fn func(bucket int, user string) error) error {
-	for i := 1; i < len(bounds); i++ {
-		if !bounds[i-1].Before(bounds[i]) {
-			return tally.Invalid("invalid bucket bounds", tally.FieldError{Field: "bounds", Message: "must ascend strictly"})
-		}
-	}
-	if len(bounds) < 2 {
-		return nil
+	if err := checkBounds(bounds); err != nil || len(bounds) < 2 {
+		return err
 	}
 	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -495,4 +490,14 @@ func userRows(ctx context.Context, tx *sql.Tx, tenantID, from, to int64, send fu
 		}
 	}
 	return wrap(rows.Err(), "event")
+}
+
+// checkBounds returns EInvalid unless bounds ascend strictly.
+func checkBounds(bounds []time.Time) error {
+	for i := 1; i < len(bounds); i++ {
+		if !bounds[i-1].Before(bounds[i]) {
+			return tally.Invalid("invalid bucket bounds", tally.FieldError{Field: "bounds", Message: "must ascend strictly"})
+		}
+	}
+	return nil
 }

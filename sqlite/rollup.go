@@ -40,97 +40,118 @@ func (db *DB) OldestDirty(ctx context.Context, tenantID int64) (time.Time, error
 	return fromMicros(h.Int64), nil
 }
 
-// RollupDay implements tally.RollupStore. Reading the log and writing the
-// rollup happen in one write transaction, so no insert can slip between
-// them and lose its dirty mark.
-func (db *DB) RollupDay(ctx context.Context, tenantID int64, day time.Time, rules tally.UsageRules) (int, error) {
-	from := tally.DayStart(day)
-	to := from.Add(24 * time.Hour)
-	n := 0
+// InRollupTx implements tally.RollupStore. The transaction is a write
+// transaction from its start and SQLite has one writer, so no insert can
+// slip between fn's reads and the commit and lose its dirty mark.
+func (db *DB) InRollupTx(ctx context.Context, tenantID int64, fn func(tx tally.RollupTx) error) error {
+	var fnErr error
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		hours, err := aggregate(ctx, tx, tenantID, from, to, time.Hour)
-		if err != nil {
-			return err
-		}
-		days, err := aggregate(ctx, tx, tenantID, from, to, 24*time.Hour)
-		if err != nil {
-			return err
-		}
-		sets := make([][]byte, 24) // each hour's users, encoded as in rollup_hour_users
-		hourStarts := make([]time.Time, 25)
-		for i := range hourStarts {
-			hourStarts[i] = from.Add(time.Duration(i) * time.Hour)
-		}
-		if err := bucketUsers(ctx, tx, tenantID, hourStarts, func(h int, user []byte, _ func() string) error {
-			sets[h] = userset.Append(sets[h], user)
-			return nil
-		}); err != nil {
-			return err
-		}
-		var users int64
-		if err := tx.QueryRowContext(ctx,
-			`SELECT count(DISTINCT user_id) FROM events WHERE tenant_id = ? AND ts >= ? AND ts < ? AND user_id <> ''`,
-			tenantID, micros(from), micros(to)).Scan(&users); err != nil {
-			return err
-		}
-		f, t := micros(from), micros(to)
-		for _, q := range []string{
-			`DELETE FROM rollup_event_hour WHERE tenant_id = ? AND hour >= ? AND hour < ?`,
-			`DELETE FROM rollup_metric_hour WHERE tenant_id = ? AND hour >= ? AND hour < ?`,
-			`DELETE FROM rollup_event_day WHERE tenant_id = ? AND day >= ? AND day < ?`,
-			`DELETE FROM rollup_metric_day WHERE tenant_id = ? AND day >= ? AND day < ?`,
-			`DELETE FROM rollup_day_users WHERE tenant_id = ? AND day >= ? AND day < ?`,
-			`DELETE FROM rollup_hour_users WHERE tenant_id = ? AND hour >= ? AND hour < ?`,
-			`DELETE FROM rollup_dirty WHERE tenant_id = ? AND hour >= ? AND hour < ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, tenantID, f, t); err != nil {
-				return err
-			}
-		}
-		for _, set := range []struct {
-			table string
-			rows  []tally.HourRow
-		}{{"rollup_event_hour (tenant_id, hour,", hours}, {"rollup_event_day (tenant_id, day,", days}} {
-			for _, r := range set.rows {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO `+set.table+` event, metric, count, sum_value, sum_rounded, users)
-					VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-					tenantID, micros(r.Start), r.Event, r.Metric, r.Count, r.Sum, r.SumRounded, r.Users); err != nil {
-					return err
-				}
-				n++
-			}
-		}
-		for _, set := range []struct {
-			table  string
-			points []tally.MetricPoint
-		}{{"rollup_metric_hour (tenant_id, hour,", rules.BucketMetrics(hours)}, {"rollup_metric_day (tenant_id, day,", rules.BucketMetrics(days)}} {
-			for _, p := range set.points {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO `+set.table+` metric, value) VALUES (?, ?, ?, ?)`,
-					tenantID, micros(p.Start), p.Metric, p.Value); err != nil {
-					return err
-				}
-				n++
-			}
-		}
-		for h, set := range sets {
-			if set == nil {
-				set = []byte{} // an empty set, not NULL
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO rollup_hour_users (tenant_id, hour, users) VALUES (?, ?, ?)`,
-				tenantID, micros(hourStarts[h]), set); err != nil {
-				return err
-			}
-			n++
-		}
-		if users > 0 {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO rollup_day_users (tenant_id, day, users) VALUES (?, ?, ?)`, tenantID, f, users); err != nil {
-				return err
-			}
-			n++
-		}
-		return nil
+		fnErr = fn(&rollupTx{tx: tx, tenantID: tenantID})
+		return fnErr
 	})
-	return n, wrap(err, "rollup")
+	if fnErr != nil {
+		return fnErr
+	}
+	return wrap(err, "rollup")
+}
+
+// rollupTx implements tally.RollupTx in one write transaction.
+type rollupTx struct {
+	tx       *sql.Tx
+	tenantID int64
+}
+
+func (t *rollupTx) AggregateEvents(ctx context.Context, from, to time.Time, bucket time.Duration) ([]tally.HourRow, error) {
+	rows, err := aggregate(ctx, t.tx, t.tenantID, from, to, bucket)
+	return rows, wrap(err, "rollup")
+}
+
+func (t *rollupTx) BucketUsers(ctx context.Context, bounds []time.Time, fn func(bucket int, user []byte) error) error {
+	if err := checkBounds(bounds); err != nil || len(bounds) < 2 {
+		return err
+	}
+	return bucketUsers(ctx, t.tx, t.tenantID, bounds, func(bucket int, user []byte, _ func() string) error {
+		return fn(bucket, user)
+	})
+}
+
+// rollupTables are the rollup tables of tally.RollupTx.DeleteRollups, each
+// with its time column.
+var rollupTables = []struct{ table, col string }{
+	{"rollup_event_hour", "hour"}, {"rollup_metric_hour", "hour"}, {"rollup_event_day", "day"},
+	{"rollup_metric_day", "day"}, {"rollup_day_users", "day"}, {"rollup_hour_users", "hour"},
+}
+
+func (t *rollupTx) DeleteRollups(ctx context.Context, from, to time.Time) error {
+	for _, r := range rollupTables {
+		if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+r.table+` WHERE tenant_id = ? AND `+r.col+` >= ? AND `+r.col+` < ?`,
+			t.tenantID, micros(from), micros(to)); err != nil {
+			return wrap(err, "rollup")
+		}
+	}
+	return nil
+}
+
+func (t *rollupTx) ClearDirty(ctx context.Context, from, to time.Time) error {
+	_, err := t.tx.ExecContext(ctx, `DELETE FROM rollup_dirty WHERE tenant_id = ? AND hour >= ? AND hour < ?`,
+		t.tenantID, micros(from), micros(to))
+	return wrap(err, "rollup")
+}
+
+// bucketTable returns the table of the rows of buckets of size bucket (an
+// hour or a day) among the hourly and daily ones, and its time column.
+func bucketTable(bucket time.Duration, hourly, daily string) (table, col string, err error) {
+	switch bucket {
+	case time.Hour:
+		return hourly, "hour", nil
+	case 24 * time.Hour:
+		return daily, "day", nil
+	}
+	return "", "", tally.Internal(fmt.Errorf("sqlite: no rollup of %v buckets", bucket))
+}
+
+func (t *rollupTx) WriteEventRows(ctx context.Context, bucket time.Duration, rows []tally.HourRow) error {
+	table, col, err := bucketTable(bucket, "rollup_event_hour", "rollup_event_day")
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+table+` (tenant_id, `+col+`, event, metric, count, sum_value, sum_rounded, users)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.tenantID, micros(r.Start), r.Event, r.Metric, r.Count, r.Sum, r.SumRounded, r.Users); err != nil {
+			return wrap(err, "rollup")
+		}
+	}
+	return nil
+}
+
+func (t *rollupTx) WriteMetricRows(ctx context.Context, bucket time.Duration, points []tally.MetricPoint) error {
+	table, col, err := bucketTable(bucket, "rollup_metric_hour", "rollup_metric_day")
+	if err != nil {
+		return err
+	}
+	for _, p := range points {
+		if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+table+` (tenant_id, `+col+`, metric, value) VALUES (?, ?, ?, ?)`,
+			t.tenantID, micros(p.Start), p.Metric, p.Value); err != nil {
+			return wrap(err, "rollup")
+		}
+	}
+	return nil
+}
+
+func (t *rollupTx) WriteHourUsers(ctx context.Context, hour time.Time, set []byte) error {
+	if set == nil {
+		set = []byte{} // an empty set, not NULL
+	}
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO rollup_hour_users (tenant_id, hour, users) VALUES (?, ?, ?)`,
+		t.tenantID, micros(hour), set)
+	return wrap(err, "rollup")
+}
+
+func (t *rollupTx) WriteDayUsers(ctx context.Context, day time.Time, n int64) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO rollup_day_users (tenant_id, day, users) VALUES (?, ?, ?)`,
+		t.tenantID, micros(day), n)
+	return wrap(err, "rollup")
 }
 
 func (db *DB) readRows(ctx context.Context, table, col string, tenantID int64, from, to time.Time) ([]tally.HourRow, error) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/rollup"
 )
 
 // defaultRules returns the rules in force unless configured otherwise.
@@ -121,7 +122,7 @@ func wantRollupMatchesRaw(t *testing.T, s tally.Store, tenantID int64, d time.Ti
 
 func rollupDay(t *testing.T, s tally.Store, tenantID int64, day time.Time, rules tally.UsageRules) int {
 	t.Helper()
-	n, err := s.RollupDay(t.Context(), tenantID, day, rules)
+	n, err := rollup.RecomputeDay(t.Context(), s, tenantID, day, rules)
 	check(t, err)
 	return n
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, open Open) {
 		{"Export", exportCases()},
 		{"Aggregate", append(aggregateCases(), bucketUserCases()...)},
 		{"Rollup", rollupCases()},
+		{"RollupTx", rollupTxCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -59,16 +59,18 @@ type Config struct {
 
 // App is a running tally.
 type App struct {
-	Store    tally.Store
-	Accounts *identity.Service
-	Registry *prometheus.Registry
-	Writer   *ingest.Writer
-	Pipeline *ingest.Pipeline
-	Tracker  *ingest.Buffer
-	Recorder *ingest.Recorder
-	Usage    *usage.Service
-	Rollup   *rollup.Rollup
-	Server   *server.Server
+	Store     tally.Store
+	Accounts  *identity.Service
+	Registry  *prometheus.Registry
+	Writer    *ingest.Writer
+	Pipeline  *ingest.Pipeline
+	Tracker   *ingest.Buffer
+	Recorder  *ingest.Recorder
+	Usage     *usage.Service
+	Rollup    *rollup.Rollup    // the rollup and retention jobs
+	Reports   *rollup.Reports   // usage and KPI reads
+	Scheduler *rollup.Scheduler // runs the Rollup's tasks
+	Server    *server.Server
 
 	cfg   Config
 	redis goredis.UniversalClient
@@ -137,8 +139,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if l, ok := store.(rollup.Leader); ok {
 		leader = l // several instances share this database: one runs the schedule
 	}
-	a.Rollup = rollup.New(rollup.Config{Rules: cfg.UsageRules, QuotaMetrics: quotaMetrics, DailyAt: cfg.RollupDailyAt,
-		Logger: cfg.Logger, Now: cfg.Now, Leader: leader}, store, reg)
+	a.Rollup = rollup.New(rollup.Config{Rules: cfg.UsageRules, Logger: cfg.Logger, Now: cfg.Now}, store, reg)
+	a.Reports = rollup.NewReports(rollup.ReportsConfig{Rules: cfg.UsageRules, QuotaMetrics: quotaMetrics}, store)
+	a.Scheduler = rollup.NewScheduler(rollup.SchedulerConfig{Tasks: a.Rollup.Tasks(cfg.RollupDailyAt),
+		Leader: leader, Now: cfg.Now, Logger: cfg.Logger}, reg)
 	if err := a.RebuildCounters(ctx); err != nil {
 		a.Close(ctx)
 		return nil, err
@@ -148,7 +152,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	scfg.AllowPrivateWebhooks = cfg.AllowPrivateWebhooks
 	a.Server, err = server.New(scfg, server.Deps{
 		Store: store, Accounts: a.Accounts, Logger: cfg.Logger, Registry: reg, Now: cfg.Now,
-		Recorder: a.Recorder, Quotas: a.Usage, Reports: a.Rollup, Rollups: a.Rollup,
+		Recorder: a.Recorder, Quotas: a.Usage, Reports: a.Reports, Rollups: a.Rollup,
 		ReadyChecks: ready,
 	})
 	if err != nil {
@@ -192,7 +196,7 @@ func (a *App) RebuildCounters(ctx context.Context) error {
 func (a *App) StartScheduler() {
 	if a.cfg.AnalyticsEnabled && !a.scheduled {
 		a.scheduled = true
-		a.Rollup.Start()
+		a.start(a.Scheduler) // started last, so stopped first
 	}
 }
 
@@ -208,9 +212,6 @@ func (a *App) Close(ctx context.Context) error {
 		return nil
 	}
 	a.closed = true
-	if a.scheduled {
-		a.Rollup.Stop()
-	}
 	var errs []error
 	for _, r := range slices.Backward(a.runners) {
 		errs = append(errs, r.Stop(ctx))

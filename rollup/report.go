@@ -11,6 +11,37 @@ import (
 	"github.com/tallyhq/tally"
 )
 
+// ReportsConfig configures Reports. The zero value of each field is usable
+// and means what its comment says.
+type ReportsConfig struct {
+	// Rules map events to metrics (tally.DefaultUsageRules when nil).
+	Rules tally.UsageRules
+	// QuotaMetrics are metrics that Usage lists even when no rule makes
+	// them and nothing was counted (the keys of QUOTA_DEFAULTS).
+	QuotaMetrics []string
+}
+
+// Reports answers the usage and KPI queries of tenants from the rollups
+// and, where they are not exact yet, the raw log.
+//
+// Every report reads the tenant's oldest dirty hour once and splits its
+// range there: the whole hours before it are read from the rollups, the
+// rest from the raw log, so one report never mixes two views of the
+// dirty marks.
+type Reports struct {
+	rules        tally.UsageRules
+	quotaMetrics []string
+	store        tally.Store
+}
+
+// NewReports returns Reports over store.
+func NewReports(cfg ReportsConfig, store tally.Store) *Reports {
+	if cfg.Rules == nil {
+		cfg.Rules = tally.DefaultUsageRules()
+	}
+	return &Reports{rules: cfg.Rules, quotaMetrics: cfg.QuotaMetrics, store: store}
+}
+
 // maxBuckets bounds the buckets of one Usage answer.
 const maxBuckets = 10000
 
@@ -76,14 +107,10 @@ func newLayout(from, to time.Time, cuts []time.Time) layout {
 func (l *layout) whole(t time.Time) bool { return !l.split[t.Unix()] }
 
 // read reads l for a tenant: clean gets the range of whole hours that have
-// exact rollups (those before the tenant's oldest dirty hour) and must skip
-// the hours l.whole rejects; raw gets rows aggregated from the raw log.
-func (r *Rollup) read(ctx context.Context, tenantID int64, l *layout, clean func(from, to time.Time) error, raw func([]tally.HourRow)) error {
+// exact rollups (those before split, from cleanUntil) and must skip the
+// hours l.whole rejects; raw gets rows aggregated from the raw log.
+func (r *Reports) read(ctx context.Context, tenantID int64, l *layout, split time.Time, clean func(from, to time.Time) error, raw func([]tally.HourRow)) error {
 	if l.hours.from.Before(l.hours.to) {
-		split, err := r.cleanUntil(ctx, tenantID, l)
-		if err != nil {
-			return err
-		}
 		if split.After(l.hours.from) {
 			if err := clean(l.hours.from, split); err != nil {
 				return err
@@ -113,8 +140,13 @@ func (r *Rollup) read(ctx context.Context, tenantID int64, l *layout, clean func
 }
 
 // cleanUntil returns where the whole hours of l stop having exact rollups:
-// the tenant's oldest dirty hour, within l.hours.
-func (r *Rollup) cleanUntil(ctx context.Context, tenantID int64, l *layout) (time.Time, error) {
+// the tenant's oldest dirty hour, within l.hours. A report calls it once
+// and reads every part of l with the answer; without whole hours there is
+// nothing to ask.
+func (r *Reports) cleanUntil(ctx context.Context, tenantID int64, l *layout) (time.Time, error) {
+	if !l.hours.from.Before(l.hours.to) {
+		return l.hours.to, nil
+	}
 	oldest, err := r.store.OldestDirty(ctx, tenantID)
 	if err != nil || oldest.IsZero() {
 		return l.hours.to, err
@@ -147,14 +179,18 @@ func comparePoints(a, b tally.MetricPoint) int {
 // rollups, the rest from the raw log. A partial hour at either end covers
 // only its part inside the range; its row starts at from when from is not
 // on an hour.
-func (r *Rollup) HourlyRows(ctx context.Context, tenantID int64, from, to time.Time) ([]tally.HourRow, error) {
+func (r *Reports) HourlyRows(ctx context.Context, tenantID int64, from, to time.Time) ([]tally.HourRow, error) {
 	l := newLayout(from, to, nil)
-	return r.hourlyRows(ctx, tenantID, &l)
+	split, err := r.cleanUntil(ctx, tenantID, &l)
+	if err != nil {
+		return nil, err
+	}
+	return r.hourlyRows(ctx, tenantID, &l, split)
 }
 
-func (r *Rollup) hourlyRows(ctx context.Context, tenantID int64, l *layout) ([]tally.HourRow, error) {
+func (r *Reports) hourlyRows(ctx context.Context, tenantID int64, l *layout, split time.Time) ([]tally.HourRow, error) {
 	var out []tally.HourRow
-	err := r.read(ctx, tenantID, l, func(from, to time.Time) error {
+	err := r.read(ctx, tenantID, l, split, func(from, to time.Time) error {
 		rows, err := r.store.RollupHours(ctx, tenantID, from, to)
 		if err != nil {
 			return err
@@ -177,14 +213,18 @@ func (r *Rollup) hourlyRows(ctx context.Context, tenantID int64, l *layout) ([]t
 // [from, to), ordered by start and metric, read like HourlyRows: stored
 // metric rollups for the clean hours, the rules applied to raw rows for
 // the rest.
-func (r *Rollup) HourlyMetrics(ctx context.Context, tenantID int64, from, to time.Time) ([]tally.MetricPoint, error) {
+func (r *Reports) HourlyMetrics(ctx context.Context, tenantID int64, from, to time.Time) ([]tally.MetricPoint, error) {
 	l := newLayout(from, to, nil)
-	return r.hourlyMetrics(ctx, tenantID, &l)
+	split, err := r.cleanUntil(ctx, tenantID, &l)
+	if err != nil {
+		return nil, err
+	}
+	return r.hourlyMetrics(ctx, tenantID, &l, split)
 }
 
-func (r *Rollup) hourlyMetrics(ctx context.Context, tenantID int64, l *layout) ([]tally.MetricPoint, error) {
+func (r *Reports) hourlyMetrics(ctx context.Context, tenantID int64, l *layout, split time.Time) ([]tally.MetricPoint, error) {
 	var out []tally.MetricPoint
-	err := r.read(ctx, tenantID, l, func(from, to time.Time) error {
+	err := r.read(ctx, tenantID, l, split, func(from, to time.Time) error {
 		points, err := r.store.RollupMetricHours(ctx, tenantID, from, to)
 		if err != nil {
 			return err
@@ -195,7 +235,7 @@ func (r *Rollup) hourlyMetrics(ctx context.Context, tenantID int64, l *layout) (
 			}
 		}
 		return nil
-	}, func(rows []tally.HourRow) { out = append(out, r.cfg.Rules.BucketMetrics(rows)...) })
+	}, func(rows []tally.HourRow) { out = append(out, r.rules.BucketMetrics(rows)...) })
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +284,7 @@ func bucketOf(starts []time.Time, t time.Time) int {
 // it returns every metric of the rules, of Config.QuotaMetrics and of the
 // tenant's quotas, and any counted in the range, sorted by name. EInvalid
 // for a bad metric name, to before from, or over 10000 buckets.
-func (r *Rollup) Usage(ctx context.Context, tenantID int64, metrics []string, from, to time.Time, hourly bool, loc *time.Location) ([]Series, error) {
+func (r *Reports) Usage(ctx context.Context, tenantID int64, metrics []string, from, to time.Time, hourly bool, loc *time.Location) ([]Series, error) {
 	if loc == nil {
 		loc = time.UTC
 	}
@@ -261,7 +301,11 @@ func (r *Rollup) Usage(ctx context.Context, tenantID int64, metrics []string, fr
 		return nil, err
 	}
 	l := newLayout(from, to, starts)
-	points, err := r.hourlyMetrics(ctx, tenantID, &l)
+	split, err := r.cleanUntil(ctx, tenantID, &l)
+	if err != nil {
+		return nil, err
+	}
+	points, err := r.hourlyMetrics(ctx, tenantID, &l, split)
 	if err != nil {
 		return nil, err
 	}
@@ -290,8 +334,8 @@ func (r *Rollup) Usage(ctx context.Context, tenantID int64, metrics []string, fr
 		if err != nil {
 			return nil, err
 		}
-		names = append(names, r.cfg.Rules.Metrics()...)
-		names = append(names, r.cfg.QuotaMetrics...)
+		names = append(names, r.rules.Metrics()...)
+		names = append(names, r.quotaMetrics...)
 		for _, q := range quotas {
 			names = append(names, q.Metric)
 		}
@@ -334,40 +378,34 @@ type Report struct {
 	Timeseries map[string][]tally.MetricPoint `json:"timeseries"`
 }
 
-// kpiRanges are the ranges KPIs accepts, in days.
-var kpiRanges = map[string]int{"today": 1, "7d": 7, "30d": 30, "90d": 90}
-
-// The KPIs of a Report.
-const (
-	kpiSignups     = "signups"      // auth.user.register events
-	kpiLogins      = "logins"       // auth.user.login events
-	kpiBuilds      = "builds"       // metric builds_daily
-	kpiAPIRequests = "api_requests" // metric api_requests_daily
-	kpiUploads     = "file_uploads" // metric file_uploads_daily
-	kpiActiveUsers = "active_users" // distinct end users
-	kpiEvents      = "events"       // every event
-)
-
-var kpiNames = []string{kpiSignups, kpiLogins, kpiBuilds, kpiAPIRequests, kpiUploads, kpiActiveUsers, kpiEvents}
-
-// kpiValues computes every KPI but active_users from aggregated rows.
-func (r *Rollup) kpiValues(rows []tally.HourRow) map[string]int64 {
-	m := r.cfg.Rules.ApplyRows(rows)
-	out := map[string]int64{
-		kpiBuilds:      m["builds_daily"],
-		kpiAPIRequests: m["api_requests_daily"],
-		kpiUploads:     m["file_uploads_daily"],
+// kpiValues computes every KPI but the distinct-user ones from aggregated
+// rows, as tally.KPIs defines them.
+func (r *Reports) kpiValues(rows []tally.HourRow) map[string]int64 {
+	m := r.rules.ApplyRows(rows)
+	out := make(map[string]int64, len(tally.KPIs))
+	for _, k := range tally.KPIs {
+		if k.Kind == tally.KPIMetric {
+			out[k.Name] = m[k.Metric]
+		}
 	}
 	for _, row := range rows {
-		out[kpiEvents] += row.Count
-		switch row.Event {
-		case tally.EventRegister:
-			out[kpiSignups] += row.Count
-		case tally.EventLogin:
-			out[kpiLogins] += row.Count
+		for _, k := range tally.KPIs {
+			switch {
+			case k.Kind == tally.KPIAllEvents, k.Kind == tally.KPIEvent && row.Event == k.Event:
+				out[k.Name] += row.Count
+			}
 		}
 	}
 	return out
+}
+
+// setUsers sets every distinct-user KPI of vals to n.
+func setUsers(vals map[string]int64, n int64) {
+	for _, k := range tally.KPIs {
+		if k.Kind == tally.KPIDistinctUsers {
+			vals[k.Name] = n
+		}
+	}
 }
 
 // changePct is (v-prev)/prev*100 rounded to one decimal; nil when prev is 0.
@@ -385,11 +423,12 @@ func changePct(v, prev int64) *float64 {
 // previous period the same number of full days before it. Timeseries has a
 // point per day of the period (per hour for "today"), zero-filled, for
 // every KPI. EInvalid naming field "range" for another rng.
-func (r *Rollup) KPIs(ctx context.Context, tenantID int64, rng string, loc *time.Location, now time.Time) (*Report, error) {
-	n, ok := kpiRanges[rng]
+func (r *Reports) KPIs(ctx context.Context, tenantID int64, rng string, loc *time.Location, now time.Time) (*Report, error) {
+	kr, ok := tally.KPIRangeByName(rng)
 	if !ok {
-		return nil, tally.Invalid("invalid range", tally.FieldError{Field: "range", Message: "must be one of today, 7d, 30d, 90d"})
+		return nil, tally.Invalid("invalid range", tally.FieldError{Field: "range", Message: "must be one of " + tally.KPIRangeNames()})
 	}
+	n := kr.Days
 	if loc == nil {
 		loc = time.UTC
 	}
@@ -432,7 +471,7 @@ func (r *Rollup) KPIs(ctx context.Context, tenantID int64, rng string, loc *time
 		usersErr <- err
 	}()
 
-	rows, err := r.hourlyRows(ctx, tenantID, &l)
+	rows, err := r.hourlyRows(ctx, tenantID, &l, split)
 	for range 2 {
 		if err != nil {
 			cancel() // no need to finish counting
@@ -458,26 +497,26 @@ func (r *Rollup) KPIs(ctx context.Context, tenantID int64, rng string, loc *time
 		Range:      rng,
 		From:       from.UTC(),
 		To:         to.UTC(),
-		KPIs:       make(map[string]KPI, len(kpiNames)),
-		Timeseries: make(map[string][]tally.MetricPoint, len(kpiNames)),
+		KPIs:       make(map[string]KPI, len(tally.KPIs)),
+		Timeseries: make(map[string][]tally.MetricPoint, len(tally.KPIs)),
 	}
 	cur := map[string]int64{}
-	for _, name := range kpiNames {
-		rep.Timeseries[name] = make([]tally.MetricPoint, len(starts))
+	for _, k := range tally.KPIs {
+		rep.Timeseries[k.Name] = make([]tally.MetricPoint, len(starts))
 	}
 	for i, s := range starts {
 		vals := r.kpiValues(bucketRows[i])
-		vals[kpiActiveUsers] = users[i]
-		for _, name := range kpiNames {
-			rep.Timeseries[name][i] = tally.MetricPoint{Start: s.UTC(), Metric: name, Value: vals[name]}
-			cur[name] += vals[name]
+		setUsers(vals, users[i])
+		for _, k := range tally.KPIs {
+			rep.Timeseries[k.Name][i] = tally.MetricPoint{Start: s.UTC(), Metric: k.Name, Value: vals[k.Name]}
+			cur[k.Name] += vals[k.Name]
 		}
 	}
-	cur[kpiActiveUsers] = period
+	setUsers(cur, period)
 	prev := r.kpiValues(prevRows)
-	prev[kpiActiveUsers] = previous
-	for _, name := range kpiNames {
-		rep.KPIs[name] = KPI{Value: cur[name], Previous: prev[name], ChangePct: changePct(cur[name], prev[name])}
+	setUsers(prev, previous)
+	for _, k := range tally.KPIs {
+		rep.KPIs[k.Name] = KPI{Value: cur[k.Name], Previous: prev[k.Name], ChangePct: changePct(cur[k.Name], prev[k.Name])}
 	}
 	return rep, nil
 }
@@ -488,7 +527,7 @@ func (r *Rollup) KPIs(ctx context.Context, tenantID int64, rng string, loc *time
 // buckets and be cut at their bounds): the whole hours before split that
 // have a user set from the rollups, every other hour and piece from the
 // raw log.
-func (r *Rollup) distinctUsers(ctx context.Context, tenantID int64, l *layout, split time.Time, starts []time.Time, to time.Time) ([]int64, int64, error) {
+func (r *Reports) distinctUsers(ctx context.Context, tenantID int64, l *layout, split time.Time, starts []time.Time, to time.Time) ([]int64, int64, error) {
 	c := newUserCounter(len(starts))
 	if len(starts) == 0 || !starts[0].Before(to) {
 		return c.buckets, 0, nil
