@@ -225,3 +225,16 @@ type Meter interface {
 type Reservation struct {
 	Amounts [][]Amount
 }
+
+// RollupBucket names the rollup bucket of length d, "hour" or "day" (the
+// suffix of each backend's rollup tables and the name of their time
+// column); ok is false for any other length.
+func RollupBucket(d time.Duration) (name string, ok bool) {
+	switch d {
+	case time.Hour:
+		return "hour", true
+	case 24 * time.Hour:
+		return "day", true
+	}
+	return "", false
+}

@@ -146,20 +146,18 @@ func (t *rollupTx) ClearDirty(_ context.Context, from, to time.Time) error {
 	return nil
 }
 
-// bucketTable returns the table of the rows of buckets of size bucket (an
-// hour or a day) among the hourly and daily ones, and its time column.
-func bucketTable(bucket time.Duration, hourly, daily string) (table, col string, err error) {
-	switch bucket {
-	case time.Hour:
-		return hourly, "hour", nil
-	case 24 * time.Hour:
-		return daily, "day", nil
+// bucketTable is the rollup table (prefix + "_hour" or "_day") of a bucket
+// length and its time column.
+func bucketTable(bucket time.Duration, prefix string) (table, col string, err error) {
+	name, ok := tally.RollupBucket(bucket)
+	if !ok {
+		return "", "", tally.Internal(fmt.Errorf("postgres: no rollup of %v buckets", bucket))
 	}
-	return "", "", tally.Internal(fmt.Errorf("postgres: no rollup of %v buckets", bucket))
+	return prefix + "_" + name, name, nil
 }
 
 func (t *rollupTx) WriteEventRows(_ context.Context, bucket time.Duration, rows []tally.HourRow) error {
-	table, col, err := bucketTable(bucket, "rollup_event_hour", "rollup_event_day")
+	table, col, err := bucketTable(bucket, "rollup_event")
 	if err != nil {
 		return err
 	}
@@ -172,7 +170,7 @@ func (t *rollupTx) WriteEventRows(_ context.Context, bucket time.Duration, rows 
 }
 
 func (t *rollupTx) WriteMetricRows(_ context.Context, bucket time.Duration, points []tally.MetricPoint) error {
-	table, col, err := bucketTable(bucket, "rollup_metric_hour", "rollup_metric_day")
+	table, col, err := bucketTable(bucket, "rollup_metric")
 	if err != nil {
 		return err
 	}

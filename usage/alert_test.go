@@ -1,39 +1,20 @@
 package usage_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/internal/testenv"
 	"github.com/tallyhq/tally/usage"
 )
-
-// lockedBuffer is a log sink safe for the delivery goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestFailedWebhookLogsNoURL makes every delivery fail, by an error answer
 // and by a refused connection, and checks that the logs name the hook's
@@ -62,7 +43,7 @@ func TestFailedWebhookLogsNoURL(t *testing.T) {
 			if err := db.UpdateTenant(ctx, tenant); err != nil {
 				t.Fatal(err)
 			}
-			logs := &lockedBuffer{}
+			logs := &testenv.Buffer{}
 			svc := usage.NewService(usage.Config{
 				Defaults:       map[string]int64{"api_requests_daily": 1},
 				QuotasEnabled:  true,

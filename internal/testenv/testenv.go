@@ -6,6 +6,7 @@
 package testenv
 
 import (
+	"bytes"
 	"fmt"
 	"net/url"
 	"os"
@@ -78,4 +79,24 @@ func RedactedURL(u string) string {
 		return "(a URL that does not parse)"
 	}
 	return p.Redacted()
+}
+
+// Buffer is an in-memory io.Writer safe for concurrent use: a sink for the
+// logs or output of goroutines a test reads afterwards.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *Buffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns what was written so far.
+func (l *Buffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
