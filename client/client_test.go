@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/internal/testenv"
 )
 
 // newClient returns a client of ts sending through rt (nil: directly),
@@ -303,28 +303,10 @@ func TestNoRetry(t *testing.T) {
 	})
 }
 
-// syncBuffer is a bytes.Buffer safe for the sender goroutine's logging.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestRejectedEventsAreCountedAndLogged(t *testing.T) {
 	t.Parallel()
 	ts := newTally(t, nil)
-	var logs syncBuffer
+	var logs testenv.Buffer
 	c := newClient(t, ts, nil, client.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	track(t, c, client.Event{Name: "test.partial"})
 	track(t, c, client.Event{Name: "test.partial", Timestamp: time.Now().Add(3 * time.Hour)})
