@@ -24,10 +24,11 @@ test: ## run every test with the race detector, then the fuzz targets briefly
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./ingest/
 	$(GO) test -run '^$$' -fuzz '^FuzzCSVCell$$' -fuzztime $(FUZZTIME) ./server/
 
-lint: ## gofmt, go vet and staticcheck
+lint: ## gofmt, go vet, staticcheck and govulncheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1)
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	GO=$(GO) scripts/govulncheck.sh
 
 bench: ## run the Go benchmarks (figures in docs/PERFORMANCE.md)
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./...
