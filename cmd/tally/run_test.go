@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +158,38 @@ func TestConfigLogRedactsSecrets(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "db:5432") {
 		t.Fatalf("the logged configuration lost the database host: %s", buf.String())
+	}
+	if !strings.Contains(buf.String(), `"session_ttl":"720h0m0s"`) || !strings.Contains(buf.String(), `"rollup_daily_at":"10m0s"`) {
+		t.Fatalf("the logged configuration does not print durations as Go durations: %s", buf.String())
+	}
+}
+
+// TestVersion checks what `tally version` prints from the build
+// information: the module or -ldflags version, the revision, its time and
+// whether the tree was modified.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	bi := &debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123456789abcdef0123"},
+		{Key: "vcs.time", Value: "2026-11-30T10:00:00Z"},
+		{Key: "vcs.modified", Value: "true"},
+	}}
+	for _, tc := range []struct {
+		ldflags string
+		bi      *debug.BuildInfo
+		want    string
+	}{
+		{"", bi, "v1.2.3 revision 0123456789ab 2026-11-30T10:00:00Z modified"},
+		{"v1.3.0-rc1", bi, "v1.3.0-rc1 revision 0123456789ab 2026-11-30T10:00:00Z modified"},
+		{"", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "(devel)"},
+		{"", nil, "(devel)"},
+	} {
+		if got := versionOf(tc.ldflags, tc.bi); got != tc.want {
+			t.Errorf("versionOf(%q) = %q, want %q", tc.ldflags, got, tc.want)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"version"}, envOf(nil), &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "tally ") {
+		t.Fatalf("tally version: %q, %v", out.String(), err)
 	}
 }
