@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"runtime/debug"
@@ -191,5 +192,59 @@ func TestVersion(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(t.Context(), []string{"version"}, envOf(nil), &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "tally ") {
 		t.Fatalf("tally version: %q, %v", out.String(), err)
+	}
+}
+
+// TestRedisDownAtStart checks that a Redis that does not answer at start
+// is one clear log line, not the pool's retries, and that tally serves
+// degraded: healthy, but not ready.
+func TestRedisDownAtStart(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String() // nothing listens here once closed
+	ln.Close()
+	env := envOf(map[string]string{
+		"LISTEN_ADDR":  "127.0.0.1:0",
+		"DATABASE_URL": filepath.Join(t.TempDir(), "tally.db"),
+		"REDIS_URL":    "redis://" + closed + "/0",
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr testenv.Buffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, env, &stdout, &stderr) }()
+	var base string
+	for deadline := time.Now().Add(60 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start; stderr:\n%s", stderr.String())
+		}
+		if u, ok := strings.CutPrefix(strings.TrimSpace(stdout.String()), "tally listening on "); ok {
+			base = u
+		}
+	}
+	resp, err := http.Get(base + "/readiness")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("readiness with Redis down: %d, want 503", resp.StatusCode)
+	}
+	cancel()
+	<-done
+	log := stderr.String()
+	if n := strings.Count(log, "redis unreachable at start; running degraded"); n != 1 {
+		t.Errorf("the degraded start is said %d times, want once:\n%s", n, log)
+	}
+	if strings.Contains(log, "pool.go") || strings.Contains(log, "connection pool") {
+		t.Errorf("go-redis's pool lines reach the log:\n%s", log)
 	}
 }
