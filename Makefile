@@ -11,8 +11,8 @@ help: ## list the targets
 run: ## run tally on 127.0.0.1:8080 with a demo tenant (embedded SQLite in ./data)
 	$(GO) run ./cmd/tally serve -demo
 
-build: ## build ./bin/tally
-	$(GO) build -o bin/tally ./cmd/tally
+build: ## build ./bin/tally (its version from git describe)
+	$(GO) build -ldflags "-X main.version=$$(git describe --tags --always --dirty 2>/dev/null)" -o bin/tally ./cmd/tally
 
 test: ## run every test with the race detector, then the fuzz targets briefly
 	@rm -f .test-skips

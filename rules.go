@@ -3,6 +3,7 @@ package tally
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -44,6 +45,7 @@ var (
 	MsgUTF8       = "must be valid UTF-8"
 	MsgMetric     = "must match ^[a-z0-9_]{1,64}$"
 	MsgAmount     = "must be a positive integer"
+	MsgPropsNum   = "must be a number within the float64 range (about ±1.8e308)"
 )
 
 // eventNameChar reports whether c may appear in an event name segment.
@@ -130,6 +132,16 @@ func CheckUserID(id string) string { return CheckText(id, MaxUserIDLen, MsgUserI
 
 // ValidValue reports whether v may be an event's value.
 func ValidValue(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// ValidPropsNumber reports whether text, a JSON number inside props, is
+// within the float64 range. Props keep the text of their numbers as sent,
+// but every number must mean a finite float64 to every reader (JavaScript,
+// PostgreSQL's jsonb, Go's encoding/json): 1e999 is refused, not stored.
+// Numbers too small to represent (1e-999) are fine: they read as 0.
+func ValidPropsNumber(text string) bool {
+	f, err := strconv.ParseFloat(text, 64)
+	return err == nil && ValidValue(f)
+}
 
 // JSONDepth returns how deeply the valid JSON b nests: a scalar is 0, an
 // object or array 1 plus the depth of its deepest member.

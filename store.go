@@ -38,6 +38,9 @@ type UserStore interface {
 	UserByID(ctx context.Context, id int64) (*User, error)
 	// SetPassword replaces a user's password hash.
 	SetPassword(ctx context.Context, userID int64, passwordHash string) error
+	// ListUsers lists every user by id: for operators (the CLI), never for
+	// a request, which sees only its tenant's members.
+	ListUsers(ctx context.Context) ([]User, error)
 }
 
 // SessionStore keeps login sessions, identified by a hash of their token.
@@ -167,6 +170,9 @@ type QuotaStore interface {
 	SetQuota(ctx context.Context, tenantID int64, q Quota) error
 	// Quotas lists a tenant's overrides.
 	Quotas(ctx context.Context, tenantID int64) ([]Quota, error)
+	// DeleteQuota removes a tenant's override of metric (a configured
+	// default applies again); ENotFound when the tenant has none.
+	DeleteQuota(ctx context.Context, tenantID int64, metric string) error
 }
 
 // RollupStore keeps the hourly and daily aggregates and what needs

@@ -31,7 +31,9 @@ const (
 var DefaultRedactKeys = []string{
 	"password", "passwd", "secret", "token", "access_token", "refresh_token",
 	"authorization", "api_key", "apikey", "card_number", "cvv", "ssn",
-	"private_key", "client_secret", "cookie",
+	"private_key", "client_secret", "cookie", "set-cookie", "x-api-key", "api-key",
+	"x-auth-token", "auth_token", "x-access-token", "proxy-authorization",
+	"session_id", "sessionid", "jwt", "credentials",
 }
 
 // redactSubstrings are always redacted when a (lower-cased) key contains
@@ -647,6 +649,9 @@ func (w *propsWriter) value(depth int) *ruleError {
 		raw := w.r.value()
 		if len(raw) == 0 {
 			return bad
+		}
+		if (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') && !tally.ValidPropsNumber(string(raw)) {
+			return w.fail(tally.MsgPropsNum)
 		}
 		w.buf = append(w.buf, raw...)
 	}

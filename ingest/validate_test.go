@@ -145,6 +145,11 @@ func TestDecodeEventRules(t *testing.T) {
 		{"props NUL value", `{"event":"a","props":{"a":"x\u0000"}}`, "props.a", "props.a: must not contain U+0000"},
 		{"props NUL key", `{"event":"a","props":{"a\u0000b":1}}`, `props.a\x00b`, "key must not contain U+0000"},
 		{"props NUL in array", `{"event":"a","props":{"a":[{"b":["ok","\u0000"]}]}}`, "props.a[0].b[1]", tally.MsgNUL},
+		{"props number overflow", `{"event":"a","props":{"n":1e999}}`, "props.n", "props.n: " + tally.MsgPropsNum},
+		{"props number negative overflow", `{"event":"a","props":{"a":[1,-1E+400]}}`, "props.a[1]", tally.MsgPropsNum},
+		{"props number max", `{"event":"a","props":{"n":1.7976931348623157e308}}`, "-", ""},
+		{"props number underflow", `{"event":"a","props":{"n":1e-999}}`, "-", ""},
+		{"props number overflow redacted", `{"event":"a","props":{"token":1e999}}`, "-", ""},
 		{"props NUL in redacted value", `{"event":"a","props":{"secret":"\u0000"}}`, "-", ""},
 
 		{"unknown field", `{"event":"a","foo":1}`, "foo", `unknown field "foo"`},
@@ -372,6 +377,8 @@ func TestRedaction(t *testing.T) {
 		"password": true, "PASSWD": true, "Secret": true, "access_token": true, "Refresh_Token": true,
 		"authorization": true, "api_key": true, "ApiKey": true, "x_api_key_2": true, "card_number": true,
 		"cvv": true, "ssn": true, "private_key": true, "client_secret": true, "cookie": true, "csrfToken": true,
+		"x-api-key": true, "X-Api-Key": true, "Set-Cookie": true, "X-Auth-Token": true, "Proxy-Authorization": true,
+		"apikey": true, "refresh_token": true, "session_id": true, "jwt": true, "credentials": true,
 		"session": false, "name": false, "cookies": false, "card": false, "key": false, "auth": false, "": false,
 	} {
 		if got := v.Redacts(key); got != want {

@@ -44,6 +44,24 @@ func (db *DB) UserByID(ctx context.Context, id int64) (*tally.User, error) {
 	return &u, nil
 }
 
+// ListUsers implements tally.UserStore.
+func (db *DB) ListUsers(ctx context.Context) ([]tally.User, error) {
+	rows, err := db.pool.Query(ctx, `SELECT id, email, name, created_at FROM users ORDER BY id`)
+	if err != nil {
+		return nil, wrap(err, "user")
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (tally.User, error) {
+		var u tally.User
+		err := row.Scan(&u.ID, &u.Email, &u.Name, &u.CreatedAt)
+		u.CreatedAt = u.CreatedAt.UTC()
+		return u, err
+	})
+	if out == nil && err == nil {
+		out = []tally.User{}
+	}
+	return out, wrap(err, "user")
+}
+
 // SetPassword implements tally.UserStore.
 func (db *DB) SetPassword(ctx context.Context, userID int64, passwordHash string) error {
 	tag, err := db.pool.Exec(ctx, `UPDATE users SET password_hash = $1 WHERE id = $2`, passwordHash, userID)
@@ -430,4 +448,16 @@ func (db *DB) Quotas(ctx context.Context, tenantID int64) ([]tally.Quota, error)
 		return q, err
 	})
 	return out, wrap(err, "quota")
+}
+
+// DeleteQuota implements tally.QuotaStore.
+func (db *DB) DeleteQuota(ctx context.Context, tenantID int64, metric string) error {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM quotas WHERE tenant_id = $1 AND metric = $2`, tenantID, metric)
+	if err != nil {
+		return wrap(err, "quota")
+	}
+	if tag.RowsAffected() == 0 {
+		return tally.Errorf(tally.ENotFound, "no quota override for metric %q", metric)
+	}
+	return nil
 }

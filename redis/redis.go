@@ -22,8 +22,9 @@ import (
 
 // Open parses rawURL (a REDIS_URL such as redis://user:pass@host:6379/0 or
 // rediss://… for TLS, see goredis.ParseURL), connects and pings the
-// server. The caller closes the returned client. Errors never include the
-// URL, which may hold a password.
+// server. The caller closes the returned client. A server that does not
+// answer is an *UnreachableError, returned with the client. Errors never
+// include the URL, which may hold a password.
 func Open(ctx context.Context, rawURL string) (goredis.UniversalClient, error) {
 	opts, err := goredis.ParseURL(rawURL)
 	if err != nil {
@@ -35,11 +36,22 @@ func Open(ctx context.Context, rawURL string) (goredis.UniversalClient, error) {
 	}
 	client := goredis.NewClient(opts)
 	if err := client.Ping(ctx).Err(); err != nil {
-		client.Close()
-		return nil, fmt.Errorf("redis: ping %s: %w", opts.Addr, err)
+		return client, &UnreachableError{Addr: opts.Addr, Err: err}
 	}
 	return client, nil
 }
+
+// UnreachableError is Open's error when the URL is fine but the server did
+// not answer the ping. Open then still returns the client, which connects
+// once the server is up: a caller may run degraded with it (or close it).
+type UnreachableError struct {
+	Addr string
+	Err  error
+}
+
+func (e *UnreachableError) Error() string { return fmt.Sprintf("redis: ping %s: %v", e.Addr, e.Err) }
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // Ping reports whether the server answers: the readiness check of an
 // instance whose counters live in Redis. It returns ctx's error when ctx

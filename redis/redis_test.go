@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"os"
 	"strings"
 	"sync"
@@ -103,6 +104,13 @@ func TestOpen(t *testing.T) {
 		"redis://user:s3cret@[::1/0",
 	} {
 		c, err := redis.Open(ctx, bad)
+		var ue *redis.UnreachableError
+		if unreachable := errors.As(err, &ue); unreachable != strings.Contains(bad, "127.0.0.1:1/") {
+			t.Errorf("Open(%q) = %v; an UnreachableError only when nothing answers", bad, err)
+		}
+		if err != nil && c != nil {
+			c.Close()
+		}
 		if err == nil {
 			c.Close()
 			t.Errorf("Open(%q) succeeded, want an error", bad)

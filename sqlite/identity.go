@@ -47,6 +47,26 @@ func (db *DB) UserByID(ctx context.Context, id int64) (*tally.User, error) {
 	return &u, nil
 }
 
+// ListUsers implements tally.UserStore.
+func (db *DB) ListUsers(ctx context.Context) ([]tally.User, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, email, name, created_at FROM users ORDER BY id`)
+	if err != nil {
+		return nil, wrap(err, "user")
+	}
+	defer rows.Close()
+	out := []tally.User{}
+	for rows.Next() {
+		var u tally.User
+		var created int64
+		if err := rows.Scan(&u.ID, &u.Email, &u.Name, &created); err != nil {
+			return nil, wrap(err, "user")
+		}
+		u.CreatedAt = fromMicros(created)
+		out = append(out, u)
+	}
+	return out, wrap(rows.Err(), "user")
+}
+
 // SetPassword implements tally.UserStore.
 func (db *DB) SetPassword(ctx context.Context, userID int64, passwordHash string) error {
 	res, err := db.w.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, passwordHash, userID)
@@ -451,4 +471,16 @@ func (db *DB) Quotas(ctx context.Context, tenantID int64) ([]tally.Quota, error)
 		out = append(out, q)
 	}
 	return out, wrap(rows.Err(), "quota")
+}
+
+// DeleteQuota implements tally.QuotaStore.
+func (db *DB) DeleteQuota(ctx context.Context, tenantID int64, metric string) error {
+	res, err := db.w.ExecContext(ctx, `DELETE FROM quotas WHERE tenant_id = ? AND metric = ?`, tenantID, metric)
+	if err != nil {
+		return wrap(err, "quota")
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return tally.Errorf(tally.ENotFound, "no quota override for metric %q", metric)
+	}
+	return nil
 }

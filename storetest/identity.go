@@ -70,6 +70,21 @@ func userCases() []testCase {
 			}
 			wantCode(t, s.SetPassword(ctx, other.ID+1000, "x"), tally.ENotFound, "SetPassword(unknown user)")
 		}},
+		{"ListUsers", func(t *testing.T, s tally.Store) {
+			ctx := t.Context()
+			got, err := s.ListUsers(ctx)
+			check(t, err)
+			if got == nil || len(got) != 0 {
+				t.Fatalf("ListUsers of an empty store = %#v, want an empty list", got)
+			}
+			a, b := newUser(t, s, "list-a@example.com"), newUser(t, s, "list-b@example.com")
+			got, err = s.ListUsers(ctx)
+			check(t, err)
+			if len(got) != 2 || got[0].ID != a.ID || got[1].ID != b.ID || got[0].Email != a.Email ||
+				!got[0].CreatedAt.Equal(a.CreatedAt) || got[0].CreatedAt.Location() != time.UTC {
+				t.Fatalf("ListUsers = %+v, want %+v and %+v by id, times in UTC", got, a, b)
+			}
+		}},
 		{"NotFound", func(t *testing.T, s tally.Store) {
 			ctx := t.Context()
 			u := newUser(t, s, "dave@example.com")
@@ -506,6 +521,19 @@ func quotaCases() []testCase {
 				if !slices.Equal(got, c.want) {
 					t.Fatalf("Quotas(%d) = %+v, want %+v", c.tenant, got, c.want)
 				}
+			}
+
+			// DeleteQuota removes one tenant's override only.
+			wantCode(t, s.DeleteQuota(ctx, a.ID, "nope_daily"), tally.ENotFound, "DeleteQuota(no override)")
+			check(t, s.DeleteQuota(ctx, a.ID, "builds_daily"))
+			wantCode(t, s.DeleteQuota(ctx, a.ID, "builds_daily"), tally.ENotFound, "DeleteQuota twice")
+			got, err = s.Quotas(ctx, a.ID)
+			check(t, err)
+			if len(got) != 1 || got[0].Metric != "api_requests_daily" {
+				t.Fatalf("after DeleteQuota, Quotas(a) = %+v", got)
+			}
+			if got, _ = s.Quotas(ctx, b.ID); len(got) != 1 || got[0].Metric != "builds_daily" {
+				t.Fatalf("DeleteQuota of tenant a touched tenant b: %+v", got)
 			}
 		}},
 	}

@@ -37,7 +37,15 @@ func (s *Service) Status(ctx context.Context, tenantID int64, metric string) (ta
 	if err != nil {
 		return tally.QuotaStatus{}, tally.Internal(err)
 	}
-	return tally.NewQuotaStatus(q, v, now), nil
+	return s.status(q, v, now), nil
+}
+
+// status is the quota's status at now with value v. With quotas disabled
+// (QUOTAS_ENABLED=false) nothing is enforced, and the status says so.
+func (s *Service) status(q tally.Quota, v int64, now time.Time) tally.QuotaStatus {
+	st := tally.NewQuotaStatus(q, v, now)
+	st.Enforced = st.Enforced && s.cfg.QuotasEnabled
+	return st
 }
 
 func noQuota(metric string) error {
@@ -58,7 +66,7 @@ func (s *Service) Statuses(ctx context.Context, tenantID int64) ([]tally.QuotaSt
 	}
 	out := make([]tally.QuotaStatus, 0, len(qs))
 	for m, q := range qs {
-		out = append(out, tally.NewQuotaStatus(q, values[m], now))
+		out = append(out, s.status(q, values[m], now))
 	}
 	slices.SortFunc(out, func(a, b tally.QuotaStatus) int { return strings.Compare(a.Metric, b.Metric) })
 	return out, nil
@@ -118,7 +126,7 @@ func (s *Service) Consume(ctx context.Context, tenantID int64, metric string, am
 	if err != nil {
 		return false, st, nil, tally.Internal(err)
 	}
-	st = tally.NewQuotaStatus(q, v, now)
+	st = s.status(q, v, now)
 	if !allowed {
 		return false, st, nil, nil
 	}

@@ -284,6 +284,22 @@ func TestAdmit(t *testing.T) {
 			t.Errorf("quotas disabled: event %d rejected: %v", i, err)
 		}
 	}
+	// ... and the answers say so: an enforced quota is not enforced now.
+	sts, err := off.Statuses(ctx, tn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range sts {
+		if st.Enforced {
+			t.Errorf("quotas disabled: Statuses reports %s enforced", st.Metric)
+		}
+	}
+	if st, err := off.Status(ctx, tn, "events_daily"); err != nil || st.Enforced {
+		t.Errorf("quotas disabled: Status = %+v, %v; want enforced false", st, err)
+	}
+	if _, st, _, err := off.Consume(ctx, tn, "events_daily", 1); err != nil || st.Enforced {
+		t.Errorf("quotas disabled: Consume status = %+v, %v; want enforced false", st, err)
+	}
 }
 
 // TestAdmitBackdated checks that an enforced quota holds for events of a

@@ -229,7 +229,8 @@ func redactURL(s string) string {
 	return u.String()
 }
 
-// LogValue logs the effective configuration with secrets redacted.
+// LogValue logs the effective configuration with secrets redacted and
+// durations as Go durations ("10m0s"), the way they are configured.
 func (c config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("listen_addr", c.ListenAddr),
@@ -244,8 +245,8 @@ func (c config) LogValue() slog.Value {
 		slog.String("sqlite_synchronous", c.SQLiteSync),
 		slog.Int("ingest_queue_size", c.IngestQueue),
 		slog.Int("metrics_label_cap", c.LabelCap),
-		slog.Duration("rollup_daily_at", c.RollupDailyAt),
-		slog.Duration("session_ttl", c.SessionTTL),
+		slog.String("rollup_daily_at", c.RollupDailyAt.String()),
+		slog.String("session_ttl", c.SessionTTL.String()),
 		slog.Bool("secure_cookies", c.SecureCookies),
 		slog.Bool("webhook_allow_private", c.WebhookPrivate),
 		slog.String("log_level", c.LogLevel.String()),

@@ -62,20 +62,49 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return &configError{msg: fmt.Sprintf("unknown command %q", cmd)}
 }
 
+// buildVersion is the version of this binary: the -ldflags version when
+// set (make build sets it from git describe), else the module version, then
+// the VCS revision, its time and "modified" for a dirty tree, as the Go
+// toolchain embedded them (runtime/debug.ReadBuildInfo).
 func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v := bi.Main.Version
+	bi, _ := debug.ReadBuildInfo()
+	return versionOf(version, bi)
+}
+
+func versionOf(ldflags string, bi *debug.BuildInfo) string {
+	v := ldflags
+	var rev, at string
+	modified := false
+	if bi != nil {
+		if v == "" {
+			v = bi.Main.Version
+		}
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v = strings.TrimSuffix(v+" "+s.Value[:12], " ")
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.time":
+				at = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
 			}
 		}
-		if v != "" {
-			return v
-		}
 	}
-	return "devel"
+	if v == "" {
+		v = "(devel)"
+	}
+	parts := []string{v}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		parts = append(parts, "revision "+rev)
+	}
+	if at != "" {
+		parts = append(parts, at)
+	}
+	if modified {
+		parts = append(parts, "modified")
+	}
+	return strings.Join(parts, " ")
 }

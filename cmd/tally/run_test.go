@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +159,92 @@ func TestConfigLogRedactsSecrets(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "db:5432") {
 		t.Fatalf("the logged configuration lost the database host: %s", buf.String())
+	}
+	if !strings.Contains(buf.String(), `"session_ttl":"720h0m0s"`) || !strings.Contains(buf.String(), `"rollup_daily_at":"10m0s"`) {
+		t.Fatalf("the logged configuration does not print durations as Go durations: %s", buf.String())
+	}
+}
+
+// TestVersion checks what `tally version` prints from the build
+// information: the module or -ldflags version, the revision, its time and
+// whether the tree was modified.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	bi := &debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123456789abcdef0123"},
+		{Key: "vcs.time", Value: "2026-11-30T10:00:00Z"},
+		{Key: "vcs.modified", Value: "true"},
+	}}
+	for _, tc := range []struct {
+		ldflags string
+		bi      *debug.BuildInfo
+		want    string
+	}{
+		{"", bi, "v1.2.3 revision 0123456789ab 2026-11-30T10:00:00Z modified"},
+		{"v1.3.0-rc1", bi, "v1.3.0-rc1 revision 0123456789ab 2026-11-30T10:00:00Z modified"},
+		{"", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "(devel)"},
+		{"", nil, "(devel)"},
+	} {
+		if got := versionOf(tc.ldflags, tc.bi); got != tc.want {
+			t.Errorf("versionOf(%q) = %q, want %q", tc.ldflags, got, tc.want)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"version"}, envOf(nil), &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "tally ") {
+		t.Fatalf("tally version: %q, %v", out.String(), err)
+	}
+}
+
+// TestRedisDownAtStart checks that a Redis that does not answer at start
+// is one clear log line, not the pool's retries, and that tally serves
+// degraded: healthy, but not ready.
+func TestRedisDownAtStart(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String() // nothing listens here once closed
+	ln.Close()
+	env := envOf(map[string]string{
+		"LISTEN_ADDR":  "127.0.0.1:0",
+		"DATABASE_URL": filepath.Join(t.TempDir(), "tally.db"),
+		"REDIS_URL":    "redis://" + closed + "/0",
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr testenv.Buffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, env, &stdout, &stderr) }()
+	var base string
+	for deadline := time.Now().Add(60 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start; stderr:\n%s", stderr.String())
+		}
+		if u, ok := strings.CutPrefix(strings.TrimSpace(stdout.String()), "tally listening on "); ok {
+			base = u
+		}
+	}
+	resp, err := http.Get(base + "/readiness")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("readiness with Redis down: %d, want 503", resp.StatusCode)
+	}
+	cancel()
+	<-done
+	log := stderr.String()
+	if n := strings.Count(log, "redis unreachable at start; running degraded"); n != 1 {
+		t.Errorf("the degraded start is said %d times, want once:\n%s", n, log)
+	}
+	if strings.Contains(log, "pool.go") || strings.Contains(log, "connection pool") {
+		t.Errorf("go-redis's pool lines reach the log:\n%s", log)
 	}
 }

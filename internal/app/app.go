@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -74,6 +75,8 @@ type App struct {
 
 	cfg   Config
 	redis goredis.UniversalClient
+	// redisDown: Redis did not answer at start; the app runs degraded.
+	redisDown bool
 	// runners are the background services started so far, in start
 	// order; Close stops them in the reverse order.
 	runners   []tally.Runner
@@ -106,7 +109,15 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	var counters tally.Counters = usage.NewMemoryCounters()
 	ready := map[string]func(context.Context) error{}
 	if cfg.RedisURL != "" {
-		if a.redis, err = redis.Open(ctx, cfg.RedisURL); err != nil {
+		goredis.SetLogger(redisLog{cfg.Logger})
+		var down *redis.UnreachableError
+		if a.redis, err = redis.Open(ctx, cfg.RedisURL); errors.As(err, &down) {
+			// One clear line instead of the pool's retries: the instance
+			// serves (readiness says redis is down, usage answers fail)
+			// and the client reconnects when Redis is back.
+			cfg.Logger.Error("redis unreachable at start; running degraded", "addr", down.Addr, "err", down.Err.Error())
+			a.redisDown = true
+		} else if err != nil {
 			store.Close()
 			return nil, err
 		}
@@ -186,7 +197,12 @@ func OpenStore(ctx context.Context, sqlitePath, sqliteSync, postgresURL string, 
 // other instances may be counting.
 func (a *App) RebuildCounters(ctx context.Context) error {
 	if a.redis != nil {
-		return a.Usage.RebuildMissing(ctx)
+		err := a.Usage.RebuildMissing(ctx)
+		if err != nil && a.redisDown {
+			a.cfg.Logger.Warn("usage counters not rebuilt: redis unreachable", "err", err.Error())
+			return nil
+		}
+		return err
 	}
 	return a.Usage.Rebuild(ctx)
 }
@@ -221,4 +237,13 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	errs = append(errs, a.Store.Close())
 	return errors.Join(errs...)
+}
+
+// redisLog routes go-redis's own log lines (pool dial retries and the
+// like) through slog at debug level: failures reach the log once, as the
+// errors of tally's calls, not once per connection attempt.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
 }
