@@ -140,7 +140,11 @@ type EventStore interface {
 	// rollup rows stay (aggregates outlive the raw retention) but the user
 	// sets of the hours that start before t go: user ids are kept no longer
 	// than the events that name them. So do the dirty marks of hours that
-	// end by t: those hours are never rolled up again.
+	// end by t: those hours are never rolled up again, so the rollups of a
+	// dirty hour would keep what the mark says changed (a privacy
+	// deletion's user, for one). The retention purge therefore purges with
+	// RollupTx.PurgeEvents, after re-rolling the dirty days in the same
+	// transaction (rollup.Rollup.PurgeExpired).
 	PurgeEvents(ctx context.Context, tenantID int64, before time.Time) (int64, error)
 	// CountEvents counts a tenant's events with from <= timestamp < to.
 	CountEvents(ctx context.Context, tenantID int64, from, to time.Time) (int64, error)
@@ -250,6 +254,14 @@ type RollupTx interface {
 	// WriteDayUsers writes the count of the distinct users of the day
 	// starting at day.
 	WriteDayUsers(ctx context.Context, day time.Time, n int64) error
+	// DirtyHours lists the starts of the tenant's dirty hours before the
+	// given time, oldest first.
+	DirtyHours(ctx context.Context, before time.Time) ([]time.Time, error)
+	// PurgeEvents is EventStore.PurgeEvents of the tenant within the
+	// transaction, after the writes queued before it: a caller that
+	// re-rolled the dirty days before t in the same transaction purges
+	// with no change to the log left out of the rollups.
+	PurgeEvents(ctx context.Context, before time.Time) (int64, error)
 }
 
 // TenantHour names one hour of one tenant.

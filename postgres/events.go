@@ -355,17 +355,28 @@ func (db *DB) PurgeEvents(ctx context.Context, tenantID int64, before time.Time)
 		if _, err := tx.Exec(ctx, lockTenantShared, int32(lockClassTenant), tenantLockKey(tenantID)); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `
-			WITH gone AS (
-				DELETE FROM events WHERE tenant_id = $1 AND ts < $2 RETURNING 1
-			), sets AS (
-				DELETE FROM rollup_hour_users WHERE tenant_id = $1 AND hour < $2
-			), marks AS (
-				DELETE FROM rollup_dirty WHERE tenant_id = $1 AND hour + interval '1 hour' <= $2
-			)
-			SELECT count(*) FROM gone`, tenantID, before).Scan(&n)
+		var err error
+		n, err = purge(ctx, tx, tenantID, before)
+		return err
 	})
 	return n, wrap(err, "event")
+}
+
+// purge deletes tenantID's events before the given time, the user sets of
+// the hours that start before it and the dirty marks of the hours that end
+// by it, in tx, which holds the tenant's lock.
+func purge(ctx context.Context, tx pgx.Tx, tenantID int64, before time.Time) (int64, error) {
+	var n int64
+	err := tx.QueryRow(ctx, `
+		WITH gone AS (
+			DELETE FROM events WHERE tenant_id = $1 AND ts < $2 RETURNING 1
+		), sets AS (
+			DELETE FROM rollup_hour_users WHERE tenant_id = $1 AND hour < $2
+		), marks AS (
+			DELETE FROM rollup_dirty WHERE tenant_id = $1 AND hour + interval '1 hour' <= $2
+		)
+		SELECT count(*) FROM gone`, tenantID, before).Scan(&n)
+	return n, err
 }
 
 // CountEvents implements tally.EventStore.

@@ -141,6 +141,33 @@ func (t *rollupTx) DeleteRollups(_ context.Context, from, to time.Time) error {
 	return nil
 }
 
+func (t *rollupTx) DirtyHours(ctx context.Context, before time.Time) ([]time.Time, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := t.tx.Query(ctx, `SELECT hour FROM rollup_dirty WHERE tenant_id = $1 AND hour < $2 ORDER BY hour`, t.tenantID, before)
+	if err != nil {
+		return nil, wrap(err, "rollup")
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (time.Time, error) {
+		var h time.Time
+		err := row.Scan(&h)
+		return h.UTC(), err
+	})
+	if len(out) == 0 {
+		out = nil
+	}
+	return out, wrap(err, "rollup")
+}
+
+func (t *rollupTx) PurgeEvents(ctx context.Context, before time.Time) (int64, error) {
+	if err := t.flush(ctx); err != nil {
+		return 0, err
+	}
+	n, err := purge(ctx, t.tx, t.tenantID, before)
+	return n, wrap(err, "rollup")
+}
+
 func (t *rollupTx) ClearDirty(_ context.Context, from, to time.Time) error {
 	t.batch.Queue(`DELETE FROM rollup_dirty WHERE tenant_id = $1 AND hour >= $2 AND hour < $3`, t.tenantID, from, to)
 	return nil

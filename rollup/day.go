@@ -19,11 +19,24 @@ import (
 // distinct users, applies the rules, and writes the results back in the
 // same transaction, which holds the tenant's log still (see InRollupTx).
 func RecomputeDay(ctx context.Context, store tally.RollupStore, tenantID int64, day time.Time, rules tally.UsageRules) (int, error) {
+	n := 0
+	err := store.InRollupTx(ctx, tenantID, func(tx tally.RollupTx) error {
+		var err error
+		n, err = recomputeDay(ctx, tx, day, rules)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// recomputeDay is RecomputeDay within tx.
+func recomputeDay(ctx context.Context, tx tally.RollupTx, day time.Time, rules tally.UsageRules) (int, error) {
 	from := tally.DayStart(day)
 	to := from.Add(24 * time.Hour)
 	n := 0
-	err := store.InRollupTx(ctx, tenantID, func(tx tally.RollupTx) error {
-		n = 0
+	err := func() error {
 		hours, err := tx.AggregateEvents(ctx, from, to, time.Hour)
 		if err != nil {
 			return err
@@ -83,7 +96,7 @@ func RecomputeDay(ctx context.Context, store tally.RollupStore, tenantID int64, 
 			n++
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		return 0, err
 	}

@@ -12,6 +12,12 @@ import (
 // retention (tally.Tenant.RetentionDays, default tally.DefaultRetentionDays)
 // and writes an "events.purged" audit entry for each tenant that lost
 // events. Rollups are kept. It returns how many events it deleted.
+//
+// The days to purge that have dirty hours (a privacy deletion, a late
+// event) are rolled up first, in the same transaction as the purge: the
+// purge clears their marks and no rollup rebuilds a day past retention, so
+// rollups left as they were would count, for good, what the marks say
+// changed — a deleted user's events, for one.
 func (r *Rollup) PurgeExpired(ctx context.Context) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RunTimeout)
 	defer cancel()
@@ -24,7 +30,26 @@ func (r *Rollup) PurgeExpired(ctx context.Context) (int64, error) {
 	var errs []error
 	for _, t := range tenants {
 		before := t.RetentionStart(now)
-		n, err := r.store.PurgeEvents(ctx, t.ID, before)
+		var n int64
+		err := r.store.InRollupTx(ctx, t.ID, func(tx tally.RollupTx) error {
+			hours, err := tx.DirtyHours(ctx, before)
+			if err != nil {
+				return err
+			}
+			var last time.Time
+			for _, h := range hours {
+				day := tally.DayStart(h)
+				if day.Equal(last) {
+					continue
+				}
+				last = day
+				if _, err := recomputeDay(ctx, tx, day, r.cfg.Rules); err != nil {
+					return err
+				}
+			}
+			n, err = tx.PurgeEvents(ctx, before)
+			return err
+		})
 		if err != nil {
 			errs = append(errs, err)
 			continue

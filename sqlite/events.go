@@ -256,22 +256,32 @@ func (db *DB) DeleteUserEvents(ctx context.Context, tenantID int64, userID strin
 func (db *DB) PurgeEvents(ctx context.Context, tenantID int64, before time.Time) (int64, error) {
 	var n int64
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE tenant_id = ? AND ts < ?`, tenantID, micros(before))
-		if err != nil {
-			return err
-		}
-		if n, err = res.RowsAffected(); err != nil {
-			return err
-		}
-		if _, err = tx.ExecContext(ctx, `DELETE FROM rollup_hour_users WHERE tenant_id = ? AND hour < ?`, tenantID, micros(before)); err != nil {
-			return err
-		}
-		// Hours wholly purged are never rolled up again (see
-		// tally.Tenant.RetentionStart): their dirty marks would stay forever.
-		_, err = tx.ExecContext(ctx, `DELETE FROM rollup_dirty WHERE tenant_id = ? AND hour + ? <= ?`, tenantID, hourMicros, micros(before))
+		var err error
+		n, err = purge(ctx, tx, tenantID, before)
 		return err
 	})
 	return n, wrap(err, "event")
+}
+
+// purge deletes tenantID's events before the given time, the user sets of
+// the hours that start before it and the dirty marks of the hours that end
+// by it, in tx.
+func purge(ctx context.Context, tx *sql.Tx, tenantID int64, before time.Time) (int64, error) {
+	res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE tenant_id = ? AND ts < ?`, tenantID, micros(before))
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	if _, err = tx.ExecContext(ctx, `DELETE FROM rollup_hour_users WHERE tenant_id = ? AND hour < ?`, tenantID, micros(before)); err != nil {
+		return 0, err
+	}
+	// Hours wholly purged are never rolled up again (see
+	// tally.Tenant.RetentionStart): their dirty marks would stay forever.
+	_, err = tx.ExecContext(ctx, `DELETE FROM rollup_dirty WHERE tenant_id = ? AND hour + ? <= ?`, tenantID, hourMicros, micros(before))
+	return n, err
 }
 
 // CountEvents implements tally.EventStore.

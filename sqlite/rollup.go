@@ -92,6 +92,28 @@ func (t *rollupTx) DeleteRollups(ctx context.Context, from, to time.Time) error 
 	return nil
 }
 
+func (t *rollupTx) DirtyHours(ctx context.Context, before time.Time) ([]time.Time, error) {
+	rows, err := t.tx.QueryContext(ctx, `SELECT hour FROM rollup_dirty WHERE tenant_id = ? AND hour < ? ORDER BY hour`, t.tenantID, micros(before))
+	if err != nil {
+		return nil, wrap(err, "rollup")
+	}
+	defer rows.Close()
+	var out []time.Time
+	for rows.Next() {
+		var h int64
+		if err := rows.Scan(&h); err != nil {
+			return nil, wrap(err, "rollup")
+		}
+		out = append(out, fromMicros(h))
+	}
+	return out, wrap(rows.Err(), "rollup")
+}
+
+func (t *rollupTx) PurgeEvents(ctx context.Context, before time.Time) (int64, error) {
+	n, err := purge(ctx, t.tx, t.tenantID, before)
+	return n, wrap(err, "rollup")
+}
+
 func (t *rollupTx) ClearDirty(ctx context.Context, from, to time.Time) error {
 	_, err := t.tx.ExecContext(ctx, `DELETE FROM rollup_dirty WHERE tenant_id = ? AND hour >= ? AND hour < ?`,
 		t.tenantID, micros(from), micros(to))
