@@ -30,6 +30,13 @@ const (
 	MaxPropsDepth = 5
 	// DefaultSource is the source of events that name none.
 	DefaultSource = "api"
+	// MaxValue is the largest absolute value an event may carry. It keeps
+	// every sum the stores compute finite: a billion events of MaxValue
+	// sum to 1e24, far inside a double (and usage amounts are clamped to
+	// MaxAmount besides), so no tenant's data can make a usage, KPI or
+	// rollup query overflow. Stores also clamp each value to ±MaxValue when
+	// they sum, so rows written before this rule never break a read.
+	MaxValue = 1e15
 )
 
 // Messages of the broken event rules, each completing "<field> ...".
@@ -38,7 +45,7 @@ var (
 	MsgSource     = fmt.Sprintf("must be 1-%d chars of [a-z0-9_-]", MaxSourceLen)
 	MsgEventID    = fmt.Sprintf("must be 1-%d chars", MaxEventIDLen)
 	MsgUserID     = fmt.Sprintf("must be at most %d chars", MaxUserIDLen)
-	MsgValue      = "must be a finite number"
+	MsgValue      = "must be a finite number from -1e15 to 1e15"
 	MsgPropsLarge = fmt.Sprintf("must be at most %d bytes (8 KiB) encoded, after redaction", MaxPropsBytes)
 	MsgPropsDeep  = fmt.Sprintf("must nest at most %d levels (props itself is level 1)", MaxPropsDepth)
 	MsgNUL        = "must not contain U+0000"
@@ -130,8 +137,9 @@ func CheckEventID(id string) string {
 // CheckUserID checks an end-user id (empty is fine); "" when fine.
 func CheckUserID(id string) string { return CheckText(id, MaxUserIDLen, MsgUserID) }
 
-// ValidValue reports whether v may be an event's value.
-func ValidValue(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+// ValidValue reports whether v may be an event's value: a finite number
+// of absolute value at most MaxValue.
+func ValidValue(v float64) bool { return !math.IsNaN(v) && math.Abs(v) <= MaxValue }
 
 // ValidPropsNumber reports whether text, a JSON number inside props, is
 // within the float64 range. Props keep the text of their numbers as sent,

@@ -137,7 +137,7 @@ type Rejection struct {
 // (default now) is RFC 3339, shifted by now - sent_at when sent_at is given,
 // and must then lie within the tenant's retention and at most MaxFuture
 // after now; event_id (assigned when absent) 1-128 chars; user_id at most
-// 256 chars; value (default 1) a finite number; props (default {}) an
+// 256 chars; value (default 1) a finite number within ±tally.MaxValue (1e15); props (default {}) an
 // object of at most tally.MaxPropsBytes and tally.MaxPropsDepth levels whose
 // secret-named keys are redacted and whose numbers keep their text. Null
 // counts as absent. Strings and keys must not contain U+0000, the event

@@ -118,9 +118,13 @@ func TestDecodeEventRules(t *testing.T) {
 
 		{"value zero", `{"event":"a","value":0}`, "-", ""},
 		{"value negative fraction", `{"event":"a","value":-2.5}`, "-", ""},
-		{"value max", `{"event":"a","value":1.7976931348623157e308}`, "-", ""},
+		{"value max", `{"event":"a","value":1e15}`, "-", ""},
+		{"value negative max", `{"event":"a","value":-1e15}`, "-", ""},
+		{"value above max", `{"event":"a","value":1.000000000000001e15}`, "value", tally.MsgValue},
+		{"value largest double", `{"event":"a","value":1.7976931348623157e308}`, "value", tally.MsgValue},
+		{"value negative largest double", `{"event":"a","value":-1.7976931348623157e308}`, "value", tally.MsgValue},
 		{"value underflow", `{"event":"a","value":1e-999}`, "-", ""},
-		{"value overflow", `{"event":"a","value":1e999}`, "value", "value: must be a finite number"},
+		{"value overflow", `{"event":"a","value":1e999}`, "value", "value: " + tally.MsgValue},
 		{"value negative overflow", `{"event":"a","value":-1e999}`, "value", tally.MsgValue},
 		{"value string", `{"event":"a","value":"1"}`, "value", tally.MsgValue},
 		{"value bool", `{"event":"a","value":true}`, "value", tally.MsgValue},
@@ -520,7 +524,7 @@ func TestDecodeBatch(t *testing.T) {
 		{4, "props: must be valid UTF-8", "props"},
 		{6, "event must be a JSON object", ""},
 		{8, "event must be a JSON object", ""},
-		{9, "value: must be a finite number", "value"},
+		{9, "value: " + tally.MsgValue, "value"},
 	}
 	if fmt.Sprint(d.Rejected) != fmt.Sprint(wantRej) {
 		t.Fatalf("Rejected\n got %v\nwant %v", d.Rejected, wantRej)

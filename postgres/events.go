@@ -401,7 +401,9 @@ func (db *DB) AggregateEvents(ctx context.Context, tenantID int64, from, to time
 
 // sumRounded is what sum rules add over a group of events, as
 // tally.UsageRules.Apply adds it per event: each value rounded half away
-// from zero and clamped to [0, tally.MaxAmount]; NaN adds 0.
+// from zero and clamped to [0, tally.MaxAmount]; NaN adds 0. The total is
+// summed as numeric and capped at the largest bigint, so no group of
+// events can overflow it.
 //
 // The rounding is floor(v) + (v - floor(v) >= 0.5), which is exact in
 // double precision and equals Go's math.Round for every positive v. Neither
@@ -410,15 +412,27 @@ func (db *DB) AggregateEvents(ctx context.Context, tenantID int64, from, to time
 // 0.49999999999999994 into 0.5 (so 1, not 0) and 1099511627775.4999 into
 // 1099511627775.5. NaN is tested first: PostgreSQL orders it above every
 // number.
-const sumRounded = `sum(CASE
+const sumRounded = `LEAST(sum(CASE
 		WHEN value = 'NaN' THEN 0
 		WHEN value >= 1099511627776 THEN 1099511627776
 		WHEN value > 0 THEN floor(value)::bigint + CASE WHEN value - floor(value) >= 0.5 THEN 1 ELSE 0 END
-		ELSE 0 END)::bigint`
+		ELSE 0 END), 9223372036854775807)::bigint`
+
+// sumValue is the sum of the values of a group of events, each clamped to
+// ±tally.MaxValue (NaN counts 0). Ingestion rejects larger values, but rows
+// written before that rule (or around it) must not make the double sum
+// overflow: PostgreSQL raises "value out of range: overflow" on a finite
+// sum that leaves the double range, which would fail the tenant's usage,
+// KPIs, rollups and the counter rebuild at start.
+const sumValue = `sum(CASE
+		WHEN value = 'NaN' THEN 0
+		WHEN value > 1e15 THEN 1e15
+		WHEN value < -1e15 THEN -1e15
+		ELSE value END)`
 
 // aggregateSQL groups the events of tenant $1 with $3 <= ts < $4 into
 // buckets of $2 (an interval) from the Unix epoch.
-const aggregateSQL = `SELECT date_bin($2, ts, timestamptz 'epoch') AS b, event, metric, count(*), sum(value), ` + sumRounded + `,
+const aggregateSQL = `SELECT date_bin($2, ts, timestamptz 'epoch') AS b, event, metric, count(*), ` + sumValue + `, ` + sumRounded + `,
 		count(DISTINCT NULLIF(user_id, ''))
 	FROM events WHERE tenant_id = $1 AND ts >= $3 AND ts < $4
 	GROUP BY b, event, metric ORDER BY b, event, metric`

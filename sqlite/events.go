@@ -310,7 +310,16 @@ func (db *DB) AggregateEvents(ctx context.Context, tenantID int64, from, to time
 // (SQLite's round() goes through decimal text and turns
 // 0.49999999999999994 into 1; floor(v) + (v - floor(v) >= 0.5) is exact,
 // as math.Round is.)
-const sumRounded = `sum(CASE WHEN value >= 1099511627776 THEN 1099511627776 WHEN value > 0 THEN CAST(floor(value) AS INTEGER) + (value - floor(value) >= 0.5) ELSE 0 END)`
+// The total is summed by total() (a double, exact for integer sums below
+// 2^53) and capped at the largest INTEGER, so that no group of events can
+// raise sum()'s "integer overflow".
+const sumRounded = `CAST(min(total(CASE WHEN value >= 1099511627776 THEN 1099511627776 WHEN value > 0 THEN CAST(floor(value) AS INTEGER) + (value - floor(value) >= 0.5) ELSE 0 END), 9223372036854775807.0) AS INTEGER)`
+
+// sumValue is the sum of the values of a group of events, each clamped to
+// ±tally.MaxValue, as the PostgreSQL store sums them: ingestion rejects
+// larger values, and rows written before that rule must not sum to an
+// infinity that no answer can encode.
+const sumValue = `sum(CASE WHEN value > 1e15 THEN 1e15 WHEN value < -1e15 THEN -1e15 ELSE value END)`
 
 type querier interface {
 	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
@@ -319,7 +328,7 @@ type querier interface {
 func aggregate(ctx context.Context, q querier, tenantID int64, from, to time.Time, bucket time.Duration) ([]tally.HourRow, error) {
 	b := bucket.Microseconds()
 	rows, err := q.QueryContext(ctx,
-		`SELECT ts / ? * ? AS b, event, metric, count(*), sum(value), `+sumRounded+`,
+		`SELECT ts / ? * ? AS b, event, metric, count(*), `+sumValue+`, `+sumRounded+`,
 		        count(DISTINCT NULLIF(user_id, ''))
 		 FROM events WHERE tenant_id = ? AND ts >= ? AND ts < ?
 		 GROUP BY b, event, metric ORDER BY b, event, metric`,
