@@ -148,7 +148,7 @@ func ValidValue(v float64) bool { return !math.IsNaN(v) && math.Abs(v) <= MaxVal
 // Numbers too small to represent (1e-999) are fine: they read as 0.
 func ValidPropsNumber(text string) bool {
 	f, err := strconv.ParseFloat(text, 64)
-	return err == nil && ValidValue(f)
+	return err == nil && !math.IsInf(f, 0)
 }
 
 // JSONDepth returns how deeply the valid JSON b nests: a scalar is 0, an
