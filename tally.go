@@ -78,6 +78,35 @@ type Tenant struct {
 	CreatedAt     time.Time `json:"created_at"`
 }
 
+// Changes lists the settable fields that differ from before to t, for the
+// audit log: each as {"from": old, "to": new}, by its JSON name. The webhook
+// secret is never listed by value, only as "webhook_secret": "rotated"; a
+// webhook URL loses its query and fragment, where tokens may hide.
+func (t *Tenant) Changes(before *Tenant) map[string]any {
+	out := map[string]any{}
+	add := func(name string, from, to any) {
+		if from != to {
+			out[name] = map[string]any{"from": from, "to": to}
+		}
+	}
+	add("name", before.Name, t.Name)
+	add("allow_signup", before.AllowSignup, t.AllowSignup)
+	add("timezone", before.Timezone, t.Timezone)
+	add("retention_days", before.RetentionDays, t.RetentionDays)
+	add("webhook_url", urlWithoutQuery(before.WebhookURL), urlWithoutQuery(t.WebhookURL))
+	if before.WebhookSecret != t.WebhookSecret {
+		out["webhook_secret"] = "rotated"
+	}
+	return out
+}
+
+// urlWithoutQuery is u without its query and fragment.
+func urlWithoutQuery(u string) string {
+	u, _, _ = strings.Cut(u, "#")
+	u, _, _ = strings.Cut(u, "?")
+	return u
+}
+
 // DefaultRetentionDays is how long raw events are kept unless a tenant says
 // otherwise.
 const DefaultRetentionDays = 400
@@ -147,6 +176,16 @@ func (k *APIKey) Active(now time.Time) bool {
 	return k.RevokedAt == nil && (k.ExpiresAt == nil || now.Before(*k.ExpiresAt))
 }
 
+// Refused credentials and denied requests are audited at most once per
+// RefusalAuditWindow for the same tenant, presenter (a key prefix, an
+// actor) and remote address, and for at most RefusalAuditMax of them per
+// window and instance: repeating a refused request cannot flood the audit
+// log.
+const (
+	RefusalAuditWindow = time.Minute
+	RefusalAuditMax    = 10000
+)
+
 // AuditEntry records who did what in a tenant.
 type AuditEntry struct {
 	ID       int64          `json:"id"`
@@ -161,7 +200,8 @@ type AuditEntry struct {
 // AuditFilter selects audit entries, newest first.
 type AuditFilter struct {
 	From, To time.Time
-	Action   string
+	Action   string // only entries of this action ("": any)
+	Actor    string // only entries by this actor ("": any)
 	Limit    int
 	Cursor   *Cursor
 }

@@ -2,6 +2,7 @@ package tally_test
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -143,5 +144,27 @@ func TestRetentionStart(t *testing.T) {
 	}
 	if got := (&tally.Tenant{}).RetentionStart(now); !got.Equal(time.Date(2026, 3, 20, 0, 0, 0, 0, time.UTC).AddDate(0, 0, -tally.DefaultRetentionDays)) {
 		t.Errorf("default: %s", got)
+	}
+}
+
+func TestTenantChanges(t *testing.T) {
+	t.Parallel()
+	before := &tally.Tenant{Name: "A", Timezone: "UTC", RetentionDays: 30, WebhookURL: "https://h.example/x?token=s3cret", WebhookSecret: "whsec_1"}
+	after := *before
+	if got := after.Changes(before); len(got) != 0 {
+		t.Errorf("no change: %v", got)
+	}
+	after.Name, after.RetentionDays, after.AllowSignup = "B", 7, true
+	after.WebhookURL, after.WebhookSecret = "https://h.example/y?token=other#f", "whsec_2"
+	got := after.Changes(before)
+	want := map[string]any{
+		"name":           map[string]any{"from": "A", "to": "B"},
+		"retention_days": map[string]any{"from": 30, "to": 7},
+		"allow_signup":   map[string]any{"from": false, "to": true},
+		"webhook_url":    map[string]any{"from": "https://h.example/x", "to": "https://h.example/y"},
+		"webhook_secret": "rotated",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Changes = %v, want %v", got, want)
 	}
 }

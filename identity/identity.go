@@ -6,20 +6,23 @@ package identity
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/internal/dedupe"
 	"github.com/tallyhq/tally/internal/secret"
 )
 
 // Service runs the account workflows on a store.
 type Service struct {
-	store tally.Store
-	now   func() time.Time
-	log   *slog.Logger
+	store   tally.Store
+	now     func() time.Time
+	log     *slog.Logger
+	refused *dedupe.Window // of auth.key_failed entries
 }
 
 // New returns a service on store. now is the clock of sessions, key
@@ -33,7 +36,7 @@ func New(store tally.Store, now func() time.Time, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, now: now, log: log}
+	return &Service{store: store, now: now, log: log, refused: dedupe.New(tally.RefusalAuditWindow, tally.RefusalAuditMax)}
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC() }
@@ -126,6 +129,22 @@ func (s *Service) auditFailedLogin(ctx context.Context, u *tally.User, in tally.
 	}
 }
 
+// auditFailedKey writes an "auth.key_failed" audit entry in the tenant of
+// the key whose prefix was presented: the prefix and the remote address,
+// never the secret; at most one per key prefix and address and window.
+// Presented prefixes that name no key are not audited: they name no tenant.
+func (s *Service) auditFailedKey(ctx context.Context, k *tally.APIKey, remote, reason string, now time.Time) {
+	if !s.refused.Allow(fmt.Sprintf("key\x00%d\x00%s\x00%s", k.TenantID, k.Prefix, remote), now) {
+		return
+	}
+	var nobody *tally.Principal // a refused key acts as no one: the "system" actor
+	e := &tally.AuditEntry{TenantID: k.TenantID, Actor: nobody.Actor(), Action: "auth.key_failed", Target: k.Prefix,
+		Meta: map[string]any{"remote": remote, "reason": reason}}
+	if err := s.store.WriteAudit(ctx, e); err != nil {
+		s.log.ErrorContext(ctx, "audit write failed", "action", e.Action, "err", err)
+	}
+}
+
 // Logout ends the session of token at once.
 func (s *Service) Logout(ctx context.Context, token string) error {
 	return s.store.RevokeSession(ctx, secret.HashToken(token))
@@ -150,8 +169,12 @@ func (s *Service) SessionUser(ctx context.Context, token string) (*tally.User, e
 
 // KeyAuth authenticates a presented API key: the key (active at the
 // service's now) and its tenant; EUnauthorized for an unknown, wrong,
-// revoked or expired key. It records the use, at most once a minute.
-func (s *Service) KeyAuth(ctx context.Context, key string) (*tally.APIKey, *tally.Tenant, error) {
+// revoked or expired key. It records the use, at most once a minute. A
+// key of a known prefix that is refused is audited in its tenant as
+// "auth.key_failed" (prefix, remote address and reason, never the secret;
+// once per prefix, address and tally.RefusalAuditWindow): remote is the client's
+// address as the server sees it.
+func (s *Service) KeyAuth(ctx context.Context, key, remote string) (*tally.APIKey, *tally.Tenant, error) {
 	prefix, ok := secret.ParseKey(key)
 	if !ok {
 		return nil, nil, unauthorized()
@@ -164,7 +187,17 @@ func (s *Service) KeyAuth(ctx context.Context, key string) (*tally.APIKey, *tall
 		return nil, nil, err
 	}
 	now := s.clock()
-	if !secret.Equal(k.Hash, secret.HashToken(key)) || !k.Active(now) {
+	reason := ""
+	switch {
+	case !secret.Equal(k.Hash, secret.HashToken(key)):
+		reason = "wrong_secret"
+	case k.RevokedAt != nil:
+		reason = "revoked"
+	case !k.Active(now):
+		reason = "expired"
+	}
+	if reason != "" {
+		s.auditFailedKey(ctx, k, remote, reason, now)
 		return nil, nil, unauthorized()
 	}
 	t, err := s.store.TenantByID(ctx, k.TenantID)

@@ -240,17 +240,17 @@ func TestKeys(t *testing.T) {
 	_, _, err = e.svc.CreateKey(ctx, tn.ID, tally.CreateKeyInput{Name: "old", Scopes: tally.AllScopes, ExpiresAt: &past})
 	wantCode(t, err, tally.EInvalid, "CreateKey(expires now)")
 
-	got, gotTenant, err := e.svc.KeyAuth(ctx, secret)
+	got, gotTenant, err := e.svc.KeyAuth(ctx, secret, "192.0.2.1")
 	if err != nil || got.ID != k.ID || gotTenant.ID != tn.ID {
 		t.Fatalf("KeyAuth = %+v, %+v, %v", got, gotTenant, err)
 	}
-	_, _, err = e.svc.KeyAuth(ctx, secret+"x")
+	_, _, err = e.svc.KeyAuth(ctx, secret+"x", "192.0.2.1")
 	wantCode(t, err, tally.EUnauthorized, "KeyAuth(wrong secret)")
 	if err := e.svc.RevokeKey(ctx, tn.ID, k.ID); err != nil {
 		t.Fatal(err)
 	}
 	wantCode(t, e.svc.RevokeKey(ctx, tn.ID, k.ID), tally.ENotFound, "RevokeKey(again)")
-	_, _, err = e.svc.KeyAuth(ctx, secret)
+	_, _, err = e.svc.KeyAuth(ctx, secret, "192.0.2.1")
 	wantCode(t, err, tally.EUnauthorized, "KeyAuth(revoked)")
 	ks, err := e.svc.ListKeys(ctx, tn.ID)
 	if err != nil || len(ks) != 1 || ks[0].RevokedAt == nil || !ks[0].RevokedAt.Equal(clockAt) {

@@ -399,6 +399,9 @@ func (db *DB) ListAudit(ctx context.Context, tenantID int64, f tally.AuditFilter
 	if f.Action != "" {
 		q.equal(`action`, f.Action)
 	}
+	if f.Actor != "" {
+		q.equal(`actor`, f.Actor)
+	}
 	if f.Cursor != nil {
 		q.and(`(at, id) < (` + q.arg(f.Cursor.At) + `, ` + q.arg(f.Cursor.ID) + `)`)
 	}

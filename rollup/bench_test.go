@@ -106,7 +106,7 @@ func BenchmarkKPIs(b *testing.B) {
 	b.Run("raw/today", bench("today", time.UTC))
 
 	yesterday := tally.DayStart(now).Add(-24 * time.Hour)
-	res, err := r.RunDays(ctx, tn.ID, start, yesterday, rollup.KindManual)
+	res, err := r.RunDays(ctx, tn.ID, start, yesterday, rollup.KindManual, "")
 	if err != nil {
 		b.Fatal(err)
 	}

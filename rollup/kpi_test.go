@@ -151,7 +151,7 @@ func TestKPIsMatchBruteForce(t *testing.T) {
 	q := rollup.NewReports(rollup.ReportsConfig{}, db)
 	rollUp := func() {
 		t.Helper()
-		if _, err := r.RunDays(ctx, tn, first.AddDate(0, 0, -1), now.AddDate(0, 0, -2), ""); err != nil {
+		if _, err := r.RunDays(ctx, tn, first.AddDate(0, 0, -1), now.AddDate(0, 0, -2), "", ""); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -118,10 +118,10 @@ type tenantDay struct {
 }
 
 // RunDirty rolls up every (tenant, UTC day) that has a dirty hour before
-// the current hour, and records the run as "hourly".
+// the current hour, and records the run as "hourly", by the "system" actor.
 func (r *Rollup) RunDirty(ctx context.Context) (Result, error) {
 	before := tally.HourStart(r.cfg.Now())
-	return r.run(ctx, KindHourly, func(ctx context.Context) ([]tenantDay, error) {
+	return r.run(ctx, KindHourly, "", func(ctx context.Context) ([]tenantDay, error) {
 		hours, err := r.store.DirtyHours(ctx, before)
 		if err != nil {
 			return nil, err
@@ -139,9 +139,10 @@ func (r *Rollup) RunDirty(ctx context.Context) (Result, error) {
 
 // RunDays rolls up every UTC day from the one containing from to the one
 // containing to (inclusive) of tenantID, or of every tenant when tenantID
-// is 0, and records the run under kind ("manual" when empty). EInvalid
-// when to is before from or the range is longer than 1000 days.
-func (r *Rollup) RunDays(ctx context.Context, tenantID int64, from, to time.Time, kind string) (Result, error) {
+// is 0, and records the run under kind ("manual" when empty) by actor (an
+// audit actor: "cli", a tally.Principal's Actor; "system" when empty).
+// EInvalid when to is before from or the range is longer than 1000 days.
+func (r *Rollup) RunDays(ctx context.Context, tenantID int64, from, to time.Time, kind, actor string) (Result, error) {
 	first, last := tally.DayStart(from), tally.DayStart(to)
 	if last.Before(first) {
 		return Result{}, tally.Invalid("from is after to", tally.FieldError{Field: "from", Message: "must not be after to"})
@@ -152,7 +153,7 @@ func (r *Rollup) RunDays(ctx context.Context, tenantID int64, from, to time.Time
 	if kind == "" {
 		kind = KindManual
 	}
-	return r.run(ctx, kind, func(ctx context.Context) ([]tenantDay, error) {
+	return r.run(ctx, kind, actor, func(ctx context.Context) ([]tenantDay, error) {
 		tenants := []int64{tenantID}
 		if tenantID == 0 {
 			all, err := r.store.AllTenants(ctx)
@@ -200,8 +201,9 @@ func (r *Rollup) retained(ctx context.Context, days []tenantDay) ([]tenantDay, e
 }
 
 // run rolls up the days plan lists under its own timeout, then records,
-// counts and logs the outcome. A failing day does not stop the others.
-func (r *Rollup) run(parent context.Context, kind string, plan func(context.Context) ([]tenantDay, error)) (Result, error) {
+// counts and logs the outcome, and writes a "rollup.run" audit entry by
+// actor in each tenant it rolled up. A failing day does not stop the others.
+func (r *Rollup) run(parent context.Context, kind, actor string, plan func(context.Context) ([]tenantDay, error)) (Result, error) {
 	began := time.Now()
 	startedAt := r.cfg.Now()
 	ctx, cancel := context.WithTimeout(parent, r.cfg.RunTimeout)
@@ -215,19 +217,28 @@ func (r *Rollup) run(parent context.Context, kind string, plan func(context.Cont
 	if err != nil {
 		errs = append(errs, err)
 	}
+	var audits []*tenantRun // in order of tenant, as the days come
 	for _, td := range days {
+		if n := len(audits); n == 0 || audits[n-1].tenant != td.tenant {
+			audits = append(audits, &tenantRun{tenant: td.tenant, from: td.day, to: td.day})
+		}
+		a := audits[len(audits)-1]
+		a.from, a.to = minTime(a.from, td.day), maxTime(a.to, td.day)
 		if ctx.Err() != nil {
 			errs = append(errs, ctx.Err())
 			break
 		}
 		n, err := RecomputeDay(ctx, r.store, td.tenant, td.day, r.cfg.Rules)
 		if err != nil {
+			a.failed++
 			errs = append(errs, err)
 			r.cfg.Logger.Error("rollup: day failed", "kind", kind, "tenant", td.tenant, "day", td.day.Format(time.DateOnly), "err", err)
 			continue
 		}
 		res.Days++
 		res.Rows += n
+		a.days++
+		a.rows += n
 	}
 	elapsed := time.Since(began)
 	res.DurationMS = elapsed.Milliseconds()
@@ -248,5 +259,30 @@ func (r *Rollup) run(parent context.Context, kind string, plan func(context.Cont
 		r.cfg.Logger.Error("rollup: record run", "kind", kind, "err", rerr)
 		err = errors.Join(err, rerr)
 	}
+	if actor == "" {
+		actor = "system"
+	}
+	at := r.cfg.Now().UTC().Truncate(time.Microsecond)
+	for _, a := range audits {
+		if a.days == 0 && a.failed == 0 {
+			continue // stopped before this tenant
+		}
+		meta := map[string]any{"kind": kind, "from": a.from.Format(time.DateOnly), "to": a.to.Format(time.DateOnly), "days": a.days, "rows": a.rows}
+		if a.failed > 0 {
+			meta["failed"] = a.failed
+		}
+		e := &tally.AuditEntry{TenantID: a.tenant, At: at, Actor: actor, Action: "rollup.run", Target: kind, Meta: meta}
+		if aerr := r.store.WriteAudit(rctx, e); aerr != nil {
+			r.cfg.Logger.Error("rollup: audit run", "kind", kind, "tenant", a.tenant, "err", aerr)
+		}
+	}
 	return res, err
+}
+
+// tenantRun is what one run did in one tenant, for its audit entry.
+type tenantRun struct {
+	tenant     int64
+	from, to   time.Time
+	days, rows int
+	failed     int
 }

@@ -108,7 +108,7 @@ func TestRunDaysIdempotent(t *testing.T) {
 	var first snapshot
 	var firstRes rollup.Result
 	for k := range 3 {
-		res, err := r.RunDays(ctx, tn, from, date(2026, 3, 3, 12, 0), "")
+		res, err := r.RunDays(ctx, tn, from, date(2026, 3, 3, 12, 0), "", "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +144,7 @@ sbh_analytics_rollup_runs_total{kind="manual"} 3
 	if n, _ := testutil.GatherAndCount(reg, "sbh_analytics_rollup_duration_seconds"); n != 1 {
 		t.Errorf("duration histogram: %d series", n)
 	}
-	if _, err := r.RunDays(ctx, tn, to, from, ""); tally.ErrorCodeOf(err) != tally.EInvalid {
+	if _, err := r.RunDays(ctx, tn, to, from, "", ""); tally.ErrorCodeOf(err) != tally.EInvalid {
 		t.Errorf("RunDays(to, from): %v, want invalid", err)
 	}
 }
@@ -236,7 +236,7 @@ func TestFailedRunRecorded(t *testing.T) {
 	r := rollup.New(rollup.Config{Now: fixed(date(2026, 3, 10, 0, 0))}, db, reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := r.RunDays(ctx, tn, date(2026, 3, 1, 0, 0), date(2026, 3, 2, 0, 0), rollup.KindManual); err == nil {
+	if _, err := r.RunDays(ctx, tn, date(2026, 3, 1, 0, 0), date(2026, 3, 2, 0, 0), rollup.KindManual, ""); err == nil {
 		t.Fatal("RunDays with a canceled context succeeded")
 	}
 	const metrics = `
@@ -272,7 +272,7 @@ func TestUsageZeroFilled(t *testing.T) {
 	q := rollup.NewReports(rollup.ReportsConfig{QuotaMetrics: []string{"storage_daily"}}, db)
 	for _, rolled := range []bool{false, true} {
 		if rolled {
-			if _, err := r.RunDays(ctx, tn, date(2026, 3, 1, 0, 0), date(2026, 3, 2, 0, 0), ""); err != nil {
+			if _, err := r.RunDays(ctx, tn, date(2026, 3, 1, 0, 0), date(2026, 3, 2, 0, 0), "", ""); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -365,7 +365,7 @@ func TestUsageTimeZones(t *testing.T) {
 			q := rollup.NewReports(rollup.ReportsConfig{}, db)
 			for _, rolled := range []bool{false, true} {
 				if rolled { // all but the last UTC day: reads mix rollups and the raw log
-					if _, err := r.RunDays(ctx, tn, from.Add(-24*time.Hour), to.Add(-24*time.Hour), ""); err != nil {
+					if _, err := r.RunDays(ctx, tn, from.Add(-24*time.Hour), to.Add(-24*time.Hour), "", ""); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -422,7 +422,7 @@ func TestKPIs(t *testing.T) {
 
 	r := rollup.New(rollup.Config{Now: fixed(now)}, db, nil)
 	q := rollup.NewReports(rollup.ReportsConfig{}, db)
-	if _, err := r.RunDays(ctx, tn, at(6, 0), at(15, 0), ""); err != nil { // part rolled up
+	if _, err := r.RunDays(ctx, tn, at(6, 0), at(15, 0), "", ""); err != nil { // part rolled up
 		t.Fatal(err)
 	}
 	rep, err := q.KPIs(ctx, tn, "7d", time.UTC, now)
@@ -510,7 +510,7 @@ func TestPurgeExpired(t *testing.T) {
 		event(tn, "kept", "", date(2026, 2, 18, 0, 0)))
 	// Both days were rolled up while they were within retention.
 	earlier := rollup.New(rollup.Config{Now: fixed(date(2026, 2, 20, 0, 10))}, db, nil)
-	if _, err := earlier.RunDays(ctx, tn, date(2026, 2, 17, 0, 0), date(2026, 2, 18, 0, 0), "manual"); err != nil {
+	if _, err := earlier.RunDays(ctx, tn, date(2026, 2, 17, 0, 0), date(2026, 2, 18, 0, 0), "manual", ""); err != nil {
 		t.Fatal(err)
 	}
 	r := rollup.New(rollup.Config{Now: fixed(now)}, db, nil)
@@ -531,7 +531,7 @@ func TestPurgeExpired(t *testing.T) {
 	if len(before) != 1 || before[0].Count != 1 {
 		t.Fatalf("rollup of the purged day = %+v, want its one event", before)
 	}
-	res, err := r.RunDays(ctx, tn, date(2026, 2, 17, 0, 0), date(2026, 2, 18, 0, 0), "manual")
+	res, err := r.RunDays(ctx, tn, date(2026, 2, 17, 0, 0), date(2026, 2, 18, 0, 0), "manual", "")
 	if err != nil || res.Days != 1 {
 		t.Fatalf("RunDays over a purged and a kept day = %+v, %v; want only the kept day rolled", res, err)
 	}
@@ -597,7 +597,7 @@ func TestReportsReadOldestDirtyOnce(t *testing.T) {
 	db, tn := newStore(t)
 	now := date(2026, 3, 10, 12, 30)
 	insert(t, db, event(tn, tally.EventAPIRequest, "u1", date(2026, 3, 8, 9, 0)), event(tn, tally.EventLogin, "u2", date(2026, 3, 10, 1, 0)))
-	if _, err := rollup.New(rollup.Config{Now: fixed(now)}, db, nil).RunDays(ctx, tn, date(2026, 3, 8, 0, 0), date(2026, 3, 8, 0, 0), ""); err != nil {
+	if _, err := rollup.New(rollup.Config{Now: fixed(now)}, db, nil).RunDays(ctx, tn, date(2026, 3, 8, 0, 0), date(2026, 3, 8, 0, 0), "", ""); err != nil {
 		t.Fatal(err)
 	}
 	store := &oldestDirtyCounter{Store: db}

@@ -36,7 +36,7 @@ func (r *Rollup) Tasks(dailyAt time.Duration) []Task {
 			Name: TaskDailyRollup, Schedule: Daily(dailyAt), Timeout: r.cfg.RunTimeout,
 			Run: func(ctx context.Context, at time.Time) error {
 				yesterday := tally.DayStart(at).Add(-24 * time.Hour)
-				_, err := r.RunDays(ctx, 0, yesterday, yesterday, KindDaily)
+				_, err := r.RunDays(ctx, 0, yesterday, yesterday, KindDaily, "")
 				return err
 			},
 		},

@@ -15,7 +15,7 @@ type Accounts interface {
 	Login(ctx context.Context, in tally.LoginInput) (*tally.Login, error)
 	Logout(ctx context.Context, token string) error
 	SessionUser(ctx context.Context, token string) (*tally.User, error)
-	KeyAuth(ctx context.Context, key string) (*tally.APIKey, *tally.Tenant, error)
+	KeyAuth(ctx context.Context, key, remote string) (*tally.APIKey, *tally.Tenant, error)
 
 	Memberships(ctx context.Context, userID int64) ([]tally.Membership, error)
 	Membership(ctx context.Context, slug string, userID int64) (*tally.Tenant, tally.Role, error)

@@ -4,6 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -35,7 +37,7 @@ func (s *Server) authenticate(r *http.Request) (*credentials, error) {
 		return nil, unauth
 	}
 	if _, ok := secret.ParseKey(token); ok && !byCookie {
-		k, t, err := s.Accounts.KeyAuth(r.Context(), token)
+		k, t, err := s.Accounts.KeyAuth(r.Context(), token, remoteHost(r))
 		if err != nil {
 			return nil, err
 		}
@@ -46,6 +48,15 @@ func (s *Server) authenticate(r *http.Request) (*credentials, error) {
 		return nil, err
 	}
 	return &credentials{p: &tally.Principal{User: u}, token: token, byCookie: byCookie}, nil
+}
+
+// remoteHost is the client's address without its port (a client's port
+// changes with every connection).
+func remoteHost(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
 }
 
 // presentedToken returns the Bearer token of r, else its session cookie.
@@ -104,7 +115,7 @@ func (s *Server) session(h apiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := s.authenticate(r)
 		if err == nil && c.p.Key != nil {
-			err = tally.Errorf(tally.EForbidden, "this endpoint needs a user session, not an API key")
+			err = s.denied(r, c.p, tally.Errorf(tally.EForbidden, "this endpoint needs a user session, not an API key"))
 		}
 		if err == nil {
 			err = checkCSRF(r, c)
@@ -125,7 +136,7 @@ func (s *Server) tenantAdmin(h apiHandler) http.Handler {
 			return err
 		}
 		if !p.Role.AtLeast(tally.RoleAdmin) {
-			return tally.Errorf(tally.EForbidden, "this needs the admin or owner role in the tenant")
+			return s.denied(r, p, tally.Errorf(tally.EForbidden, "this needs the admin or owner role in the tenant"))
 		}
 		return h(w, r, p)
 	})
@@ -160,7 +171,7 @@ func (s *Server) inTenant(role tally.Role, scope tally.Scope, h apiHandler) http
 		}
 		if c.p.Key == nil {
 			if err := s.tenantContext(r, c, role, scope); err != nil {
-				s.writeError(w, r, err)
+				s.writeError(w, r, s.denied(r, c.p, err))
 				return
 			}
 			s.serve(w, r, c.p, h)
@@ -170,12 +181,33 @@ func (s *Server) inTenant(role tally.Role, scope tally.Scope, h apiHandler) http
 		// refused ones (wrong scope or tenant) too.
 		sw := &statusWriter{ResponseWriter: w}
 		if err := s.tenantContext(r, c, role, scope); err != nil {
-			s.writeError(sw, r, err)
+			s.writeError(sw, r, s.denied(r, c.p, err))
 		} else {
 			s.serve(sw, r, c.p, h)
 		}
 		s.trackAPIRequest(r, c.p, sw.code(), time.Since(start))
 	})
+}
+
+// denied returns err, and when it is a 403 refusal of a principal in a
+// known tenant (a role too low, a key without the scope or of another
+// tenant) first audits it there as "access.denied": the route, the remote
+// address and the reason; once per tenant, actor, address and window
+// (tally.RefusalAuditWindow), so that repeating a refused request cannot
+// flood the audit log. Non-members are refused without an entry: the
+// tenant is not theirs to write to, nor to learn about.
+func (s *Server) denied(r *http.Request, p *tally.Principal, err error) error {
+	if tally.ErrorCodeOf(err) != tally.EForbidden || p == nil || p.Tenant == nil {
+		return err
+	}
+	remote := remoteHost(r)
+	if !s.denials.Allow(fmt.Sprintf("%d\x00%s\x00%s", p.Tenant.ID, p.Actor(), remote), s.now()) {
+		return err
+	}
+	s.audit(r.Context(), p.Tenant.ID, p, "access.denied", r.Pattern, map[string]any{
+		"remote": remote, "method": r.Method, "path": r.URL.Path, "reason": tally.ErrorMessageOf(err),
+	})
+	return err
 }
 
 // tenantContext applies the tenant context rules (api/openapi.yaml, "Tenant context") to c.

@@ -37,5 +37,5 @@ type Reports interface {
 
 // Rollups runs rollups on demand (rollup.Rollup).
 type Rollups interface {
-	RunDays(ctx context.Context, tenantID int64, from, to time.Time, kind string) (rollup.Result, error)
+	RunDays(ctx context.Context, tenantID int64, from, to time.Time, kind, actor string) (rollup.Result, error)
 }

@@ -131,7 +131,7 @@ func (s *Server) handleTenantUpdate() apiHandler {
 		if err := s.Store.UpdateTenant(r.Context(), &t); err != nil {
 			return err
 		}
-		s.audit(r.Context(), t.ID, p, "tenant.updated", t.Slug, nil)
+		s.audit(r.Context(), t.ID, p, "tenant.updated", t.Slug, map[string]any{"changes": t.Changes(p.Tenant)})
 		encode(w, http.StatusOK, response{Tenant: &t, WebhookSecret: newSecret})
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/internal/dedupe"
 )
 
 // Config is the HTTP layer's configuration. The zero value is not useful:
@@ -68,6 +69,7 @@ type Server struct {
 	handler  http.Handler
 	web      *web
 	logins   *loginLimiter
+	denials  *dedupe.Window // of access.denied entries
 }
 
 // New builds the server and its routes.
@@ -85,7 +87,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		d.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{cfg: cfg, Deps: d, log: d.Logger, mux: http.NewServeMux(), httpm: newHTTPMetrics(d.Registry),
-		logins: newLoginLimiter(10, 15*time.Minute)}
+		logins: newLoginLimiter(10, 15*time.Minute), denials: dedupe.New(tally.RefusalAuditWindow, tally.RefusalAuditMax)}
 	w, err := newWeb(cfg.DevAssetsDir)
 	if err != nil {
 		return nil, err

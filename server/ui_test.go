@@ -93,7 +93,7 @@ func newUIEnv(t *testing.T, seed bool) *uiEnv {
 				t.Fatal(err)
 			}
 		}
-		if _, err := a.Rollup.RunDays(ctx, e.tenant.ID, tally.DayStart(now.AddDate(0, 0, -seedDays-1)), tally.DayStart(now), "manual"); err != nil {
+		if _, err := a.Rollup.RunDays(ctx, e.tenant.ID, tally.DayStart(now.AddDate(0, 0, -seedDays-1)), tally.DayStart(now), "manual", ""); err != nil {
 			t.Fatal(err)
 		}
 		if err := a.RebuildCounters(ctx); err != nil {

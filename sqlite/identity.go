@@ -416,6 +416,10 @@ func (db *DB) ListAudit(ctx context.Context, tenantID int64, f tally.AuditFilter
 		q += ` AND action = ?`
 		args = append(args, f.Action)
 	}
+	if f.Actor != "" {
+		q += ` AND actor = ?`
+		args = append(args, f.Actor)
+	}
 	if f.Cursor != nil {
 		q += ` AND (at, id) < (?, ?)`
 		args = append(args, micros(f.Cursor.At), f.Cursor.ID)

@@ -22,7 +22,11 @@ func auditFixture(t *testing.T, s tally.Store, a, b int64, base time.Time) []tal
 		if i%2 == 1 {
 			action = "member.add"
 		}
-		e := tally.AuditEntry{TenantID: a, At: at, Actor: "user:ann@example.com", Action: action,
+		actor := "user:ann@example.com"
+		if i%3 == 2 {
+			actor = "system"
+		}
+		e := tally.AuditEntry{TenantID: a, At: at, Actor: actor, Action: action,
 			Target: "target-" + string(rune('a'+i)), Meta: map[string]any{"n": "v" + string(rune('a'+i))}}
 		check(t, s.WriteAudit(t.Context(), &e))
 		if e.ID == 0 {
@@ -115,7 +119,12 @@ func auditCases() []testCase {
 				{"from-to-action", tally.AuditFilter{From: from, To: to, Action: "key.create"}, only(func(e tally.AuditEntry) bool {
 					return e.At.After(from) && e.At.Before(to) && e.Action == "key.create"
 				})},
+				{"actor", tally.AuditFilter{Actor: "system"}, only(func(e tally.AuditEntry) bool { return e.Actor == "system" })},
+				{"action-actor", tally.AuditFilter{Action: "member.add", Actor: "system"}, only(func(e tally.AuditEntry) bool {
+					return e.Action == "member.add" && e.Actor == "system"
+				})},
 				{"no match", tally.AuditFilter{Action: "nothing.happened"}, nil},
+				{"no actor", tally.AuditFilter{Actor: "key:tly_b"}, nil},
 			} {
 				c.f.Limit = 100
 				got, next, err := s.ListAudit(t.Context(), a.ID, c.f)

@@ -106,7 +106,7 @@ func testDeletionIsFinal(t *testing.T, s tally.Store) {
 	jobs := []job{
 		{"purge", func(r *rollup.Rollup, _ int64) error { _, err := r.PurgeExpired(ctx); return err }},
 		{"run-days", func(r *rollup.Rollup, tenant int64) error {
-			_, err := r.RunDays(ctx, tenant, old, recent, rollup.KindManual)
+			_, err := r.RunDays(ctx, tenant, old, recent, rollup.KindManual, "")
 			return err
 		}},
 		{"run-dirty", func(r *rollup.Rollup, _ int64) error { _, err := r.RunDirty(ctx); return err }},
@@ -149,7 +149,7 @@ func testDeletionIsFinal(t *testing.T, s tally.Store) {
 				for d := old; !d.After(recent); d = d.AddDate(0, 0, 1) {
 					rollupDay(t, s, ref.ID, d, rules)
 				}
-				if _, err := r.RunDays(ctx, tn.ID, old, recent, rollup.KindManual); err != nil {
+				if _, err := r.RunDays(ctx, tn.ID, old, recent, rollup.KindManual, ""); err != nil {
 					t.Fatal(err)
 				}
 				for _, h := range dirtyHours(t, s, t1) {

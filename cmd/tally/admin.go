@@ -93,7 +93,7 @@ func runRollup(ctx context.Context, args []string, getenv func(string) string, s
 		tenantID = tn.ID
 	}
 	r := rollup.New(rollup.Config{Rules: c.UsageRules}, db, prometheus.NewRegistry())
-	res, err := r.RunDays(ctx, tenantID, f, t, "manual")
+	res, err := r.RunDays(ctx, tenantID, f, t, rollup.KindManual, "cli")
 	if err != nil {
 		return err
 	}

@@ -82,7 +82,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	if c.Demo {
 		res, err := demo.Seed(ctx, a.Store, a.Accounts, func(ctx context.Context, tenantID int64, from, to time.Time) error {
-			_, err := a.Rollup.RunDays(ctx, tenantID, from, to, "manual")
+			_, err := a.Rollup.RunDays(ctx, tenantID, from, to, "manual", "")
 			return err
 		}, time.Now())
 		if err != nil {
