@@ -1,7 +1,7 @@
 package ingest
 
 import (
-	"strconv"
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,7 +18,8 @@ type Metrics struct {
 	events        *prometheus.CounterVec
 	dropped       prometheus.Counter
 
-	tenantLabel, eventLabel, sourceLabel *metrics.Limiter
+	tenantLabel             *metrics.TenantLabels
+	eventLabel, sourceLabel *metrics.Limiter
 }
 
 // NewMetrics creates the ingestion metrics and registers them with reg
@@ -44,19 +45,27 @@ func NewMetrics(reg prometheus.Registerer, labelCap int) *Metrics {
 		}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sbh_analytics_events_total",
-			Help: "Analytics events stored (duplicates not counted), by tenant id, event name and source.",
+			Help: "Analytics events stored (duplicates not counted), by tenant slug, event name and source.",
 		}, []string{"tenant", "event", "source"}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sbh_autotrack_dropped_total",
 			Help: "Events of in-process producers dropped because the buffer was full or the write failed.",
 		}),
-		tenantLabel: metrics.NewLimiter(labelCap),
+		tenantLabel: metrics.NewTenantLabels(labelCap, nil),
 		eventLabel:  metrics.NewLimiter(labelCap),
 		sourceLabel: metrics.NewLimiter(labelCap),
 	}
 	if reg != nil {
 		reg.MustRegister(m.queueDepth, m.batchSize, m.commitSeconds, m.events, m.dropped)
 	}
+	return m
+}
+
+// NameTenants makes the tenant label the tenant's slug, looked up with
+// slug (by default it is the tenant id). Call it before the metrics are
+// used; it returns m.
+func (m *Metrics) NameTenants(labelCap int, slug metrics.SlugFunc) *Metrics {
+	m.tenantLabel = metrics.NewTenantLabels(labelCap, slug)
 	return m
 }
 
@@ -80,7 +89,7 @@ func (m *Metrics) drop(n int) {
 }
 
 // countInserted counts the events that were inserted.
-func (m *Metrics) countInserted(events []tally.Event, inserted []bool) {
+func (m *Metrics) countInserted(ctx context.Context, events []tally.Event, inserted []bool) {
 	if m == nil {
 		return
 	}
@@ -90,7 +99,7 @@ func (m *Metrics) countInserted(events []tally.Event, inserted []bool) {
 		if i < len(inserted) && inserted[i] {
 			e := &events[i]
 			counts[key{
-				m.tenantLabel.Value(strconv.FormatInt(e.TenantID, 10)),
+				m.tenantLabel.Value(ctx, e.TenantID),
 				m.eventLabel.Value(e.Name),
 				m.sourceLabel.Value(e.Source),
 			}]++

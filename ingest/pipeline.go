@@ -92,7 +92,7 @@ func (p *Pipeline) Submit(ctx context.Context, events []tally.Event) (*Result, e
 		inserted = make([]bool, len(events))
 	}
 	p.settle(ctx, events, inserted, resv)
-	p.m.countInserted(events, inserted)
+	p.m.countInserted(ctx, events, inserted)
 	return res, nil
 }
 

@@ -141,7 +141,7 @@ func TestAPIOperations(t *testing.T) {
 	}
 	ready := func() (readiness, []byte) {
 		t.Helper()
-		r := h.do("GET", "/readiness", nil, nil)
+		r := h.do("GET", "/readiness", nil, hdr(harnessMetricsToken, ""))
 		r.want(t, http.StatusOK)
 		var v readiness
 		r.decode(t, &v)
@@ -176,7 +176,7 @@ func TestAPIOperations(t *testing.T) {
 	h.do("POST", "/api/analytics/usage", map[string]string{"metric": "builds_daily"}, o.h()).want(t, http.StatusAccepted)
 	h.do("GET", "/healthz", nil, nil).want(t, http.StatusOK)
 	h.do("GET", "/nope/"+strings.Repeat("x", 20), nil, nil)
-	r = h.do("GET", "/metrics", nil, nil)
+	r = h.do("GET", "/metrics", nil, hdr(harnessMetricsToken, ""))
 	r.want(t, http.StatusOK)
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") && !strings.Contains(ct, "openmetrics") {
 		t.Errorf("metrics Content-Type %q", ct)
@@ -187,9 +187,9 @@ func TestAPIOperations(t *testing.T) {
 		`(?m)^sbh_http_requests_total\{[^}]*route="POST /api/analytics/events"[^}]*\} [1-9]`,
 		`(?m)^sbh_http_request_duration_seconds_bucket\{[^}]*route="GET /healthz"`,
 		`(?m)^sbh_analytics_events_total\{(?:[^}]*,)?event="ops\.test"[^}]*\} 2$`,
-		`(?m)^sbh_analytics_events_total\{[^}]*source="web"[^}]*tenant="[^"]+"[^}]*\} 2$`,
+		`(?m)^sbh_analytics_events_total\{[^}]*source="web"[^}]*tenant="acme"[^}]*\} 2$`,
 		`(?m)^sbh_analytics_query_duration_seconds_count\{[^}]*\} [1-9]`,
-		`(?m)^sbh_usage_count_total\{[^}]*metric="builds_daily"[^}]*tenant="[^"]+"[^}]*\} [1-9]`,
+		`(?m)^sbh_usage_count_total\{[^}]*metric="builds_daily"[^}]*tenant="acme"[^}]*\} [1-9]`,
 		`(?m)^sbh_ingest_queue_depth `,
 		`(?m)^sbh_analytics_rollup_duration_seconds_count [1-9]`,
 	} {
@@ -214,7 +214,7 @@ func TestAPIMetricsLabelCap(t *testing.T) {
 		batch = append(batch, map[string]string{"event": fmt.Sprintf("cap.name%d", i), "source": "web"})
 	}
 	h.send(o.h(), map[string]any{"batch": batch})
-	text := string(h.do("GET", "/metrics", nil, nil).Body)
+	text := h.metrics()
 	names := map[string]bool{}
 	var total float64
 	for _, m := range regexp.MustCompile(`(?m)^sbh_analytics_events_total\{[^}]*event="([^"]*)"[^}]*\} (\S+)$`).FindAllStringSubmatch(text, -1) {

@@ -266,7 +266,7 @@ func TestAPIQuotas(t *testing.T) {
 		r := h.do("GET", "/api/analytics/audit?action=quota.threshold", nil, o.h())
 		return strings.Count(string(r.Body), `"threshold"`) == 2
 	})
-	metrics := string(h.do("GET", "/metrics", nil, nil).Body)
+	metrics := h.metrics()
 	if !regexp.MustCompile(`(?m)^sbh_quota_exceeded_total\{[^}]*metric="builds_daily"[^}]*\} 1$`).MatchString(metrics) {
 		t.Errorf("sbh_quota_exceeded_total for builds_daily is not 1")
 	}

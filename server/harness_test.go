@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/tallyhq/tally/internal/app"
 	"github.com/tallyhq/tally/internal/app/apptest"
+	"github.com/tallyhq/tally/internal/testenv"
+	"github.com/tallyhq/tally/postgres/pgtest"
 )
 
 // harnessPassword is the password of every user a harness registers.
@@ -28,9 +31,13 @@ type harness struct {
 	app    *app.App
 	srv    *httptest.Server
 	dbPath string
+	logs   *testenv.Buffer // the app's JSON log, warnings and errors
 	client *http.Client
 	seq    atomic.Int64 // for unique names
 }
+
+// harnessMetricsToken is the operator's METRICS_TOKEN in every harness.
+const harnessMetricsToken = "operator-metrics-token-for-tests"
 
 // harnessOption adjusts the app configuration before the app starts.
 type harnessOption func(*app.Config)
@@ -68,14 +75,17 @@ func withQuotaDefaults(m map[string]int64) harnessOption {
 func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tally.db")
+	logs := &testenv.Buffer{}
 	a, srv := apptest.Start(t, func(cfg *app.Config) {
 		cfg.SQLitePath, cfg.SQLiteSync = path, "FULL"
+		cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		cfg.WebhookBackoff = 10 * time.Millisecond
+		cfg.Server.MetricsToken = harnessMetricsToken
 		for _, o := range opts {
 			o(cfg)
 		}
 	})
-	h := &harness{t: t, app: a, srv: srv, dbPath: path, client: srv.Client()}
+	h := &harness{t: t, app: a, srv: srv, dbPath: path, logs: logs, client: srv.Client()}
 	return h
 }
 
@@ -187,6 +197,35 @@ func (h *harness) doT(t testing.TB, method, path string, body any, headers map[s
 		t.Errorf("%s: no X-Request-ID", r)
 	}
 	return r
+}
+
+// metrics returns the Prometheus text of the public /metrics, read with
+// the operator's token.
+func (h *harness) metrics() string {
+	h.t.Helper()
+	return string(h.do("GET", "/metrics", nil, hdr(harnessMetricsToken, "")).want(h.t, http.StatusOK).Body)
+}
+
+// noPanic fails t when the app logged a panic.
+func (h *harness) noPanic(t testing.TB) {
+	t.Helper()
+	if l := h.logs.String(); strings.Contains(l, `"msg":"panic"`) {
+		t.Errorf("the log shows a panic:\n%s", l)
+	}
+}
+
+// backends runs fn once per store: SQLite, and PostgreSQL on a fresh
+// schema (reported missing like every PostgreSQL test when it is not
+// there).
+func backends(t *testing.T, fn func(t *testing.T, opts ...harnessOption)) {
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		fn(t)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		fn(t, withPostgres(pgtest.FreshSchema(t)))
+	})
 }
 
 // uniq returns a name unique within the harness.

@@ -19,7 +19,7 @@ func (s *Server) routes() {
 	)
 	// Operations.
 	s.handle("GET /healthz", s.handleHealthz())
-	s.handle("GET /readiness", s.handleReadiness())
+	s.handle("GET /readiness", s.handleReadiness(false))
 	s.handle("GET /metrics", s.handleMetrics())
 
 	// Identity and tenants.

@@ -28,6 +28,11 @@ type Config struct {
 	// AllowPrivateWebhooks accepts webhook URLs on loopback and private
 	// addresses (for development).
 	AllowPrivateWebhooks bool
+	// MetricsToken, when set, is the operator's bearer token: with it the
+	// public listener serves /metrics and /readiness's cross-tenant
+	// figures. Without it the public /metrics is 404; the operator
+	// listener (Server.Operator) serves them either way.
+	MetricsToken string
 }
 
 // DefaultConfig returns the documented defaults (api/openapi.yaml, README).

@@ -68,7 +68,7 @@ func (s *Service) alert(ctx context.Context, tenantID int64, day time.Time, q ta
 	defer cancel()
 	log := s.cfg.Logger.With("tenant", tenantID, "metric", q.Metric, "threshold", threshold)
 	if threshold >= 100 {
-		tl, ml := s.labels(tenantID, q.Metric)
+		tl, ml := s.labels(ctx, tenantID, q.Metric)
 		s.exceeded.WithLabelValues(tl, ml).Inc()
 	}
 	now := s.cfg.Now().UTC()

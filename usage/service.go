@@ -16,7 +16,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -90,7 +89,7 @@ type Service struct {
 	store    tally.Store
 	counters tally.Counters
 
-	tenantLabel *metrics.Limiter
+	tenantLabel *metrics.TenantLabels
 	metricLabel *metrics.Limiter
 	counted     *prometheus.CounterVec
 	exceeded    *prometheus.CounterVec
@@ -121,10 +120,16 @@ func NewService(cfg Config, store tally.Store, counters tally.Counters, reg prom
 	f := promauto.With(reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
-		cfg:         cfg,
-		store:       store,
-		counters:    counters,
-		tenantLabel: metrics.NewLimiter(labelCap),
+		cfg:      cfg,
+		store:    store,
+		counters: counters,
+		tenantLabel: metrics.NewTenantLabels(labelCap, func(ctx context.Context, id int64) (string, error) {
+			t, err := store.TenantByID(ctx, id)
+			if err != nil {
+				return "", err
+			}
+			return t.Slug, nil
+		}),
 		metricLabel: metrics.NewLimiter(labelCap),
 		counted: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "sbh_usage_count_total",
@@ -140,8 +145,8 @@ func NewService(cfg Config, store tally.Store, counters tally.Counters, reg prom
 }
 
 // labels returns the bounded label values of a tenant and a metric.
-func (s *Service) labels(tenantID int64, metric string) (string, string) {
-	return s.tenantLabel.Value(strconv.FormatInt(tenantID, 10)), s.metricLabel.Value(metric)
+func (s *Service) labels(ctx context.Context, tenantID int64, metric string) (string, string) {
+	return s.tenantLabel.Value(ctx, tenantID), s.metricLabel.Value(metric)
 }
 
 // day returns the UTC day an event counts in.
@@ -390,7 +395,7 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 				}
 			}
 			if a.N > 0 {
-				tl, ml := s.labels(e.TenantID, a.Metric)
+				tl, ml := s.labels(ctx, e.TenantID, a.Metric)
 				s.counted.WithLabelValues(tl, ml).Add(float64(a.N))
 				grown[counterKey{e.TenantID, day(e.Timestamp), a.Metric}] = struct{}{}
 			}

@@ -564,11 +564,11 @@ func TestAlerts(t *testing.T) {
 	const metrics = `
 # HELP sbh_quota_exceeded_total Quotas reaching 100 % of their daily limit (once per tenant, metric and day).
 # TYPE sbh_quota_exceeded_total counter
-sbh_quota_exceeded_total{metric="api_requests_daily",tenant="1"} 1
+sbh_quota_exceeded_total{metric="api_requests_daily",tenant="acme"} 1
 # HELP sbh_usage_count_total Usage counted per tenant and metric (the sum of every counted amount).
 # TYPE sbh_usage_count_total counter
-sbh_usage_count_total{metric="api_requests_daily",tenant="1"} 24
-sbh_usage_count_total{metric="events_daily",tenant="1"} 24
+sbh_usage_count_total{metric="api_requests_daily",tenant="acme"} 24
+sbh_usage_count_total{metric="events_daily",tenant="acme"} 24
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(metrics), "sbh_quota_exceeded_total", "sbh_usage_count_total"); err != nil {
 		t.Error(err)
@@ -607,9 +607,9 @@ func TestLabelCap(t *testing.T) {
 	const metrics = `
 # HELP sbh_usage_count_total Usage counted per tenant and metric (the sum of every counted amount).
 # TYPE sbh_usage_count_total counter
-sbh_usage_count_total{metric="a",tenant="1"} 1
-sbh_usage_count_total{metric="events_daily",tenant="1"} 3
-sbh_usage_count_total{metric="other",tenant="1"} 5
+sbh_usage_count_total{metric="a",tenant="acme"} 1
+sbh_usage_count_total{metric="events_daily",tenant="acme"} 3
+sbh_usage_count_total{metric="other",tenant="acme"} 5
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(metrics), "sbh_usage_count_total"); err != nil {
 		t.Error(err)

@@ -36,6 +36,8 @@ type config struct {
 	SQLiteSync       string           // SQLITE_SYNCHRONOUS: FULL | NORMAL
 	IngestQueue      int              // INGEST_QUEUE_SIZE: events waiting for commit before 503
 	LabelCap         int              // METRICS_LABEL_CAP: distinct values per metric label
+	MetricsAddr      string           // METRICS_ADDR: the operator listener (/metrics, /readiness details); "off": none
+	MetricsToken     string           // METRICS_TOKEN: bearer token for /metrics on the public listener
 	RollupDailyAt    time.Duration    // ROLLUP_DAILY_AT: offset after 00:00 UTC (default 10m)
 	SessionTTL       time.Duration    // SESSION_TTL
 	SecureCookies    bool             // SECURE_COOKIES
@@ -58,6 +60,7 @@ func defaultConfig() config {
 		SQLiteSync:       "FULL",
 		IngestQueue:      10000,
 		LabelCap:         100,
+		MetricsAddr:      "127.0.0.1:9091",
 		RollupDailyAt:    10 * time.Minute,
 		SessionTTL:       30 * 24 * time.Hour,
 		LogLevel:         slog.LevelInfo,
@@ -137,6 +140,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	str("SQLITE_SYNCHRONOUS", &c.SQLiteSync)
 	integer("INGEST_QUEUE_SIZE", &c.IngestQueue)
 	integer("METRICS_LABEL_CAP", &c.LabelCap)
+	str("METRICS_ADDR", &c.MetricsAddr)
+	str("METRICS_TOKEN", &c.MetricsToken)
 	duration("ROLLUP_DAILY_AT", &c.RollupDailyAt)
 	duration("SESSION_TTL", &c.SessionTTL)
 	boolean("SECURE_COOKIES", &c.SecureCookies)
@@ -184,6 +189,9 @@ func (c *config) validate() error {
 	}
 	if c.IngestQueue < 1 {
 		errs = append(errs, "INGEST_QUEUE_SIZE must be positive")
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
+		errs = append(errs, "METRICS_TOKEN must be at least 16 characters")
 	}
 	if c.LabelCap < 1 {
 		errs = append(errs, "METRICS_LABEL_CAP must be positive")
@@ -245,6 +253,8 @@ func (c config) LogValue() slog.Value {
 		slog.String("sqlite_synchronous", c.SQLiteSync),
 		slog.Int("ingest_queue_size", c.IngestQueue),
 		slog.Int("metrics_label_cap", c.LabelCap),
+		slog.String("metrics_addr", c.MetricsAddr),
+		slog.Bool("metrics_token_set", c.MetricsToken != ""),
 		slog.String("rollup_daily_at", c.RollupDailyAt.String()),
 		slog.String("session_ttl", c.SessionTTL.String()),
 		slog.Bool("secure_cookies", c.SecureCookies),

@@ -87,7 +87,7 @@ func TestCrashDurability(t *testing.T) {
 	bin := buildTally(t)
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "tally.db")
-	env := []string{"DATABASE_URL=" + dbPath, "LISTEN_ADDR=127.0.0.1:0", "LOG_LEVEL=error"}
+	env := []string{"DATABASE_URL=" + dbPath, "LISTEN_ADDR=127.0.0.1:0", "METRICS_ADDR=off", "LOG_LEVEL=error"}
 	cli(t, bin, env, "user", "create", "-email", "crash@example.com", "-password", "crash-test-pw")
 	cli(t, bin, env, "tenant", "create", "-slug", "crash", "-name", "Crash", "-owner", "crash@example.com")
 	key := cli(t, bin, env, "key", "create", "-tenant", "crash", "-name", "crash", "-scopes", "analytics:write")

@@ -24,24 +24,29 @@ func envOf(m map[string]string) func(string) string { return func(k string) stri
 func TestRunServe(t *testing.T) {
 	t.Parallel()
 	env := envOf(map[string]string{
-		"LISTEN_ADDR":  "127.0.0.1:0",
-		"DATABASE_URL": filepath.Join(t.TempDir(), "data", "tally.db"),
-		"LOG_LEVEL":    "warn",
+		"LISTEN_ADDR":   "127.0.0.1:0",
+		"METRICS_ADDR":  "127.0.0.1:0",
+		"METRICS_TOKEN": "operator-token-0123456789",
+		"DATABASE_URL":  filepath.Join(t.TempDir(), "data", "tally.db"),
+		"LOG_LEVEL":     "warn",
 	})
 	ctx, cancel := context.WithCancel(t.Context())
 	var stdout, stderr testenv.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve", "-demo"}, env, &stdout, &stderr) }()
 
-	var base string
+	var base, metricsURL string
 	deadline := time.Now().Add(60 * time.Second)
-	for base == "" {
+	for base == "" || metricsURL == "" {
 		if time.Now().After(deadline) {
 			t.Fatalf("server did not start; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 		}
 		for _, line := range strings.Split(stdout.String(), "\n") {
 			if u, ok := strings.CutPrefix(line, "tally listening on "); ok {
 				base = u
+			}
+			if u, ok := strings.CutPrefix(line, "tally metrics on "); ok {
+				metricsURL = u
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -96,6 +101,32 @@ func TestRunServe(t *testing.T) {
 		t.Fatalf("demo tenant KPIs look empty: %+v", m.KPIs)
 	}
 
+	// Metrics: open on the operator listener; on the public one only with
+	// METRICS_TOKEN.
+	get := func(url, token string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(metricsURL, ""); code != 200 || !strings.Contains(body, `tenant="demo"`) {
+		t.Errorf("operator /metrics: %d, tenant label by slug missing", code)
+	}
+	if code, _ := get(base+"/metrics", ""); code != http.StatusUnauthorized {
+		t.Errorf("public /metrics without the token: %d, want 401", code)
+	}
+	if code, _ := get(base+"/metrics", "operator-token-0123456789"); code != 200 {
+		t.Errorf("public /metrics with the token: %d, want 200", code)
+	}
+
 	cancel()
 	select {
 	case err := <-done:
@@ -126,6 +157,7 @@ func TestRunConfigErrors(t *testing.T) {
 		{"bad export rows", []string{"migrate"}, map[string]string{"ANALYTICS_MAX_EXPORT_ROWS": "0"}, "ANALYTICS_MAX_EXPORT_ROWS"},
 		{"bad flag", []string{"serve", "-nope"}, nil, "nope"},
 		{"bad sync", []string{"migrate"}, map[string]string{"SQLITE_SYNCHRONOUS": "OFF"}, "SQLITE_SYNCHRONOUS"},
+		{"short metrics token", []string{"migrate"}, map[string]string{"METRICS_TOKEN": "short"}, "METRICS_TOKEN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

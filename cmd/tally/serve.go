@@ -62,6 +62,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	cfg.SessionTTL = c.SessionTTL
 	cfg.SecureCookies = c.SecureCookies
 	cfg.DevAssetsDir = c.DevDir
+	cfg.MetricsToken = c.MetricsToken
 	a, err := app.New(ctx, app.Config{
 		SQLitePath: c.sqlitePath(), SQLiteSync: c.SQLiteSync, PostgresURL: c.postgresURL(), RedisURL: c.RedisURL,
 		AnalyticsEnabled: c.AnalyticsEnabled, QuotasEnabled: c.QuotasEnabled, QuotaDefaults: c.QuotaDefaults,
@@ -99,34 +100,61 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return &configError{msg: fmt.Sprintf("listen on %s: %v", c.ListenAddr, err)}
 	}
-	hs := &http.Server{
-		Handler:           a.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      5 * time.Minute, // long CSV exports stream
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	hs := newHTTPServer(a.Handler(), log)
+	hs.WriteTimeout = 5 * time.Minute // long CSV exports stream
 	fmt.Fprintf(stdout, "tally listening on http://%s\n", ln.Addr())
 	log.Info("listening", "addr", ln.Addr().String())
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
+	servers := []*http.Server{hs}
+	if c.MetricsAddr != "off" {
+		// The operator listener: metrics and readiness details without
+		// credentials, so on loopback (or a private network) only.
+		mln, err := net.Listen("tcp", c.MetricsAddr)
+		if err != nil {
+			hs.Close()
+			return &configError{msg: fmt.Sprintf("listen on METRICS_ADDR %s: %v", c.MetricsAddr, err)}
+		}
+		ms := newHTTPServer(a.OperatorHandler(), log)
+		servers = append(servers, ms)
+		fmt.Fprintf(stdout, "tally metrics on http://%s/metrics\n", mln.Addr())
+		log.Info("operator listener", "addr", mln.Addr().String())
+		go func() { errc <- ms.Serve(mln) }()
+	}
 	select {
 	case err := <-errc:
+		for _, s := range servers {
+			s.Close()
+		}
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: draining requests and the ingest queue")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		log.Error("http shutdown", "err", err)
+	for _, s := range servers {
+		if err := s.Shutdown(sctx); err != nil {
+			log.Error("http shutdown", "err", err)
+		}
 	}
 	closeApp()
 	log.Info("stopped")
 	return nil
+}
+
+// newHTTPServer is an http.Server with tally's limits whose own error
+// lines (TLS handshakes, bad requests it answers itself) go to the JSON log.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 func printDemo(w io.Writer, res *demo.Result, addr string) {

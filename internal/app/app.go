@@ -104,7 +104,13 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a := &App{Store: store, Accounts: identity.New(store, cfg.Now, cfg.Logger), Registry: reg, cfg: cfg}
-	im := ingest.NewMetrics(reg, cfg.LabelCap)
+	im := ingest.NewMetrics(reg, cfg.LabelCap).NameTenants(cfg.LabelCap, func(ctx context.Context, id int64) (string, error) {
+		t, err := store.TenantByID(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		return t.Slug, nil
+	})
 	a.Writer = ingest.NewWriter(store, ingest.WriterConfig{QueueSize: cfg.IngestQueue}, im)
 	var counters tally.Counters = usage.NewMemoryCounters()
 	ready := map[string]func(context.Context) error{}
@@ -218,6 +224,10 @@ func (a *App) StartScheduler() {
 
 // Handler is the HTTP handler of the app.
 func (a *App) Handler() http.Handler { return a.Server }
+
+// OperatorHandler is the handler of the operator listener (METRICS_ADDR):
+// metrics and readiness details without credentials.
+func (a *App) OperatorHandler() http.Handler { return a.Server.Operator() }
 
 // Close stops the scheduler and then the runners in the reverse of their
 // start order: producers first, then the writer, which drains and commits
