@@ -36,6 +36,7 @@ var allowedImports = map[string][]string{
 	"internal/secret":              {"."},
 	"internal/userset":             {"."},
 	"internal/testenv":             {"."},
+	"internal/faults":              {},
 	"internal/demo":                {".", "identity"},
 	"internal/migrate/migratetest": {"internal/migrate"},
 	"sqlite/sqlitetest":            {".", "sqlite", "internal/testenv"},

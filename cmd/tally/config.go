@@ -35,6 +35,8 @@ type config struct {
 	RedactKeys       []string         // REDACT_KEYS (comma separated; replaces the defaults)
 	SQLiteSync       string           // SQLITE_SYNCHRONOUS: FULL | NORMAL
 	IngestQueue      int              // INGEST_QUEUE_SIZE: events waiting for commit before 503
+	StatementTimeout time.Duration    // DB_STATEMENT_TIMEOUT: bound of one database statement or transaction
+	DrainDelay       time.Duration    // SHUTDOWN_DRAIN_DELAY: /readiness answers 503 this long before the listener stops
 	LabelCap         int              // METRICS_LABEL_CAP: distinct values per metric label
 	RollupDailyAt    time.Duration    // ROLLUP_DAILY_AT: offset after 00:00 UTC (default 10m)
 	SessionTTL       time.Duration    // SESSION_TTL
@@ -57,6 +59,8 @@ func defaultConfig() config {
 		UsageRules:       tally.DefaultUsageRules(),
 		SQLiteSync:       "FULL",
 		IngestQueue:      10000,
+		StatementTimeout: 5 * time.Second,
+		DrainDelay:       5 * time.Second,
 		LabelCap:         100,
 		RollupDailyAt:    10 * time.Minute,
 		SessionTTL:       30 * 24 * time.Hour,
@@ -136,6 +140,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	str("SQLITE_SYNCHRONOUS", &c.SQLiteSync)
 	integer("INGEST_QUEUE_SIZE", &c.IngestQueue)
+	duration("DB_STATEMENT_TIMEOUT", &c.StatementTimeout)
+	duration("SHUTDOWN_DRAIN_DELAY", &c.DrainDelay)
 	integer("METRICS_LABEL_CAP", &c.LabelCap)
 	duration("ROLLUP_DAILY_AT", &c.RollupDailyAt)
 	duration("SESSION_TTL", &c.SessionTTL)
@@ -184,6 +190,12 @@ func (c *config) validate() error {
 	}
 	if c.IngestQueue < 1 {
 		errs = append(errs, "INGEST_QUEUE_SIZE must be positive")
+	}
+	if c.StatementTimeout < 10*time.Millisecond || c.StatementTimeout > time.Hour {
+		errs = append(errs, "DB_STATEMENT_TIMEOUT must be 10ms-1h, like 5s")
+	}
+	if c.DrainDelay < 0 || c.DrainDelay > 10*time.Minute {
+		errs = append(errs, "SHUTDOWN_DRAIN_DELAY must be 0-10m, like 5s")
 	}
 	if c.LabelCap < 1 {
 		errs = append(errs, "METRICS_LABEL_CAP must be positive")
@@ -243,6 +255,8 @@ func (c config) LogValue() slog.Value {
 		slog.Any("usage_rules", c.UsageRules),
 		slog.String("sqlite_synchronous", c.SQLiteSync),
 		slog.Int("ingest_queue_size", c.IngestQueue),
+		slog.Duration("db_statement_timeout", c.StatementTimeout),
+		slog.Duration("shutdown_drain_delay", c.DrainDelay),
 		slog.Int("metrics_label_cap", c.LabelCap),
 		slog.Duration("rollup_daily_at", c.RollupDailyAt),
 		slog.Duration("session_ttl", c.SessionTTL),
