@@ -1,6 +1,7 @@
 package tally
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -61,8 +62,18 @@ func Internal(err error) *Error {
 	return &Error{Code: EInternal, Message: "internal error", Err: err}
 }
 
-// ErrorCodeOf returns the code of err, EInternal for errors that are not
-// *Error and "" for nil.
+// Unavailable wraps an infrastructure failure that a retry may get past (a
+// database that is unreachable, resets connections, times out a statement,
+// has a full disk or is busy). Transports answer it as a retryable
+// unavailability (HTTP 503 with Retry-After); the wrapped error, driver and
+// SQL text included, is for logs only.
+func Unavailable(err error) *Error {
+	return &Error{Code: EUnavailable, Message: "the database is unavailable; retry later", Err: err}
+}
+
+// ErrorCodeOf returns the code of err: EUnavailable for a context whose
+// deadline passed (a timeout ran out), EInternal for other errors that are
+// not *Error and "" for nil.
 func ErrorCodeOf(err error) ErrorCode {
 	if err == nil {
 		return ""
@@ -70,6 +81,9 @@ func ErrorCodeOf(err error) ErrorCode {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Code
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return EUnavailable
 	}
 	return EInternal
 }
@@ -79,6 +93,9 @@ func ErrorMessageOf(err error) string {
 	var e *Error
 	if errors.As(err, &e) && e.Code != EInternal {
 		return e.Message
+	}
+	if e == nil && errors.Is(err, context.DeadlineExceeded) {
+		return "timed out; retry later"
 	}
 	return "internal error"
 }

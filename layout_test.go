@@ -37,6 +37,7 @@ var allowedImports = map[string][]string{
 	"internal/userset":             {"."},
 	"internal/dedupe":              {},
 	"internal/testenv":             {"."},
+	"internal/faults":              {},
 	"internal/demo":                {".", "identity"},
 	"internal/migrate/migratetest": {"internal/migrate"},
 	"sqlite/sqlitetest":            {".", "sqlite", "internal/testenv"},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tallyhq/tally"
@@ -50,6 +51,9 @@ type Writer struct {
 	depth   int // events in queue
 	closing bool
 	wake    chan struct{} // buffered(1): something changed
+
+	// failed is the last failed commit, nil once one succeeded since.
+	failed atomic.Pointer[WriteFailure]
 
 	startOnce sync.Once
 	done      chan struct{} // closed when the loop returned
@@ -266,6 +270,16 @@ func (w *Writer) take() []*writeReq {
 	return reqs
 }
 
+// WriteFailure is a commit that failed: when, and the store's error.
+type WriteFailure struct {
+	At  time.Time
+	Err error
+}
+
+// LastFailure returns the last failed commit when no commit succeeded
+// since, else nil: readiness reports writes failing from it.
+func (w *Writer) LastFailure() *WriteFailure { return w.failed.Load() }
+
 // commit stores the events of reqs in one transaction and answers them.
 func (w *Writer) commit(reqs []*writeReq) {
 	var n int
@@ -281,6 +295,11 @@ func (w *Writer) commit(reqs []*writeReq) {
 	w.m.observeCommit(n, time.Since(start))
 	if err == nil && len(inserted) != n {
 		err = tally.Internal(fmt.Errorf("ingest: store reported %d outcomes for %d events", len(inserted), n))
+	}
+	if err != nil {
+		w.failed.Store(&WriteFailure{At: time.Now(), Err: err})
+	} else if w.failed.Load() != nil {
+		w.failed.Store(nil)
 	}
 	off := 0
 	for _, r := range reqs {

@@ -266,6 +266,12 @@ func (db *DB) ExportEvents(ctx context.Context, tenantID int64, f tally.EventFil
 		return wrap(err, "event")
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	// The export streams as fast as the client reads: no statement
+	// timeout on it (a stalled server is still caught by the connection's
+	// read deadline).
+	if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+		return wrap(err, "event")
+	}
 	q := filter(tenantID, f)
 	if f.Cursor != nil {
 		q.and(`(ts, id) > (` + q.arg(f.Cursor.At) + `, ` + q.arg(f.Cursor.ID) + `)`)

@@ -34,8 +34,9 @@ func (s *Server) operator(r *http.Request) bool {
 // operator: on the operator listener (details) or with the metrics token.
 func (s *Server) handleReadiness(details bool) http.Handler {
 	type check struct {
-		Configured *bool `json:"configured,omitempty"`
-		OK         bool  `json:"ok"`
+		Configured *bool  `json:"configured,omitempty"`
+		OK         bool   `json:"ok"`
+		Detail     string `json:"detail,omitempty"` // why not OK, caller-safe
 	}
 	type analytics struct {
 		Configured    bool       `json:"configured"`
@@ -53,16 +54,30 @@ func (s *Server) handleReadiness(details bool) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		res := response{Status: "ok", Checks: map[string]check{}}
-		dbOK := s.Store.Ping(ctx) == nil
-		res.Checks["database"] = check{OK: dbOK}
+		failing := func(err error) string {
+			if err == nil {
+				return ""
+			}
+			return "failing: " + tally.ErrorMessageOf(err)
+		}
+		dbErr := s.Store.Ping(ctx)
+		dbOK := dbErr == nil
+		res.Checks["database"] = check{OK: dbOK, Detail: failing(dbErr)}
 		res.Checks["redis"] = check{Configured: &no, OK: true}
 		for name, fn := range s.ReadyChecks {
-			res.Checks[name] = check{Configured: &yes, OK: fn(ctx) == nil}
+			err := fn(ctx)
+			res.Checks[name] = check{Configured: &yes, OK: err == nil, Detail: failing(err)}
 		}
 		for _, c := range res.Checks {
 			if !c.OK {
 				res.Status = "unavailable"
 			}
+		}
+		if s.draining.Load() {
+			// Shutting down: the listener still serves for the drain
+			// delay so that load balancers see this and stop sending.
+			res.Status = "draining"
+			res.Checks["shutdown"] = check{OK: false, Detail: "draining: the instance is stopping"}
 		}
 		res.Analytics.Configured = s.cfg.AnalyticsEnabled
 		res.Analytics.OK = s.cfg.AnalyticsEnabled && dbOK

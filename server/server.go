@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,7 +76,12 @@ type Server struct {
 	web      *web
 	logins   *loginLimiter
 	denials  *dedupe.Window // of access.denied entries
+	draining atomic.Bool // Drain was called: /readiness answers 503
 }
+
+// Drain makes /readiness answer 503 ("draining") from now on, while every
+// other route keeps serving: the first step of a graceful shutdown.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // New builds the server and its routes.
 func New(cfg Config, d Deps) (*Server, error) {

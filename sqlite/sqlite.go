@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tallyhq/tally"
@@ -30,9 +31,11 @@ var migrations embed.FS
 
 // DB is an open tally database in one SQLite file.
 type DB struct {
-	w   *sql.DB // the single writer connection
-	r   *sql.DB // readers
-	now func() time.Time
+	w       *sql.DB // the single writer connection
+	r       *sql.DB // readers
+	now     func() time.Time
+	timeout time.Duration // of one write transaction, and the busy timeout
+	path    string
 }
 
 var _ tally.Store = (*DB)(nil)
@@ -47,7 +50,15 @@ type Options struct {
 	// sessions, tenants and keys, audit entries, member and dirty-mark
 	// times (default time.Now).
 	Now func() time.Time
+	// StatementTimeout bounds one write transaction (its context is
+	// cancelled past it) and is SQLite's busy timeout: how long a writer
+	// waits for a lock held by another process (default 5s).
+	StatementTimeout time.Duration
 }
+
+// DefaultStatementTimeout is the statement and transaction timeout when
+// none is given (DB_STATEMENT_TIMEOUT).
+const DefaultStatementTimeout = 5 * time.Second
 
 // Open opens (creating it and its directory if missing) the SQLite file at
 // path and applies pending migrations.
@@ -77,9 +88,14 @@ func open(path string, opt Options) (*DB, error) {
 	if sync != "FULL" && sync != "NORMAL" {
 		return nil, fmt.Errorf("sqlite: synchronous must be FULL or NORMAL, not %q", opt.Synchronous)
 	}
+	timeout := opt.StatementTimeout
+	if timeout <= 0 {
+		timeout = DefaultStatementTimeout
+	}
+	busy := fmt.Sprintf("busy_timeout(%d)", timeout.Milliseconds())
 	dsn := func(txlock string) string {
 		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "foreign_keys(1)", "busy_timeout(10000)", "synchronous(" + sync + ")"} {
+		for _, p := range []string{"journal_mode(WAL)", "foreign_keys(1)", busy, "synchronous(" + sync + ")"} {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", txlock)
@@ -103,16 +119,16 @@ func open(path string, opt Options) (*DB, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &DB{w: w, r: r, now: now}, nil
+	return &DB{w: w, r: r, now: now, timeout: timeout, path: path}, nil
 }
 
 // Ping checks both connection pools.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.w.PingContext(ctx); err != nil {
-		return tally.Internal(err)
+		return unavailable(err)
 	}
 	if err := db.r.PingContext(ctx); err != nil {
-		return tally.Internal(err)
+		return unavailable(err)
 	}
 	return nil
 }
@@ -164,18 +180,87 @@ func wrap(err error, what string) error {
 	if errors.As(err, &te) {
 		return err
 	}
+	if isUnavailable(err) {
+		return unavailable(err)
+	}
 	return tally.Internal(err)
 }
 
-// inTx runs fn in a write transaction on the writer connection.
+// isUnavailable tells the failures a retry may get past: a full disk, a
+// lock held past the busy timeout, an I/O error, a file that cannot be
+// opened, an interrupted or timed-out statement.
+func isUnavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var se *sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff { // the primary result code
+		case sqlite3lib.SQLITE_FULL, sqlite3lib.SQLITE_BUSY, sqlite3lib.SQLITE_LOCKED,
+			sqlite3lib.SQLITE_IOERR, sqlite3lib.SQLITE_CANTOPEN, sqlite3lib.SQLITE_INTERRUPT,
+			sqlite3lib.SQLITE_NOMEM, sqlite3lib.SQLITE_PROTOCOL:
+			return true
+		}
+	}
+	return false
+}
+
+// unavailable returns err as tally.Unavailable when a retry may get past
+// it, else unchanged (tally errors and errors wrap maps keep their code).
+func unavailable(err error) error {
+	var te *tally.Error
+	if err == nil || errors.As(err, &te) || !isUnavailable(err) {
+		return err
+	}
+	u := tally.Unavailable(err)
+	var se *sqlite3.Error
+	switch {
+	case errors.As(err, &se) && se.Code()&0xff == sqlite3lib.SQLITE_FULL:
+		u.Message = "the database disk is full; retry later"
+	case errors.As(err, &se) && (se.Code()&0xff == sqlite3lib.SQLITE_BUSY || se.Code()&0xff == sqlite3lib.SQLITE_LOCKED):
+		u.Message = "the database is busy; retry later"
+	case errors.Is(err, context.DeadlineExceeded):
+		u.Message = "the database timed out; retry later"
+	}
+	return u
+}
+
+// inTx runs fn in a write transaction on the writer connection, bounded by
+// the statement timeout.
 func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	ctx, cancel := context.WithTimeout(ctx, db.timeout)
+	defer cancel()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return unavailable(err)
 	}
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
-		return err
+		return unavailable(err)
 	}
-	return tx.Commit()
+	return unavailable(tx.Commit())
+}
+
+// minFreeBytes is the free space under which ProbeWrite reports the disk
+// full: SQLite needs room for its WAL and checkpoints.
+const minFreeBytes = 1 << 20
+
+// ProbeWrite checks that the database can take writes: the file system
+// holding it has room, and a write transaction can start and commit
+// (the write lock is free, the file opens). It returns a
+// tally.Unavailable error naming the cause when not.
+func (db *DB) ProbeWrite(ctx context.Context) error {
+	if db.path != "" {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(filepath.Dir(db.path), &st); err == nil {
+			if free := st.Bavail * uint64(st.Bsize); free < minFreeBytes {
+				return &tally.Error{Code: tally.EUnavailable,
+					Message: fmt.Sprintf("disk full (%d bytes free)", free)}
+			}
+		}
+	}
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `SELECT 1`)
+		return err
+	})
 }

@@ -27,7 +27,8 @@ func openStore(ctx context.Context, name string, args []string, getenv func(stri
 	if err != nil {
 		return nil, c, err
 	}
-	db, err := app.OpenStore(ctx, c.sqlitePath(), c.SQLiteSync, c.postgresURL(), nil)
+	db, err := app.OpenStore(ctx, app.StoreConfig{SQLitePath: c.sqlitePath(), SQLiteSync: c.SQLiteSync,
+		PostgresURL: c.postgresURL(), StatementTimeout: c.StatementTimeout})
 	return db, c, err
 }
 

@@ -35,6 +35,8 @@ type config struct {
 	RedactKeys       []string         // REDACT_KEYS (comma separated; replaces the defaults)
 	SQLiteSync       string           // SQLITE_SYNCHRONOUS: FULL | NORMAL
 	IngestQueue      int              // INGEST_QUEUE_SIZE: events waiting for commit before 503
+	StatementTimeout time.Duration    // DB_STATEMENT_TIMEOUT: bound of one database statement or transaction
+	DrainDelay       time.Duration    // SHUTDOWN_DRAIN_DELAY: /readiness answers 503 this long before the listener stops
 	LabelCap         int              // METRICS_LABEL_CAP: distinct values per metric label
 	MetricsAddr      string           // METRICS_ADDR: the operator listener (/metrics, /readiness details); "off": none
 	MetricsToken     string           // METRICS_TOKEN: bearer token for /metrics on the public listener
@@ -59,6 +61,8 @@ func defaultConfig() config {
 		UsageRules:       tally.DefaultUsageRules(),
 		SQLiteSync:       "FULL",
 		IngestQueue:      10000,
+		StatementTimeout: 5 * time.Second,
+		DrainDelay:       5 * time.Second,
 		LabelCap:         100,
 		MetricsAddr:      "127.0.0.1:9091",
 		RollupDailyAt:    10 * time.Minute,
@@ -139,6 +143,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	str("SQLITE_SYNCHRONOUS", &c.SQLiteSync)
 	integer("INGEST_QUEUE_SIZE", &c.IngestQueue)
+	duration("DB_STATEMENT_TIMEOUT", &c.StatementTimeout)
+	duration("SHUTDOWN_DRAIN_DELAY", &c.DrainDelay)
 	integer("METRICS_LABEL_CAP", &c.LabelCap)
 	str("METRICS_ADDR", &c.MetricsAddr)
 	str("METRICS_TOKEN", &c.MetricsToken)
@@ -192,6 +198,12 @@ func (c *config) validate() error {
 	}
 	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
 		errs = append(errs, "METRICS_TOKEN must be at least 16 characters")
+	}
+	if c.StatementTimeout < 10*time.Millisecond || c.StatementTimeout > time.Hour {
+		errs = append(errs, "DB_STATEMENT_TIMEOUT must be 10ms-1h, like 5s")
+	}
+	if c.DrainDelay < 0 || c.DrainDelay > 10*time.Minute {
+		errs = append(errs, "SHUTDOWN_DRAIN_DELAY must be 0-10m, like 5s")
 	}
 	if c.LabelCap < 1 {
 		errs = append(errs, "METRICS_LABEL_CAP must be positive")
@@ -252,6 +264,8 @@ func (c config) LogValue() slog.Value {
 		slog.Any("usage_rules", c.UsageRules),
 		slog.String("sqlite_synchronous", c.SQLiteSync),
 		slog.Int("ingest_queue_size", c.IngestQueue),
+		slog.Duration("db_statement_timeout", c.StatementTimeout),
+		slog.Duration("shutdown_drain_delay", c.DrainDelay),
 		slog.Int("metrics_label_cap", c.LabelCap),
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.Bool("metrics_token_set", c.MetricsToken != ""),

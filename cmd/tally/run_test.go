@@ -29,6 +29,8 @@ func TestRunServe(t *testing.T) {
 		"METRICS_TOKEN": "operator-token-0123456789",
 		"DATABASE_URL":  filepath.Join(t.TempDir(), "data", "tally.db"),
 		"LOG_LEVEL":     "warn",
+
+		"SHUTDOWN_DRAIN_DELAY": "0s",
 	})
 	ctx, cancel := context.WithCancel(t.Context())
 	var stdout, stderr testenv.Buffer
@@ -138,6 +140,75 @@ func TestRunServe(t *testing.T) {
 	}
 }
 
+// TestRunServeDrains checks the graceful shutdown: once the context ends
+// (SIGTERM), /readiness answers 503 "draining" while the listener still
+// serves other requests, for SHUTDOWN_DRAIN_DELAY; then run returns.
+func TestRunServeDrains(t *testing.T) {
+	t.Parallel()
+	env := envOf(map[string]string{
+		"LISTEN_ADDR":          "127.0.0.1:0",
+		"DATABASE_URL":         filepath.Join(t.TempDir(), "tally.db"),
+		"LOG_LEVEL":            "warn",
+		"SHUTDOWN_DRAIN_DELAY": "3s",
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	var stdout, stderr testenv.Buffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, env, &stdout, &stderr) }()
+	var base string
+	for deadline := time.Now().Add(60 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start; stderr:\n%s", stderr.String())
+		}
+		for _, line := range strings.Split(stdout.String(), "\n") {
+			if u, ok := strings.CutPrefix(line, "tally listening on "); ok {
+				base = u
+			}
+		}
+	}
+	get := func(path string) (int, string, error) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+	if code, body, err := get("/readiness"); err != nil || code != 200 {
+		t.Fatalf("readiness before shutdown: %d %s %v", code, body, err)
+	}
+	cancel()
+	// Within the drain delay: readiness 503 draining, healthz still 200.
+	var drained bool
+	for deadline := time.Now().Add(10 * time.Second); !drained && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		code, body, err := get("/readiness")
+		if err != nil {
+			t.Fatalf("readiness refused before the drain delay ended: %v", err)
+		}
+		if code == http.StatusServiceUnavailable && strings.Contains(body, `"draining"`) {
+			if hc, _, err := get("/healthz"); err != nil || hc != 200 {
+				t.Fatalf("healthz during the drain: %d %v", hc, err)
+			}
+			drained = true
+		}
+	}
+	if !drained {
+		t.Fatal("readiness never answered 503 draining after shutdown began")
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("run did not return after the drain")
+	}
+	if _, _, err := get("/healthz"); err == nil {
+		t.Fatal("the listener still accepts after run returned")
+	}
+}
+
 // TestRunConfigErrors checks that bad configuration is a configError
 // (exit code 2) with a message naming the setting.
 func TestRunConfigErrors(t *testing.T) {
@@ -158,6 +229,8 @@ func TestRunConfigErrors(t *testing.T) {
 		{"bad flag", []string{"serve", "-nope"}, nil, "nope"},
 		{"bad sync", []string{"migrate"}, map[string]string{"SQLITE_SYNCHRONOUS": "OFF"}, "SQLITE_SYNCHRONOUS"},
 		{"short metrics token", []string{"migrate"}, map[string]string{"METRICS_TOKEN": "short"}, "METRICS_TOKEN"},
+		{"bad statement timeout", []string{"migrate"}, map[string]string{"DB_STATEMENT_TIMEOUT": "1ms"}, "DB_STATEMENT_TIMEOUT"},
+		{"bad drain delay", []string{"migrate"}, map[string]string{"SHUTDOWN_DRAIN_DELAY": "soon"}, "SHUTDOWN_DRAIN_DELAY"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

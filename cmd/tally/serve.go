@@ -67,7 +67,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		SQLitePath: c.sqlitePath(), SQLiteSync: c.SQLiteSync, PostgresURL: c.postgresURL(), RedisURL: c.RedisURL,
 		AnalyticsEnabled: c.AnalyticsEnabled, QuotasEnabled: c.QuotasEnabled, QuotaDefaults: c.QuotaDefaults,
 		UsageRules: c.UsageRules, RedactKeys: c.RedactKeys, IngestQueue: c.IngestQueue, LabelCap: c.LabelCap,
-		RollupDailyAt: c.RollupDailyAt, AllowPrivateWebhooks: c.WebhookPrivate, Server: cfg, Logger: log,
+		StatementTimeout: c.StatementTimeout,
+		RollupDailyAt:    c.RollupDailyAt, AllowPrivateWebhooks: c.WebhookPrivate, Server: cfg, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -129,6 +130,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return err
 	case <-ctx.Done():
+	}
+	// Readiness answers 503 for the drain delay while the listener still
+	// serves, so a load balancer takes this instance out before it stops
+	// accepting; then the listener stops, in-flight requests finish and
+	// the ingest queue drains.
+	a.Server.Drain()
+	log.Info("shutting down: readiness answers 503 during the drain delay", "delay", c.DrainDelay)
+	select {
+	case err := <-errc:
+		closeApp()
+		return err
+	case <-time.After(c.DrainDelay):
 	}
 	log.Info("shutting down: draining requests and the ingest queue")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -38,8 +38,11 @@ type Config struct {
 	// instances share them (quota consume stays atomic across instances).
 	RedisURL string
 	// RedisPrefix starts every Redis key (default "tally:").
-	RedisPrefix      string
-	SQLiteSync       string // FULL (default) or NORMAL
+	RedisPrefix string
+	SQLiteSync  string // FULL (default) or NORMAL
+	// StatementTimeout bounds one database statement or write
+	// transaction on either backend (default 5s).
+	StatementTimeout time.Duration
 	AnalyticsEnabled bool
 	QuotasEnabled    bool
 	QuotaDefaults    map[string]int64
@@ -97,7 +100,8 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.UsageRules == nil {
 		cfg.UsageRules = tally.DefaultUsageRules()
 	}
-	store, err := OpenStore(ctx, cfg.SQLitePath, cfg.SQLiteSync, cfg.PostgresURL, cfg.Now)
+	store, err := OpenStore(ctx, StoreConfig{SQLitePath: cfg.SQLitePath, SQLiteSync: cfg.SQLiteSync,
+		PostgresURL: cfg.PostgresURL, StatementTimeout: cfg.StatementTimeout, Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -133,6 +137,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		}
 		counters = redis.NewCounters(a.redis, prefix)
 		ready["redis"] = func(ctx context.Context) error { return redis.Ping(ctx, a.redis) }
+	}
+	if p, ok := store.(writeProber); ok {
+		ready["database_writes"] = func(ctx context.Context) error { return a.checkWrites(ctx, p) }
 	}
 	var hc *http.Client
 	if !cfg.AllowPrivateWebhooks {
@@ -179,6 +186,29 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	return a, nil
 }
 
+// writeProber is a store that can check it takes writes (both backends).
+type writeProber interface {
+	ProbeWrite(ctx context.Context) error
+}
+
+// writeFailureShown is how long a failed ingest commit keeps readiness
+// failing when no commit succeeded since, even if a probe passes (a probe
+// is a small write; the failed commit was a real one).
+const writeFailureShown = 10 * time.Second
+
+// checkWrites is the database_writes readiness check: the store's write
+// probe, and the writer's last commit when it failed recently.
+func (a *App) checkWrites(ctx context.Context, p writeProber) error {
+	if err := p.ProbeWrite(ctx); err != nil {
+		return err
+	}
+	if f := a.Writer.LastFailure(); f != nil && time.Since(f.At) < writeFailureShown &&
+		tally.ErrorCodeOf(f.Err) == tally.EUnavailable {
+		return f.Err
+	}
+	return nil
+}
+
 // start starts runners in order and adds them to the ones Close stops.
 func (a *App) start(runners ...tally.Runner) {
 	for _, r := range runners {
@@ -187,14 +217,22 @@ func (a *App) start(runners ...tally.Runner) {
 	}
 }
 
-// OpenStore opens the PostgreSQL store when postgresURL is set, else the
-// SQLite file at sqlitePath; either applies its pending migrations and
-// stamps rows with the time now tells (nil: time.Now).
-func OpenStore(ctx context.Context, sqlitePath, sqliteSync, postgresURL string, now func() time.Time) (tally.Store, error) {
-	if postgresURL != "" {
-		return postgres.Open(ctx, postgresURL, postgres.Options{Now: now})
+// StoreConfig says which store OpenStore opens and how.
+type StoreConfig struct {
+	SQLitePath       string
+	SQLiteSync       string
+	PostgresURL      string           // when set, PostgreSQL instead of SQLite
+	StatementTimeout time.Duration    // 0: the backend's default (5s)
+	Now              func() time.Time // the time rows are stamped with (nil: time.Now)
+}
+
+// OpenStore opens the PostgreSQL store when PostgresURL is set, else the
+// SQLite file at SQLitePath; either applies its pending migrations.
+func OpenStore(ctx context.Context, c StoreConfig) (tally.Store, error) {
+	if c.PostgresURL != "" {
+		return postgres.Open(ctx, c.PostgresURL, postgres.Options{Now: c.Now, StatementTimeout: c.StatementTimeout})
 	}
-	return sqlite.Open(ctx, sqlitePath, sqlite.Options{Synchronous: sqliteSync, Now: now})
+	return sqlite.Open(ctx, c.SQLitePath, sqlite.Options{Synchronous: c.SQLiteSync, Now: c.Now, StatementTimeout: c.StatementTimeout})
 }
 
 // RebuildCounters recomputes today's usage counters from the event log (at
