@@ -116,3 +116,57 @@ func VerifyWebhook(secret string, header http.Header, body []byte, tolerance tim
 	}
 	return ErrWebhookSignature
 }
+
+// WebhookStatus is where a delivery stands.
+type WebhookStatus string
+
+// The statuses of a delivery.
+const (
+	// WebhookPending: not delivered yet; due at NextAttemptAt.
+	WebhookPending WebhookStatus = "pending"
+	// WebhookDelivered: a 2xx answer was received.
+	WebhookDelivered WebhookStatus = "delivered"
+	// WebhookFailed: given up after the last attempt.
+	WebhookFailed WebhookStatus = "failed"
+)
+
+// WebhookDelivery is one webhook in the outbox: one per tenant, event
+// type, metric, threshold and period, however many instances saw the
+// crossing. Its WebhookID is sent on every attempt.
+type WebhookDelivery struct {
+	ID             int64         `json:"-"`
+	TenantID       int64         `json:"-"`
+	WebhookID      string        `json:"id"`
+	EventType      string        `json:"event_type"`
+	Metric         string        `json:"metric"`
+	Threshold      int           `json:"threshold"`
+	PeriodStart    time.Time     `json:"period_start"`
+	Payload        []byte        `json:"-"`
+	Status         WebhookStatus `json:"status"`
+	Attempts       int           `json:"attempts"`
+	LastStatusCode int           `json:"last_status_code,omitempty"`
+	LastError      string        `json:"last_error,omitempty"`
+	CreatedAt      time.Time     `json:"created_at"`
+	NextAttemptAt  time.Time     `json:"next_attempt_at"`
+	DeliveredAt    *time.Time    `json:"delivered_at,omitempty"`
+}
+
+// WebhookAttempt is the outcome of one delivery attempt.
+type WebhookAttempt struct {
+	// Status is WebhookDelivered, WebhookFailed (no more attempts) or
+	// WebhookPending (retried at NextAttemptAt).
+	Status        WebhookStatus
+	StatusCode    int    // the receiver's answer; 0 when none came
+	Error         string // why it failed, never the URL; "" when delivered
+	At            time.Time
+	NextAttemptAt time.Time // for WebhookPending
+}
+
+// WebhookFilter selects a page of a tenant's deliveries, newest first.
+type WebhookFilter struct {
+	Cursor *Cursor
+	Limit  int
+}
+
+// WebhookKey is the keyset position of a delivery in its list.
+func WebhookKey(d *WebhookDelivery) Cursor { return Cursor{At: d.CreatedAt, ID: d.ID} }

@@ -43,6 +43,7 @@ func Run(t *testing.T, open Open) {
 		{"Aggregate", append(aggregateCases(), bucketUserCases()...)},
 		{"Rollup", rollupCases()},
 		{"RollupTx", rollupTxCases()},
+		{"Webhooks", webhookCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
