@@ -20,6 +20,7 @@ type Store interface {
 	EventStore
 	QuotaStore
 	RollupStore
+	WebhookStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
@@ -285,4 +286,29 @@ type RollupRun struct {
 	Days       int
 	Rows       int
 	Err        string
+}
+
+// WebhookStore is the webhook outbox: deliveries are written when a quota
+// alert fires and sent by a dispatcher, so that they survive restarts and
+// are sent once among several instances.
+type WebhookStore interface {
+	// EnqueueWebhook stores d as pending, due at d.NextAttemptAt, and sets
+	// d.ID. When a delivery of the same (tenant, event type, metric,
+	// threshold, period start) exists, it stores nothing and returns
+	// false: the first one wins.
+	EnqueueWebhook(ctx context.Context, d *WebhookDelivery) (created bool, err error)
+	// ClaimWebhooks takes up to limit pending deliveries of any tenant due
+	// at now (NextAttemptAt <= now), oldest due first: it counts an
+	// attempt on each and moves its NextAttemptAt to leaseUntil, so that no
+	// other claim takes it meanwhile and, should the claimer stop before
+	// recording the attempt, it is due again then. Concurrent claims never
+	// return the same delivery. For the dispatcher only.
+	ClaimWebhooks(ctx context.Context, now, leaseUntil time.Time, limit int) ([]WebhookDelivery, error)
+	// RecordWebhookAttempt records the outcome of the attempt on a
+	// tenant's delivery id; ENotFound when the tenant has none such.
+	RecordWebhookAttempt(ctx context.Context, tenantID, id int64, a WebhookAttempt) error
+	// ListWebhooks lists a tenant's deliveries newest first (by CreatedAt,
+	// then id) after f.Cursor, at most f.Limit, and the next page's cursor
+	// (nil on the last). Payloads are left out. EInvalid when f.Limit < 1.
+	ListWebhooks(ctx context.Context, tenantID int64, f WebhookFilter) ([]WebhookDelivery, *Cursor, error)
 }

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -119,9 +117,7 @@ func (s *Server) handleTenantUpdate() apiHandler {
 			case !s.cfg.AllowPrivateWebhooks && internalHost(u.Hostname()):
 				fields = append(fields, tally.FieldError{Field: "webhook_url", Message: "must not point at a loopback or private address"})
 			default:
-				b := make([]byte, 32)
-				rand.Read(b)
-				newSecret = "whsec_" + hex.EncodeToString(b)
+				newSecret = tally.NewWebhookSecret()
 				t.WebhookURL, t.WebhookSecret = *req.WebhookURL, newSecret
 			}
 		}

@@ -76,7 +76,7 @@ type Server struct {
 	web      *web
 	logins   *loginLimiter
 	denials  *dedupe.Window // of access.denied entries
-	draining atomic.Bool // Drain was called: /readiness answers 503
+	draining atomic.Bool    // Drain was called: /readiness answers 503
 }
 
 // Drain makes /readiness answer 503 ("draining") from now on, while every

@@ -44,6 +44,7 @@ func Run(t *testing.T, open Open) {
 		{"Rollup", rollupCases()},
 		{"RollupTx", rollupTxCases()},
 		{"Privacy", privacyCases()},
+		{"Webhooks", webhookCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

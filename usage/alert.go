@@ -3,9 +3,6 @@ package usage
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,22 +113,14 @@ func (s *Service) alert(ctx context.Context, tenantID int64, day time.Time, q ta
 		log.Warn("usage: webhook dropped: service stopped")
 		return
 	}
+	id := tally.NewWebhookID()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := s.deliver(t.WebhookURL, t.WebhookSecret, body); err != nil {
+		if err := s.deliver(t.WebhookURL, t.WebhookSecret, id, body); err != nil {
 			log.Error("usage: webhook failed", "host", webhookHost(t.WebhookURL), "err", err)
 		}
 	}()
-}
-
-// Sign returns the X-Tally-Signature header value of a webhook body:
-// "sha256=" and the hex HMAC-SHA256 of the exact body under the tenant's
-// webhook secret.
-func Sign(secret string, body []byte) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
 // webhookHost is what logs say of a webhook URL: its host only, since hook
@@ -146,7 +135,7 @@ func webhookHost(rawURL string) string {
 // deliver POSTs body to target, retrying network errors and non-2xx answers
 // with exponential backoff, until the service's context ends. Its errors
 // and logs never carry the URL.
-func (s *Service) deliver(target, secret string, body []byte) error {
+func (s *Service) deliver(target, secret, id string, body []byte) error {
 	ctx := s.baseCtx
 	delay := s.cfg.WebhookBackoff
 	var err error
@@ -161,7 +150,7 @@ func (s *Service) deliver(target, secret string, body []byte) error {
 			}
 			delay *= 2
 		}
-		if err = s.post(ctx, target, secret, body); err == nil {
+		if err = s.post(ctx, target, secret, id, body); err == nil {
 			return nil
 		}
 		s.cfg.Logger.Warn("usage: webhook attempt failed", "host", webhookHost(target), "attempt", attempt+1, "err", err)
@@ -170,7 +159,7 @@ func (s *Service) deliver(target, secret string, body []byte) error {
 }
 
 // post makes one delivery attempt.
-func (s *Service) post(ctx context.Context, target, secret string, body []byte) error {
+func (s *Service) post(ctx context.Context, target, secret, id string, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.WebhookTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
@@ -179,8 +168,10 @@ func (s *Service) post(ctx context.Context, target, secret string, body []byte) 
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "tally-webhook")
-	req.Header.Set("X-Tally-Signature", Sign(secret, body))
-	req.Header.Set("X-Tally-Timestamp", strconv.FormatInt(s.cfg.Now().Unix(), 10))
+	ts := s.cfg.Now().Unix()
+	req.Header.Set(tally.HeaderWebhookID, id)
+	req.Header.Set(tally.HeaderWebhookTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(tally.HeaderWebhookSignature, tally.SignWebhook(secret, id, ts, body))
 	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
 		var ue *url.Error // it quotes the URL
