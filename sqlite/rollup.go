@@ -45,7 +45,7 @@ func (db *DB) OldestDirty(ctx context.Context, tenantID int64) (time.Time, error
 // slip between fn's reads and the commit and lose its dirty mark.
 func (db *DB) InRollupTx(ctx context.Context, tenantID int64, fn func(tx tally.RollupTx) error) error {
 	var fnErr error
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inJobTx(ctx, func(tx *sql.Tx) error {
 		fnErr = fn(&rollupTx{tx: tx, tenantID: tenantID})
 		return fnErr
 	})

@@ -230,6 +230,14 @@ func unavailable(err error) error {
 func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	ctx, cancel := context.WithTimeout(ctx, db.timeout)
 	defer cancel()
+	return db.inJobTx(ctx, fn)
+}
+
+// inJobTx runs fn in a write transaction bounded only by ctx: the rollup
+// and retention jobs, whose day rebuilds can outlast a request's
+// statement timeout, run under the deadlines of their own tasks
+// (rollup.Config.RunTimeout).
+func (db *DB) inJobTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return unavailable(err)

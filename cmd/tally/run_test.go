@@ -331,7 +331,8 @@ func TestRedisDownAtStart(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("server did not start; stderr:\n%s", stderr.String())
 		}
-		if u, ok := strings.CutPrefix(strings.TrimSpace(stdout.String()), "tally listening on "); ok {
+		first, _, _ := strings.Cut(stdout.String(), "\n")
+		if u, ok := strings.CutPrefix(strings.TrimSpace(first), "tally listening on "); ok {
 			base = u
 		}
 	}
