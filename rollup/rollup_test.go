@@ -48,8 +48,12 @@ func event(tenant int64, name, user string, at time.Time) tally.Event {
 
 func insert(t testing.TB, db tally.Store, events ...tally.Event) {
 	t.Helper()
-	if _, err := db.InsertEvents(context.Background(), events); err != nil {
-		t.Fatal(err)
+	// In batches of the writer's size: one insert of thousands of events
+	// can outlast the statement timeout under the race detector.
+	for batch := range slices.Chunk(events, 500) {
+		if _, err := db.InsertEvents(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -190,7 +190,9 @@ func wrap(err error, what string) error {
 // lock held past the busy timeout, an I/O error, a file that cannot be
 // opened, an interrupted or timed-out statement.
 func isUnavailable(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) {
+	// sql.ErrTxDone: the transaction's deadline passed and database/sql
+	// rolled it back under the statement that was running.
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, sql.ErrTxDone) {
 		return true
 	}
 	var se *sqlite3.Error
