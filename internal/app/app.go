@@ -103,7 +103,15 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a := &App{Store: store, Accounts: identity.New(store, cfg.Now, cfg.Logger), Registry: reg, cfg: cfg}
 	im := ingest.NewMetrics(reg, cfg.LabelCap)
 	a.Writer = ingest.NewWriter(store, ingest.WriterConfig{QueueSize: cfg.IngestQueue}, im)
-	var counters tally.Counters = usage.NewMemoryCounters()
+	// Counters: in Redis when REDIS_URL is set; else in the database when
+	// it is PostgreSQL (shared by every instance on it, so exact across
+	// them); else in memory, for the one instance a SQLite file serves.
+	var counters tally.Counters
+	if pg, ok := store.(*postgres.DB); ok {
+		counters = pg.Counters()
+	} else {
+		counters = usage.NewMemoryCounters()
+	}
 	ready := map[string]func(context.Context) error{}
 	if cfg.RedisURL != "" {
 		if a.redis, err = redis.Open(ctx, cfg.RedisURL); err != nil {
@@ -116,6 +124,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		}
 		counters = redis.NewCounters(a.redis, prefix)
 		ready["redis"] = func(ctx context.Context) error { return redis.Ping(ctx, a.redis) }
+	}
+	if _, mem := counters.(*usage.MemoryCounters); mem && cfg.PostgresURL != "" {
+		store.Close()
+		return nil, errors.New("usage counters in memory on a shared PostgreSQL database would let every instance admit a full quota: use the database counters (no REDIS_URL) or REDIS_URL")
 	}
 	var hc *http.Client
 	if !cfg.AllowPrivateWebhooks {
@@ -182,10 +194,10 @@ func OpenStore(ctx context.Context, sqlitePath, sqliteSync, postgresURL string, 
 
 // RebuildCounters recomputes today's usage counters from the event log (at
 // start, and after events were written around the pipeline, e.g. demo
-// data). Counters shared in Redis are rebuilt only where they are empty:
-// other instances may be counting.
+// data). Counters shared in Redis or PostgreSQL are rebuilt only where they
+// are empty: other instances may be counting.
 func (a *App) RebuildCounters(ctx context.Context) error {
-	if a.redis != nil {
+	if a.redis != nil || a.cfg.PostgresURL != "" {
 		return a.Usage.RebuildMissing(ctx)
 	}
 	return a.Usage.Rebuild(ctx)
