@@ -2,6 +2,7 @@ package tally
 
 import (
 	"context"
+	"sort"
 	"time"
 )
 
@@ -37,4 +38,52 @@ type Counters interface {
 	// threshold, on the first call: it dedupes quota alerts across
 	// goroutines and instances.
 	FirstCrossing(ctx context.Context, tenantID int64, day time.Time, metric string, threshold int) (bool, error)
+}
+
+// CounterDelta is one amount to add to one counter.
+type CounterDelta struct {
+	TenantID int64
+	Day      time.Time // any time within the UTC day
+	Metric   string
+	N        int64
+}
+
+// BatchAdder is implemented by Counters that add many deltas in one round
+// trip (one statement, one pipeline). The usage service settles a batch of
+// events through it when the counters have it, instead of one Add per
+// event and metric. AddBatch is atomic per counter, not across them.
+type BatchAdder interface {
+	AddBatch(ctx context.Context, deltas []CounterDelta) error
+}
+
+// MergeDeltas sums the deltas of the same counter (tenant, UTC day,
+// metric), drops those that sum to 0 and returns them in a fixed order
+// (tenant, day, metric), so that concurrent batches lock rows in one order.
+func MergeDeltas(deltas []CounterDelta) []CounterDelta {
+	type key struct {
+		tenant int64
+		day    int64
+		metric string
+	}
+	sums := map[key]int64{}
+	for _, d := range deltas {
+		sums[key{d.TenantID, DayStart(d.Day).Unix(), d.Metric}] += d.N
+	}
+	out := make([]CounterDelta, 0, len(sums))
+	for k, n := range sums {
+		if n != 0 {
+			out = append(out, CounterDelta{TenantID: k.tenant, Day: time.Unix(k.day, 0).UTC(), Metric: k.metric, N: n})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.TenantID != b.TenantID {
+			return a.TenantID < b.TenantID
+		}
+		if !a.Day.Equal(b.Day) {
+			return a.Day.Before(b.Day)
+		}
+		return a.Metric < b.Metric
+	})
+	return out
 }

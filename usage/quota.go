@@ -85,9 +85,7 @@ func (s *Service) SetQuota(ctx context.Context, tenantID int64, q tally.Quota) (
 	if bad != nil {
 		return tally.QuotaStatus{}, tally.Invalid("invalid quota", bad...)
 	}
-	err := s.store.SetQuota(ctx, tenantID, q)
-	s.forgetQuotas(tenantID)
-	if err != nil {
+	if err := s.store.SetQuota(ctx, tenantID, q); err != nil {
 		return tally.QuotaStatus{}, err
 	}
 	return s.Status(ctx, tenantID, q.Metric)

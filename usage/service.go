@@ -94,12 +94,6 @@ type Service struct {
 	counted     *prometheus.CounterVec
 	exceeded    *prometheus.CounterVec
 
-	// Quota sets by tenant, read from the store at most every quotaTTL:
-	// ingestion checks quotas on every request. SetQuota invalidates its
-	// tenant at once; other instances see a change within quotaTTL.
-	qmu    sync.Mutex
-	qcache map[int64]cachedQuotas
-
 	// Webhook deliveries run in goroutines tracked by wg; closed stops new
 	// ones, cancel aborts those still running when Stop gives up.
 	mu      sync.Mutex
@@ -172,42 +166,12 @@ next:
 // quotaSet is a tenant's quotas, overrides over defaults, by metric.
 type quotaSet map[string]tally.Quota
 
-// quotaTTL is how long a tenant's quota set is cached.
-const quotaTTL = 5 * time.Second
-
-type cachedQuotas struct {
-	qs     quotaSet
-	loaded time.Time
-}
-
-// forgetQuotas drops a tenant's cached quota set.
-func (s *Service) forgetQuotas(tenantID int64) {
-	s.qmu.Lock()
-	delete(s.qcache, tenantID)
-	s.qmu.Unlock()
-}
-
-// quotas returns a tenant's quotas, overrides over defaults, cached for
-// quotaTTL. The returned set is shared: do not modify it.
+// quotas returns a tenant's quotas, overrides over defaults, read from
+// the store on every call (memoised only within one call, see
+// tenantQuotas): a quota change on any instance applies on every instance
+// at its next request. There is no per-instance cache to wait out.
 func (s *Service) quotas(ctx context.Context, tenantID int64) (quotaSet, error) {
-	now := time.Now()
-	s.qmu.Lock()
-	c, ok := s.qcache[tenantID]
-	s.qmu.Unlock()
-	if ok && now.Sub(c.loaded) < quotaTTL {
-		return c.qs, nil
-	}
-	qs, err := s.loadQuotas(ctx, tenantID)
-	if err != nil {
-		return nil, err
-	}
-	s.qmu.Lock()
-	if s.qcache == nil {
-		s.qcache = map[int64]cachedQuotas{}
-	}
-	s.qcache[tenantID] = cachedQuotas{qs: qs, loaded: now}
-	s.qmu.Unlock()
-	return qs, nil
+	return s.loadQuotas(ctx, tenantID)
 }
 
 // loadQuotas reads a tenant's quotas from the store.
@@ -372,6 +336,7 @@ type counterKey struct {
 // events are committed and a Rebuild repairs the cache.
 func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []bool, r *tally.Reservation) {
 	grown := map[counterKey]struct{}{}
+	var deltas []tally.CounterDelta
 	for i := range events {
 		e := &events[i]
 		var reserved []tally.Amount
@@ -379,7 +344,9 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 			reserved = r.Amounts[i]
 		}
 		if inserted == nil || i >= len(inserted) || !inserted[i] {
-			s.release(ctx, e, reserved)
+			for _, a := range reserved {
+				deltas = append(deltas, tally.CounterDelta{TenantID: e.TenantID, Day: day(e.Timestamp), Metric: a.Metric, N: -a.N})
+			}
 			continue
 		}
 		for _, a := range amountsOf(s.cfg.Rules, e) {
@@ -390,9 +357,7 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 				}
 			}
 			if n != 0 {
-				if _, err := s.counters.Add(ctx, e.TenantID, day(e.Timestamp), a.Metric, n); err != nil {
-					s.cfg.Logger.Error("usage: count", "tenant", e.TenantID, "metric", a.Metric, "err", err)
-				}
+				deltas = append(deltas, tally.CounterDelta{TenantID: e.TenantID, Day: day(e.Timestamp), Metric: a.Metric, N: n})
 			}
 			if a.N > 0 {
 				tl, ml := s.labels(ctx, e.TenantID, a.Metric)
@@ -401,6 +366,7 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 			}
 		}
 	}
+	s.addDeltas(ctx, deltas)
 	if len(grown) == 0 || !s.cfg.QuotasEnabled {
 		return
 	}
@@ -421,6 +387,27 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 			continue
 		}
 		s.checkAlerts(ctx, k.tenant, k.day, q, v)
+	}
+}
+
+// addDeltas adds deltas to the counters: in one round trip when they are
+// a tally.BatchAdder, else one Add per counter. Failures are logged: the
+// events are committed, and the reconciler repairs the counters from the
+// log.
+func (s *Service) addDeltas(ctx context.Context, deltas []tally.CounterDelta) {
+	if len(deltas) == 0 {
+		return
+	}
+	if b, ok := s.counters.(tally.BatchAdder); ok {
+		if err := b.AddBatch(ctx, deltas); err != nil {
+			s.cfg.Logger.Error("usage: count", "counters", len(deltas), "err", err)
+		}
+		return
+	}
+	for _, d := range tally.MergeDeltas(deltas) {
+		if _, err := s.counters.Add(ctx, d.TenantID, d.Day, d.Metric, d.N); err != nil {
+			s.cfg.Logger.Error("usage: count", "tenant", d.TenantID, "metric", d.Metric, "err", err)
+		}
 	}
 }
 

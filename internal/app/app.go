@@ -116,7 +116,15 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return t.Slug, nil
 	})
 	a.Writer = ingest.NewWriter(store, ingest.WriterConfig{QueueSize: cfg.IngestQueue}, im)
-	var counters tally.Counters = usage.NewMemoryCounters()
+	// Counters: in Redis when REDIS_URL is set; else in the database when
+	// it is PostgreSQL (shared by every instance on it, so exact across
+	// them); else in memory, for the one instance a SQLite file serves.
+	var counters tally.Counters
+	if pg, ok := store.(*postgres.DB); ok {
+		counters = pg.Counters()
+	} else {
+		counters = usage.NewMemoryCounters()
+	}
 	ready := map[string]func(context.Context) error{}
 	if cfg.RedisURL != "" {
 		goredis.SetLogger(redisLog{cfg.Logger})
@@ -140,6 +148,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	if p, ok := store.(writeProber); ok {
 		ready["database_writes"] = func(ctx context.Context) error { return a.checkWrites(ctx, p) }
+	}
+	if _, mem := counters.(*usage.MemoryCounters); mem && cfg.PostgresURL != "" {
+		store.Close()
+		return nil, errors.New("usage counters in memory on a shared PostgreSQL database would let every instance admit a full quota: use the database counters (no REDIS_URL) or REDIS_URL")
 	}
 	var hc *http.Client
 	if !cfg.AllowPrivateWebhooks {
@@ -237,10 +249,10 @@ func OpenStore(ctx context.Context, c StoreConfig) (tally.Store, error) {
 
 // RebuildCounters recomputes today's usage counters from the event log (at
 // start, and after events were written around the pipeline, e.g. demo
-// data). Counters shared in Redis are rebuilt only where they are empty:
-// other instances may be counting.
+// data). Counters shared in Redis or PostgreSQL are rebuilt only where they
+// are empty: other instances may be counting.
 func (a *App) RebuildCounters(ctx context.Context) error {
-	if a.redis != nil {
+	if a.redis != nil || a.cfg.PostgresURL != "" {
 		err := a.Usage.RebuildMissing(ctx)
 		if err != nil && a.redisDown {
 			a.cfg.Logger.Warn("usage counters not rebuilt: redis unreachable", "err", err.Error())

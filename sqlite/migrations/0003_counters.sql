@@ -1,0 +1,4 @@
+-- Usage counters in the database (PostgreSQL's 0003_counters). Nothing to
+-- do here: one SQLite file serves one instance, whose counters live in its
+-- memory. This file keeps version 3 meaning the same change on every
+-- backend.
