@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -92,15 +93,21 @@ func (c *client) send(prefix string) (int, error) {
 
 func readiness(t *testing.T, srv *httptest.Server) int {
 	t.Helper()
+	code, _ := readinessBody(t, srv)
+	return code
+}
+
+func readinessBody(t *testing.T, srv *httptest.Server) (int, string) {
+	t.Helper()
 	c := &http.Client{Timeout: bound}
 	res, err := c.Get(srv.URL + "/readiness")
 	if err != nil {
 		t.Errorf("readiness: %v", err)
-		return 0
+		return 0, ""
 	}
-	io.Copy(io.Discard, res.Body)
+	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	return res.StatusCode
+	return res.StatusCode, string(body)
 }
 
 // TestPostgresFaults puts the proxy between tally and PostgreSQL and,
@@ -147,8 +154,8 @@ func TestPostgresFaults(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			if code := readiness(t, srv); code != http.StatusServiceUnavailable && code != http.StatusOK {
-				t.Errorf("/readiness under %v: %d", mode, code)
+			if code, body := readinessBody(t, srv); mode == faults.Down && (code != http.StatusServiceUnavailable || !strings.Contains(body, "database_writes")) {
+				t.Errorf("/readiness with the database down: %d %s; want 503 naming database_writes", code, body)
 			}
 			if err := proxy.Set(faults.Pass); err != nil {
 				t.Fatal(err)
