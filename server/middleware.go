@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -106,6 +107,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			// API answers are per caller and often secret (keys shown once).
+			h.Set("Cache-Control", "no-store")
+		}
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 		r = r.WithContext(ctx)
 		if r.Body != nil {
@@ -132,8 +137,40 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			s.log.InfoContext(ctx, "request", "request_id", id, "method", r.Method, "path", r.URL.Path, "route", route,
 				"status", sw.code(), "bytes", sw.bytes, "duration_ms", float64(d.Microseconds())/1000, "remote", r.RemoteAddr)
 		}()
+		if headerBytes(r) > MaxHeaderBytes {
+			// Answered here as a problem; net/http's own plain-text 431
+			// only comes past HTTPMaxHeaderBytes (see cmd/tally).
+			writeProblem(sw, http.StatusRequestHeaderFieldsTooLarge, "header_too_large",
+				"request headers are larger than "+strconv.Itoa(MaxHeaderBytes)+" bytes")
+			return
+		}
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// MaxHeaderBytes bounds a request's header lines (names, values and the
+// request line): above it tally answers a 431 problem.
+const MaxHeaderBytes = 32 << 10
+
+// HTTPMaxHeaderBytes is the http.Server.MaxHeaderBytes tally serves with:
+// larger than MaxHeaderBytes so that tally's own 431 problem answers
+// first; only a request past this limit gets net/http's plain-text 431,
+// written before any handler runs.
+const HTTPMaxHeaderBytes = 2 * MaxHeaderBytes
+
+// headerBytes is the size of r's request line and header lines as sent
+// (approximately: each line's name, ": ", value and CRLF).
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	if r.Host != "" {
+		n += len("Host: ") + len(r.Host) + 2
+	}
+	return n
 }
 
 // observeQuery records the duration of an analytics read since start.

@@ -315,6 +315,7 @@ func TestRedisDownAtStart(t *testing.T) {
 		"LISTEN_ADDR":  "127.0.0.1:0",
 		"DATABASE_URL": filepath.Join(t.TempDir(), "tally.db"),
 		"REDIS_URL":    "redis://" + closed + "/0",
+		"METRICS_ADDR": "127.0.0.1:0",
 	})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -331,7 +332,8 @@ func TestRedisDownAtStart(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("server did not start; stderr:\n%s", stderr.String())
 		}
-		if u, ok := strings.CutPrefix(strings.TrimSpace(stdout.String()), "tally listening on "); ok {
+		first, _, _ := strings.Cut(stdout.String(), "\n")
+		if u, ok := strings.CutPrefix(strings.TrimSpace(first), "tally listening on "); ok {
 			base = u
 		}
 	}
