@@ -1,6 +1,10 @@
 package server_test
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -75,6 +79,131 @@ func TestAPIErrorsAreProblemsEverywhere(t *testing.T) {
 
 		body := `{"event":"big.body","props":{"pad":"` + strings.Repeat("x", 1<<20) + `"}}`
 		wantProblem(t, h.do("POST", "/api/analytics/events", body, o.h()), http.StatusRequestEntityTooLarge)
+		h.noPanic(t)
+	})
+}
+
+// doRaw sends req (built by the test, headers as they are) and reads the
+// answer in full.
+func (h *harness) doRaw(t testing.TB, req *http.Request) *apiResponse {
+	t.Helper()
+	res, err := h.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	r := &apiResponse{Status: res.StatusCode, Header: res.Header, Body: b, req: req.Method + " " + req.URL.Path}
+	if res.Header.Get("X-Request-ID") == "" {
+		t.Errorf("%s: no X-Request-ID", r)
+	}
+	return r
+}
+
+// TestAPITenantHeaderAndContentType: a duplicate or non-text X-Tenant-Slug
+// is a 400 naming the header; a body that is not JSON on a JSON route is a
+// 415, on every route that takes a body.
+func TestAPITenantHeaderAndContentType(t *testing.T) {
+	backends(t, func(t *testing.T, opts ...harnessOption) {
+		h := newHarness(t, opts...)
+		o := h.newTenant("hdrs")
+		other := h.newTenant("hdrs-other")
+		req := func(method, path, body string, kv ...string) *http.Request {
+			var rd io.Reader
+			if body != "" {
+				rd = strings.NewReader(body)
+			}
+			r, err := http.NewRequest(method, h.srv.URL+path, rd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Header.Set("Authorization", "Bearer "+o.token)
+			for i := 0; i+1 < len(kv); i += 2 {
+				r.Header.Add(kv[i], kv[i+1])
+			}
+			return r
+		}
+
+		for _, rt := range []struct{ method, path string }{
+			{"GET", "/api/analytics/events"},
+			{"GET", "/api/keys"},
+			{"GET", "/api/auth/me"},
+			{"GET", "/api/tenants/hdrs/members"},
+		} {
+			for _, slugs := range [][]string{{o.slug, other.slug}, {other.slug, o.slug}, {o.slug, o.slug}} {
+				r := h.doRaw(t, req(rt.method, rt.path, "", "X-Tenant-Slug", slugs[0], "X-Tenant-Slug", slugs[1]))
+				if p := wantProblem(t, r, http.StatusBadRequest); !p.hasField("X-Tenant-Slug") {
+					t.Errorf("%s: problem does not name X-Tenant-Slug", r)
+				}
+			}
+			for _, bad := range []string{"hdrs\xff", "\xc3\x28", "h\xe9"} {
+				r := h.doRaw(t, req(rt.method, rt.path, "", "X-Tenant-Slug", bad))
+				if p := wantProblem(t, r, http.StatusBadRequest); !p.hasField("X-Tenant-Slug") {
+					t.Errorf("%s: problem does not name X-Tenant-Slug", r)
+				}
+			}
+		}
+		// Login and register read the header too.
+		login := `{"email":"` + o.email + `","password":"` + harnessPassword + `"}`
+		r := h.doRaw(t, req("POST", "/api/auth/login", login, "Content-Type", "application/json", "X-Tenant-Slug", "a\xff"))
+		wantProblem(t, r, http.StatusBadRequest)
+		// One slug still works.
+		h.doRaw(t, req("GET", "/api/keys", "", "X-Tenant-Slug", o.slug)).want(t, http.StatusOK)
+
+		// A NUL byte never reaches tally: net/http refuses the request
+		// line itself (plain text, before any handler; see docs/API.md).
+		conn, err := net.Dial("tcp", h.srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET /api/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nX-Tenant-Slug: hd\x00rs\r\nConnection: close\r\n\r\n", o.token)
+		raw, _ := io.ReadAll(conn)
+		conn.Close()
+		if !bytes.HasPrefix(raw, []byte("HTTP/1.1 400")) {
+			t.Errorf("NUL in X-Tenant-Slug: %q, want 400", raw)
+		}
+
+		k := h.createKey(o, "analytics:write", "analytics:admin")
+		for _, rt := range []struct{ method, path, body string }{
+			{"POST", "/api/auth/register", `{"email":"ct@x.test","password":"` + harnessPassword + `"}`},
+			{"POST", "/api/auth/login", login},
+			{"POST", "/api/tenants", `{"name":"x","slug":"ct-x"}`},
+			{"PATCH", "/api/tenants/hdrs", `{"name":"y"}`},
+			{"POST", "/api/tenants/hdrs/members", `{"email":"a@b.c"}`},
+			{"POST", "/api/keys", `{"name":"k","scopes":["analytics:read"]}`},
+			{"POST", "/api/analytics/events", `{"event":"a.b"}`},
+			{"POST", "/api/analytics/usage", `{"metric":"m","amount":1}`},
+			{"PUT", "/api/analytics/quotas/m", `{"limit":1}`},
+			{"POST", "/api/analytics/quotas/m/consume", `{"amount":1}`},
+		} {
+			for _, ct := range []string{"text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
+				"multipart/form-data; boundary=x", "application/jsonx", "json", "application/xml", ";;"} {
+				rq := req(rt.method, rt.path, rt.body, "Content-Type", ct, "X-Tenant-Slug", o.slug)
+				if strings.HasPrefix(rt.path, "/api/analytics/") {
+					rq.Header.Set("Authorization", "Bearer "+k.Key)
+					rq.Header.Del("X-Tenant-Slug")
+				}
+				wantProblem(t, h.doRaw(t, rq), http.StatusUnsupportedMediaType)
+			}
+		}
+		// JSON types are accepted, with parameters and +json suffixes;
+		// a body with no Content-Type is read as JSON.
+		for _, ct := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON", "application/problem+json", ""} {
+			rq := req("POST", "/api/analytics/events", `{"event":"ct.ok"}`, "Authorization", "")
+			rq.Header.Set("Authorization", "Bearer "+k.Key)
+			if ct != "" {
+				rq.Header.Set("Content-Type", ct)
+			}
+			if r := h.doRaw(t, rq); r.Status/100 != 2 {
+				t.Errorf("Content-Type %q: %s, want accepted", ct, r)
+			}
+		}
+		// A bodiless POST needs no Content-Type, whatever it says.
+		rq := req("POST", "/api/analytics/quotas/m/consume", "", "Content-Type", "text/plain")
+		rq.Header.Set("Authorization", "Bearer "+k.Key)
+		if r := h.doRaw(t, rq); r.Status == http.StatusUnsupportedMediaType {
+			t.Errorf("%s: bodiless POST refused for its Content-Type", r)
+		}
 		h.noPanic(t)
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"mime"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -144,8 +145,57 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				"request headers are larger than "+strconv.Itoa(MaxHeaderBytes)+" bytes")
 			return
 		}
+		if err := checkTenantHeader(r); err != nil {
+			s.writeError(sw, r, err)
+			return
+		}
+		if !jsonBody(r) {
+			writeProblem(sw, http.StatusUnsupportedMediaType, "unsupported_media_type",
+				"the request body must be JSON (Content-Type: application/json)")
+			return
+		}
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// checkTenantHeader refuses an X-Tenant-Slug sent more than once (which
+// one would count is ambiguous) or that is not text (invalid UTF-8, NUL).
+func checkTenantHeader(r *http.Request) error {
+	vs := r.Header.Values("X-Tenant-Slug")
+	if len(vs) > 1 {
+		return tally.Invalid("the X-Tenant-Slug header is sent more than once",
+			tally.FieldError{Field: "X-Tenant-Slug", Message: "must be sent once"})
+	}
+	if len(vs) == 1 {
+		if msg := tally.CheckText(vs[0], MaxHeaderBytes, "is too long"); msg != "" {
+			return tally.Invalid("invalid X-Tenant-Slug header", tally.FieldError{Field: "X-Tenant-Slug", Message: msg})
+		}
+	}
+	return nil
+}
+
+// jsonBody reports whether r may go on: anything but a POST, PUT or PATCH
+// to /api/ with a body, or such a request whose Content-Type is JSON
+// (application/json or a +json type) or absent. Every /api/ body is JSON;
+// no route (no beacon) takes text/plain.
+func jsonBody(r *http.Request) bool {
+	if !strings.HasPrefix(r.URL.Path, "/api/") || r.ContentLength == 0 {
+		return true
+	}
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+	default:
+		return true
+	}
+	ct := r.Header.Values("Content-Type")
+	if len(ct) == 0 {
+		return true
+	}
+	if len(ct) > 1 {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(ct[0])
+	return err == nil && (mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
 }
 
 // MaxHeaderBytes bounds a request's header lines (names, values and the
