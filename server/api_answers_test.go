@@ -207,3 +207,65 @@ func TestAPITenantHeaderAndContentType(t *testing.T) {
 		h.noPanic(t)
 	})
 }
+
+// TestAPIAccountTextFields: a NUL byte in any text field of the account
+// routes is a 400 naming the field on both backends, never a 500 or a
+// stored NUL; invalid UTF-8 bytes in a JSON body never reach a store
+// (encoding/json reads them as U+FFFD) and never answer 5xx.
+func TestAPIAccountTextFields(t *testing.T) {
+	backends(t, func(t *testing.T, opts ...harnessOption) {
+		h := newHarness(t, opts...)
+		o := h.newTenant("texts")
+		email := h.uniq("u") + "@texts.test"
+		h.register(email, nil)
+		for _, tt := range []struct {
+			name, method, path, body, field string
+			headers                         map[string]string
+		}{
+			{"register email", "POST", "/api/auth/register", `{"email":"a\u0000b@x.test","password":"` + harnessPassword + `"}`, "email", nil},
+			{"register email end", "POST", "/api/auth/register", `{"email":"ab@x.test\u0000","password":"` + harnessPassword + `"}`, "email", nil},
+			{"register name", "POST", "/api/auth/register", `{"email":"nul-name@x.test","password":"` + harnessPassword + `","name":"A\u0000B"}`, "name", nil},
+			{"login email", "POST", "/api/auth/login", `{"email":"` + email + `\u0000","password":"` + harnessPassword + `"}`, "email", nil},
+			{"login email only NUL", "POST", "/api/auth/login", `{"email":"\u0000","password":"x"}`, "email", nil},
+			{"tenant create name", "POST", "/api/tenants", `{"name":"Acme\u0000","slug":"nul-tenant"}`, "name", o.h()},
+			{"tenant update name", "PATCH", "/api/tenants/texts", `{"name":"Ac\u0000me"}`, "name", o.h()},
+			{"key name", "POST", "/api/keys", `{"name":"k\u0000","scopes":["analytics:read"]}`, "name", o.h()},
+			{"member email", "POST", "/api/tenants/texts/members", `{"email":"` + email + `\u0000"}`, "email", o.h()},
+			{"member email inside", "POST", "/api/tenants/texts/members", `{"email":"a\u0000@texts.test","role":"member"}`, "email", o.h()},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				r := h.doT(t, tt.method, tt.path, tt.body, tt.headers)
+				if p := wantProblem(t, r, http.StatusBadRequest); !p.hasField(tt.field) {
+					t.Errorf("%s: problem does not name %q", r, tt.field)
+				}
+			})
+		}
+		// Nothing with a NUL was stored.
+		for _, path := range []string{"/api/tenants", "/api/keys", "/api/tenants/texts/members"} {
+			r := h.do("GET", path, nil, o.h()).want(t, http.StatusOK)
+			if bytes.Contains(r.Body, []byte(`\u0000`)) {
+				t.Errorf("%s: a NUL was stored", r)
+			}
+		}
+		h.do("POST", "/api/tenants", `{"name":"x","slug":"nul-tenant"}`, o.h()).want(t, http.StatusCreated)
+
+		// Raw invalid UTF-8 inside JSON strings: never a 5xx.
+		for _, rt := range []struct{ method, path, body string }{
+			{"POST", "/api/auth/register", "{\"email\":\"bad\xff@x.test\",\"password\":\"" + harnessPassword + "\",\"name\":\"\xc3\x28\"}"},
+			{"POST", "/api/auth/login", "{\"email\":\"\xff\xfe\",\"password\":\"x\"}"},
+			{"POST", "/api/tenants", "{\"name\":\"\xff\",\"slug\":\"bad-utf\"}"},
+			{"PATCH", "/api/tenants/texts", "{\"name\":\"T\xe9xts\"}"},
+			{"POST", "/api/keys", "{\"name\":\"\xff\",\"scopes\":[\"analytics:read\"]}"},
+			{"POST", "/api/tenants/texts/members", "{\"email\":\"\xff@texts.test\"}"},
+		} {
+			r := h.do(rt.method, rt.path, []byte(rt.body), o.h())
+			if r.Status >= 500 {
+				t.Errorf("%s: want no 5xx", r)
+			}
+			if r.Status >= 400 {
+				assertProblem(t, r)
+			}
+		}
+		h.noPanic(t)
+	})
+}
