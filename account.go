@@ -44,8 +44,23 @@ func ValidEmail(e string) bool {
 }
 
 // ValidName reports whether name, already trimmed, is a valid tenant or API
-// key name: 1 to MaxNameBytes bytes.
-func ValidName(name string) bool { return name != "" && len(name) <= MaxNameBytes }
+// key name: 1 to MaxNameBytes bytes of text (see NameCheck).
+func ValidName(name string) bool { return NameCheck(name) == "" }
+
+// NameCheck says what is wrong with a tenant or API key name, already
+// trimmed (invalid UTF-8, NUL, empty or longer than MaxNameBytes), or ""
+// when it is fine: the FieldError message of "name".
+func NameCheck(name string) string {
+	if name == "" || len(name) > MaxNameBytes {
+		return NameProblem
+	}
+	return CheckText(name, MaxNameBytes, NameProblem)
+}
+
+// emailCheck says what is wrong with an email field as text (invalid
+// UTF-8 or NUL), or "": the address itself is checked by ValidEmail where
+// it must be one.
+func emailCheck(e string) string { return CheckText(e, len(e), "") }
 
 // slugProblem is the message of an invalid slug.
 const slugProblem = "must match " + `^[a-z0-9][a-z0-9-]{1,62}$`
@@ -69,14 +84,21 @@ type RegisterInput struct {
 // EInvalid naming every field at fault.
 func (in RegisterInput) Validate() error {
 	var fields []FieldError
-	if !ValidEmail(NormalizeEmail(in.Email)) {
+	if msg := emailCheck(in.Email); msg != "" {
+		fields = append(fields, FieldError{Field: "email", Message: msg})
+	} else if !ValidEmail(NormalizeEmail(in.Email)) {
 		fields = append(fields, FieldError{Field: "email", Message: "must be an email address"})
 	}
 	if msg := passwordProblem(in.Password); msg != "" {
 		fields = append(fields, FieldError{Field: "password", Message: msg})
 	}
-	if len(in.Name) > MaxNameBytes {
-		fields = append(fields, FieldError{Field: "name", Message: "must be at most " + strconv.Itoa(MaxNameBytes) + " characters"})
+	tooLong := "must be at most " + strconv.Itoa(MaxNameBytes) + " characters"
+	msg := CheckText(in.Name, MaxNameBytes, tooLong)
+	if msg == "" && len(in.Name) > MaxNameBytes {
+		msg = tooLong
+	}
+	if msg != "" {
+		fields = append(fields, FieldError{Field: "name", Message: msg})
 	}
 	if len(fields) > 0 {
 		return Invalid("invalid registration", fields...)
@@ -84,8 +106,9 @@ func (in RegisterInput) Validate() error {
 	return nil
 }
 
-// LoginInput is a login attempt. Any input is acceptable: wrong credentials
-// are EUnauthorized, never EInvalid, so that an attempt learns nothing.
+// LoginInput is a login attempt. Any text is acceptable: wrong credentials
+// are EUnauthorized, never EInvalid, so that an attempt learns nothing;
+// only an email that is not text is EInvalid (see Validate).
 type LoginInput struct {
 	Email    string
 	Password string
@@ -94,6 +117,16 @@ type LoginInput struct {
 	// AuditMeta is written with the audit entries of a failed attempt (the
 	// remote address, the request id); never the password.
 	AuditMeta map[string]any
+}
+
+// Validate refuses only what is not text (invalid UTF-8 or NUL in the
+// email); EInvalid naming "email". Every other input is a login attempt
+// that fails as EUnauthorized.
+func (in LoginInput) Validate() error {
+	if msg := emailCheck(in.Email); msg != "" {
+		return Invalid("invalid login", FieldError{Field: "email", Message: msg})
+	}
+	return nil
 }
 
 // Login is a successful login: the session token (shown once), the session,
@@ -132,8 +165,8 @@ type CreateTenantInput struct {
 // fault.
 func (in CreateTenantInput) Validate() error {
 	var fields []FieldError
-	if !ValidName(strings.TrimSpace(in.Name)) {
-		fields = append(fields, FieldError{Field: "name", Message: NameProblem})
+	if msg := NameCheck(strings.TrimSpace(in.Name)); msg != "" {
+		fields = append(fields, FieldError{Field: "name", Message: msg})
 	}
 	if !ValidSlug(in.Slug) {
 		fields = append(fields, FieldError{Field: "slug", Message: slugProblem})
@@ -151,10 +184,18 @@ type AddMemberInput struct {
 	Role  Role
 }
 
-// Validate checks the role; EInvalid naming "role".
+// Validate checks that the email is text and the role; EInvalid naming
+// "email" and "role".
 func (in AddMemberInput) Validate() error {
+	var fields []FieldError
+	if msg := emailCheck(in.Email); msg != "" {
+		fields = append(fields, FieldError{Field: "email", Message: msg})
+	}
 	if in.Role != "" && !in.Role.Valid() {
-		return Invalid("invalid role", FieldError{Field: "role", Message: "must be owner, admin or member"})
+		fields = append(fields, FieldError{Field: "role", Message: "must be owner, admin or member"})
+	}
+	if len(fields) > 0 {
+		return Invalid("invalid member", fields...)
 	}
 	return nil
 }
@@ -172,8 +213,8 @@ type CreateKeyInput struct {
 // fault.
 func (in CreateKeyInput) Validate(now time.Time) error {
 	var fields []FieldError
-	if !ValidName(strings.TrimSpace(in.Name)) {
-		fields = append(fields, FieldError{Field: "name", Message: NameProblem})
+	if msg := NameCheck(strings.TrimSpace(in.Name)); msg != "" {
+		fields = append(fields, FieldError{Field: "name", Message: msg})
 	}
 	if len(in.Scopes) == 0 {
 		fields = append(fields, FieldError{Field: "scopes", Message: "must name at least one scope"})

@@ -197,3 +197,34 @@ func TestNameProblemStatesTheBound(t *testing.T) {
 		t.Fatalf("NameProblem = %q, want %q", tally.NameProblem, want)
 	}
 }
+
+// TestAccountInputsRefuseNonText: NUL and invalid UTF-8 in any account
+// text field is EInvalid naming the field, whoever calls Validate (the
+// API, the command line, the demo seeder).
+func TestAccountInputsRefuseNonText(t *testing.T) {
+	now := time.Now()
+	for _, bad := range []string{"\x00", "a\x00b", "\xff", "ok\xc3\x28"} {
+		for _, tt := range []struct {
+			name, field string
+			err         error
+		}{
+			{"register email", "email", tally.RegisterInput{Email: bad + "a@b.c", Password: "long-enough-pw"}.Validate()},
+			{"register name", "name", tally.RegisterInput{Email: "a@b.c", Password: "long-enough-pw", Name: bad}.Validate()},
+			{"login email", "email", tally.LoginInput{Email: "a@b.c" + bad}.Validate()},
+			{"tenant name", "name", tally.CreateTenantInput{Name: "T" + bad, Slug: "tenant"}.Validate()},
+			{"member email", "email", tally.AddMemberInput{Email: bad}.Validate()},
+			{"key name", "name", tally.CreateKeyInput{Name: "k" + bad, Scopes: []tally.Scope{tally.ScopeRead}}.Validate(now)},
+		} {
+			var te *tally.Error
+			if !errors.As(tt.err, &te) || te.Code != tally.EInvalid || len(te.Fields) != 1 || te.Fields[0].Field != tt.field {
+				t.Errorf("%s %q: %v, want EInvalid naming only %s", tt.name, bad, tt.err, tt.field)
+			}
+		}
+		if tally.ValidName("T" + bad) {
+			t.Errorf("ValidName(%q) is true", "T"+bad)
+		}
+	}
+	if err := (tally.LoginInput{Email: "not an email"}).Validate(); err != nil {
+		t.Errorf("login with any text email: %v, want nil (a failed login, not EInvalid)", err)
+	}
+}

@@ -86,6 +86,9 @@ func (s *Service) Register(ctx context.Context, in tally.RegisterInput) (*tally.
 // when the email is unknown or in no tenant, so that an anonymous caller
 // cannot write into a tenant's log by naming it.
 func (s *Service) Login(ctx context.Context, in tally.LoginInput) (*tally.Login, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
 	u, hash, err := s.store.UserByEmail(ctx, in.Email)
 	if err != nil && tally.ErrorCodeOf(err) != tally.ENotFound {
 		return nil, err

@@ -84,8 +84,8 @@ func (s *Server) handleTenantUpdate() apiHandler {
 		t := *p.Tenant
 		var fields []tally.FieldError
 		if req.Name != nil {
-			if n := strings.TrimSpace(*req.Name); !tally.ValidName(n) {
-				fields = append(fields, tally.FieldError{Field: "name", Message: tally.NameProblem})
+			if n := strings.TrimSpace(*req.Name); tally.NameCheck(n) != "" {
+				fields = append(fields, tally.FieldError{Field: "name", Message: tally.NameCheck(n)})
 			} else {
 				t.Name = n
 			}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"mime"
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -106,6 +108,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			// API answers are per caller and often secret (keys shown once).
+			h.Set("Cache-Control", "no-store")
+		}
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 		r = r.WithContext(ctx)
 		if r.Body != nil {
@@ -132,8 +138,89 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			s.log.InfoContext(ctx, "request", "request_id", id, "method", r.Method, "path", r.URL.Path, "route", route,
 				"status", sw.code(), "bytes", sw.bytes, "duration_ms", float64(d.Microseconds())/1000, "remote", r.RemoteAddr)
 		}()
+		if headerBytes(r) > MaxHeaderBytes {
+			// Answered here as a problem; net/http's own plain-text 431
+			// only comes past HTTPMaxHeaderBytes (see cmd/tally).
+			writeProblem(sw, http.StatusRequestHeaderFieldsTooLarge, "header_too_large",
+				"request headers are larger than "+strconv.Itoa(MaxHeaderBytes)+" bytes")
+			return
+		}
+		if err := checkTenantHeader(r); err != nil {
+			s.writeError(sw, r, err)
+			return
+		}
+		if !jsonBody(r) {
+			writeProblem(sw, http.StatusUnsupportedMediaType, "unsupported_media_type",
+				"the request body must be JSON (Content-Type: application/json)")
+			return
+		}
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// checkTenantHeader refuses an X-Tenant-Slug sent more than once (which
+// one would count is ambiguous) or that is not text (invalid UTF-8, NUL).
+func checkTenantHeader(r *http.Request) error {
+	vs := r.Header.Values("X-Tenant-Slug")
+	if len(vs) > 1 {
+		return tally.Invalid("the X-Tenant-Slug header is sent more than once",
+			tally.FieldError{Field: "X-Tenant-Slug", Message: "must be sent once"})
+	}
+	if len(vs) == 1 {
+		if msg := tally.CheckText(vs[0], MaxHeaderBytes, "is too long"); msg != "" {
+			return tally.Invalid("invalid X-Tenant-Slug header", tally.FieldError{Field: "X-Tenant-Slug", Message: msg})
+		}
+	}
+	return nil
+}
+
+// jsonBody reports whether r may go on: anything but a POST, PUT or PATCH
+// to /api/ with a body, or such a request whose Content-Type is JSON
+// (application/json or a +json type) or absent. Every /api/ body is JSON;
+// no route (no beacon) takes text/plain.
+func jsonBody(r *http.Request) bool {
+	if !strings.HasPrefix(r.URL.Path, "/api/") || r.ContentLength == 0 {
+		return true
+	}
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+	default:
+		return true
+	}
+	ct := r.Header.Values("Content-Type")
+	if len(ct) == 0 {
+		return true
+	}
+	if len(ct) > 1 {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(ct[0])
+	return err == nil && (mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+// MaxHeaderBytes bounds a request's header lines (names, values and the
+// request line): above it tally answers a 431 problem.
+const MaxHeaderBytes = 32 << 10
+
+// HTTPMaxHeaderBytes is the http.Server.MaxHeaderBytes tally serves with:
+// larger than MaxHeaderBytes so that tally's own 431 problem answers
+// first; only a request past this limit gets net/http's plain-text 431,
+// written before any handler runs.
+const HTTPMaxHeaderBytes = 2 * MaxHeaderBytes
+
+// headerBytes is the size of r's request line and header lines as sent
+// (approximately: each line's name, ": ", value and CRLF).
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	if r.Host != "" {
+		n += len("Host: ") + len(r.Host) + 2
+	}
+	return n
 }
 
 // observeQuery records the duration of an analytics read since start.

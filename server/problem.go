@@ -84,3 +84,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	writeJSON(w, p.Status, "application/problem+json", p)
 }
+
+// writeProblem answers a problem of the HTTP layer itself (no tally error
+// code maps to it: 405, 415, 431).
+func writeProblem(w http.ResponseWriter, status int, typ, detail string) {
+	writeJSON(w, status, "application/problem+json", problem{
+		Type: "urn:tally:problem:" + typ, Title: http.StatusText(status), Status: status, Detail: detail,
+	})
+}

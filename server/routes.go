@@ -94,9 +94,7 @@ func (s *Server) notFound() http.Handler {
 			return
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		writeJSON(w, http.StatusMethodNotAllowed, "application/problem+json", problem{
-			Type: "urn:tally:problem:method_not_allowed", Title: http.StatusText(http.StatusMethodNotAllowed),
-			Status: http.StatusMethodNotAllowed, Detail: r.Method + " is not allowed here; use " + strings.Join(allow, ", "),
-		})
+		writeProblem(w, http.StatusMethodNotAllowed, "method_not_allowed",
+			r.Method+" is not allowed here; use "+strings.Join(allow, ", "))
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"strings"
 	"sync"
 	"text/template/parse"
 
@@ -311,6 +312,13 @@ func (s *Server) handleUIStatic() http.Handler {
 	static, _ := fs.Sub(s.web.root, "static")
 	fsrv := http.StripPrefix("/ui/static/", http.FileServerFS(static))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Only files are served: an unknown file or a directory is a
+		// 404 problem, not the file server's plain text or listing.
+		name := strings.TrimPrefix(r.URL.Path, "/ui/static/")
+		if fi, err := fs.Stat(static, name); !fs.ValidPath(name) || err != nil || fi.IsDir() {
+			s.writeError(w, r, tally.Errorf(tally.ENotFound, "no such file"))
+			return
+		}
 		if !s.web.dev {
 			w.Header().Set("Cache-Control", "public, max-age=3600")
 		}

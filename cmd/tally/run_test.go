@@ -315,6 +315,7 @@ func TestRedisDownAtStart(t *testing.T) {
 		"LISTEN_ADDR":  "127.0.0.1:0",
 		"DATABASE_URL": filepath.Join(t.TempDir(), "tally.db"),
 		"REDIS_URL":    "redis://" + closed + "/0",
+		"METRICS_ADDR": "127.0.0.1:0",
 	})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

@@ -45,6 +45,7 @@
     const method = opts.method || 'GET';
     const headers = { 'X-Tenant-Slug': tenant, Accept: opts.accept || 'application/json' };
     if (method !== 'GET' && method !== 'HEAD') headers['X-CSRF-Token'] = csrf;
+    if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
     const res = await fetch(path, { method, headers, credentials: 'same-origin', body: opts.body });
     if (res.status === 401) {
       window.location.assign('/ui/login');
