@@ -1,6 +1,7 @@
 package tally
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -237,4 +238,53 @@ func (in CreateKeyInput) Validate(now time.Time) error {
 // tenant without an owner.
 func LastOwnerError() *Error {
 	return Errorf(EConflict, "a tenant keeps at least one owner")
+}
+
+// TenantUpdate is a change of a tenant's settings (PATCH /api/tenants/{slug},
+// `tally tenant update`): nil fields stay as they are. The webhook URL,
+// which needs a network check and mints a secret, is the server's.
+type TenantUpdate struct {
+	Name          *string
+	AllowSignup   *bool
+	Timezone      *string
+	RetentionDays *int
+}
+
+// MaxRetentionDays is the longest raw-event retention a tenant may set.
+const MaxRetentionDays = 3650
+
+// Apply validates the update and writes it into t. A broken rule is an
+// EInvalid *Error naming every bad field; t is then unchanged.
+func (u TenantUpdate) Apply(t *Tenant) error {
+	next := *t
+	var bad []FieldError
+	if u.Name != nil {
+		if n := strings.TrimSpace(*u.Name); !ValidName(n) {
+			bad = append(bad, FieldError{Field: "name", Message: NameCheck(n)})
+		} else {
+			next.Name = n
+		}
+	}
+	if u.AllowSignup != nil {
+		next.AllowSignup = *u.AllowSignup
+	}
+	if u.Timezone != nil {
+		if _, err := time.LoadLocation(*u.Timezone); err != nil || *u.Timezone == "" || *u.Timezone == "Local" {
+			bad = append(bad, FieldError{Field: "timezone", Message: "must be an IANA time zone name"})
+		} else {
+			next.Timezone = *u.Timezone
+		}
+	}
+	if u.RetentionDays != nil {
+		if *u.RetentionDays < 1 || *u.RetentionDays > MaxRetentionDays {
+			bad = append(bad, FieldError{Field: "retention_days", Message: fmt.Sprintf("must be 1-%d", MaxRetentionDays)})
+		} else {
+			next.RetentionDays = *u.RetentionDays
+		}
+	}
+	if bad != nil {
+		return Invalid("invalid tenant settings", bad...)
+	}
+	*t = next
+	return nil
 }

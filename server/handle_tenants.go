@@ -1,12 +1,12 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/usage"
@@ -83,29 +83,11 @@ func (s *Server) handleTenantUpdate() apiHandler {
 		}
 		t := *p.Tenant
 		var fields []tally.FieldError
-		if req.Name != nil {
-			if n := strings.TrimSpace(*req.Name); tally.NameCheck(n) != "" {
-				fields = append(fields, tally.FieldError{Field: "name", Message: tally.NameCheck(n)})
-			} else {
-				t.Name = n
-			}
-		}
-		if req.AllowSignup != nil {
-			t.AllowSignup = *req.AllowSignup
-		}
-		if req.Timezone != nil {
-			if _, err := time.LoadLocation(*req.Timezone); err != nil || *req.Timezone == "" || *req.Timezone == "Local" {
-				fields = append(fields, tally.FieldError{Field: "timezone", Message: "must be an IANA time zone name"})
-			} else {
-				t.Timezone = *req.Timezone
-			}
-		}
-		if req.RetentionDays != nil {
-			if *req.RetentionDays < 1 || *req.RetentionDays > 3650 {
-				fields = append(fields, tally.FieldError{Field: "retention_days", Message: "must be 1-3650"})
-			} else {
-				t.RetentionDays = *req.RetentionDays
-			}
+		upd := tally.TenantUpdate{Name: req.Name, AllowSignup: req.AllowSignup, Timezone: req.Timezone, RetentionDays: req.RetentionDays}
+		if err := upd.Apply(&t); err != nil {
+			var te *tally.Error
+			errors.As(err, &te)
+			fields = append(fields, te.Fields...)
 		}
 		newSecret := ""
 		if req.WebhookURL != nil {
