@@ -15,6 +15,7 @@ type Store interface {
 	UserStore
 	SessionStore
 	TenantStore
+	InvitationStore
 	KeyStore
 	AuditStore
 	EventStore
@@ -88,6 +89,29 @@ type TenantStore interface {
 	// member. Demoting the last owner is the EConflict of LastOwnerError,
 	// decided in the same transaction as the change (as for RemoveMember).
 	SetMemberRole(ctx context.Context, tenantID, userID int64, role Role) error
+}
+
+// InvitationStore keeps invitations to tenants. An invitation is pending
+// until it is accepted, revoked or expired.
+type InvitationStore interface {
+	// CreateInvitation stores inv (its TokenHash, never the token) and sets
+	// ID and CreatedAt.
+	CreateInvitation(ctx context.Context, inv *Invitation) error
+	// ListInvitations lists a tenant's invitations pending at time now,
+	// newest first.
+	ListInvitations(ctx context.Context, tenantID int64, now time.Time) ([]Invitation, error)
+	// RevokeInvitation revokes a pending invitation of tenantID at time at;
+	// ENotFound when the invitation is not the tenant's or not pending.
+	RevokeInvitation(ctx context.Context, tenantID, id int64, at time.Time) error
+	// AcceptInvitation, in one transaction, marks the invitation with that
+	// token hash, pending at time now and addressed to email, accepted by
+	// userID and makes userID a member of its tenant with its role. It
+	// returns the invitation. ENotFound when no such invitation is pending
+	// (unknown, used, revoked, expired or for another email alike);
+	// EConflict when userID is already a member, and then the invitation
+	// stays pending. A token is accepted at most once, however many accept
+	// it at the same time.
+	AcceptInvitation(ctx context.Context, hash []byte, email string, userID int64, now time.Time) (*Invitation, error)
 }
 
 // KeyStore keeps API keys.

@@ -278,8 +278,10 @@ func (s *Service) CreateTenant(ctx context.Context, in tally.CreateTenantInput, 
 	return t, nil
 }
 
-// AddMember adds the registered user in.Email to by's tenant. Only an
-// owner adds an owner (EForbidden otherwise). EInvalid as
+// AddMember adds the registered user in.Email to by's tenant without an
+// invitation: for the operator (the command line) only; tenant admins
+// invite (Invite). Only an owner adds an owner (EForbidden otherwise).
+// EInvalid as
 // AddMemberInput.Validate; ENotFound when no user has the email;
 // EConflict when already a member.
 func (s *Service) AddMember(ctx context.Context, by *tally.Principal, in tally.AddMemberInput) (*tally.Member, error) {
@@ -384,4 +386,64 @@ func (s *Service) ListKeys(ctx context.Context, tenantID int64) ([]tally.APIKey,
 // the tenant's or already revoked.
 func (s *Service) RevokeKey(ctx context.Context, tenantID, id int64) error {
 	return s.store.RevokeKey(ctx, tenantID, id, s.clock())
+}
+
+// Invite creates an invitation to by's tenant for in.Email with in.Role
+// (RoleMember when empty), expiring after tally.InvitationTTL, and returns
+// it with its token: the only time the token exists outside the caller.
+// Whether the email is registered is not looked at, so the answer is the
+// same either way. Only an owner invites an owner (EForbidden otherwise).
+// EInvalid as InviteInput.Validate.
+func (s *Service) Invite(ctx context.Context, by *tally.Principal, in tally.InviteInput) (*tally.Invitation, string, error) {
+	if err := in.Validate(); err != nil {
+		return nil, "", err
+	}
+	role := in.Role
+	if role == "" {
+		role = tally.RoleMember
+	}
+	if role == tally.RoleOwner && by.Role != tally.RoleOwner {
+		return nil, "", tally.Errorf(tally.EForbidden, "only an owner can invite an owner")
+	}
+	token := secret.Token()
+	inv := &tally.Invitation{TenantID: by.Tenant.ID, Email: tally.NormalizeEmail(in.Email), Role: role,
+		TokenHash: secret.HashToken(token), InvitedBy: by.Actor(), ExpiresAt: s.clock().Add(tally.InvitationTTL)}
+	if err := s.store.CreateInvitation(ctx, inv); err != nil {
+		return nil, "", err
+	}
+	return inv, token, nil
+}
+
+// Invitations lists a tenant's pending invitations, newest first.
+func (s *Service) Invitations(ctx context.Context, tenantID int64) ([]tally.Invitation, error) {
+	return s.store.ListInvitations(ctx, tenantID, s.clock())
+}
+
+// RevokeInvitation revokes a pending invitation of tenantID now; ENotFound
+// when it is not the tenant's or no longer pending.
+func (s *Service) RevokeInvitation(ctx context.Context, tenantID, id int64) error {
+	return s.store.RevokeInvitation(ctx, tenantID, id, s.clock())
+}
+
+// AcceptInvitation makes u a member of the tenant of the invitation with
+// that token, with the invitation's role, and returns the invitation and
+// the tenant. The invitation must be pending and addressed to u's email
+// (in any case). ENotFound, the same for an unknown, used, revoked or
+// expired token and for another user's invitation, so that the answer
+// tells nothing about an invitation the caller may not accept; EConflict
+// when u is already a member (the invitation stays pending).
+func (s *Service) AcceptInvitation(ctx context.Context, u *tally.User, token string) (*tally.Invitation, *tally.Tenant, error) {
+	inv, err := s.store.AcceptInvitation(ctx, secret.HashToken(token), u.Email, u.ID, s.clock())
+	if err != nil {
+		if tally.ErrorCodeOf(err) == tally.ENotFound {
+			return nil, nil, tally.Errorf(tally.ENotFound,
+				"no pending invitation for this account with this token: it may have been used, revoked or expired, or be for another email")
+		}
+		return nil, nil, err
+	}
+	t, err := s.store.TenantByID(ctx, inv.TenantID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return inv, t, nil
 }

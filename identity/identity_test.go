@@ -257,3 +257,83 @@ func TestKeys(t *testing.T) {
 		t.Fatalf("ListKeys = %+v, %v; want the key revoked at the service's clock", ks, err)
 	}
 }
+
+func TestInvitations(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	tn, owner := e.tenant("acme", false)
+	carol := e.register("carol@example.com")
+	dave := e.register("dave@example.com")
+
+	inv, token, err := e.svc.Invite(ctx, owner, tally.InviteInput{Email: " Carol@Example.com ", Role: tally.RoleAdmin})
+	if err != nil || token == "" || inv.Email != "carol@example.com" || inv.Role != tally.RoleAdmin ||
+		!inv.ExpiresAt.Equal(clockAt.Add(tally.InvitationTTL)) || inv.InvitedBy != owner.Actor() {
+		t.Fatalf("Invite = %+v, %q, %v", inv, token, err)
+	}
+	// An unregistered email is invited alike.
+	ghost, _, err := e.svc.Invite(ctx, owner, tally.InviteInput{Email: "ghost@example.com"})
+	if err != nil || ghost.Role != tally.RoleMember {
+		t.Fatalf("Invite(unregistered, no role) = %+v, %v", ghost, err)
+	}
+	_, _, err = e.svc.Invite(ctx, owner, tally.InviteInput{Email: "not-an-email", Role: "root"})
+	wantCode(t, err, tally.EInvalid, "Invite(bad email and role)")
+	admin := &tally.Principal{User: carol, Tenant: tn, Role: tally.RoleAdmin}
+	_, _, err = e.svc.Invite(ctx, admin, tally.InviteInput{Email: "dave@example.com", Role: tally.RoleOwner})
+	wantCode(t, err, tally.EForbidden, "Invite(owner, by an admin)")
+
+	list, err := e.svc.Invitations(ctx, tn.ID)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("Invitations = %+v, %v", list, err)
+	}
+
+	// Another user's token, a wrong token: the same not-found.
+	_, _, err = e.svc.AcceptInvitation(ctx, dave, token)
+	wantCode(t, err, tally.ENotFound, "AcceptInvitation(another email)")
+	_, _, err = e.svc.AcceptInvitation(ctx, carol, token+"x")
+	wantCode(t, err, tally.ENotFound, "AcceptInvitation(wrong token)")
+	got, gotTenant, err := e.svc.AcceptInvitation(ctx, carol, token)
+	if err != nil || got.ID != inv.ID || gotTenant.ID != tn.ID {
+		t.Fatalf("AcceptInvitation = %+v, %+v, %v", got, gotTenant, err)
+	}
+	if _, role, err := e.svc.Membership(ctx, "acme", carol.ID); err != nil || role != tally.RoleAdmin {
+		t.Fatalf("carol's membership after accept: %q, %v", role, err)
+	}
+	_, _, err = e.svc.AcceptInvitation(ctx, carol, token)
+	wantCode(t, err, tally.ENotFound, "AcceptInvitation(twice)")
+
+	wantCode(t, e.svc.RevokeInvitation(ctx, tn.ID, inv.ID), tally.ENotFound, "RevokeInvitation(accepted)")
+	if err := e.svc.RevokeInvitation(ctx, tn.ID, ghost.ID); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := e.svc.Invitations(ctx, tn.ID); len(list) != 0 {
+		t.Errorf("pending after accept and revoke: %+v", list)
+	}
+}
+
+func TestInvitationExpires(t *testing.T) {
+	t.Parallel()
+	db := sqlitetest.Open(t)
+	at := clockAt
+	svc := identity.New(db, func() time.Time { return at }, nil)
+	ctx := t.Context()
+	u, _, err := svc.Register(ctx, tally.RegisterInput{Email: "owner@example.com", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn, err := svc.CreateTenant(ctx, tally.CreateTenantInput{Slug: "acme", Name: "Acme"}, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol, _, err := svc.Register(ctx, tally.RegisterInput{Email: "carol@example.com", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, token, err := svc.Invite(ctx, &tally.Principal{User: u, Tenant: tn, Role: tally.RoleOwner}, tally.InviteInput{Email: carol.Email})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at = at.Add(tally.InvitationTTL)
+	_, _, err = svc.AcceptInvitation(ctx, carol, token)
+	wantCode(t, err, tally.ENotFound, "AcceptInvitation(expired)")
+}

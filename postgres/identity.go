@@ -464,3 +464,84 @@ func (db *DB) DeleteQuota(ctx context.Context, tenantID int64, metric string) er
 	}
 	return nil
 }
+
+const invitationCols = `id, tenant_id, email, role, token_hash, invited_by, created_at, expires_at`
+
+func scanInvitation(row pgx.Row) (*tally.Invitation, error) {
+	var inv tally.Invitation
+	if err := row.Scan(&inv.ID, &inv.TenantID, &inv.Email, &inv.Role, &inv.TokenHash, &inv.InvitedBy, &inv.CreatedAt, &inv.ExpiresAt); err != nil {
+		return nil, err
+	}
+	inv.CreatedAt, inv.ExpiresAt = inv.CreatedAt.UTC(), inv.ExpiresAt.UTC()
+	return &inv, nil
+}
+
+// CreateInvitation implements tally.InvitationStore.
+func (db *DB) CreateInvitation(ctx context.Context, inv *tally.Invitation) error {
+	inv.Email = tally.NormalizeEmail(inv.Email)
+	inv.CreatedAt = db.now().UTC().Truncate(time.Microsecond)
+	inv.ExpiresAt = inv.ExpiresAt.UTC().Truncate(time.Microsecond)
+	err := db.pool.QueryRow(ctx,
+		`INSERT INTO invitations (tenant_id, email, role, token_hash, invited_by, created_at, expires_at)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		inv.TenantID, inv.Email, inv.Role, inv.TokenHash, inv.InvitedBy, inv.CreatedAt, inv.ExpiresAt).Scan(&inv.ID)
+	return wrap(err, "invitation")
+}
+
+// ListInvitations implements tally.InvitationStore.
+func (db *DB) ListInvitations(ctx context.Context, tenantID int64, now time.Time) ([]tally.Invitation, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+invitationCols+` FROM invitations
+		WHERE tenant_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $2 ORDER BY id DESC`,
+		tenantID, now)
+	if err != nil {
+		return nil, wrap(err, "invitation")
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (tally.Invitation, error) {
+		inv, err := scanInvitation(row)
+		if err != nil {
+			return tally.Invitation{}, err
+		}
+		return *inv, nil
+	})
+	if out == nil {
+		out = []tally.Invitation{}
+	}
+	return out, wrap(err, "invitation")
+}
+
+// RevokeInvitation implements tally.InvitationStore.
+func (db *DB) RevokeInvitation(ctx context.Context, tenantID, id int64, at time.Time) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE invitations SET revoked_at = $1
+		WHERE tenant_id = $2 AND id = $3 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $1`,
+		at, tenantID, id)
+	if err != nil {
+		return wrap(err, "invitation")
+	}
+	if tag.RowsAffected() == 0 {
+		return tally.Errorf(tally.ENotFound, "invitation not found")
+	}
+	return nil
+}
+
+// AcceptInvitation implements tally.InvitationStore. The UPDATE locks the
+// invitation's row: a concurrent accept waits for this transaction and then
+// no longer finds the invitation pending.
+func (db *DB) AcceptInvitation(ctx context.Context, hash []byte, email string, userID int64, now time.Time) (*tally.Invitation, error) {
+	var inv *tally.Invitation
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		inv, err = scanInvitation(tx.QueryRow(ctx, `UPDATE invitations SET accepted_at = $1, accepted_by = $2
+			WHERE token_hash = $3 AND email = $4 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $1
+			RETURNING `+invitationCols, now, userID, hash, tally.NormalizeEmail(email)))
+		if err != nil {
+			return wrap(err, "invitation")
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO members (tenant_id, user_id, role, added_at) VALUES ($1, $2, $3, $4)`,
+			inv.TenantID, userID, inv.Role, now)
+		return wrap(err, "member")
+	})
+	if err != nil {
+		return nil, wrap(err, "invitation")
+	}
+	return inv, nil
+}

@@ -488,3 +488,84 @@ func (db *DB) DeleteQuota(ctx context.Context, tenantID int64, metric string) er
 	}
 	return nil
 }
+
+const invitationCols = `id, tenant_id, email, role, token_hash, invited_by, created_at, expires_at`
+
+func scanInvitation(row interface{ Scan(...any) error }) (*tally.Invitation, error) {
+	var inv tally.Invitation
+	var created, expires int64
+	if err := row.Scan(&inv.ID, &inv.TenantID, &inv.Email, &inv.Role, &inv.TokenHash, &inv.InvitedBy, &created, &expires); err != nil {
+		return nil, err
+	}
+	inv.CreatedAt, inv.ExpiresAt = fromMicros(created), fromMicros(expires)
+	return &inv, nil
+}
+
+// CreateInvitation implements tally.InvitationStore.
+func (db *DB) CreateInvitation(ctx context.Context, inv *tally.Invitation) error {
+	inv.Email = tally.NormalizeEmail(inv.Email)
+	inv.CreatedAt = db.now().UTC().Truncate(time.Microsecond)
+	inv.ExpiresAt = inv.ExpiresAt.UTC().Truncate(time.Microsecond)
+	err := db.w.QueryRowContext(ctx,
+		`INSERT INTO invitations (tenant_id, email, role, token_hash, invited_by, created_at, expires_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		inv.TenantID, inv.Email, inv.Role, inv.TokenHash, inv.InvitedBy, micros(inv.CreatedAt), micros(inv.ExpiresAt)).Scan(&inv.ID)
+	return wrap(err, "invitation")
+}
+
+// ListInvitations implements tally.InvitationStore.
+func (db *DB) ListInvitations(ctx context.Context, tenantID int64, now time.Time) ([]tally.Invitation, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+invitationCols+` FROM invitations
+		WHERE tenant_id = ? AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ? ORDER BY id DESC`,
+		tenantID, micros(now))
+	if err != nil {
+		return nil, wrap(err, "invitation")
+	}
+	defer rows.Close()
+	out := []tally.Invitation{}
+	for rows.Next() {
+		inv, err := scanInvitation(rows)
+		if err != nil {
+			return nil, wrap(err, "invitation")
+		}
+		out = append(out, *inv)
+	}
+	return out, wrap(rows.Err(), "invitation")
+}
+
+// RevokeInvitation implements tally.InvitationStore.
+func (db *DB) RevokeInvitation(ctx context.Context, tenantID, id int64, at time.Time) error {
+	res, err := db.w.ExecContext(ctx, `UPDATE invitations SET revoked_at = ?
+		WHERE tenant_id = ? AND id = ? AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?`,
+		micros(at), tenantID, id, micros(at))
+	if err != nil {
+		return wrap(err, "invitation")
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return tally.Errorf(tally.ENotFound, "invitation not found")
+	}
+	return nil
+}
+
+// AcceptInvitation implements tally.InvitationStore. The writer's
+// transactions begin IMMEDIATE on its one connection, so no other accept
+// runs between the check and the update.
+func (db *DB) AcceptInvitation(ctx context.Context, hash []byte, email string, userID int64, now time.Time) (*tally.Invitation, error) {
+	var inv *tally.Invitation
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		inv, err = scanInvitation(tx.QueryRowContext(ctx, `UPDATE invitations SET accepted_at = ?, accepted_by = ?
+			WHERE token_hash = ? AND email = ? AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?
+			RETURNING `+invitationCols, micros(now), userID, hash, tally.NormalizeEmail(email), micros(now)))
+		if err != nil {
+			return wrap(err, "invitation")
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO members (tenant_id, user_id, role, added_at) VALUES (?, ?, ?, ?)`,
+			inv.TenantID, userID, inv.Role, micros(now))
+		return wrap(err, "member")
+	})
+	if err != nil {
+		return nil, wrap(err, "invitation")
+	}
+	return inv, nil
+}

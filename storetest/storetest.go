@@ -35,6 +35,7 @@ func Run(t *testing.T, open Open) {
 		{"Sessions", sessionCases()},
 		{"Tenants", tenantCases()},
 		{"Owners", ownerCases()},
+		{"Invitations", invitationCases()},
 		{"Keys", keyCases()},
 		{"Audit", auditCases()},
 		{"Quotas", quotaCases()},
