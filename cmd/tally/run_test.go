@@ -38,10 +38,17 @@ func TestRunServe(t *testing.T) {
 	go func() { done <- run(ctx, []string{"serve", "-demo"}, env, &stdout, &stderr) }()
 
 	var base, metricsURL string
-	deadline := time.Now().Add(60 * time.Second)
+	// Seeding the demo under the race detector on a loaded machine can take
+	// a while; a run that ends early fails at once with its error.
+	deadline := time.Now().Add(3 * time.Minute)
 	for base == "" || metricsURL == "" {
 		if time.Now().After(deadline) {
 			t.Fatalf("server did not start; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run ended before serving: %v; stdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+		default:
 		}
 		for _, line := range strings.Split(stdout.String(), "\n") {
 			if u, ok := strings.CutPrefix(line, "tally listening on "); ok {
