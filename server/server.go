@@ -62,6 +62,11 @@ type Deps struct {
 	Rollups  Rollups
 	// ReadyChecks are extra readiness checks by name (e.g. "redis").
 	ReadyChecks map[string]func(context.Context) error
+	// DegradedChecks are readiness checks of parts the instance serves
+	// without (e.g. "redis"): a failing one is reported, and the status
+	// says "degraded", but readiness stays 200 so that load balancers keep
+	// the instance (every instance would fail it alike).
+	DegradedChecks map[string]func(context.Context) error
 }
 
 // Server is tally's HTTP handler.

@@ -33,11 +33,11 @@ func (s *Service) Status(ctx context.Context, tenantID int64, metric string) (ta
 		return tally.QuotaStatus{}, noQuota(metric)
 	}
 	now := s.cfg.Now()
-	v, err := s.counters.Get(ctx, tenantID, day(now), metric)
+	values, err := s.todayValues(ctx, tenantID, now)
 	if err != nil {
-		return tally.QuotaStatus{}, tally.Internal(err)
+		return tally.QuotaStatus{}, err
 	}
-	return s.status(q, v, now), nil
+	return s.status(q, values[metric], now), nil
 }
 
 // status is the quota's status at now with value v. With quotas disabled
@@ -60,9 +60,9 @@ func (s *Service) Statuses(ctx context.Context, tenantID int64) ([]tally.QuotaSt
 		return nil, err
 	}
 	now := s.cfg.Now()
-	values, err := s.counters.All(ctx, tenantID, day(now))
+	values, err := s.todayValues(ctx, tenantID, now)
 	if err != nil {
-		return nil, tally.Internal(err)
+		return nil, err
 	}
 	out := make([]tally.QuotaStatus, 0, len(qs))
 	for m, q := range qs {
@@ -122,7 +122,8 @@ func (s *Service) Consume(ctx context.Context, tenantID int64, metric string, am
 		v, err = s.counters.Add(ctx, tenantID, d, metric, amount)
 	}
 	if err != nil {
-		return false, st, nil, tally.Internal(err)
+		s.cfg.Logger.Error("usage: consume", "tenant", tenantID, "metric", metric, "err", err)
+		return false, st, nil, countersUnavailable(err)
 	}
 	st = s.status(q, v, now)
 	if !allowed {

@@ -219,9 +219,11 @@ func (t *tenantQuotas) get(tenantID int64) (quotaSet, error) {
 // (see pastUsage) and reserves nothing. An event that
 // would pass any of those limits gets an ERateLimited error naming the
 // metric and the limit, and what it had reserved is released. When the
-// quotas of a tenant cannot be read or a counter fails, its events are
-// admitted unreserved (Settle then counts them): the log stays the truth
-// and a cache failure does not stop ingestion.
+// quotas of a tenant cannot be read, its events are admitted unreserved
+// (Settle then counts them). When the counter of an enforced quota fails
+// (Redis down, stalled, being rebuilt) the event gets an EUnavailable
+// error: enforced quotas fail closed, never admitting past the limit,
+// while events that touch no enforced quota keep flowing.
 func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *tally.Reservation) {
 	errs := make([]error, len(events))
 	res := &tally.Reservation{Amounts: make([][]tally.Amount, len(events))}
@@ -250,8 +252,13 @@ func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *ta
 			}
 			allowed, _, err := s.counters.Consume(ctx, e.TenantID, day(e.Timestamp), a.Metric, a.N, q.Limit)
 			if err != nil {
+				// Fail closed: an enforced quota is never passed because
+				// its counter could not be read.
 				s.cfg.Logger.Error("usage: consume", "tenant", e.TenantID, "metric", a.Metric, "err", err)
-				continue
+				s.release(ctx, e, reserved)
+				reserved = nil
+				errs[i] = countersUnavailable(err)
+				break
 			}
 			if !allowed {
 				s.release(ctx, e, reserved)
@@ -446,11 +453,10 @@ func (s *Service) rebuildTenant(ctx context.Context, tenantID int64, from time.T
 			return err
 		}
 	}
-	rows, err := s.store.AggregateEvents(ctx, tenantID, from, from.Add(24*time.Hour), time.Hour)
+	values, err := s.logValues(ctx, tenantID, from)
 	if err != nil {
 		return err
 	}
-	values := s.cfg.Rules.ApplyRows(rows)
 	if onlyMissing && len(values) == 0 {
 		return nil
 	}
@@ -473,9 +479,38 @@ func (s *Service) rebuildTenant(ctx context.Context, tenantID int64, from time.T
 	return nil
 }
 
-// Today returns the tenant's counters of the current UTC day.
+// Today returns the tenant's counters of the current UTC day (from the
+// log when the counters cannot be read, see todayValues).
 func (s *Service) Today(ctx context.Context, tenantID int64) (map[string]int64, error) {
-	return s.counters.All(ctx, tenantID, day(s.cfg.Now()))
+	return s.todayValues(ctx, tenantID, s.cfg.Now())
+}
+
+// todayValues returns the tenant's counters of now's UTC day; when they
+// cannot be read (Redis down or being rebuilt) it answers from the event
+// log instead, which is the truth the counters cache. Only when the log
+// cannot be read either does it fail, with the store's error.
+func (s *Service) todayValues(ctx context.Context, tenantID int64, now time.Time) (map[string]int64, error) {
+	values, err := s.counters.All(ctx, tenantID, day(now))
+	if err == nil {
+		return values, nil
+	}
+	s.cfg.Logger.Warn("usage: counters unreadable, reading the log", "tenant", tenantID, "err", err)
+	return s.logValues(ctx, tenantID, day(now))
+}
+
+// logValues is what the rules give over the tenant's events of day d.
+func (s *Service) logValues(ctx context.Context, tenantID int64, d time.Time) (map[string]int64, error) {
+	rows, err := s.store.AggregateEvents(ctx, tenantID, d, d.Add(24*time.Hour), time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	return s.cfg.Rules.ApplyRows(rows), nil
+}
+
+// countersUnavailable is the error of a decision that needs a counter that
+// failed: 503 with Retry-After, never a guess.
+func countersUnavailable(err error) error {
+	return &tally.Error{Code: tally.EUnavailable, Message: "usage counters are unavailable; retry later", Err: err}
 }
 
 var _ tally.Runner = (*Service)(nil)

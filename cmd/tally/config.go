@@ -37,6 +37,8 @@ type config struct {
 	IngestQueue      int              // INGEST_QUEUE_SIZE: events waiting for commit before 503
 	StatementTimeout time.Duration    // DB_STATEMENT_TIMEOUT: bound of one database statement or transaction
 	DrainDelay       time.Duration    // SHUTDOWN_DRAIN_DELAY: /readiness answers 503 this long before the listener stops
+	RedisTimeout     time.Duration    // REDIS_TIMEOUT: bound of one Redis call
+	Reconcile        time.Duration    // RECONCILE_INTERVAL: how often usage counters are compared with the log
 	LabelCap         int              // METRICS_LABEL_CAP: distinct values per metric label
 	MetricsAddr      string           // METRICS_ADDR: the operator listener (/metrics, /readiness details); "off": none
 	MetricsToken     string           // METRICS_TOKEN: bearer token for /metrics on the public listener
@@ -63,6 +65,8 @@ func defaultConfig() config {
 		IngestQueue:      10000,
 		StatementTimeout: 5 * time.Second,
 		DrainDelay:       5 * time.Second,
+		RedisTimeout:     50 * time.Millisecond,
+		Reconcile:        time.Minute,
 		LabelCap:         100,
 		MetricsAddr:      "127.0.0.1:9091",
 		RollupDailyAt:    10 * time.Minute,
@@ -145,6 +149,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	integer("INGEST_QUEUE_SIZE", &c.IngestQueue)
 	duration("DB_STATEMENT_TIMEOUT", &c.StatementTimeout)
 	duration("SHUTDOWN_DRAIN_DELAY", &c.DrainDelay)
+	duration("REDIS_TIMEOUT", &c.RedisTimeout)
+	duration("RECONCILE_INTERVAL", &c.Reconcile)
 	integer("METRICS_LABEL_CAP", &c.LabelCap)
 	str("METRICS_ADDR", &c.MetricsAddr)
 	str("METRICS_TOKEN", &c.MetricsToken)
@@ -204,6 +210,12 @@ func (c *config) validate() error {
 	}
 	if c.DrainDelay < 0 || c.DrainDelay > 10*time.Minute {
 		errs = append(errs, "SHUTDOWN_DRAIN_DELAY must be 0-10m, like 5s")
+	}
+	if c.RedisTimeout < time.Millisecond || c.RedisTimeout > 10*time.Second {
+		errs = append(errs, "REDIS_TIMEOUT must be 1ms-10s, like 50ms")
+	}
+	if c.Reconcile < time.Second || c.Reconcile > 24*time.Hour {
+		errs = append(errs, "RECONCILE_INTERVAL must be 1s-24h, like 1m")
 	}
 	if c.LabelCap < 1 {
 		errs = append(errs, "METRICS_LABEL_CAP must be positive")
@@ -266,6 +278,8 @@ func (c config) LogValue() slog.Value {
 		slog.Int("ingest_queue_size", c.IngestQueue),
 		slog.Duration("db_statement_timeout", c.StatementTimeout),
 		slog.Duration("shutdown_drain_delay", c.DrainDelay),
+		slog.Duration("redis_timeout", c.RedisTimeout),
+		slog.Duration("reconcile_interval", c.Reconcile),
 		slog.Int("metrics_label_cap", c.LabelCap),
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.Bool("metrics_token_set", c.MetricsToken != ""),

@@ -39,7 +39,13 @@ type Config struct {
 	RedisURL string
 	// RedisPrefix starts every Redis key (default "tally:").
 	RedisPrefix string
-	SQLiteSync  string // FULL (default) or NORMAL
+	// RedisTimeout bounds each Redis call (REDIS_TIMEOUT, default 50ms);
+	// a call that takes longer fails and counts against the breaker.
+	RedisTimeout time.Duration
+	// ReconcileInterval is how often the usage counters are compared
+	// with the event log (RECONCILE_INTERVAL, default 1m).
+	ReconcileInterval time.Duration
+	SQLiteSync        string // FULL (default) or NORMAL
 	// StatementTimeout bounds one database statement or write
 	// transaction on either backend (default 5s).
 	StatementTimeout time.Duration
@@ -63,18 +69,20 @@ type Config struct {
 
 // App is a running tally.
 type App struct {
-	Store     tally.Store
-	Accounts  *identity.Service
-	Registry  *prometheus.Registry
-	Writer    *ingest.Writer
-	Pipeline  *ingest.Pipeline
-	Tracker   *ingest.Buffer
-	Recorder  *ingest.Recorder
-	Usage     *usage.Service
-	Rollup    *rollup.Rollup    // the rollup and retention jobs
-	Reports   *rollup.Reports   // usage and KPI reads
-	Scheduler *rollup.Scheduler // runs the Rollup's tasks
-	Server    *server.Server
+	Store    tally.Store
+	Accounts *identity.Service
+	Registry *prometheus.Registry
+	Writer   *ingest.Writer
+	Pipeline *ingest.Pipeline
+	Tracker  *ingest.Buffer
+	Recorder *ingest.Recorder
+	Usage    *usage.Service
+	// Reconciler keeps the usage counters equal to the event log.
+	Reconciler *usage.Reconciler
+	Rollup     *rollup.Rollup    // the rollup and retention jobs
+	Reports    *rollup.Reports   // usage and KPI reads
+	Scheduler  *rollup.Scheduler // runs the Rollup's tasks
+	Server     *server.Server
 
 	cfg   Config
 	redis goredis.UniversalClient
@@ -126,13 +134,14 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		counters = usage.NewMemoryCounters()
 	}
 	ready := map[string]func(context.Context) error{}
+	degraded := map[string]func(context.Context) error{}
 	if cfg.RedisURL != "" {
 		goredis.SetLogger(redisLog{cfg.Logger})
 		var down *redis.UnreachableError
-		if a.redis, err = redis.Open(ctx, cfg.RedisURL); errors.As(err, &down) {
+		if a.redis, err = redis.OpenTimeout(ctx, cfg.RedisURL, cfg.RedisTimeout); errors.As(err, &down) {
 			// One clear line instead of the pool's retries: the instance
-			// serves (readiness says redis is down, usage answers fail)
-			// and the client reconnects when Redis is back.
+			// serves (readiness says redis is degraded, enforced quotas
+			// answer 503) and the client reconnects when Redis is back.
 			cfg.Logger.Error("redis unreachable at start; running degraded", "addr", down.Addr, "err", down.Err.Error())
 			a.redisDown = true
 		} else if err != nil {
@@ -143,8 +152,25 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		if prefix == "" {
 			prefix = "tally:"
 		}
-		counters = redis.NewCounters(a.redis, prefix)
-		ready["redis"] = func(ctx context.Context) error { return redis.Ping(ctx, a.redis) }
+		identity, err := countersIdentity(ctx, store, cfg.SQLitePath)
+		if err != nil {
+			store.Close()
+			a.redis.Close()
+			return nil, err
+		}
+		rc := redis.New(a.redis, redis.Config{Prefix: prefix, Identity: identity, Timeout: cfg.RedisTimeout, Now: cfg.Now})
+		counters = rc
+		degraded["redis"] = func(ctx context.Context) error {
+			err := rc.Healthy(ctx)
+			if err == nil {
+				err = a.Reconciler.Err()
+			}
+			if err != nil {
+				return &tally.Error{Code: tally.EUnavailable, Err: err,
+					Message: "usage counters in Redis unavailable (unreachable, circuit open, or being rebuilt from the log); enforced quotas answer 503"}
+			}
+			return nil
+		}
 	}
 	if p, ok := store.(writeProber); ok {
 		ready["database_writes"] = func(ctx context.Context) error { return a.checkWrites(ctx, p) }
@@ -169,6 +195,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	})
 	// Usage first: the writer settles into it. The writer before the
 	// buffer, which writes through it.
+	settle := cfg.StatementTimeout
+	if settle <= 0 {
+		settle = 5 * time.Second
+	}
+	a.Reconciler = usage.NewReconciler(a.Usage, usage.ReconcileConfig{Interval: cfg.ReconcileInterval, Settle: settle + time.Second})
 	a.start(a.Usage, a.Writer, a.Tracker)
 	quotaMetrics := slices.Sorted(maps.Keys(cfg.QuotaDefaults))
 	var leader rollup.Leader
@@ -189,13 +220,26 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Server, err = server.New(scfg, server.Deps{
 		Store: store, Accounts: a.Accounts, Logger: cfg.Logger, Registry: reg, Now: cfg.Now,
 		Recorder: a.Recorder, Quotas: a.Usage, Reports: a.Reports, Rollups: a.Rollup,
-		ReadyChecks: ready,
+		ReadyChecks: ready, DegradedChecks: degraded,
 	})
 	if err != nil {
 		a.Close(ctx)
 		return nil, err
 	}
+	a.start(a.Reconciler)
 	return a, nil
+}
+
+// countersIdentity is the identity of the database whose events the
+// counters count, recorded in Redis to detect a Redis that holds another
+// database's counters: PostgreSQL's counters epoch, or the SQLite file's
+// path (a new file at the same path is not told apart: clear the Redis
+// prefix, or use a new one, when replacing it).
+func countersIdentity(ctx context.Context, store tally.Store, sqlitePath string) (string, error) {
+	if pg, ok := store.(*postgres.DB); ok {
+		return pg.Counters().Epoch(ctx)
+	}
+	return "sqlite:" + sqlitePath, nil
 }
 
 // writeProber is a store that can check it takes writes (both backends).
@@ -252,7 +296,17 @@ func OpenStore(ctx context.Context, c StoreConfig) (tally.Store, error) {
 // data). Counters shared in Redis or PostgreSQL are rebuilt only where they
 // are empty: other instances may be counting.
 func (a *App) RebuildCounters(ctx context.Context) error {
-	if a.redis != nil || a.cfg.PostgresURL != "" {
+	if a.redis != nil {
+		// Redis heals itself: rebuilt now when emptied, foreign or
+		// missing writes (with no settle wait: at start this instance
+		// has nothing in flight), else by the Reconciler once it answers.
+		err := a.Reconciler.HealIfNeeded(ctx, 0)
+		if err != nil {
+			a.cfg.Logger.Warn("usage counters not rebuilt at start; the reconciler retries", "err", err.Error())
+		}
+		return nil
+	}
+	if a.cfg.PostgresURL != "" {
 		err := a.Usage.RebuildMissing(ctx)
 		if err != nil && a.redisDown {
 			a.cfg.Logger.Warn("usage counters not rebuilt: redis unreachable", "err", err.Error())
