@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/ingest"
 	"github.com/tallyhq/tally/usage"
 )
 
@@ -18,7 +19,7 @@ func (s *Server) handleUsagePost() apiHandler {
 	}
 	type response struct {
 		Metric  string `json:"metric"`
-		Current int64  `json:"current"`
+		Current *int64 `json:"current"` // null: stored, but its value could not be read
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		req, err := decode[request](r)
@@ -36,7 +37,11 @@ func (s *Server) handleUsagePost() apiHandler {
 		if err != nil {
 			return err
 		}
-		encode(w, http.StatusAccepted, response{Metric: in.Metric, Current: current})
+		res := response{Metric: in.Metric}
+		if current != ingest.CurrentUnknown {
+			res.Current = &current
+		}
+		encode(w, http.StatusAccepted, res)
 		return nil
 	}
 }
@@ -180,7 +185,8 @@ type consumeResult struct {
 
 func (s *Server) handleQuotaConsume() apiHandler {
 	type request struct {
-		Amount *int64 `json:"amount"`
+		Amount  *int64 `json:"amount"`
+		EventID string `json:"event_id"`
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		m := r.PathValue("metric")
@@ -199,7 +205,7 @@ func (s *Server) handleQuotaConsume() apiHandler {
 			amount = *req.Amount
 		}
 		now := s.now()
-		allowed, st, err := s.Recorder.Consume(r.Context(), p.Tenant, m, amount)
+		allowed, st, err := s.Recorder.Consume(r.Context(), p.Tenant, tally.UsageIncrement{Metric: m, Amount: amount, EventID: req.EventID})
 		if err != nil {
 			return err
 		}
