@@ -3,7 +3,6 @@ package redis_test
 import (
 	"context"
 	"errors"
-	"net/url"
 	"testing"
 	"time"
 
@@ -104,18 +103,13 @@ func TestGuardedCountersRefuseStale(t *testing.T) {
 func TestCountersUnderFaults(t *testing.T) {
 	t.Parallel()
 	openTest(t)
-	u, err := url.Parse(testURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := faults.Start(u.Host)
+	proxy, proxied, err := faults.Front(testURL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(proxy.Close)
-	u.Host = proxy.Addr()
 	const timeout = 100 * time.Millisecond
-	client, err := redis.OpenTimeout(t.Context(), u.String(), timeout)
+	client, err := redis.OpenTimeout(t.Context(), proxied, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}

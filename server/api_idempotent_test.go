@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"net/http"
-	"net/url"
 	"testing"
 	"time"
 
@@ -19,17 +18,12 @@ import (
 // again the counters equal what was stored.
 func TestAPIIdempotentUnderRedisFault(t *testing.T) {
 	t.Parallel()
-	u, err := url.Parse(redisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := faults.Start(u.Host)
+	proxy, proxied, err := faults.Front(redisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(proxy.Close)
-	u.Host = proxy.Addr()
-	h := newHarness(t, withRedis(u.String()), func(c *app.Config) {
+	h := newHarness(t, withRedis(proxied), func(c *app.Config) {
 		c.RedisTimeout = 200 * time.Millisecond
 		c.StatementTimeout = 500 * time.Millisecond // the rebuild's settle wait is this + 1s
 	})

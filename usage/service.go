@@ -88,6 +88,7 @@ type Service struct {
 	cfg      Config
 	store    tally.Store
 	counters tally.Counters
+	healing  Healing // counters, when they heal (nil: they do not)
 
 	tenantLabel *metrics.TenantLabels
 	metricLabel *metrics.Limiter
@@ -113,7 +114,9 @@ func NewService(cfg Config, store tally.Store, counters tally.Counters, reg prom
 	cfg.setDefaults()
 	f := promauto.With(reg)
 	ctx, cancel := context.WithCancel(context.Background())
+	healing, _ := counters.(Healing)
 	return &Service{
+		healing:  healing,
 		cfg:      cfg,
 		store:    store,
 		counters: counters,
@@ -338,7 +341,11 @@ type counterKey struct {
 
 // Settle implements tally.Meter. For an inserted event it adds what the
 // rules give minus what Admit (or Consume) already reserved; for one not
-// inserted it releases the reservation. Then it checks the quota alerts of
+// inserted it releases the reservation — except after a failed write
+// (inserted nil) on counters that heal, where the outcome is unknown: the
+// reservation stays and the counters are rebuilt from the log, so that a
+// commit whose answer was lost never leaves an enforced quota
+// under-counted. Then it checks the quota alerts of
 // every counter that grew. Counter failures are logged, not returned: the
 // events are committed and a Rebuild repairs the cache.
 func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []bool, r *tally.Reservation) {
@@ -349,6 +356,14 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 		var reserved []tally.Amount
 		if r != nil && i < len(r.Amounts) {
 			reserved = r.Amounts[i]
+		}
+		if inserted == nil && len(reserved) > 0 && s.healing != nil {
+			// The write failed, perhaps after its commit (a lost answer):
+			// releasing could under-count, and an enforced quota must
+			// never be passed. Keep the reservation (an over-count) and
+			// have the counters rebuilt from the log.
+			s.healing.MarkStale()
+			continue
 		}
 		if inserted == nil || i >= len(inserted) || !inserted[i] {
 			for _, a := range reserved {
