@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/internal/app"
+	"github.com/tallyhq/tally/postgres/pgtest"
 )
 
 func withPrivateWebhooks() harnessOption {
@@ -202,4 +204,131 @@ func TestWebhookOutboxSurvivesRestart(t *testing.T) {
 		}
 		h2.noPanic(t)
 	})
+}
+
+// TestWebhookDeliveriesAPI reads the delivery log: the tenant's own
+// deliveries only, newest first by pages, for admins and read keys, with
+// bad paging parameters refused naming them.
+func TestWebhookDeliveriesAPI(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, opts ...harnessOption) {
+		rc := newReceiver(t)
+		rc.up.Store(true)
+		h := newHarness(t, append(opts, withPrivateWebhooks(),
+			withQuotaDefaults(map[string]int64{"builds_daily": 1, "events_daily": 1}))...)
+		a, b := h.hookTenant("hooks-a", rc), h.newTenant("hooks-b")
+		h.builds(a, 1) // builds_daily and events_daily, 80 % and 100 % each
+		var all []apiDelivery
+		eventually(t, "four deliveries delivered", func() bool {
+			all = h.deliveries(a.h(), "").Deliveries
+			n := 0
+			for _, d := range all {
+				if d.Status == "delivered" {
+					n++
+				}
+			}
+			return len(all) == 4 && n == 4
+		})
+		got := map[string]bool{}
+		for i, d := range all {
+			got[d.Metric+" "+strconv.Itoa(d.Threshold)] = true
+			if i > 0 && d.CreatedAt.After(all[i-1].CreatedAt) {
+				t.Errorf("deliveries not newest first: %+v", all)
+			}
+		}
+		for _, k := range []string{"builds_daily 80", "builds_daily 100", "events_daily 80", "events_daily 100"} {
+			if !got[k] {
+				t.Errorf("no delivery for %s in %+v", k, all)
+			}
+		}
+
+		// Pages of 3 and 1 give the same list.
+		p1 := h.deliveries(a.h(), "limit=3")
+		if len(p1.Deliveries) != 3 || p1.NextCursor == nil {
+			t.Fatalf("first page %+v", p1)
+		}
+		p2 := h.deliveries(a.h(), "limit=3&cursor="+*p1.NextCursor)
+		if len(p2.Deliveries) != 1 || p2.NextCursor != nil || p2.Deliveries[0].ID != all[3].ID {
+			t.Fatalf("second page %+v, want %s alone", p2, all[3].ID)
+		}
+
+		// Another tenant sees none of them, even with a's cursor.
+		if p := h.deliveries(b.h(), ""); len(p.Deliveries) != 0 {
+			t.Errorf("tenant b sees %+v", p.Deliveries)
+		}
+		if p := h.deliveries(b.h(), "cursor="+*p1.NextCursor); len(p.Deliveries) != 0 {
+			t.Errorf("tenant b with a's cursor sees %+v", p.Deliveries)
+		}
+
+		// Roles and scopes: admins and read keys; members and write keys not.
+		key := h.createKey(a, "analytics:read")
+		if p := h.deliveries(hdr(key.Key, ""), ""); len(p.Deliveries) != 4 {
+			t.Errorf("read key sees %d deliveries", len(p.Deliveries))
+		}
+		member, _ := h.member(a, "member")
+		wantProblem(t, h.do("GET", "/api/analytics/webhooks/deliveries", nil, hdr(member, a.slug)), http.StatusForbidden)
+		wk := h.createKey(a, "analytics:write")
+		wantProblem(t, h.do("GET", "/api/analytics/webhooks/deliveries", nil, hdr(wk.Key, "")), http.StatusForbidden)
+		wantProblem(t, h.do("GET", "/api/analytics/webhooks/deliveries", nil, nil), http.StatusUnauthorized)
+
+		for _, c := range []struct{ query, field string }{
+			{"limit=0", "limit"},
+			{"limit=501", "limit"},
+			{"limit=x", "limit"},
+			{"cursor=nope", "cursor"},
+		} {
+			p := wantProblem(t, h.do("GET", "/api/analytics/webhooks/deliveries?"+c.query, nil, a.h()), http.StatusBadRequest)
+			if !p.hasField(c.field) {
+				t.Errorf("%s: problem %+v does not name %s", c.query, p, c.field)
+			}
+		}
+		h.noPanic(t)
+	})
+}
+
+// TestWebhookOnceAcrossInstances runs two instances on one PostgreSQL
+// schema, both counting builds past a quota's thresholds and both
+// dispatching: the receiver gets each crossing once.
+func TestWebhookOnceAcrossInstances(t *testing.T) {
+	t.Parallel()
+	rc := newReceiver(t)
+	rc.up.Store(true)
+	opts := []harnessOption{withPostgres(pgtest.FreshSchema(t)), withPrivateWebhooks(),
+		withQuotaDefaults(map[string]int64{"builds_daily": 10})}
+	one, two := newHarness(t, opts...), newHarness(t, opts...)
+	o := one.hookTenant("shared", rc)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		h := one
+		if i%2 == 1 {
+			h = two
+		}
+		wg.Go(func() {
+			r := h.do("POST", "/api/analytics/events", map[string]any{"event": "builder.generate.completed",
+				"event_id": "b" + strconv.Itoa(i)}, o.h())
+			if r.Status != http.StatusAccepted {
+				t.Errorf("%s", r)
+			}
+		})
+	}
+	wg.Wait()
+	var p deliveriesPage
+	eventually(t, "two deliveries delivered", func() bool {
+		p = two.deliveries(o.h(), "")
+		return len(p.Deliveries) == 2 && p.Deliveries[0].Status == "delivered" && p.Deliveries[1].Status == "delivered"
+	})
+	ids, bodies, errs := rc.snapshot()
+	if len(errs) > 0 {
+		t.Errorf("signature checks failed: %v", errs)
+	}
+	if len(ids) != 2 || len(bodies) != 2 || ids[0] == ids[1] {
+		t.Errorf("receiver got %d requests (%v), want one per crossing:\n%s", len(ids), ids, strings.Join(bodies, "\n"))
+	}
+	for _, d := range p.Deliveries {
+		if d.Attempts != 1 || d.Metric != "builds_daily" {
+			t.Errorf("delivery %+v", d)
+		}
+	}
+	one.noPanic(t)
+	two.noPanic(t)
 }
