@@ -15,8 +15,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,18 +36,12 @@ type Config struct {
 	// passes an enforced limit) and quota alerts. When false, usage is
 	// still counted and Consume always allows.
 	QuotasEnabled bool
-	// WebhookTimeout bounds one webhook delivery attempt (default 10s).
-	WebhookTimeout time.Duration
-	// WebhookRetries is how many times a failed delivery is retried
-	// (default 4; negative: never).
-	WebhookRetries int
-	// WebhookBackoff is the delay before the first retry; it doubles
-	// after each (default 1s).
-	WebhookBackoff time.Duration
+	// Wake is called after a webhook delivery was put in the outbox
+	// (the Dispatcher's Wake; nil: the dispatcher finds it at its next
+	// poll).
+	Wake func()
 	// Now tells the time (default time.Now).
 	Now func() time.Time
-	// HTTPClient sends webhooks (default a new client).
-	HTTPClient *http.Client
 	// Logger gets delivery and counter failures (default: discarded).
 	Logger *slog.Logger
 }
@@ -58,32 +50,17 @@ func (c *Config) setDefaults() {
 	if c.Rules == nil {
 		c.Rules = tally.DefaultUsageRules()
 	}
-	if c.WebhookTimeout <= 0 {
-		c.WebhookTimeout = 10 * time.Second
-	}
-	if c.WebhookRetries == 0 {
-		c.WebhookRetries = 4
-	}
-	if c.WebhookRetries < 0 {
-		c.WebhookRetries = 0
-	}
-	if c.WebhookBackoff <= 0 {
-		c.WebhookBackoff = time.Second
-	}
 	if c.Now == nil {
 		c.Now = time.Now
-	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
-// Service counts usage, answers and enforces quotas and sends quota
-// alerts. It implements tally.Meter and tally.Runner: stop it after
-// ingestion stopped, so that pending webhook deliveries finish.
+// Service counts usage, answers and enforces quotas and raises quota
+// alerts (into the webhook outbox, which a Dispatcher sends). It
+// implements tally.Meter.
 type Service struct {
 	cfg      Config
 	store    tally.Store
@@ -94,14 +71,6 @@ type Service struct {
 	metricLabel *metrics.Limiter
 	counted     *prometheus.CounterVec
 	exceeded    *prometheus.CounterVec
-
-	// Webhook deliveries run in goroutines tracked by wg; closed stops new
-	// ones, cancel aborts those still running when Stop gives up.
-	mu      sync.Mutex
-	closed  bool
-	wg      sync.WaitGroup
-	baseCtx context.Context
-	cancel  context.CancelFunc
 }
 
 var _ tally.Meter = (*Service)(nil)
@@ -113,7 +82,6 @@ var _ tally.Meter = (*Service)(nil)
 func NewService(cfg Config, store tally.Store, counters tally.Counters, reg prometheus.Registerer, labelCap int) *Service {
 	cfg.setDefaults()
 	f := promauto.With(reg)
-	ctx, cancel := context.WithCancel(context.Background())
 	healing, _ := counters.(Healing)
 	return &Service{
 		healing:  healing,
@@ -136,8 +104,6 @@ func NewService(cfg Config, store tally.Store, counters tally.Counters, reg prom
 			Name: "sbh_quota_exceeded_total",
 			Help: "Quotas reaching 100 % of their daily limit (once per tenant, metric and day).",
 		}, []string{"tenant", "metric"}),
-		baseCtx: ctx,
-		cancel:  cancel,
 	}
 }
 
@@ -526,33 +492,4 @@ func (s *Service) logValues(ctx context.Context, tenantID int64, d time.Time) (m
 // failed: 503 with Retry-After, never a guess.
 func countersUnavailable(err error) error {
 	return &tally.Error{Code: tally.EUnavailable, Message: "usage counters are unavailable; retry later", Err: err}
-}
-
-var _ tally.Runner = (*Service)(nil)
-
-// Start implements tally.Runner. It has nothing to launch: each webhook
-// delivery runs in a goroutine of its own, started when its alert fires.
-func (s *Service) Start() {}
-
-// Stop implements tally.Runner: it stops new webhook deliveries and waits
-// for the pending ones. When ctx ends first, it aborts them and returns
-// ctx's error.
-func (s *Service) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		s.cancel()
-		return nil
-	case <-ctx.Done():
-		s.cancel()
-		<-done
-		return ctx.Err()
-	}
 }

@@ -57,7 +57,8 @@ type Config struct {
 	IngestQueue      int
 	LabelCap         int
 	RollupDailyAt    time.Duration
-	WebhookBackoff   time.Duration // first retry delay of quota webhooks
+	WebhookBackoff   time.Duration // first retry delay of quota webhooks (default 30s)
+	WebhookPoll      time.Duration // how often the webhook outbox is polled (default 5s)
 	// AllowPrivateWebhooks lets quota webhooks reach loopback and private
 	// addresses (off by default: a tenant admin must not make tally call
 	// into its own network).
@@ -77,6 +78,7 @@ type App struct {
 	Tracker  *ingest.Buffer
 	Recorder *ingest.Recorder
 	Usage    *usage.Service
+	Webhooks *usage.Dispatcher // sends the webhook outbox
 	// Reconciler keeps the usage counters equal to the event log.
 	Reconciler *usage.Reconciler
 	Rollup     *rollup.Rollup    // the rollup and retention jobs
@@ -183,9 +185,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if !cfg.AllowPrivateWebhooks {
 		hc = usage.PublicWebhookClient(10 * time.Second)
 	}
-	a.Usage = usage.NewService(usage.Config{HTTPClient: hc,
+	a.Webhooks = usage.NewDispatcher(usage.DispatcherConfig{HTTPClient: hc, Backoff: cfg.WebhookBackoff,
+		Poll: cfg.WebhookPoll, Now: cfg.Now, Logger: cfg.Logger}, store)
+	a.Usage = usage.NewService(usage.Config{
 		Rules: cfg.UsageRules, Defaults: cfg.QuotaDefaults, QuotasEnabled: cfg.QuotasEnabled,
-		WebhookBackoff: cfg.WebhookBackoff, Logger: cfg.Logger, Now: cfg.Now,
+		Wake: a.Webhooks.Wake, Logger: cfg.Logger, Now: cfg.Now,
 	}, store, counters, reg, cfg.LabelCap)
 	a.Pipeline = ingest.NewPipeline(a.Writer, a.Usage, im)
 	a.Tracker = ingest.NewBuffer(a.Pipeline, 4096, im)
@@ -193,14 +197,15 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Validator: ingest.NewValidator(ingest.Config{RedactKeys: cfg.RedactKeys}),
 		Pipeline:  a.Pipeline, Tracker: a.Tracker, Quotas: a.Usage, Now: cfg.Now, Logger: cfg.Logger,
 	})
-	// Usage first: the writer settles into it. The writer before the
+	// The webhook dispatcher first: usage alerts wake it, and it sends
+	// until the writer settled its last batch. The writer before the
 	// buffer, which writes through it.
 	settle := cfg.StatementTimeout
 	if settle <= 0 {
 		settle = 5 * time.Second
 	}
 	a.Reconciler = usage.NewReconciler(a.Usage, usage.ReconcileConfig{Interval: cfg.ReconcileInterval, Settle: settle + time.Second})
-	a.start(a.Usage, a.Writer, a.Tracker)
+	a.start(a.Webhooks, a.Writer, a.Tracker)
 	quotaMetrics := slices.Sorted(maps.Keys(cfg.QuotaDefaults))
 	var leader rollup.Leader
 	if l, ok := store.(rollup.Leader); ok {
@@ -335,7 +340,7 @@ func (a *App) OperatorHandler() http.Handler { return a.Server.Operator() }
 
 // Close stops the scheduler and then the runners in the reverse of their
 // start order: producers first, then the writer, which drains and commits
-// what is queued, then usage, which waits for webhook deliveries. Then it
+// what is queued, then the webhook dispatcher, which waits for the attempts in flight. Then it
 // closes the database.
 func (a *App) Close(ctx context.Context) error {
 	if a.closed {
