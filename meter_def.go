@@ -299,15 +299,50 @@ func MeterWindows(w MeterWindow, from, to time.Time, loc *time.Location) ([]time
 }
 
 // MeterQuery is what a store computes for a meter: the aggregation of a
-// tenant's events with From <= timestamp < To matching the meter (event
-// pattern and filter) and Filter, per window [Bounds[i], Bounds[i+1]) and
-// per distinct tuple of the GroupBy paths' values.
+// tenant's events matching the meter (event pattern and filter) and Filter,
+// per window Bounds[i] <= timestamp < Bounds[i+1] (row Window i) and per
+// distinct tuple of the GroupBy paths' values.
 type MeterQuery struct {
-	Meter    MeterDef
-	From, To time.Time
-	Bounds   []time.Time       // window bounds, ascending, at least two
-	GroupBy  []string          // props paths
-	Filter   map[string]string // ANDed with Meter.Filter
+	Meter   MeterDef
+	Bounds  []time.Time       // window bounds, ascending, at least two
+	GroupBy []string          // props paths
+	Filter  map[string]string // ANDed with Meter.Filter
+}
+
+// EventPrefixRange returns the bounds of the event names a pattern
+// selects: [lo, hi) for a prefix ("" and "" for "*", every name), or
+// lo = the exact name and hi = "". Event names are ASCII below 0x7f, so
+// prefix + "\x7f" bounds every name that starts with prefix.
+func EventPrefixRange(pattern string) (lo, hi string, prefix bool) {
+	p, ok := strings.CutSuffix(pattern, "*")
+	if !ok {
+		return pattern, "", false
+	}
+	if p == "" {
+		return "", "", true
+	}
+	return p, p + "\x7f", true
+}
+
+// Plan checks the bounds (EInvalid unless they ascend strictly) and
+// returns the merged filter with its keys sorted; ok is false when the
+// query can match nothing (fewer than two bounds, or a filter key set to
+// two values), so a store need not ask its database.
+func (q *MeterQuery) Plan() (filter map[string]string, keys []string, ok bool, err error) {
+	for i := 1; i < len(q.Bounds); i++ {
+		if !q.Bounds[i-1].Before(q.Bounds[i]) {
+			return nil, nil, false, Invalid("bounds must ascend", FieldError{Field: "bounds", Message: "must ascend strictly"})
+		}
+	}
+	filter, ok = q.Filters()
+	if !ok || len(q.Bounds) < 2 {
+		return nil, nil, false, nil
+	}
+	for k := range filter {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return filter, keys, true, nil
 }
 
 // Filters returns the meter's filter and the query's, merged: both must
