@@ -385,7 +385,8 @@ type MeterStore interface {
 	// DeleteMeter deletes one of a tenant's meters.
 	DeleteMeter(ctx context.Context, tenantID int64, slug string) error
 	// QueryMeter aggregates the tenant's raw events for q in the database
-	// and calls fn for each (window, group) that has events, in no
+	// and calls fn once for each (window, group) that has matching events
+	// (its value nil when none of them has a value to aggregate), in no
 	// particular order. An error from fn ends the query and is returned as
 	// is. EInvalid unless q.Bounds ascend strictly.
 	QueryMeter(ctx context.Context, tenantID int64, q MeterQuery, fn func(MeterRow) error) error
@@ -495,4 +496,48 @@ func (a *MeterAnswer) Points(agg MeterAggregation, windows []time.Time, groupBy 
 		}
 	}
 	return out
+}
+
+// MeterQueryInput is a query of one meter: [From, To) in windows of Window
+// in Loc (WindowNone: one total), split by GroupBy (props paths among the
+// meter's group_by) and narrowed by Filter (as MeterDef.Filter, ANDed).
+type MeterQueryInput struct {
+	From, To time.Time
+	Window   MeterWindow
+	Loc      *time.Location
+	GroupBy  []string
+	Filter   map[string]string
+}
+
+// Validate checks the query against its meter m.
+func (in *MeterQueryInput) Validate(m *MeterDef) error {
+	var errs []FieldError
+	if !in.From.Before(in.To) {
+		errs = append(errs, FieldError{Field: "from", Message: "must be before to"})
+	}
+	for _, g := range in.GroupBy {
+		if !slices.Contains(m.GroupBy, g) {
+			msg := "this meter has no group_by"
+			if len(m.GroupBy) > 0 {
+				msg = "must be among the meter's group_by: " + strings.Join(m.GroupBy, ", ")
+			}
+			errs = append(errs, FieldError{Field: "group_by", Message: g + ": " + msg})
+		}
+	}
+	errs = append(errs, checkMeterFilter("filter", in.Filter)...)
+	if errs != nil {
+		return Invalid("invalid meter query", errs...)
+	}
+	return nil
+}
+
+// MeterResult is the answer of a meter query: every window of every group
+// (see MeterAnswer.Points).
+type MeterResult struct {
+	Meter  string       `json:"meter"`
+	Window MeterWindow  `json:"window,omitempty"`
+	From   time.Time    `json:"from"`
+	To     time.Time    `json:"to"`
+	TZ     string       `json:"tz"`
+	Data   []MeterPoint `json:"data"`
 }

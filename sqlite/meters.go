@@ -223,8 +223,10 @@ func (b *meterSQL) build(tenantID int64, q tally.MeterQuery, filter map[string]s
 	case tally.AggAvg:
 		agg = "avg(v)"
 	case tally.AggLatest:
-		return `SELECT ` + cols + `, v FROM (SELECT x.*, row_number() OVER (PARTITION BY ` + cols + ` ORDER BY ts DESC, id DESC) AS rn
-			FROM (` + inner + `) x WHERE v IS NOT NULL) WHERE rn = 1`
+		// The last event with a value; a group without one keeps its row
+		// (value NULL), as for the other aggregations.
+		return `SELECT ` + cols + `, v FROM (SELECT x.*, row_number() OVER (PARTITION BY ` + cols + ` ORDER BY v IS NULL, ts DESC, id DESC) AS rn
+			FROM (` + inner + `) x) WHERE rn = 1`
 	}
 	return `SELECT ` + cols + `, ` + agg + ` FROM (` + inner + `) GROUP BY ` + cols
 }
