@@ -196,7 +196,7 @@ func (b *meterSQL) build(tenantID int64, q tally.MeterQuery, filter map[string]s
 	case tally.AggCount:
 		agg = "count(*)::float8"
 	case tally.AggSum:
-		agg = "sum(v)"
+		agg = "coalesce(sum(v), 0)"
 	case tally.AggUniqueCount:
 		agg = "count(DISTINCT v)::float8"
 	case tally.AggMin:

@@ -213,7 +213,7 @@ func (b *meterSQL) build(tenantID int64, q tally.MeterQuery, filter map[string]s
 	case tally.AggCount:
 		agg = "count(*)"
 	case tally.AggSum:
-		agg = "sum(v)"
+		agg = "total(v)" // 0.0, not NULL, without a value
 	case tally.AggUniqueCount:
 		agg = "count(DISTINCT v)"
 	case tally.AggMin:

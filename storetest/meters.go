@@ -94,14 +94,14 @@ func testMeterCap(t *testing.T, s tally.Store) {
 // several sources, users and plans, and events of other names.
 func MeterEvents(tenantID int64, start time.Time, hours int) []tally.Event {
 	props := []string{
-		`{"tokens": 10, "model": "a", "plan": "pro", "usage": {"input": 3, "tier": "x"}}`,
-		`{"tokens": 2.5, "model": "b", "plan": "free", "usage": {"input": 7}}`,
-		`{"tokens": "12", "model": "a", "plan": "pro"}`,
+		`{"qty": 10, "model": "a", "plan": "pro", "usage": {"input": 3, "tier": "x"}}`,
+		`{"qty": 2.5, "model": "b", "plan": "free", "usage": {"input": 7}}`,
+		`{"qty": "12", "model": "a", "plan": "pro"}`,
 		`{"model": {"deep": 1}, "plan": "pro", "usage": {"input": -4, "tier": "y"}}`,
-		`{"tokens": null, "plan": "free"}`,
-		`{"tokens": 1e300, "model": 7, "plan": true}`,
+		`{"qty": null, "plan": "free"}`,
+		`{"qty": 1e300, "model": 7, "plan": true}`,
 		`{}`,
-		`{"tokens": -3, "model": "b", "usage": {"input": 0.5, "tier": "x"}}`,
+		`{"qty": -3, "model": "b", "usage": {"input": 0.5, "tier": "x"}}`,
 	}
 	names := []string{"llm.call", "llm.embed", "api.request", "llm.call"}
 	sources := []string{"api", "web"}
@@ -221,9 +221,7 @@ func MeterBruteForce(q tally.MeterQuery, events []tally.Event) map[string]*float
 		case tally.AggUniqueCount:
 			set(float64(len(a.distinct)))
 		case tally.AggSum:
-			if a.any {
-				set(a.sum)
-			}
+			set(a.sum) // 0 without a value, as count and unique_count
 		case tally.AggMin:
 			if a.any {
 				set(a.min)
@@ -318,7 +316,7 @@ func SameMeterValue(a, b *float64) bool {
 func meterCaseDefs() []tally.MeterDef {
 	var defs []tally.MeterDef
 	for _, agg := range tally.MeterAggregations {
-		for _, vp := range []string{"value", "props.tokens", "props.usage.input"} {
+		for _, vp := range []string{"value", "props.qty", "props.usage.input"} {
 			if agg == tally.AggCount && vp != "value" {
 				continue
 			}
