@@ -22,6 +22,7 @@ var allowedImports = map[string][]string{
 	"ingest":                       {".", "internal/metrics"},
 	"usage":                        {".", "internal/metrics"},
 	"rollup":                       {".", "internal/userset"},
+	"meter":                        {"."},
 	"identity":                     {".", "internal/secret", "internal/dedupe"},
 	"server":                       {".", "ingest", "usage", "rollup", "internal/secret", "internal/dedupe"},
 	"sqlite":                       {".", "internal/migrate", "internal/userset"},

@@ -39,3 +39,13 @@ type Reports interface {
 type Rollups interface {
 	RunDays(ctx context.Context, tenantID int64, from, to time.Time, kind, actor string) (rollup.Result, error)
 }
+
+// Meters manages and queries each tenant's meters (meter.Service).
+type Meters interface {
+	List(ctx context.Context, tenantID int64) ([]tally.MeterDef, error)
+	Get(ctx context.Context, tenantID int64, slug string) (*tally.MeterDef, error)
+	Create(ctx context.Context, tenantID int64, m tally.MeterDef) (*tally.MeterDef, error)
+	Update(ctx context.Context, tenantID int64, slug string, p tally.MeterPatch) (updated, before *tally.MeterDef, err error)
+	Delete(ctx context.Context, tenantID int64, slug string) error
+	Query(ctx context.Context, tenantID int64, slug string, in tally.MeterQueryInput) (*tally.MeterResult, error)
+}

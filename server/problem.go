@@ -27,6 +27,7 @@ var statusOf = map[tally.ErrorCode]int{
 	tally.ENotFound:     http.StatusNotFound,
 	tally.EConflict:     http.StatusConflict,
 	tally.ETooLarge:     http.StatusRequestEntityTooLarge,
+	tally.ETooMany:      http.StatusUnprocessableEntity,
 	tally.ERateLimited:  http.StatusTooManyRequests,
 	tally.EUnavailable:  http.StatusServiceUnavailable,
 	tally.EInternal:     http.StatusInternalServerError,

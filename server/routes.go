@@ -52,6 +52,12 @@ func (s *Server) routes() {
 	s.handle("POST /api/analytics/rollup", s.analytics(admin, adm, s.handleRollup()))
 	s.handle("GET /api/analytics/audit", s.analytics(admin, adm, s.handleAudit()))
 	s.handle("GET /api/analytics/webhooks/deliveries", s.analytics(admin, read, s.handleWebhookDeliveries()))
+	s.handle("POST /api/analytics/meters", s.analytics(admin, adm, s.handleMeterCreate()))
+	s.handle("GET /api/analytics/meters", s.analytics(admin, read, s.handleMeterList()))
+	s.handle("GET /api/analytics/meters/{slug}", s.analytics(admin, read, s.handleMeterGet()))
+	s.handle("PATCH /api/analytics/meters/{slug}", s.analytics(admin, adm, s.handleMeterUpdate()))
+	s.handle("DELETE /api/analytics/meters/{slug}", s.analytics(admin, adm, s.handleMeterDelete()))
+	s.handle("GET /api/analytics/meters/{slug}/query", s.analytics(admin, read, s.handleMeterQuery()))
 
 	// Dashboard.
 	s.handle("GET /ui/login", s.handleUILoginForm())

@@ -60,6 +60,7 @@ type Deps struct {
 	Quotas   Quotas
 	Reports  Reports
 	Rollups  Rollups
+	Meters   Meters
 	// ReadyChecks are extra readiness checks by name (e.g. "redis").
 	ReadyChecks map[string]func(context.Context) error
 	// DegradedChecks are readiness checks of parts the instance serves

@@ -19,6 +19,7 @@ import (
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/identity"
 	"github.com/tallyhq/tally/ingest"
+	"github.com/tallyhq/tally/meter"
 	"github.com/tallyhq/tally/postgres"
 	"github.com/tallyhq/tally/redis"
 	"github.com/tallyhq/tally/rollup"
@@ -225,6 +226,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Server, err = server.New(scfg, server.Deps{
 		Store: store, Accounts: a.Accounts, Logger: cfg.Logger, Registry: reg, Now: cfg.Now,
 		Recorder: a.Recorder, Quotas: a.Usage, Reports: a.Reports, Rollups: a.Rollup,
+		Meters:      meter.New(meter.Config{Rules: cfg.UsageRules}, store),
 		ReadyChecks: ready, DegradedChecks: degraded,
 	})
 	if err != nil {
