@@ -76,7 +76,8 @@ type Server struct {
 	web      *web
 	logins   *loginLimiter
 	denials  *dedupe.Window // of access.denied entries
-	draining atomic.Bool    // Drain was called: /readiness answers 503
+	compat   *compatMetrics
+	draining atomic.Bool // Drain was called: /readiness answers 503
 }
 
 // Drain makes /readiness answer 503 ("draining") from now on, while every
@@ -104,6 +105,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.web = w
+	s.compat = newCompatMetrics(d.Registry)
 	s.routes()
 	s.handler = s.observe(s.mux)
 	return s, nil
