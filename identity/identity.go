@@ -372,7 +372,7 @@ func (s *Service) CreateKey(ctx context.Context, tenantID int64, in tally.Create
 	if kind == "" {
 		kind = tally.KeySecret
 	}
-	var origins []string
+	origins := []string{}
 	if kind == tally.KeyPublishable {
 		scopes = []tally.Scope{tally.ScopeWrite}
 		origins = slices.Compact(slices.Sorted(slices.Values(in.Origins)))

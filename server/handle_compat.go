@@ -87,6 +87,9 @@ func (s *Server) compatRecord(w http.ResponseWriter, r *http.Request, f compatFo
 	if !p.Key.HasScope(tally.ScopeWrite) {
 		return s.denied(r, p, tally.Errorf(tally.EForbidden, "this API key lacks the %s scope", tally.ScopeWrite))
 	}
+	if err := s.checkPublishable(r, p.Key); err != nil {
+		return s.denied(r, p, err)
+	}
 	res, err := s.Recorder.Foreign(r.Context(), p.Tenant, fr)
 	if err != nil {
 		return err

@@ -68,6 +68,7 @@ func (s *Server) routes() {
 		s.mux.Handle("POST "+path+"/{$}", s.handlePostHogFlags())
 	}
 	s.handle("POST /api/v1/events", s.handleCompat(cloudEventsFormat))
+	s.handle("GET /js/tally.js", s.handleTallyJS()) // browser.go
 
 	// Dashboard.
 	s.handle("GET /ui/login", s.handleUILoginForm())

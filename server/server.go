@@ -77,6 +77,7 @@ type Server struct {
 	logins   *loginLimiter
 	denials  *dedupe.Window // of access.denied entries
 	compat   *compatMetrics
+	keyRates *keyRates   // of publishable keys
 	draining atomic.Bool // Drain was called: /readiness answers 503
 }
 
@@ -106,8 +107,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s.web = w
 	s.compat = newCompatMetrics(d.Registry)
+	s.keyRates = newKeyRates()
 	s.routes()
-	s.handler = s.observe(s.mux)
+	s.handler = s.observe(s.cors(s.mux))
 	return s, nil
 }
 
