@@ -368,9 +368,18 @@ func (s *Service) CreateKey(ctx context.Context, tenantID int64, in tally.Create
 		t := expires.UTC().Truncate(time.Microsecond)
 		expires = &t
 	}
+	kind := in.Kind
+	if kind == "" {
+		kind = tally.KeySecret
+	}
+	origins := []string{}
+	if kind == tally.KeyPublishable {
+		scopes = []tally.Scope{tally.ScopeWrite}
+		origins = slices.Compact(slices.Sorted(slices.Values(in.Origins)))
+	}
 	key, prefix := secret.NewKey()
 	k := &tally.APIKey{TenantID: tenantID, Name: strings.TrimSpace(in.Name), Prefix: prefix, Hash: secret.HashToken(key),
-		Scopes: scopes, ExpiresAt: expires}
+		Scopes: scopes, ExpiresAt: expires, Kind: kind, Origins: origins, RatePerMinute: in.RatePerMinute}
 	if err := s.store.CreateKey(ctx, k); err != nil {
 		return nil, "", err
 	}

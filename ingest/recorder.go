@@ -1,11 +1,9 @@
 package ingest
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/tallyhq/tally"
@@ -68,16 +66,7 @@ func (r *Recorder) Events(ctx context.Context, t *tally.Tenant, body []byte) (*R
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.p.Submit(ctx, d.Events)
-	if err != nil {
-		return nil, err
-	}
-	for i := range res.Rejected { // positions in d.Events to positions in the request
-		res.Rejected[i].Index = d.Index[res.Rejected[i].Index]
-	}
-	res.Rejected = append(res.Rejected, d.Rejected...)
-	slices.SortStableFunc(res.Rejected, func(a, b Rejection) int { return cmp.Compare(a.Index, b.Index) })
-	return res, nil
+	return r.submit(ctx, d)
 }
 
 // Increment records an explicit usage increment as a durable

@@ -261,8 +261,18 @@ func (v *Validator) Decode(body []byte, tenant *tally.Tenant, now time.Time) (*D
 // TenantID and ReceivedAt set. A broken rule is an EInvalid *tally.Error
 // naming the field.
 func (v *Validator) Prepare(in tally.Event, tenant *tally.Tenant, now time.Time) (tally.Event, error) {
-	now = now.UTC().Truncate(time.Microsecond)
-	ev, rerr := v.finish(eventInput{
+	ev, rerr := v.prepare(in, tenant, now.UTC().Truncate(time.Microsecond), 0)
+	if rerr != nil {
+		return tally.Event{}, &tally.Error{Code: tally.EInvalid, Message: "invalid event: " + rerr.text(),
+			Fields: []tally.FieldError{{Field: rerr.fieldName(), Message: rerr.msg}}}
+	}
+	return ev, nil
+}
+
+// prepare is Prepare with the receiving time now (UTC, in microseconds)
+// and a clock-skew correction applied to a set Timestamp.
+func (v *Validator) prepare(in tally.Event, tenant *tally.Tenant, now time.Time, skew time.Duration) (tally.Event, *ruleError) {
+	return v.finish(eventInput{
 		name:    in.Name,
 		userID:  in.UserID,
 		source:  in.Source,
@@ -271,12 +281,7 @@ func (v *Validator) Prepare(in tally.Event, tenant *tally.Tenant, now time.Time)
 		eventID: in.EventID,
 		value:   in.Value,
 		props:   in.Props,
-	}, tenant, now, 0)
-	if rerr != nil {
-		return tally.Event{}, &tally.Error{Code: tally.EInvalid, Message: "invalid event: " + rerr.text(),
-			Fields: []tally.FieldError{{Field: rerr.fieldName(), Message: rerr.msg}}}
-	}
-	return ev, nil
+	}, tenant, now, skew)
 }
 
 // ruleError is one broken per-event rule.

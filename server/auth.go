@@ -34,6 +34,9 @@ func (s *Server) authenticate(r *http.Request) (*credentials, error) {
 	unauth := tally.Errorf(tally.EUnauthorized, "missing or invalid credentials")
 	token, byCookie, ok := presentedToken(r)
 	if !ok {
+		if token, ok = queryKey(r); ok {
+			return s.publishableKeyAuth(r, token)
+		}
 		return nil, unauth
 	}
 	if _, ok := secret.ParseKey(token); ok && !byCookie {
@@ -224,7 +227,7 @@ func (s *Server) tenantContext(r *http.Request, c *credentials, role tally.Role,
 		if !p.Key.HasScope(scope) {
 			return tally.Errorf(tally.EForbidden, "this API key lacks the %s scope", scope)
 		}
-		return nil
+		return s.checkPublishable(r, p.Key)
 	}
 	if err := checkCSRF(r, c); err != nil {
 		return err

@@ -30,6 +30,10 @@ func (f *fakeRecorder) Events(context.Context, *tally.Tenant, []byte) (*ingest.R
 	return nil, f.eventsErr
 }
 
+func (f *fakeRecorder) Foreign(context.Context, *tally.Tenant, *ingest.Foreign) (*ingest.Result, error) {
+	return nil, f.eventsErr
+}
+
 func (f *fakeRecorder) Increment(context.Context, *tally.Tenant, tally.UsageIncrement) (int64, error) {
 	return 0, f.incrErr
 }

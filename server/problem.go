@@ -65,6 +65,14 @@ func (e *retryError) Unwrap() error { return e.error }
 // writeError answers err as application/problem+json. Internal errors are
 // logged with the request id; their text never reaches the client.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	p := s.errorAnswer(w, r, err)
+	writeJSON(w, p.Status, "application/problem+json", p)
+}
+
+// errorAnswer is the problem of err, with its headers (Retry-After,
+// WWW-Authenticate) set on w and, for 5xx, logged: what every error answer
+// shares, whatever shape its body has.
+func (s *Server) errorAnswer(w http.ResponseWriter, r *http.Request, err error) problem {
 	p := problemFor(err)
 	var re *retryError
 	if errors.As(err, &re) {
@@ -83,7 +91,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if p.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", strconv.Itoa(1))
 	}
-	writeJSON(w, p.Status, "application/problem+json", p)
+	return p
 }
 
 // writeProblem answers a problem of the HTTP layer itself (no tally error

@@ -59,6 +59,24 @@ func (s *Server) routes() {
 	s.handle("DELETE /api/analytics/meters/{slug}", s.analytics(admin, adm, s.handleMeterDelete()))
 	s.handle("GET /api/analytics/meters/{slug}/query", s.analytics(admin, read, s.handleMeterQuery()))
 
+	// Ingestion in other tools' formats (handle_compat.go).
+	s.handle("POST /v1/batch", s.handleCompat(segmentFormat("")))
+	s.handle("POST /v1/b", s.handleCompat(segmentFormat("")))
+	for _, sp := range segmentPaths {
+		s.handle("POST "+sp.long, s.handleCompat(segmentFormat(sp.typ)))
+		s.handle("POST "+sp.short, s.handleCompat(segmentFormat(sp.typ)))
+	}
+	for _, path := range postHogPaths {
+		s.handle("POST "+path, s.handleCompat(postHogFormat))
+		s.mux.Handle("POST "+path+"/{$}", s.handleCompat(postHogFormat))
+	}
+	for _, path := range []string{"/decide", "/flags"} {
+		s.handle("POST "+path, s.handlePostHogFlags())
+		s.mux.Handle("POST "+path+"/{$}", s.handlePostHogFlags())
+	}
+	s.handle("POST /api/v1/events", s.handleCompat(cloudEventsFormat))
+	s.handle("GET /js/tally.js", s.handleTallyJS()) // browser.go
+
 	// Dashboard.
 	s.handle("GET /ui/login", s.handleUILoginForm())
 	s.handle("POST /ui/login", s.handleUILogin())

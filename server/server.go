@@ -82,7 +82,9 @@ type Server struct {
 	web      *web
 	logins   *loginLimiter
 	denials  *dedupe.Window // of access.denied entries
-	draining atomic.Bool    // Drain was called: /readiness answers 503
+	compat   *compatMetrics
+	keyRates *keyRates   // of publishable keys
+	draining atomic.Bool // Drain was called: /readiness answers 503
 }
 
 // Drain makes /readiness answer 503 ("draining") from now on, while every
@@ -110,8 +112,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.web = w
+	s.compat = newCompatMetrics(d.Registry)
+	s.keyRates = newKeyRates()
 	s.routes()
-	s.handler = s.observe(s.mux)
+	s.handler = s.observe(s.cors(s.mux))
 	return s, nil
 }
 
