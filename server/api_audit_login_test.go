@@ -15,9 +15,7 @@ func TestAPIFailedLoginAudit(t *testing.T) {
 	victim := h.newTenant(h.uniq("victim"))
 	other := h.newTenant(h.uniq("other"))
 	email := h.uniq("member") + "@example.com"
-	h.register(email, nil)
-	h.do("POST", "/api/tenants/"+victim.slug+"/members", map[string]any{"email": email, "role": "member"}, victim.h()).
-		want(t, http.StatusCreated)
+	h.join(victim, email, "member", func() string { h.register(email, nil); return h.login(email) }())
 
 	const password = "not-the-password-1"
 	h.do("POST", "/api/auth/login", map[string]any{"email": email, "password": password},
