@@ -158,6 +158,13 @@ func (h *harness) do(method, path string, body any, headers map[string]string) *
 // t.Fatal, only t.Error, when the request itself fails).
 func (h *harness) doT(t testing.TB, method, path string, body any, headers map[string]string) *apiResponse {
 	t.Helper()
+	return h.doWith(t, h.client, method, path, body, headers)
+}
+
+// doWith is doT through client (for instance one dialling from another
+// address, fromAddr).
+func (h *harness) doWith(t testing.TB, client *http.Client, method, path string, body any, headers map[string]string) *apiResponse {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -182,7 +189,7 @@ func (h *harness) doT(t testing.TB, method, path string, body any, headers map[s
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	res, err := h.client.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		t.Errorf("%s %s: %v", method, path, err)
 		return &apiResponse{req: method + " " + path}

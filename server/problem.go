@@ -61,14 +61,20 @@ type retryError struct {
 
 func (e *retryError) Unwrap() error { return e.error }
 
-// writeError answers err as application/problem+json. Internal errors are
-// logged with the request id; their text never reaches the client.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	p := problemFor(err)
+// setRetryAfter sets Retry-After when err is a retryError, in whole
+// seconds, at least 1.
+func setRetryAfter(w http.ResponseWriter, err error) {
 	var re *retryError
 	if errors.As(err, &re) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(max(re.after.Round(time.Second), time.Second).Seconds())))
 	}
+}
+
+// writeError answers err as application/problem+json. Internal errors are
+// logged with the request id; their text never reaches the client.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	p := problemFor(err)
+	setRetryAfter(w, err)
 	if p.Status >= 500 {
 		level := slog.LevelError
 		if p.Status == http.StatusServiceUnavailable {

@@ -165,10 +165,15 @@ func (s *Server) handleUILogin() http.Handler {
 			switch tally.ErrorCodeOf(err) {
 			case tally.EUnauthorized:
 			case tally.ERateLimited:
-				status, msg = http.StatusTooManyRequests, "Too many failed attempts for this email. Please wait a few minutes."
+				status, msg = http.StatusTooManyRequests, "Too many failed attempts. Please wait a few minutes."
+			case tally.EUnavailable:
+				status, msg = http.StatusServiceUnavailable, "Too many sign-ins at once. Please try again in a moment."
+			case tally.EInvalid:
+				status = http.StatusBadRequest
 			default:
 				status, msg = http.StatusInternalServerError, "Something went wrong. Please try again."
 			}
+			setRetryAfter(w, err)
 			s.renderLoginError(w, r, email, msg, status)
 			return
 		}

@@ -80,6 +80,9 @@ type App struct {
 	redis goredis.UniversalClient
 	// redisDown: Redis did not answer at start; the app runs degraded.
 	redisDown bool
+	// loginFailures are the login limits' counts in Redis (nil without
+	// REDIS_URL: each instance counts in memory).
+	loginFailures server.LoginFailures
 	// runners are the background services started so far, in start
 	// order; Close stops them in the reverse order.
 	runners   []tally.Runner
@@ -144,6 +147,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			prefix = "tally:"
 		}
 		counters = redis.NewCounters(a.redis, prefix)
+		a.loginFailures = redis.NewFailures(a.redis, prefix)
 		ready["redis"] = func(ctx context.Context) error { return redis.Ping(ctx, a.redis) }
 	}
 	if p, ok := store.(writeProber); ok {
@@ -189,7 +193,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Server, err = server.New(scfg, server.Deps{
 		Store: store, Accounts: a.Accounts, Logger: cfg.Logger, Registry: reg, Now: cfg.Now,
 		Recorder: a.Recorder, Quotas: a.Usage, Reports: a.Reports, Rollups: a.Rollup,
-		ReadyChecks: ready,
+		ReadyChecks: ready, LoginFailures: a.loginFailures,
 	})
 	if err != nil {
 		a.Close(ctx)
