@@ -61,6 +61,8 @@ func (s *Server) routes() {
 	s.handle("POST /ui/login", s.handleUILogin())
 	s.handle("POST /ui/logout", s.handleUILogout())
 	s.handle("GET /ui/analytics", s.handleUIAnalytics())
+	s.handle("GET /ui/members", s.handleUIMembers())
+	s.handle("GET /ui/invitation", s.handleUIInvitation())
 	s.handle("GET /ui/static/", s.handleUIStatic())
 	s.mux.Handle("GET /{$}", http.RedirectHandler("/ui/analytics", http.StatusSeeOther))
 	s.mux.Handle("/", s.notFound())
