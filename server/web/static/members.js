@@ -141,8 +141,8 @@
         if (res.tenant.role !== 'member') {
           const a = document.createElement('a');
           a.href = '/ui/analytics?tenant=' + encodeURIComponent(res.tenant.slug);
-          a.textContent = ' Open its dashboard';
-          joined.appendChild(a);
+          a.textContent = 'Open its dashboard';
+          joined.append(' ', a);
         }
         joined.hidden = false;
         accept.hidden = true;
