@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tallyhq/tally/internal/app"
+	"github.com/tallyhq/tally/internal/secret"
 	"github.com/tallyhq/tally/postgres/pgtest"
 	"github.com/tallyhq/tally/server"
 )
@@ -152,4 +154,57 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestAPILoginHashSlotsBound sends many logins at once to a server with
+// two password hash slots: each answer is a login's (200, 401) or a clean
+// 503 with Retry-After, and no more than two hashes ever ran at once (the
+// memory bound), whatever the timing.
+func TestAPILoginHashSlotsBound(t *testing.T) {
+	backends(t, func(t *testing.T, opts ...harnessOption) {
+		h := newHarness(t, append(opts, func(c *app.Config) {
+			c.Server.LoginLimits = server.DefaultLoginLimits()
+			c.Server.LoginLimits.HashMemory = 2 * secret.PasswordHashMemory
+			c.Server.LoginLimits.HashWait = -1 // refuse at once: more 503s to check
+		})...)
+		email := "busy@example.com"
+		h.register(email, nil)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		codes := map[int]int{}
+		for i := range 24 {
+			wg.Go(func() {
+				pw := harnessPassword
+				if i%2 == 1 {
+					pw = "wrong-" + strconv.Itoa(i)
+				}
+				c := fromAddr("127.0.1." + strconv.Itoa(i+1)) // no throttle gets in the way
+				r := h.doWith(t, c, "POST", "/api/auth/login", map[string]string{"email": email, "password": pw}, nil)
+				if r.Status == http.StatusServiceUnavailable {
+					assertProblem(t, r)
+					if r.Header.Get("Retry-After") == "" {
+						t.Errorf("%s: no Retry-After", r)
+					}
+				}
+				mu.Lock()
+				codes[r.Status]++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if codes[http.StatusOK]+codes[http.StatusUnauthorized]+codes[http.StatusServiceUnavailable] != 24 {
+			t.Errorf("answers %v, want only 200, 401 and 503", codes)
+		}
+		m := h.metrics()
+		if !strings.Contains(m, "\nsbh_password_hash_slots 2\n") {
+			t.Errorf("slots:\n%s", grepLines(m, "sbh_password_hash"))
+		}
+		if !strings.Contains(m, "\nsbh_password_hashes_peak 1\n") && !strings.Contains(m, "\nsbh_password_hashes_peak 2\n") {
+			t.Errorf("more hashes at once than slots:\n%s", grepLines(m, "sbh_password_hash"))
+		}
+		if want := "\nsbh_password_hash_refused_total " + strconv.Itoa(codes[http.StatusServiceUnavailable]) + "\n"; !strings.Contains(m, want) {
+			t.Errorf("refusals %v, metrics:\n%s", codes, grepLines(m, "sbh_password_hash"))
+		}
+		t.Logf("24 logins on 2 slots: %v", codes)
+	})
 }

@@ -31,7 +31,7 @@ func (s *Server) handleRegister() http.Handler {
 			}
 			var u *tally.User
 			var tenant *tally.Tenant
-			err = s.logins.slots.do(func() (err error) {
+			err = s.logins.slots.do(r.Context(), func() (err error) {
 				u, tenant, err = s.Accounts.Register(r.Context(), in)
 				return err
 			})
@@ -76,7 +76,7 @@ func (s *Server) login(r *http.Request, email, password, slug string) (*loginRes
 		return nil, &retryError{tally.Errorf(tally.ERateLimited, "too many failed logins; try again later"), wait}
 	}
 	var l *tally.Login
-	err := s.logins.slots.do(func() (err error) {
+	err := s.logins.slots.do(ctx, func() (err error) {
 		l, err = s.Accounts.Login(ctx, in)
 		return err
 	})

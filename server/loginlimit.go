@@ -64,6 +64,10 @@ type LoginLimits struct {
 	PerAddress Backoff
 	PerEmail   Backoff
 	HashMemory int64 // bytes; the hash slots are HashMemory / secret.PasswordHashMemory, at least 1
+	// HashWait is how long a login may wait for a free slot, when fewer
+	// than 4 × slots are waiting already (0: the default, 1s; negative:
+	// no wait). Waiting takes no hash memory.
+	HashWait time.Duration
 }
 
 // DefaultLoginLimits are the documented defaults (docs/LOGIN_LIMITS.md).
@@ -100,7 +104,15 @@ type loginThrottle struct {
 }
 
 func newLoginThrottle(limits LoginLimits, shared LoginFailures, now func() time.Time, log *slog.Logger, reg prometheus.Registerer) *loginThrottle {
-	t := &loginThrottle{limits: limits, shared: shared, memory: newMemoryFailures(now), log: log, slots: newHashSlots(limits.HashSlots())}
+	wait := limits.HashWait
+	switch {
+	case wait == 0:
+		wait = time.Second
+	case wait < 0:
+		wait = 0
+	}
+	t := &loginThrottle{limits: limits, shared: shared, memory: newMemoryFailures(now), log: log,
+		slots: newHashSlots(limits.HashSlots(), wait)}
 	t.slots.register(reg)
 	return t
 }
@@ -185,13 +197,15 @@ func (t *loginThrottle) succeeded(ctx context.Context, email, addr string) {
 // secret.PasswordHashMemory bytes while it runs.
 type hashSlots struct {
 	ch       chan struct{}
+	wait     time.Duration // longest wait for a slot
+	waiters  chan struct{} // bounds the requests waiting
 	inFlight atomic.Int64
 	peak     atomic.Int64
 	refused  prometheus.Counter
 }
 
-func newHashSlots(n int) *hashSlots {
-	return &hashSlots{ch: make(chan struct{}, n), refused: prometheus.NewCounter(prometheus.CounterOpts{
+func newHashSlots(n int, wait time.Duration) *hashSlots {
+	return &hashSlots{ch: make(chan struct{}, n), wait: wait, waiters: make(chan struct{}, 4*n), refused: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "sbh_password_hash_refused_total", Help: "Logins and registrations refused (503) because every password hash slot was busy.",
 	})}
 }
@@ -209,12 +223,38 @@ func (h *hashSlots) register(reg prometheus.Registerer) {
 // busy is the answer when every slot is taken.
 var busy = &retryError{tally.Errorf(tally.EUnavailable, "too many logins at once; retry shortly"), time.Second}
 
-// do runs fn (which hashes one password) in a slot, or returns busy at
-// once when none is free.
-func (h *hashSlots) do(fn func() error) error {
+// acquire takes a slot, waiting up to h.wait when no more than 4 × slots
+// requests wait already; false when it got none.
+func (h *hashSlots) acquire(ctx context.Context) bool {
 	select {
 	case h.ch <- struct{}{}:
+		return true
 	default:
+	}
+	if h.wait <= 0 {
+		return false
+	}
+	select {
+	case h.waiters <- struct{}{}:
+		defer func() { <-h.waiters }()
+	default:
+		return false
+	}
+	timer := time.NewTimer(h.wait)
+	defer timer.Stop()
+	select {
+	case h.ch <- struct{}{}:
+		return true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// do runs fn (which hashes one password) in a slot, or returns busy when
+// none is free in time.
+func (h *hashSlots) do(ctx context.Context, fn func() error) error {
+	if !h.acquire(ctx) {
 		h.refused.Inc()
 		return busy
 	}

@@ -77,13 +77,14 @@ func (a *heldAccounts) Register(ctx context.Context, in tally.RegisterInput) (*t
 
 // TestLoginHashSlots fills the password hash slots sized from memory (two
 // hashes' worth) and checks that one more login or registration is
-// refused at once with 503 and Retry-After, without reaching the hash,
+// refused with 503 and Retry-After (after the wait), without reaching the hash,
 // that the slots never hold more than their number, and that a password
 // over the limit is refused before any slot.
 func TestLoginHashSlots(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
 	cfg.LoginLimits.HashMemory = 2*secret.PasswordHashMemory + secret.PasswordHashMemory/2
+	cfg.LoginLimits.HashWait = 50 * time.Millisecond // the held slots never free within it
 	acc := &heldAccounts{entered: make(chan struct{}, 8), release: make(chan struct{})}
 	s, err := New(cfg, Deps{Accounts: acc})
 	if err != nil {
