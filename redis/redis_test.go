@@ -209,7 +209,6 @@ func TestServicesShareQuota(t *testing.T) {
 	var svcs [2]*usage.Service
 	for i := range svcs {
 		svcs[i] = usage.NewService(cfg, store, redis.New(openTest(t), redis.Config{Prefix: prefix, Timeout: testTimeout}), nil, 0)
-		t.Cleanup(func() { svcs[i].Stop(context.Background()) })
 	}
 
 	const callers = 128

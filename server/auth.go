@@ -208,7 +208,7 @@ func (s *Server) denied(r *http.Request, p *tally.Principal, err error) error {
 		return err
 	}
 	s.audit(r.Context(), p.Tenant.ID, p, "access.denied", r.Pattern, map[string]any{
-		"remote": remote, "method": r.Method, "path": r.URL.Path, "reason": tally.ErrorMessageOf(err),
+		"remote": remote, "method": r.Method, "path": loggedPath(r), "reason": tally.ErrorMessageOf(err),
 	})
 	return err
 }
@@ -243,4 +243,13 @@ func (s *Server) tenantContext(r *http.Request, c *credentials, role tally.Role,
 		return tally.Errorf(tally.EForbidden, "this needs the %s role or higher in the tenant", role)
 	}
 	return nil
+}
+
+// loggedPath is r's path as logs and audit entries show it: a secret in
+// the path (an invitation's {token}) is redacted.
+func loggedPath(r *http.Request) string {
+	if tok := r.PathValue("token"); tok != "" {
+		return strings.Replace(r.URL.Path, tok, "[redacted]", 1)
+	}
+	return r.URL.Path
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/server"
 )
 
 // configError is a bad configuration or command line: exit code 2.
@@ -44,6 +45,9 @@ type config struct {
 	MetricsToken     string           // METRICS_TOKEN: bearer token for /metrics on the public listener
 	RollupDailyAt    time.Duration    // ROLLUP_DAILY_AT: offset after 00:00 UTC (default 10m)
 	SessionTTL       time.Duration    // SESSION_TTL
+	LoginHashMemory  int              // LOGIN_HASH_MEMORY_MB: memory for password hashes at once, in MiB
+	LoginFreeAddress int              // LOGIN_FREE_FAILURES_PER_ADDRESS: failed logins from one address before back-off
+	LoginFreeEmail   int              // LOGIN_FREE_FAILURES_PER_EMAIL: failed logins for one email from one address before back-off
 	SecureCookies    bool             // SECURE_COOKIES
 	WebhookPrivate   bool             // WEBHOOK_ALLOW_PRIVATE: quota webhooks may reach loopback and private addresses
 	LogLevel         slog.Level       // LOG_LEVEL: debug | info | warn | error
@@ -71,6 +75,9 @@ func defaultConfig() config {
 		MetricsAddr:      "127.0.0.1:9091",
 		RollupDailyAt:    10 * time.Minute,
 		SessionTTL:       30 * 24 * time.Hour,
+		LoginHashMemory:  int(server.DefaultLoginLimits().HashMemory >> 20),
+		LoginFreeAddress: int(server.DefaultLoginLimits().PerAddress.Free),
+		LoginFreeEmail:   int(server.DefaultLoginLimits().PerEmail.Free),
 		LogLevel:         slog.LevelInfo,
 	}
 }
@@ -156,6 +163,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	str("METRICS_TOKEN", &c.MetricsToken)
 	duration("ROLLUP_DAILY_AT", &c.RollupDailyAt)
 	duration("SESSION_TTL", &c.SessionTTL)
+	integer("LOGIN_HASH_MEMORY_MB", &c.LoginHashMemory)
+	integer("LOGIN_FREE_FAILURES_PER_ADDRESS", &c.LoginFreeAddress)
+	integer("LOGIN_FREE_FAILURES_PER_EMAIL", &c.LoginFreeEmail)
 	boolean("SECURE_COOKIES", &c.SecureCookies)
 	boolean("WEBHOOK_ALLOW_PRIVATE", &c.WebhookPrivate)
 	boolean("TALLY_DEMO", &c.Demo)
@@ -226,6 +236,12 @@ func (c *config) validate() error {
 	if c.SessionTTL < time.Minute {
 		errs = append(errs, "SESSION_TTL must be at least 1m")
 	}
+	if c.LoginHashMemory < 1 {
+		errs = append(errs, "LOGIN_HASH_MEMORY_MB must be positive (one password hash takes 19 MiB)")
+	}
+	if c.LoginFreeAddress < 1 || c.LoginFreeEmail < 1 {
+		errs = append(errs, "LOGIN_FREE_FAILURES_PER_ADDRESS and LOGIN_FREE_FAILURES_PER_EMAIL must be positive")
+	}
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		errs = append(errs, "REDIS_URL must be a redis:// or rediss:// URL")
 	}
@@ -285,6 +301,9 @@ func (c config) LogValue() slog.Value {
 		slog.Bool("metrics_token_set", c.MetricsToken != ""),
 		slog.String("rollup_daily_at", c.RollupDailyAt.String()),
 		slog.String("session_ttl", c.SessionTTL.String()),
+		slog.Int("login_hash_memory_mb", c.LoginHashMemory),
+		slog.Int("login_free_failures_per_address", c.LoginFreeAddress),
+		slog.Int("login_free_failures_per_email", c.LoginFreeEmail),
 		slog.Bool("secure_cookies", c.SecureCookies),
 		slog.Bool("webhook_allow_private", c.WebhookPrivate),
 		slog.String("log_level", c.LogLevel.String()),

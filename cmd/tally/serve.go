@@ -63,6 +63,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	cfg.SecureCookies = c.SecureCookies
 	cfg.DevAssetsDir = c.DevDir
 	cfg.MetricsToken = c.MetricsToken
+	cfg.LoginLimits.HashMemory = int64(c.LoginHashMemory) << 20
+	cfg.LoginLimits.PerAddress.Free = int64(c.LoginFreeAddress)
+	cfg.LoginLimits.PerEmail.Free = int64(c.LoginFreeEmail)
 	a, err := app.New(ctx, app.Config{
 		SQLitePath: c.sqlitePath(), SQLiteSync: c.SQLiteSync, PostgresURL: c.postgresURL(), RedisURL: c.RedisURL,
 		AnalyticsEnabled: c.AnalyticsEnabled, QuotasEnabled: c.QuotasEnabled, QuotaDefaults: c.QuotaDefaults,

@@ -91,6 +91,9 @@ type App struct {
 	redis goredis.UniversalClient
 	// redisDown: Redis did not answer at start; the app runs degraded.
 	redisDown bool
+	// loginFailures are the login limits' counts in Redis (nil without
+	// REDIS_URL: each instance counts in memory).
+	loginFailures server.LoginFailures
 	// runners are the background services started so far, in start
 	// order; Close stops them in the reverse order.
 	runners   []tally.Runner
@@ -174,6 +177,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			}
 			return nil
 		}
+		a.loginFailures = redis.NewFailures(a.redis, prefix)
 	}
 	if p, ok := store.(writeProber); ok {
 		ready["database_writes"] = func(ctx context.Context) error { return a.checkWrites(ctx, p) }
@@ -227,7 +231,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Store: store, Accounts: a.Accounts, Logger: cfg.Logger, Registry: reg, Now: cfg.Now,
 		Recorder: a.Recorder, Quotas: a.Usage, Reports: a.Reports, Rollups: a.Rollup,
 		Meters:      meter.New(meter.Config{Rules: cfg.UsageRules}, store),
-		ReadyChecks: ready, DegradedChecks: degraded,
+		ReadyChecks: ready, DegradedChecks: degraded, LoginFailures: a.loginFailures,
 	})
 	if err != nil {
 		a.Close(ctx)
