@@ -1,0 +1,240 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/bench/dataset"
+	"github.com/tallyhq/tally/rollup"
+)
+
+// benchEvents is TALLY_BENCH_EVENTS, or def.
+func benchEvents(b *testing.B, def int) int {
+	if s := os.Getenv("TALLY_BENCH_EVENTS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	return def
+}
+
+// benchDB opens a fresh database with n tenants and returns their ids.
+func benchDB(b *testing.B, n int) (*DB, []int64) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(b.TempDir(), "bench.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	u := &tally.User{Email: "owner@example.com"}
+	if err := db.CreateUser(ctx, u, "hash"); err != nil {
+		b.Fatal(err)
+	}
+	var ids []int64
+	for i := range n {
+		tn := &tally.Tenant{Slug: fmt.Sprintf("t%d", i), Name: "T"}
+		if err := db.CreateTenant(ctx, tn, u.ID); err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, tn.ID)
+	}
+	return db, ids
+}
+
+// load stores the events of cfg in batches of 1000.
+func load(b *testing.B, db *DB, cfg dataset.Config) {
+	g := dataset.New(cfg)
+	batch := make([]tally.Event, 0, 1000)
+	for {
+		if batch = g.Next(batch); len(batch) == 0 {
+			return
+		}
+		if _, err := db.InsertEvents(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkIngestDuringRollup measures batch ingest latency (4 writers of
+// 100 realistic events each, durable) alone, then while a day of one
+// tenant (TALLY_BENCH_EVENTS events, default 200,000) is re-rolled over
+// and over, with the rollup on the writer (as before: one write
+// transaction per day) and from a snapshot (InRollupTx). Run it once:
+//
+//	go test ./sqlite -run '^$' -bench IngestDuringRollup -benchtime 1x
+//
+// It prints each phase's p50 and p99 and their ratios to the phase alone;
+// nothing is asserted.
+func BenchmarkIngestDuringRollup(b *testing.B) {
+	ctx := context.Background()
+	db, tenants := benchDB(b, 4)
+	day := tally.DayStart(time.Now()).Add(-24 * time.Hour)
+	n := benchEvents(b, 200_000)
+	began := time.Now()
+	load(b, db, dataset.Config{Events: n, Tenants: tenants[:1], From: day, To: day.Add(24 * time.Hour)})
+	b.Logf("stored %d events of one day in %v", n, time.Since(began).Round(time.Millisecond))
+	rules := tally.DefaultUsageRules()
+	start := time.Now()
+	if _, err := rollup.RecomputeDay(ctx, db, tenants[0], day, rules); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("one rollup of the day: %v", time.Since(start).Round(time.Millisecond))
+
+	type result struct {
+		p50, p99 time.Duration
+		events   int
+		rollups  int
+		elapsed  time.Duration
+	}
+	gen := dataset.New(dataset.Config{Events: 1 << 30, Tenants: tenants, Seed: 7})
+	var genMu sync.Mutex
+	phase := func(rollups bool) result {
+		ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+		defer cancel()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var lat []time.Duration
+		var res result
+		if rollups {
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					if _, err := rollup.RecomputeDay(ctx, db, tenants[0], day, rules); err != nil && ctx.Err() == nil {
+						b.Error(err)
+						return
+					}
+					mu.Lock()
+					res.rollups++
+					mu.Unlock()
+				}
+			})
+		}
+		t0 := time.Now()
+		for range 4 {
+			wg.Go(func() {
+				batch := make([]tally.Event, 0, 100)
+				for ctx.Err() == nil {
+					genMu.Lock()
+					batch = batch[:0]
+					now := time.Now()
+					for range cap(batch) {
+						batch = append(batch, gen.Event(tenants[len(batch)%len(tenants)], now))
+					}
+					genMu.Unlock()
+					t := time.Now()
+					if _, err := db.InsertEvents(context.Background(), batch); err != nil {
+						b.Error(err)
+						return
+					}
+					mu.Lock()
+					lat = append(lat, time.Since(t))
+					res.events += len(batch)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		res.elapsed = time.Since(t0)
+		slices.Sort(lat)
+		res.p50, res.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+		return res
+	}
+	alone := phase(false)
+	db.snapshotAttempts = 0
+	onWriter := phase(true)
+	db.snapshotAttempts = snapshotAttempts
+	snapshot := phase(true)
+	for _, p := range []struct {
+		name string
+		r    result
+	}{{"alone", alone}, {"rollup on the writer", onWriter}, {"rollup from a snapshot", snapshot}} {
+		b.Logf("%-24s p50 %7.1f ms  p99 %7.1f ms (%.2fx alone)  %6.0f events/s  %d rollups",
+			p.name, ms(p.r.p50), ms(p.r.p99), ms(p.r.p99)/ms(alone.p99), float64(p.r.events)/p.r.elapsed.Seconds(), p.r.rollups)
+	}
+	b.ReportMetric(ms(onWriter.p99)/ms(alone.p99), "p99-writer/alone")
+	b.ReportMetric(ms(snapshot.p99)/ms(alone.p99), "p99-snapshot/alone")
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// BenchmarkInsertEvents compares, in one run, InsertEvents (Exec and
+// LastInsertId) with the former INSERT … RETURNING id through QueryRow,
+// in batches of 1000 realistic events; the figure is ns per event.
+//
+//	go test ./sqlite -run '^$' -bench InsertEvents -benchtime 20x -count 3
+func BenchmarkInsertEvents(b *testing.B) {
+	for _, v := range []struct {
+		name   string
+		insert func(*DB, []tally.Event) error
+	}{
+		{"exec", func(db *DB, evs []tally.Event) error { _, err := db.InsertEvents(context.Background(), evs); return err }},
+		{"returning", insertReturning},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			db, tenants := benchDB(b, 4)
+			g := dataset.New(dataset.Config{Events: 1 << 30, Tenants: tenants, Seed: 3})
+			batch := make([]tally.Event, 0, 1000)
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				batch = g.Next(batch)
+				b.StartTimer()
+				if err := v.insert(db, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*cap(batch)), "ns/event")
+		})
+	}
+}
+
+// insertReturning is InsertEvents as it was: RETURNING id through QueryRow.
+func insertReturning(db *DB, events []tally.Event) error {
+	ctx := context.Background()
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		ins, err := tx.PrepareContext(ctx,
+			`INSERT INTO events (tenant_id, event_id, event, user_id, source, ts, received_at, value, props, metric)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING id`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		type th struct{ tenant, hour int64 }
+		dirty := map[th]bool{}
+		for i := range events {
+			e := &events[i]
+			metric := ""
+			if e.Name == tally.EventUsageIncrement {
+				metric = tally.UsageMetricOf(e.Props)
+			}
+			err := ins.QueryRowContext(ctx, e.TenantID, e.EventID, e.Name, e.UserID, e.Source,
+				micros(e.Timestamp), micros(e.ReceivedAt), e.Value, string(e.Props), metric).Scan(&e.ID)
+			if err == sql.ErrNoRows {
+				continue
+			} else if err != nil {
+				return err
+			}
+			dirty[th{e.TenantID, micros(e.Timestamp) / hourMicros * hourMicros}] = true
+		}
+		stamp, err := nextStamp(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for k := range dirty {
+			if _, err := tx.ExecContext(ctx, markDirty, k.tenant, k.hour, micros(db.now()), stamp); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
