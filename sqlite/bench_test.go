@@ -177,7 +177,10 @@ func BenchmarkInsertEvents(b *testing.B) {
 		name   string
 		insert func(*DB, []tally.Event) error
 	}{
-		{"exec", func(db *DB, evs []tally.Event) error { _, err := db.InsertEvents(context.Background(), evs); return err }},
+		{"exec", func(db *DB, evs []tally.Event) error {
+			_, err := db.InsertEvents(context.Background(), evs)
+			return err
+		}},
 		{"returning", insertReturning},
 	} {
 		b.Run(v.name, func(b *testing.B) {
