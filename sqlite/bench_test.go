@@ -241,3 +241,56 @@ func insertReturning(db *DB, events []tally.Event) error {
 		return nil
 	})
 }
+
+// BenchmarkRollupAll rolls up 90 days of 100 tenants, 50 of them idle,
+// with TALLY_BENCH_EVENTS events (default 100,000) spread over the busy
+// ones: the full run (RunDays over every tenant), then, in the same run,
+// the cost of one idle tenant-day as the run handles it and as a full
+// recompute (RecomputeDay, what every tenant-day cost before).
+//
+//	go test ./sqlite -run '^$' -bench RollupAll -benchtime 1x
+func BenchmarkRollupAll(b *testing.B) {
+	ctx := context.Background()
+	db, tenants := benchDB(b, 100)
+	busy, idle := tenants[:50], tenants[50:]
+	now := time.Now().UTC()
+	from := tally.DayStart(now).AddDate(0, 0, -90)
+	n := benchEvents(b, 100_000)
+	began := time.Now()
+	load(b, db, dataset.Config{Events: n, Tenants: busy, From: from, To: now})
+	b.Logf("stored %d events of %d tenants over 90 days in %v", n, len(busy), time.Since(began).Round(time.Millisecond))
+	r := rollup.New(rollup.Config{Now: func() time.Time { return now }}, db, nil)
+	yesterday := tally.DayStart(now).Add(-24 * time.Hour)
+
+	res, err := r.RunDays(ctx, 0, from, yesterday, rollup.KindManual, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	full := time.Duration(res.DurationMS) * time.Millisecond
+	b.Logf("full rollup: %d tenant-days, %d rows in %v (%.2f ms per tenant-day)", res.Days, res.Rows, full, ms(full)/float64(res.Days))
+
+	start := time.Now()
+	days := 0
+	for _, t := range idle[:10] {
+		res, err := r.RunDays(ctx, t, from, yesterday, rollup.KindManual, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		days += res.Days
+	}
+	skipped := time.Since(start) / time.Duration(days)
+	start = time.Now()
+	recomputed := 0
+	for _, t := range idle[10:12] {
+		for d := from; !d.After(yesterday); d = d.AddDate(0, 0, 1) {
+			if _, err := rollup.RecomputeDay(ctx, db, t, d, tally.DefaultUsageRules()); err != nil {
+				b.Fatal(err)
+			}
+			recomputed++
+		}
+	}
+	recompute := time.Since(start) / time.Duration(recomputed)
+	b.Logf("idle tenant-day: %v in a run, %v recomputed (%.3fx)", skipped, recompute, float64(skipped)/float64(recompute))
+	b.ReportMetric(full.Seconds(), "full-rollup-s")
+	b.ReportMetric(float64(skipped)/float64(recompute), "idle-day/recompute")
+}
