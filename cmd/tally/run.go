@@ -22,7 +22,7 @@ commands:
   user       create a user or set a password (user create|passwd)
   tenant     create a tenant (tenant create)
   key        create an API key (key create)
-  bench      load-test a running server (see tally bench -h)
+  bench      load-test a running server, or build a dataset (see tally bench -h)
   version    print the version
 
 Configuration comes from the environment (see README.md); flags override it.
