@@ -1,9 +1,12 @@
--- Change stamps (see sqlite/rollup.go, where a rollup reads a tenant's log
--- from a snapshot and writes its results in a short transaction): a dirty
--- mark's stamp and a tenant's last unmarked change. PostgreSQL rolls up
--- under the tenant's lock (postgres/rollup.go) and leaves them at zero for
--- now; the columns keep both schemas one.
-ALTER TABLE rollup_dirty ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
+-- Change stamps, so that a rollup can read a tenant's log from a snapshot
+-- and write its results in a short transaction afterwards
+-- (postgres/rollup.go, InRollupTx): every change to the log draws a new
+-- stamp from the sequence; a dirty mark keeps the stamp of the last change
+-- to its hour, and a tenant's row the stamp of its last change that leaves
+-- no mark (a retention purge, a rollup written).
+CREATE SEQUENCE rollup_stamp_seq;
+
+ALTER TABLE rollup_dirty ADD COLUMN seq BIGINT NOT NULL DEFAULT nextval('rollup_stamp_seq');
 
 CREATE TABLE rollup_stamps (
 	tenant_id BIGINT PRIMARY KEY,
