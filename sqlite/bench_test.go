@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -64,105 +62,6 @@ func load(b *testing.B, db *DB, cfg dataset.Config) {
 			b.Fatal(err)
 		}
 	}
-}
-
-// BenchmarkIngestDuringRollup measures batch ingest latency (4 writers of
-// 100 realistic events each, durable) alone, then while a day of one
-// tenant (TALLY_BENCH_EVENTS events, default 200,000) is re-rolled over
-// and over, with the rollup on the writer (as before: one write
-// transaction per day) and from a snapshot (InRollupTx). Run it once:
-//
-//	go test ./sqlite -run '^$' -bench IngestDuringRollup -benchtime 1x
-//
-// It prints each phase's p50 and p99 and their ratios to the phase alone;
-// nothing is asserted.
-func BenchmarkIngestDuringRollup(b *testing.B) {
-	ctx := context.Background()
-	db, tenants := benchDB(b, 4)
-	day := tally.DayStart(time.Now()).Add(-24 * time.Hour)
-	n := benchEvents(b, 200_000)
-	began := time.Now()
-	load(b, db, dataset.Config{Events: n, Tenants: tenants[:1], From: day, To: day.Add(24 * time.Hour)})
-	b.Logf("stored %d events of one day in %v", n, time.Since(began).Round(time.Millisecond))
-	rules := tally.DefaultUsageRules()
-	start := time.Now()
-	if _, err := rollup.RecomputeDay(ctx, db, tenants[0], day, rules); err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("one rollup of the day: %v", time.Since(start).Round(time.Millisecond))
-
-	type result struct {
-		p50, p99 time.Duration
-		events   int
-		rollups  int
-		elapsed  time.Duration
-	}
-	gen := dataset.New(dataset.Config{Events: 1 << 30, Tenants: tenants, Seed: 7})
-	var genMu sync.Mutex
-	phase := func(rollups bool) result {
-		ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
-		defer cancel()
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		var lat []time.Duration
-		var res result
-		if rollups {
-			wg.Go(func() {
-				for ctx.Err() == nil {
-					if _, err := rollup.RecomputeDay(ctx, db, tenants[0], day, rules); err != nil && ctx.Err() == nil {
-						b.Error(err)
-						return
-					}
-					mu.Lock()
-					res.rollups++
-					mu.Unlock()
-				}
-			})
-		}
-		t0 := time.Now()
-		for range 4 {
-			wg.Go(func() {
-				batch := make([]tally.Event, 0, 100)
-				for ctx.Err() == nil {
-					genMu.Lock()
-					batch = batch[:0]
-					now := time.Now()
-					for range cap(batch) {
-						batch = append(batch, gen.Event(tenants[len(batch)%len(tenants)], now))
-					}
-					genMu.Unlock()
-					t := time.Now()
-					if _, err := db.InsertEvents(context.Background(), batch); err != nil {
-						b.Error(err)
-						return
-					}
-					mu.Lock()
-					lat = append(lat, time.Since(t))
-					res.events += len(batch)
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
-		res.elapsed = time.Since(t0)
-		slices.Sort(lat)
-		res.p50, res.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
-		return res
-	}
-	alone := phase(false)
-	db.snapshotAttempts = 0
-	onWriter := phase(true)
-	db.snapshotAttempts = snapshotAttempts
-	snapshot := phase(true)
-	for _, p := range []struct {
-		name string
-		r    result
-	}{{"alone", alone}, {"rollup on the writer", onWriter}, {"rollup from a snapshot", snapshot}} {
-		b.Logf("%-24s p50 %7.1f ms  p99 %7.1f ms (%.2fx alone)  %6.0f events/s  %d rollups",
-			p.name, ms(p.r.p50), ms(p.r.p99), ms(p.r.p99)/ms(alone.p99), float64(p.r.events)/p.r.elapsed.Seconds(), p.r.rollups)
-	}
-	b.ReportMetric(ms(onWriter.p99)/ms(alone.p99), "p99-writer/alone")
-	b.ReportMetric(ms(snapshot.p99)/ms(alone.p99), "p99-snapshot/alone")
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -61,7 +61,7 @@ func (db *DB) OldestDirty(ctx context.Context, tenantID int64) (time.Time, error
 // After a few dropped attempts, or when fn purges (RollupTx.PurgeEvents),
 // fn runs in one write transaction as before.
 func (db *DB) InRollupTx(ctx context.Context, tenantID int64, fn func(tx tally.RollupTx) error) error {
-	for range db.snapshotAttempts {
+	for range snapshotAttempts {
 		applied, err := db.rollupSnapshot(ctx, tenantID, fn)
 		if applied || (err != nil && !errors.Is(err, errNeedsWriter)) {
 			return err

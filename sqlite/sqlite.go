@@ -36,11 +36,6 @@ type DB struct {
 	now     func() time.Time
 	timeout time.Duration // of one write transaction, and the busy timeout
 	path    string
-
-	// snapshotAttempts bounds the snapshot runs of one InRollupTx before
-	// it runs on the writer (snapshotAttempts; 0 in benchmarks that
-	// measure the writer path).
-	snapshotAttempts int
 }
 
 var _ tally.Store = (*DB)(nil)
@@ -124,7 +119,7 @@ func open(path string, opt Options) (*DB, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &DB{w: w, r: r, now: now, timeout: timeout, path: path, snapshotAttempts: snapshotAttempts}, nil
+	return &DB{w: w, r: r, now: now, timeout: timeout, path: path}, nil
 }
 
 // Ping checks both connection pools.
