@@ -43,6 +43,7 @@ type config struct {
 	LabelCap         int              // METRICS_LABEL_CAP: distinct values per metric label
 	MetricsAddr      string           // METRICS_ADDR: the operator listener (/metrics, /readiness details); "off": none
 	MetricsToken     string           // METRICS_TOKEN: bearer token for /metrics on the public listener
+	Pprof            bool             // PPROF: /debug/pprof on the operator listener (off by default)
 	RollupDailyAt    time.Duration    // ROLLUP_DAILY_AT: offset after 00:00 UTC (default 10m)
 	SessionTTL       time.Duration    // SESSION_TTL
 	LoginHashMemory  int              // LOGIN_HASH_MEMORY_MB: memory for password hashes at once, in MiB
@@ -161,6 +162,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	integer("METRICS_LABEL_CAP", &c.LabelCap)
 	str("METRICS_ADDR", &c.MetricsAddr)
 	str("METRICS_TOKEN", &c.MetricsToken)
+	boolean("PPROF", &c.Pprof)
 	duration("ROLLUP_DAILY_AT", &c.RollupDailyAt)
 	duration("SESSION_TTL", &c.SessionTTL)
 	integer("LOGIN_HASH_MEMORY_MB", &c.LoginHashMemory)

@@ -23,7 +23,7 @@ commands:
   tenant     create a tenant (tenant create)
   key        create an API key (key create)
   invite     invite someone into a tenant (invite create|list|revoke|accept)
-  bench      load-test a running server (see tally bench -h)
+  bench      load-test a running server, or build a dataset (see tally bench -h)
   version    print the version
 
 Configuration comes from the environment (see README.md); flags override it.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/tallyhq/tally/internal/app"
@@ -120,7 +121,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			hs.Close()
 			return &configError{msg: fmt.Sprintf("listen on METRICS_ADDR %s: %v", c.MetricsAddr, err)}
 		}
-		ms := newHTTPServer(a.OperatorHandler(), log)
+		ms := newHTTPServer(withPprof(a.OperatorHandler(), c.Pprof), log)
 		servers = append(servers, ms)
 		fmt.Fprintf(stdout, "tally metrics on http://%s/metrics\n", mln.Addr())
 		log.Info("operator listener", "addr", mln.Addr().String())
@@ -178,4 +179,22 @@ func printDemo(w io.Writer, res *demo.Result, addr string) {
 	fmt.Fprintf(w, "  dashboard: http://%s/ui/analytics\n", addr)
 	fmt.Fprintf(w, "  admin login: %s / %s\n", res.Email, res.Password)
 	fmt.Fprintf(w, "  API key (analytics read/write/export/admin): %s\n\n", res.Key)
+}
+
+// withPprof serves the runtime profiles (net/http/pprof) under
+// /debug/pprof/ in front of h when on (PPROF), for the operator listener
+// only: profiles show internals and cost CPU, so they are opt-in and never
+// on the public listener.
+func withPprof(h http.Handler, on bool) http.Handler {
+	if !on {
+		return h
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", h)
+	return mux
 }
