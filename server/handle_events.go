@@ -98,11 +98,9 @@ func (s *Server) handleExport() apiHandler {
 		if err != nil {
 			return err
 		}
-		limit := s.cfg.MaxExportRows
-		if q.Has("limit") {
-			if limit, err = parseLimit(q, limit, s.cfg.MaxExportRows); err != nil {
-				return err
-			}
+		limit, err := parseLimit(q, s.cfg.MaxExportRows, s.cfg.MaxExportRows)
+		if err != nil {
+			return err
 		}
 		rows := 0
 		var info tally.ExportInfo
@@ -151,11 +149,20 @@ func (s *Server) handleExport() apiHandler {
 		}
 		s.audit(r.Context(), p.Tenant.ID, p, "events.exported", "export.csv", map[string]any{
 			"rows": rows, "truncated": info.Truncated, "complete": err == nil,
-			"filters": map[string]string{"from": f.From.Format(time.RFC3339), "to": f.To.Format(time.RFC3339),
+			"filters": map[string]any{"from": optTime(f.From), "to": optTime(f.To),
 				"event": f.Name, "user_id": f.UserID, "source": f.Source, "cursor": q.Get("cursor")},
 		})
 		return nil
 	}
+}
+
+// optTime is t for an audit entry: nil (JSON null) for the zero time of an
+// open range, else RFC 3339 in UTC.
+func optTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 // csvCell neutralises a cell that a spreadsheet would run as a formula

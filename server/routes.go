@@ -51,6 +51,7 @@ func (s *Server) routes() {
 	s.handle("POST /api/analytics/quotas/{metric}/consume", s.analytics(member, write, s.handleQuotaConsume()))
 	s.handle("POST /api/analytics/rollup", s.analytics(admin, adm, s.handleRollup()))
 	s.handle("GET /api/analytics/audit", s.analytics(admin, adm, s.handleAudit()))
+	s.handle("GET /api/analytics/audit/export.csv", s.analytics(admin, adm, s.handleAuditExport()))
 
 	// Dashboard.
 	s.handle("GET /ui/login", s.handleUILoginForm())
