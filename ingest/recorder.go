@@ -76,6 +76,7 @@ func (r *Recorder) Events(ctx context.Context, t *tally.Tenant, body []byte) (*R
 		res.Rejected[i].Index = d.Index[res.Rejected[i].Index]
 	}
 	res.Rejected = append(res.Rejected, d.Rejected...)
+	res.Batch = d.Batch
 	slices.SortStableFunc(res.Rejected, func(a, b Rejection) int { return cmp.Compare(a.Index, b.Index) })
 	return res, nil
 }

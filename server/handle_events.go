@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/ingest"
 	"github.com/tallyhq/tally/usage"
 )
 
@@ -23,7 +24,7 @@ func (s *Server) handleEventsPost() apiHandler {
 		if res.Accepted+res.Duplicates == 0 {
 			fields := make([]tally.FieldError, len(res.Rejected))
 			for i, rj := range res.Rejected {
-				fields[i] = tally.FieldError{Field: "events[" + strconv.Itoa(rj.Index) + "]", Message: rj.Error}
+				fields[i] = tally.FieldError{Field: rejectedField(res.Batch, rj), Message: rj.Error}
 			}
 			if res.RateLimited > 0 && res.RateLimited == len(res.Rejected) {
 				w.Header().Set("Retry-After", strconv.Itoa(int(usage.RetryAfter(s.now()).Seconds())))
@@ -34,6 +35,21 @@ func (s *Server) handleEventsPost() apiHandler {
 		encode(w, http.StatusAccepted, res)
 		return nil
 	}
+}
+
+// rejectedField names the request field of a rejected event as the body
+// spells it: batch[i] (then .field) in the batch form, else the event's
+// field ("body" when the event as a whole is at fault).
+func rejectedField(batch bool, rj ingest.Rejection) string {
+	switch {
+	case batch && rj.Field != "":
+		return "batch[" + strconv.Itoa(rj.Index) + "]." + rj.Field
+	case batch:
+		return "batch[" + strconv.Itoa(rj.Index) + "]"
+	case rj.Field != "":
+		return rj.Field
+	}
+	return "body"
 }
 
 func (s *Server) handleEventsList() apiHandler {
