@@ -98,7 +98,7 @@ func (s *Server) handleMetricsGet() apiHandler {
 		}
 		rng := q.Get("range")
 		if rng == "" {
-			rng = "7d"
+			rng = tally.DefaultKPIRange.Name
 		}
 		start := time.Now()
 		rep, err := s.Reports.KPIs(r.Context(), p.Tenant.ID, rng, loc, s.now())
