@@ -33,6 +33,9 @@ type Result struct {
 	// quota: when it equals the request's event count, the caller answers
 	// 429.
 	RateLimited int `json:"-"`
+	// Batch says the request was the batch form, for naming the fields at
+	// fault (batch[i]); false for one event or a Submit.
+	Batch bool `json:"-"`
 }
 
 // Submit stores events, already valid (decoded or prepared by a

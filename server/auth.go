@@ -213,6 +213,25 @@ func (s *Server) denied(r *http.Request, p *tally.Principal, err error) error {
 	return err
 }
 
+// soleTenant is the slug of the one tenant p's user belongs to, the
+// tenant of a session that sends no X-Tenant-Slug; with several (or none)
+// the header is required, and the 400 names it.
+func (s *Server) soleTenant(r *http.Request, p *tally.Principal) (string, error) {
+	ms, err := s.Accounts.Memberships(r.Context(), p.User.ID)
+	if err != nil {
+		return "", err
+	}
+	switch len(ms) {
+	case 1:
+		return ms[0].Slug, nil
+	case 0:
+		return "", tally.Invalid("the X-Tenant-Slug header is required: this user belongs to no tenant yet",
+			tally.FieldError{Field: "X-Tenant-Slug", Message: "required"})
+	}
+	return "", tally.Invalid(fmt.Sprintf("the X-Tenant-Slug header is required: this user belongs to %d tenants", len(ms)),
+		tally.FieldError{Field: "X-Tenant-Slug", Message: "required when the user belongs to several tenants"})
+}
+
 // tenantContext applies the tenant context rules (api/openapi.yaml, "Tenant context") to c.
 func (s *Server) tenantContext(r *http.Request, c *credentials, role tally.Role, scope tally.Scope) error {
 	slug := r.Header.Get("X-Tenant-Slug")
@@ -233,8 +252,10 @@ func (s *Server) tenantContext(r *http.Request, c *credentials, role tally.Role,
 		return err
 	}
 	if slug == "" {
-		return tally.Invalid("the X-Tenant-Slug header is required with a session",
-			tally.FieldError{Field: "X-Tenant-Slug", Message: "required"})
+		var err error
+		if slug, err = s.soleTenant(r, p); err != nil {
+			return err
+		}
 	}
 	if err := s.selectTenant(r, p, slug); err != nil {
 		return err

@@ -80,6 +80,7 @@ func (s *Server) routes() {
 	}
 	s.handle("POST /api/v1/events", s.handleCompat(cloudEventsFormat))
 	s.handle("GET /js/tally.js", s.handleTallyJS()) // browser.go
+	s.handle("GET /api/analytics/audit/export.csv", s.analytics(admin, adm, s.handleAuditExport()))
 
 	// Dashboard.
 	s.handle("GET /ui/login", s.handleUILoginForm())

@@ -276,7 +276,7 @@ func (s *Server) handleUIAnalytics() http.Handler {
 		}
 		rng := q.Get("range")
 		if _, ok := tally.KPIRangeByName(rng); !ok {
-			rng = "7d"
+			rng = tally.DefaultKPIRange.Name
 		}
 		page := analyticsPage{pageMeta: pageMeta{Title: "Analytics · " + tenant.Name, Charts: true, Nav: "analytics"}, User: c.p.User,
 			Tenant: *tenant, Timezone: tz, Switchable: admin, CSRF: csrfToken(c.token), Range: rng, Ranges: rangeOptions(), KPIs: kpiCards()}

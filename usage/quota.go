@@ -75,15 +75,8 @@ func (s *Service) Statuses(ctx context.Context, tenantID int64) ([]tally.QuotaSt
 // SetQuota stores the tenant's override of q.Metric's quota and returns its
 // status. EInvalid when the metric name or the limit (< 0) is bad.
 func (s *Service) SetQuota(ctx context.Context, tenantID int64, q tally.Quota) (tally.QuotaStatus, error) {
-	var bad []tally.FieldError
-	if !tally.ValidMetric(q.Metric) {
-		bad = append(bad, tally.FieldError{Field: "metric", Message: "must match ^[a-z0-9_]{1,64}$"})
-	}
-	if q.Limit < 0 {
-		bad = append(bad, tally.FieldError{Field: "limit", Message: "must be 0 or more"})
-	}
-	if bad != nil {
-		return tally.QuotaStatus{}, tally.Invalid("invalid quota", bad...)
+	if err := q.Validate(); err != nil {
+		return tally.QuotaStatus{}, err
 	}
 	if err := s.store.SetQuota(ctx, tenantID, q); err != nil {
 		return tally.QuotaStatus{}, err

@@ -182,9 +182,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return c, nil
 }
 
-// bindFlags lets flags override the environment for the common settings.
+// bindFlags lets flags override the environment for the setting every
+// command shares, the database; serve adds -listen.
 func (c *config) bindFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.ListenAddr, "listen", c.ListenAddr, "address to listen on (LISTEN_ADDR)")
 	fs.StringVar(&c.DatabaseURL, "database", c.DatabaseURL, "SQLite file path or postgres:// URL (DATABASE_URL)")
 }
 

@@ -45,6 +45,7 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c, _, err := parseConfig("serve", args, getenv, stderr, func(fs *flag.FlagSet, c *config) {
+		fs.StringVar(&c.ListenAddr, "listen", c.ListenAddr, "address to listen on (LISTEN_ADDR)")
 		fs.BoolVar(&c.Demo, "demo", c.Demo, "seed a demo tenant with 30 days of events and print its admin login")
 		fs.StringVar(&c.DevDir, "dev", c.DevDir, "read dashboard templates and assets from this directory (e.g. server/web)")
 	})
