@@ -8,6 +8,9 @@
 // clients can lose an update or pass a limit. Because each step touches a
 // single key, the counters also work on Redis Cluster.
 //
+// Failures holds the login limits' failure counts, so that every instance
+// throttles what any instance counted (docs/LOGIN_LIMITS.md).
+//
 // Open connects to REDIS_URL; Ping is the readiness check.
 package redis
 
