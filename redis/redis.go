@@ -15,6 +15,9 @@
 // Counters): a Redis restarted empty, flushed, or holding another
 // database's counters is detected and rebuilt from the event log.
 //
+// Failures holds the login limits' failure counts, so that every instance
+// throttles what any instance counted (docs/LOGIN_LIMITS.md).
+//
 // Open connects to REDIS_URL; Ping is the readiness check.
 package redis
 

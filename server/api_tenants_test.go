@@ -185,6 +185,8 @@ func TestAPIMembers(t *testing.T) {
 	if !strings.Contains(p.Detail, "/invitations") {
 		t.Errorf("the 410 does not point at invitations: %+v", p)
 	}
+	wantProblem(t, h.do("POST", members, map[string]string{"email": "dave@example.com"}, hdr(dave, "")), http.StatusForbidden)
+	wantProblem(t, h.do("POST", members, map[string]string{"email": "dave@example.com"}, nil), http.StatusUnauthorized)
 
 	// The owner invites carol as admin (in any case); she accepts.
 	inv := h.invite(o, "Carol@Example.com", "admin")

@@ -86,11 +86,13 @@ func (s *Server) handleInvitationAccept() apiHandler {
 	}
 }
 
-// handleMemberAddGone answers the former direct add-member route: members
-// join by accepting an invitation.
-func (s *Server) handleMemberAddGone() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// handleMemberAddGone answers the former direct add-member route, after
+// the rules it had (an admin's session): members join by accepting an
+// invitation.
+func (s *Server) handleMemberAddGone() apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		writeProblem(w, http.StatusGone, "gone",
 			"members are no longer added directly: invite them with POST /api/tenants/{slug}/invitations; they join by accepting")
-	})
+		return nil
+	}
 }

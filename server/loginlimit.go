@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,8 +119,14 @@ func newLoginThrottle(limits LoginLimits, shared LoginFailures, now func() time.
 }
 
 // throttleKeys are the keys of one login attempt: its address, and its
-// email at that address. Emails are hashed: the keys may sit in Redis.
+// email at that address. An IPv6 address counts as its /64 (one host
+// usually holds a whole /64). Emails are hashed: the keys may sit in Redis.
 func throttleKeys(email, addr string) (perAddress, perEmail string) {
+	if ip, err := netip.ParseAddr(addr); err == nil && ip.Is6() && !ip.Is4In6() {
+		if p, err := ip.Prefix(64); err == nil {
+			addr = p.String()
+		}
+	}
 	sum := sha256.Sum256([]byte(tally.NormalizeEmail(email) + "\x00" + addr))
 	return "addr:" + addr, "email:" + hex.EncodeToString(sum[:16])
 }

@@ -24,6 +24,22 @@ func TestBackoffDelay(t *testing.T) {
 	}
 }
 
+func TestThrottleKeys(t *testing.T) {
+	t.Parallel()
+	a1, e1 := throttleKeys("Ada@Example.com", "2001:db8:1:2::1")
+	a2, e2 := throttleKeys("ada@example.com", "2001:db8:1:2:ffff::9")
+	if a1 != a2 || e1 != e2 || a1 != "addr:2001:db8:1:2::/64" {
+		t.Errorf("one IPv6 /64 and email in any case: %q %q, %q %q", a1, e1, a2, e2)
+	}
+	if a, _ := throttleKeys("a@x", "2001:db8:1:3::1"); a == a1 {
+		t.Error("another /64 shares the key")
+	}
+	a4, e4 := throttleKeys("ada@example.com", "192.0.2.7")
+	if a4 != "addr:192.0.2.7" || e4 == e1 || strings.Contains(e4, "ada") {
+		t.Errorf("IPv4 keys %q %q", a4, e4)
+	}
+}
+
 func TestMemoryFailures(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)

@@ -30,7 +30,7 @@ func (s *Server) routes() {
 	s.handle("POST /api/tenants", s.session(s.handleTenantCreate()))
 	s.handle("GET /api/tenants", s.session(s.handleTenantList()))
 	s.handle("PATCH /api/tenants/{slug}", s.tenantAdmin(s.handleTenantUpdate()))
-	s.handle("POST /api/tenants/{slug}/members", s.handleMemberAddGone())
+	s.handle("POST /api/tenants/{slug}/members", s.tenantAdmin(s.handleMemberAddGone()))
 	s.handle("GET /api/tenants/{slug}/members", s.tenantAdmin(s.handleMemberList()))
 	s.handle("DELETE /api/tenants/{slug}/members/{user_id}", s.tenantAdmin(s.handleMemberRemove()))
 	s.handle("POST /api/tenants/{slug}/invitations", s.tenantAdmin(s.handleInvitationCreate()))

@@ -544,6 +544,21 @@ func TestUI(t *testing.T) {
 		}
 	})
 
+	t.Run("LoginThrottledPage", func(t *testing.T) {
+		// An email guessed from one address: 5 free failures, the 6th
+		// blocks it there; the form says so, with Retry-After.
+		c := e.client(t)
+		for range 6 {
+			wantUIStatus(t, uiLogin(t, c, base, "guessed@acme.test", "not the password"), http.StatusUnauthorized)
+		}
+		p := uiLogin(t, c, base, "guessed@acme.test", "not the password")
+		wantUIStatus(t, p, http.StatusTooManyRequests)
+		wantUIContains(t, p, `role="alert"`, "Too many failed attempts.")
+		if p.header.Get("Retry-After") == "" {
+			t.Error("the throttled login page has no Retry-After")
+		}
+	})
+
 	// Keep this last: it checks what the subtests above rendered.
 	t.Run("EveryTemplateRendered", func(t *testing.T) {
 		rendered, all := e.srv.Rendered()
