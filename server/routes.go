@@ -63,6 +63,7 @@ func (s *Server) routes() {
 	s.handle("POST /ui/login", s.handleUILogin())
 	s.handle("POST /ui/logout", s.handleUILogout())
 	s.handle("GET /ui/analytics", s.handleUIAnalytics())
+	s.handle("GET /ui/meters", s.handleUIMeters())
 	s.handle("GET /ui/static/", s.handleUIStatic())
 	s.mux.Handle("GET /{$}", http.RedirectHandler("/ui/analytics", http.StatusSeeOther))
 	s.mux.Handle("/", s.notFound())

@@ -249,60 +249,101 @@ type forbiddenPage struct {
 	CSRF         string
 }
 
-// handleUIAnalytics serves the dashboard of ?tenant= (default: the user's
-// first tenant with the admin role): anonymous visitors go to the login
-// page, users who are not an admin of that tenant get the 403 page.
+// dashboardPage is what every tenant page of the dashboard starts from.
+type dashboardPage struct {
+	User       *tally.User
+	Tenant     tally.Membership
+	Timezone   string             // the tenant's IANA zone
+	Switchable []tally.Membership // tenants the user may open here (admin or owner)
+	CSRF       string
+}
+
+// dashboardTenant resolves the tenant of ?tenant= (default: the user's
+// first tenant with the admin role) for a dashboard page: anonymous
+// visitors are sent to the login page and users who are not an admin of
+// that tenant get the 403 page, both answered here (ok false).
+func (s *Server) dashboardTenant(w http.ResponseWriter, r *http.Request) (dashboardPage, bool) {
+	c, err := s.authenticate(r)
+	if err != nil || c.p.Key != nil || !c.byCookie {
+		http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+		return dashboardPage{}, false
+	}
+	ms, err := s.Accounts.Memberships(r.Context(), c.p.User.ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return dashboardPage{}, false
+	}
+	var admin []tally.Membership
+	for _, m := range ms {
+		if m.Role.AtLeast(tally.RoleAdmin) {
+			admin = append(admin, m)
+		}
+	}
+	want := r.URL.Query().Get("tenant")
+	var tenant *tally.Membership
+	for i, m := range admin {
+		if want == "" || m.Slug == want {
+			tenant = &admin[i]
+			break
+		}
+	}
+	if tenant == nil {
+		page := forbiddenPage{pageMeta: pageMeta{Title: "No access"}, User: c.p.User, Requested: want,
+			AdminTenants: admin, CSRF: csrfToken(c.token)}
+		if err := s.web.render(w, http.StatusForbidden, "forbidden.html", page); err != nil {
+			s.writeError(w, r, tally.Internal(err))
+		}
+		return dashboardPage{}, false
+	}
+	t, err := s.Accounts.TenantBySlug(r.Context(), tenant.Slug)
+	if err != nil {
+		s.writeError(w, r, err)
+		return dashboardPage{}, false
+	}
+	tz := t.Timezone
+	if tz == "" || tz == "Local" {
+		tz = "UTC"
+	}
+	return dashboardPage{User: c.p.User, Tenant: *tenant, Timezone: tz, Switchable: admin, CSRF: csrfToken(c.token)}, true
+}
+
+// handleUIAnalytics serves the analytics dashboard of a tenant
+// (dashboardTenant).
 func (s *Server) handleUIAnalytics() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := s.authenticate(r)
-		if err != nil || c.p.Key != nil || !c.byCookie {
-			http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+		d, ok := s.dashboardTenant(w, r)
+		if !ok {
 			return
 		}
-		ms, err := s.Accounts.Memberships(r.Context(), c.p.User.ID)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		var admin []tally.Membership
-		for _, m := range ms {
-			if m.Role.AtLeast(tally.RoleAdmin) {
-				admin = append(admin, m)
-			}
-		}
-		q := r.URL.Query()
-		want := q.Get("tenant")
-		var tenant *tally.Membership
-		for i, m := range admin {
-			if want == "" || m.Slug == want {
-				tenant = &admin[i]
-				break
-			}
-		}
-		if tenant == nil {
-			page := forbiddenPage{pageMeta: pageMeta{Title: "No access"}, User: c.p.User, Requested: want,
-				AdminTenants: admin, CSRF: csrfToken(c.token)}
-			if err := s.web.render(w, http.StatusForbidden, "forbidden.html", page); err != nil {
-				s.writeError(w, r, tally.Internal(err))
-			}
-			return
-		}
-		t, err := s.Accounts.TenantBySlug(r.Context(), tenant.Slug)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		tz := t.Timezone
-		if tz == "" || tz == "Local" {
-			tz = "UTC"
-		}
-		rng := q.Get("range")
+		rng := r.URL.Query().Get("range")
 		if _, ok := tally.KPIRangeByName(rng); !ok {
 			rng = "7d"
 		}
-		page := analyticsPage{pageMeta: pageMeta{Title: "Analytics · " + tenant.Name, Charts: true}, User: c.p.User,
-			Tenant: *tenant, Timezone: tz, Switchable: admin, CSRF: csrfToken(c.token), Range: rng, Ranges: rangeOptions(), KPIs: kpiCards()}
+		page := analyticsPage{pageMeta: pageMeta{Title: "Analytics · " + d.Tenant.Name, Charts: true}, User: d.User,
+			Tenant: d.Tenant, Timezone: d.Timezone, Switchable: d.Switchable, CSRF: d.CSRF, Range: rng, Ranges: rangeOptions(), KPIs: kpiCards()}
 		if err := s.web.render(w, http.StatusOK, "analytics.html", page); err != nil {
+			s.writeError(w, r, tally.Internal(err))
+		}
+	})
+}
+
+type metersPage struct {
+	pageMeta
+	dashboardPage
+	Aggregations []tally.MeterAggregation
+}
+
+// handleUIMeters serves the meters page of a tenant (dashboardTenant):
+// list, define and chart meters, through the JSON API.
+func (s *Server) handleUIMeters() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, ok := s.dashboardTenant(w, r)
+		if !ok {
+			return
+		}
+		page := metersPage{pageMeta: pageMeta{Title: "Meters · " + d.Tenant.Name, Charts: true}, dashboardPage: d,
+			Aggregations: tally.MeterAggregations}
+		if err := s.web.render(w, http.StatusOK, "meters.html", page); err != nil {
 			s.writeError(w, r, tally.Internal(err))
 		}
 	})
