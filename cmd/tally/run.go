@@ -22,6 +22,7 @@ commands:
   user       create a user or set a password (user create|passwd)
   tenant     create a tenant (tenant create)
   key        create an API key (key create)
+  meter      list, create, delete or query a tenant's meters (meter list|create|delete|query)
   bench      load-test a running server (see tally bench -h)
   version    print the version
 
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runTenant(ctx, rest, getenv, stdout, stderr)
 	case "key":
 		return runKey(ctx, rest, getenv, stdout, stderr)
+	case "meter":
+		return runMeter(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "version", "-version", "--version":
