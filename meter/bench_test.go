@@ -14,28 +14,45 @@ import (
 
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/meter"
+	"github.com/tallyhq/tally/postgres"
+	"github.com/tallyhq/tally/postgres/pgtest"
 	"github.com/tallyhq/tally/sqlite"
 )
 
 // BenchmarkMeterQuery measures a 30-day meter query by day windows (in
 // Europe/Berlin) with one group-by (props.plan, 3 values), a sum of a
-// props number, over one tenant's 100,000 events (TALLY_BENCH_EVENTS
-// overrides) on SQLite, against the raw count of the same range's events
-// in the same run (the baseline). It reports the p50 and p95 of each.
+// props number, over one tenant's 50,000 events (TALLY_BENCH_EVENTS
+// overrides), against the raw count of the same range's events in the same
+// run (the baseline), on SQLite and on PostgreSQL (when it answers). It
+// reports the p50 and p95 of each and logs their ratio (go test -v).
 func BenchmarkMeterQuery(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) {
+		db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{Synchronous: "NORMAL"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		benchMeterQuery(b, db)
+	})
+	b.Run("postgres", func(b *testing.B) {
+		db, err := postgres.Open(context.Background(), pgtest.FreshSchema(b), postgres.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		benchMeterQuery(b, db)
+	})
+}
+
+func benchMeterQuery(b *testing.B, db tally.Store) {
 	ctx := context.Background()
-	n := 100_000
+	n := 50_000
 	if s := os.Getenv("TALLY_BENCH_EVENTS"); s != "" {
 		var err error
 		if n, err = strconv.Atoi(s); err != nil {
 			b.Fatal(err)
 		}
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{Synchronous: "NORMAL"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
 	u := &tally.User{Email: "owner@example.com"}
 	if err := db.CreateUser(ctx, u, "hash"); err != nil {
 		b.Fatal(err)
