@@ -2,6 +2,7 @@ package tally
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -121,11 +122,15 @@ type LoginInput struct {
 }
 
 // Validate refuses only what is not text (invalid UTF-8 or NUL in the
-// email); EInvalid naming "email". Every other input is a login attempt
-// that fails as EUnauthorized.
+// email) and a password over MaxPasswordBytes (so that it is never
+// hashed); EInvalid naming the field. Every other input is a login
+// attempt that fails as EUnauthorized.
 func (in LoginInput) Validate() error {
 	if msg := emailCheck(in.Email); msg != "" {
 		return Invalid("invalid login", FieldError{Field: "email", Message: msg})
+	}
+	if len(in.Password) > MaxPasswordBytes { // checked before the hash, whose cost grows with it
+		return Invalid("invalid login", FieldError{Field: "password", Message: "must be at most " + strconv.Itoa(MaxPasswordBytes) + " bytes"})
 	}
 	return nil
 }
@@ -207,6 +212,25 @@ type CreateKeyInput struct {
 	Name      string
 	Scopes    []Scope
 	ExpiresAt *time.Time
+	// Kind is KeySecret when empty. A KeyPublishable key carries only
+	// ScopeWrite (Scopes may be empty or exactly that); Origins and
+	// RatePerMinute apply to publishable keys only.
+	Kind          KeyKind
+	Origins       []string
+	RatePerMinute int
+}
+
+// MaxKeyOrigins is the most allowed origins a publishable key may name.
+const MaxKeyOrigins = 50
+
+// ValidOrigin reports whether s is a web origin as browsers send it in
+// the Origin header: http or https, a host, an optional port, nothing
+// else (no path, no trailing slash).
+func ValidOrigin(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil &&
+		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && !strings.HasSuffix(s, "/") &&
+		u.Scheme+"://"+u.Host == s
 }
 
 // Validate checks the name, that there is at least one scope and each is
@@ -217,8 +241,35 @@ func (in CreateKeyInput) Validate(now time.Time) error {
 	if msg := NameCheck(strings.TrimSpace(in.Name)); msg != "" {
 		fields = append(fields, FieldError{Field: "name", Message: msg})
 	}
-	if len(in.Scopes) == 0 {
-		fields = append(fields, FieldError{Field: "scopes", Message: "must name at least one scope"})
+	switch in.Kind {
+	case "", KeySecret:
+		if len(in.Scopes) == 0 {
+			fields = append(fields, FieldError{Field: "scopes", Message: "must name at least one scope"})
+		}
+		if len(in.Origins) > 0 || in.RatePerMinute != 0 {
+			fields = append(fields, FieldError{Field: "kind", Message: "allowed_origins and rate_limit_per_minute are for publishable keys"})
+		}
+	case KeyPublishable:
+		for _, sc := range in.Scopes {
+			if sc != ScopeWrite {
+				fields = append(fields, FieldError{Field: "scopes", Message: "a publishable key carries analytics:write only"})
+				break
+			}
+		}
+		if len(in.Origins) > MaxKeyOrigins {
+			fields = append(fields, FieldError{Field: "allowed_origins", Message: fmt.Sprintf("must name at most %d origins", MaxKeyOrigins)})
+		}
+		for _, o := range in.Origins {
+			if !ValidOrigin(o) {
+				fields = append(fields, FieldError{Field: "allowed_origins", Message: "must be origins such as https://app.example.com, not " + strconv.Quote(o)})
+				break
+			}
+		}
+		if in.RatePerMinute < 0 || in.RatePerMinute > MaxPublishableRate {
+			fields = append(fields, FieldError{Field: "rate_limit_per_minute", Message: fmt.Sprintf("must be from 1 to %d (0: the default %d)", MaxPublishableRate, DefaultPublishableRate)})
+		}
+	default:
+		fields = append(fields, FieldError{Field: "kind", Message: "must be secret or publishable"})
 	}
 	for _, sc := range in.Scopes {
 		if !sc.Valid() {

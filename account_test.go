@@ -181,6 +181,15 @@ func TestCreateKeyInputValidate(t *testing.T) {
 		{"no scopes", tally.CreateKeyInput{Name: "ci"}, []string{"scopes"}},
 		{"unknown scopes", tally.CreateKeyInput{Name: "ci", Scopes: []tally.Scope{"a", tally.ScopeRead, "b"}}, []string{"scopes", "scopes"}},
 		{"everything wrong", tally.CreateKeyInput{ExpiresAt: &earlier}, []string{"name", "scopes", "expires_at"}},
+		{"publishable", tally.CreateKeyInput{Name: "site", Kind: tally.KeyPublishable, Origins: []string{"https://a.example", "http://localhost:3000"}, RatePerMinute: 60}, nil},
+		{"publishable, write scope", tally.CreateKeyInput{Name: "site", Kind: tally.KeyPublishable, Scopes: []tally.Scope{tally.ScopeWrite}}, nil},
+		{"publishable, read scope", tally.CreateKeyInput{Name: "site", Kind: tally.KeyPublishable, Scopes: []tally.Scope{tally.ScopeRead}}, []string{"scopes"}},
+		{"publishable, bad origins", tally.CreateKeyInput{Name: "site", Kind: tally.KeyPublishable, Origins: []string{"https://a.example/"}}, []string{"allowed_origins"}},
+		{"publishable, path in origin", tally.CreateKeyInput{Name: "site", Kind: tally.KeyPublishable, Origins: []string{"https://a.example/x"}}, []string{"allowed_origins"}},
+		{"publishable, ftp origin", tally.CreateKeyInput{Name: "site", Kind: tally.KeyPublishable, Origins: []string{"ftp://a.example"}}, []string{"allowed_origins"}},
+		{"publishable, negative rate", tally.CreateKeyInput{Name: "site", Kind: tally.KeyPublishable, RatePerMinute: -1}, []string{"rate_limit_per_minute"}},
+		{"secret with origins", tally.CreateKeyInput{Name: "ci", Scopes: all, Origins: []string{"https://a.example"}}, []string{"kind"}},
+		{"unknown kind", tally.CreateKeyInput{Name: "ci", Scopes: all, Kind: "other"}, []string{"kind"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -48,6 +48,7 @@ var allowedImports = map[string][]string{
 	"cmd/tally":                    {"*"},
 	"examples/hostapp":             {"client", "middleware"},
 	"bench/sqlitedrivers":          {"*"},
+	"bench/dataset":                {"."},
 }
 
 // TestLayout checks every package's imports against allowedImports, and

@@ -166,6 +166,52 @@ type APIKey struct {
 	ExpiresAt  *time.Time `json:"expires_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
+	// Kind is KeySecret (the zero value, stored as "secret") or
+	// KeyPublishable.
+	Kind KeyKind `json:"kind"`
+	// Origins are the page origins a publishable key is accepted from
+	// (scheme://host[:port]); empty means any.
+	Origins []string `json:"allowed_origins"`
+	// RatePerMinute bounds the requests of a publishable key per minute
+	// and instance; 0 means DefaultPublishableRate.
+	RatePerMinute int `json:"rate_limit_per_minute"`
+}
+
+// KeyKind is the kind of an API key.
+type KeyKind string
+
+// The kinds of API key.
+const (
+	// KeySecret is a server-side key with the scopes it was given.
+	KeySecret KeyKind = "secret"
+	// KeyPublishable is a key safe to embed in a web page: it may only
+	// send events (the ingestion routes, scope analytics:write), from
+	// its allowed origins, within its rate limit.
+	KeyPublishable KeyKind = "publishable"
+)
+
+// KindOrSecret is k's kind, KeySecret when unset.
+func (k *APIKey) KindOrSecret() KeyKind {
+	if k.Kind == "" {
+		return KeySecret
+	}
+	return k.Kind
+}
+
+// Publishable reports whether k is a publishable key.
+func (k *APIKey) Publishable() bool { return k.Kind == KeyPublishable }
+
+// DefaultPublishableRate is the requests per minute a publishable key is
+// allowed when it names no limit; MaxPublishableRate the most it may name.
+const (
+	DefaultPublishableRate = 600
+	MaxPublishableRate     = 100000
+)
+
+// AllowsOrigin reports whether a publishable key accepts a request from
+// the page origin origin (the Origin header): any when k names none.
+func (k *APIKey) AllowsOrigin(origin string) bool {
+	return len(k.Origins) == 0 || slices.Contains(k.Origins, origin)
 }
 
 // HasScope reports whether the key carries s.

@@ -108,6 +108,8 @@ type Decoded struct {
 	Index []int
 	// Rejected lists the invalid events by position, in request order.
 	Rejected []Rejection
+	// Batch says the body was the batch form (positions are in "batch").
+	Batch bool
 }
 
 // Rejection says why the event at Index in a request was not stored.
@@ -240,7 +242,7 @@ func (v *Validator) Decode(body []byte, tenant *tally.Tenant, now time.Time) (*D
 		skew = now.Sub(sentAt)
 	}
 
-	d := &Decoded{Events: make([]tally.Event, 0, len(elems)), Index: make([]int, 0, len(elems))}
+	d := &Decoded{Events: make([]tally.Event, 0, len(elems)), Index: make([]int, 0, len(elems)), Batch: true}
 	for i, raw := range elems {
 		ev, rerr := v.decodeEvent(raw, tenant, now, skew)
 		if rerr != nil {
@@ -261,8 +263,18 @@ func (v *Validator) Decode(body []byte, tenant *tally.Tenant, now time.Time) (*D
 // TenantID and ReceivedAt set. A broken rule is an EInvalid *tally.Error
 // naming the field.
 func (v *Validator) Prepare(in tally.Event, tenant *tally.Tenant, now time.Time) (tally.Event, error) {
-	now = now.UTC().Truncate(time.Microsecond)
-	ev, rerr := v.finish(eventInput{
+	ev, rerr := v.prepare(in, tenant, now.UTC().Truncate(time.Microsecond), 0)
+	if rerr != nil {
+		return tally.Event{}, &tally.Error{Code: tally.EInvalid, Message: "invalid event: " + rerr.text(),
+			Fields: []tally.FieldError{{Field: rerr.fieldName(), Message: rerr.msg}}}
+	}
+	return ev, nil
+}
+
+// prepare is Prepare with the receiving time now (UTC, in microseconds)
+// and a clock-skew correction applied to a set Timestamp.
+func (v *Validator) prepare(in tally.Event, tenant *tally.Tenant, now time.Time, skew time.Duration) (tally.Event, *ruleError) {
+	return v.finish(eventInput{
 		name:    in.Name,
 		userID:  in.UserID,
 		source:  in.Source,
@@ -271,12 +283,7 @@ func (v *Validator) Prepare(in tally.Event, tenant *tally.Tenant, now time.Time)
 		eventID: in.EventID,
 		value:   in.Value,
 		props:   in.Props,
-	}, tenant, now, 0)
-	if rerr != nil {
-		return tally.Event{}, &tally.Error{Code: tally.EInvalid, Message: "invalid event: " + rerr.text(),
-			Fields: []tally.FieldError{{Field: rerr.fieldName(), Message: rerr.msg}}}
-	}
-	return ev, nil
+	}, tenant, now, skew)
 }
 
 // ruleError is one broken per-event rule.

@@ -17,8 +17,9 @@ import (
 // consumes and auto-tracked events (ingest.Recorder).
 type Recorder interface {
 	Events(ctx context.Context, t *tally.Tenant, body []byte) (*ingest.Result, error)
+	Foreign(ctx context.Context, t *tally.Tenant, f *ingest.Foreign) (*ingest.Result, error)
 	Increment(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (int64, error)
-	Consume(ctx context.Context, t *tally.Tenant, metric string, amount int64) (bool, tally.QuotaStatus, error)
+	Consume(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (bool, tally.QuotaStatus, error)
 	Track(ctx context.Context, t *tally.Tenant, name, userID string, props map[string]any)
 }
 

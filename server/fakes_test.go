@@ -30,12 +30,16 @@ func (f *fakeRecorder) Events(context.Context, *tally.Tenant, []byte) (*ingest.R
 	return nil, f.eventsErr
 }
 
+func (f *fakeRecorder) Foreign(context.Context, *tally.Tenant, *ingest.Foreign) (*ingest.Result, error) {
+	return nil, f.eventsErr
+}
+
 func (f *fakeRecorder) Increment(context.Context, *tally.Tenant, tally.UsageIncrement) (int64, error) {
 	return 0, f.incrErr
 }
 
-func (f *fakeRecorder) Consume(_ context.Context, _ *tally.Tenant, metric string, _ int64) (bool, tally.QuotaStatus, error) {
-	f.gotConsume = metric
+func (f *fakeRecorder) Consume(_ context.Context, _ *tally.Tenant, in tally.UsageIncrement) (bool, tally.QuotaStatus, error) {
+	f.gotConsume = in.Metric
 	return f.consumeOK, f.consumeSt, nil
 }
 

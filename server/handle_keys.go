@@ -14,6 +14,10 @@ func (s *Server) handleKeyCreate() apiHandler {
 		Name      string        `json:"name"`
 		Scopes    []tally.Scope `json:"scopes"`
 		ExpiresAt *string       `json:"expires_at"` // parsed here, so that a bad time names the field
+		// Publishable keys (browser.go).
+		Kind               tally.KeyKind `json:"kind"`
+		AllowedOrigins     []string      `json:"allowed_origins"`
+		RateLimitPerMinute int           `json:"rate_limit_per_minute"`
 	}
 	type response struct {
 		ID        int64         `json:"id"`
@@ -23,13 +27,17 @@ func (s *Server) handleKeyCreate() apiHandler {
 		Scopes    []tally.Scope `json:"scopes"`
 		CreatedAt time.Time     `json:"created_at"`
 		ExpiresAt *time.Time    `json:"expires_at"`
+		Kind      tally.KeyKind `json:"kind"`
+		Origins   []string      `json:"allowed_origins"`
+		Rate      int           `json:"rate_limit_per_minute"`
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		req, err := decode[request](r)
 		if err != nil {
 			return err
 		}
-		in := tally.CreateKeyInput{Name: req.Name, Scopes: req.Scopes}
+		in := tally.CreateKeyInput{Name: req.Name, Scopes: req.Scopes,
+			Kind: req.Kind, Origins: req.AllowedOrigins, RatePerMinute: req.RateLimitPerMinute}
 		if req.ExpiresAt != nil {
 			at, err := time.Parse(time.RFC3339Nano, *req.ExpiresAt)
 			if err != nil {
@@ -48,8 +56,9 @@ func (s *Server) handleKeyCreate() apiHandler {
 		if err != nil {
 			return err
 		}
-		s.audit(r.Context(), p.Tenant.ID, p, "key.created", k.Prefix, map[string]any{"name": k.Name, "scopes": k.Scopes})
-		encode(w, http.StatusCreated, response{ID: k.ID, Name: k.Name, Key: key, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt})
+		s.audit(r.Context(), p.Tenant.ID, p, "key.created", k.Prefix, map[string]any{"name": k.Name, "scopes": k.Scopes, "kind": k.Kind})
+		encode(w, http.StatusCreated, response{ID: k.ID, Name: k.Name, Key: key, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt,
+			Kind: k.Kind, Origins: k.Origins, Rate: k.RatePerMinute})
 		return nil
 	}
 }

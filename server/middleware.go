@@ -135,7 +135,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			d := time.Since(start)
 			s.httpm.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.code())).Inc()
 			s.httpm.latency.WithLabelValues(route, r.Method).Observe(d.Seconds())
-			s.log.InfoContext(ctx, "request", "request_id", id, "method", r.Method, "path", r.URL.Path, "route", route,
+			s.log.InfoContext(ctx, "request", "request_id", id, "method", r.Method, "path", loggedPath(r), "route", route,
 				"status", sw.code(), "bytes", sw.bytes, "duration_ms", float64(d.Microseconds())/1000, "remote", r.RemoteAddr)
 		}()
 		if headerBytes(r) > MaxHeaderBytes {
@@ -177,7 +177,9 @@ func checkTenantHeader(r *http.Request) error {
 // jsonBody reports whether r may go on: anything but a POST, PUT or PATCH
 // to /api/ with a body, or such a request whose Content-Type is JSON
 // (application/json or a +json type) or absent. Every /api/ body is JSON;
-// no route (no beacon) takes text/plain.
+// the one exception is an ingestion route with a publishable key in the
+// URL (?key=), which also takes JSON sent as text/plain
+// (navigator.sendBeacon).
 func jsonBody(r *http.Request) bool {
 	if !strings.HasPrefix(r.URL.Path, "/api/") || r.ContentLength == 0 {
 		return true
@@ -195,6 +197,12 @@ func jsonBody(r *http.Request) bool {
 		return false
 	}
 	mt, _, err := mime.ParseMediaType(ct[0])
+	if _, beacon := queryKey(r); err == nil && mt == "text/plain" && beacon {
+		// navigator.sendBeacon and tally.js send JSON as text/plain, the
+		// one type a page may send across origins without a preflight,
+		// with the publishable key in the URL.
+		return true
+	}
 	return err == nil && (mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
 }
 

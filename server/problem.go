@@ -62,14 +62,28 @@ type retryError struct {
 
 func (e *retryError) Unwrap() error { return e.error }
 
-// writeError answers err as application/problem+json. Internal errors are
-// logged with the request id; their text never reaches the client.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	p := problemFor(err)
+// setRetryAfter sets Retry-After when err is a retryError, in whole
+// seconds, at least 1.
+func setRetryAfter(w http.ResponseWriter, err error) {
 	var re *retryError
 	if errors.As(err, &re) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(max(re.after.Round(time.Second), time.Second).Seconds())))
 	}
+}
+
+// writeError answers err as application/problem+json. Internal errors are
+// logged with the request id; their text never reaches the client.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	p := s.errorAnswer(w, r, err)
+	writeJSON(w, p.Status, "application/problem+json", p)
+}
+
+// errorAnswer is the problem of err, with its headers (Retry-After,
+// WWW-Authenticate) set on w and, for 5xx, logged: what every error answer
+// shares, whatever shape its body has.
+func (s *Server) errorAnswer(w http.ResponseWriter, r *http.Request, err error) problem {
+	p := problemFor(err)
+	setRetryAfter(w, err)
 	if p.Status >= 500 {
 		level := slog.LevelError
 		if p.Status == http.StatusServiceUnavailable {
@@ -83,7 +97,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if p.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", strconv.Itoa(1))
 	}
-	writeJSON(w, p.Status, "application/problem+json", p)
+	return p
 }
 
 // writeProblem answers a problem of the HTTP layer itself (no tally error

@@ -127,6 +127,7 @@ func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge int
 type pageMeta struct {
 	Title  string // the page's name in the window title
 	Charts bool   // load the chart library's stylesheet
+	Nav    string // the current page of the top navigation ("analytics", "members", "meters")
 }
 
 type loginPage struct {
@@ -165,10 +166,15 @@ func (s *Server) handleUILogin() http.Handler {
 			switch tally.ErrorCodeOf(err) {
 			case tally.EUnauthorized:
 			case tally.ERateLimited:
-				status, msg = http.StatusTooManyRequests, "Too many failed attempts for this email. Please wait a few minutes."
+				status, msg = http.StatusTooManyRequests, "Too many failed attempts. Please wait a few minutes."
+			case tally.EUnavailable:
+				status, msg = http.StatusServiceUnavailable, "Too many sign-ins at once. Please try again in a moment."
+			case tally.EInvalid:
+				status = http.StatusBadRequest
 			default:
 				status, msg = http.StatusInternalServerError, "Something went wrong. Please try again."
 			}
+			setRetryAfter(w, err)
 			s.renderLoginError(w, r, email, msg, status)
 			return
 		}
@@ -249,78 +255,30 @@ type forbiddenPage struct {
 	CSRF         string
 }
 
-// dashboardPage is what every tenant page of the dashboard starts from.
-type dashboardPage struct {
-	User       *tally.User
-	Tenant     tally.Membership
-	Timezone   string             // the tenant's IANA zone
-	Switchable []tally.Membership // tenants the user may open here (admin or owner)
-	CSRF       string
-}
-
-// dashboardTenant resolves the tenant of ?tenant= (default: the user's
-// first tenant with the admin role) for a dashboard page: anonymous
-// visitors are sent to the login page and users who are not an admin of
-// that tenant get the 403 page, both answered here (ok false).
-func (s *Server) dashboardTenant(w http.ResponseWriter, r *http.Request) (dashboardPage, bool) {
-	c, err := s.authenticate(r)
-	if err != nil || c.p.Key != nil || !c.byCookie {
-		http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
-		return dashboardPage{}, false
-	}
-	ms, err := s.Accounts.Memberships(r.Context(), c.p.User.ID)
-	if err != nil {
-		s.writeError(w, r, err)
-		return dashboardPage{}, false
-	}
-	var admin []tally.Membership
-	for _, m := range ms {
-		if m.Role.AtLeast(tally.RoleAdmin) {
-			admin = append(admin, m)
-		}
-	}
-	want := r.URL.Query().Get("tenant")
-	var tenant *tally.Membership
-	for i, m := range admin {
-		if want == "" || m.Slug == want {
-			tenant = &admin[i]
-			break
-		}
-	}
-	if tenant == nil {
-		page := forbiddenPage{pageMeta: pageMeta{Title: "No access"}, User: c.p.User, Requested: want,
-			AdminTenants: admin, CSRF: csrfToken(c.token)}
-		if err := s.web.render(w, http.StatusForbidden, "forbidden.html", page); err != nil {
-			s.writeError(w, r, tally.Internal(err))
-		}
-		return dashboardPage{}, false
-	}
-	t, err := s.Accounts.TenantBySlug(r.Context(), tenant.Slug)
-	if err != nil {
-		s.writeError(w, r, err)
-		return dashboardPage{}, false
-	}
-	tz := t.Timezone
-	if tz == "" || tz == "Local" {
-		tz = "UTC"
-	}
-	return dashboardPage{User: c.p.User, Tenant: *tenant, Timezone: tz, Switchable: admin, CSRF: csrfToken(c.token)}, true
-}
-
 // handleUIAnalytics serves the analytics dashboard of a tenant
-// (dashboardTenant).
+// (uiAdminPage).
 func (s *Server) handleUIAnalytics() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d, ok := s.dashboardTenant(w, r)
-		if !ok {
+		c, tenant, admin := s.uiAdminPage(w, r)
+		if tenant == nil {
 			return
 		}
-		rng := r.URL.Query().Get("range")
-		if _, ok := tally.KPIRangeByName(rng); !ok {
-			rng = "7d"
+		q := r.URL.Query()
+		t, err := s.Accounts.TenantBySlug(r.Context(), tenant.Slug)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
 		}
-		page := analyticsPage{pageMeta: pageMeta{Title: "Analytics · " + d.Tenant.Name, Charts: true}, User: d.User,
-			Tenant: d.Tenant, Timezone: d.Timezone, Switchable: d.Switchable, CSRF: d.CSRF, Range: rng, Ranges: rangeOptions(), KPIs: kpiCards()}
+		tz := t.Timezone
+		if tz == "" || tz == "Local" {
+			tz = "UTC"
+		}
+		rng := q.Get("range")
+		if _, ok := tally.KPIRangeByName(rng); !ok {
+			rng = tally.DefaultKPIRange.Name
+		}
+		page := analyticsPage{pageMeta: pageMeta{Title: "Analytics · " + tenant.Name, Charts: true, Nav: "analytics"}, User: c.p.User,
+			Tenant: *tenant, Timezone: tz, Switchable: admin, CSRF: csrfToken(c.token), Range: rng, Ranges: rangeOptions(), KPIs: kpiCards()}
 		if err := s.web.render(w, http.StatusOK, "analytics.html", page); err != nil {
 			s.writeError(w, r, tally.Internal(err))
 		}
@@ -329,20 +287,32 @@ func (s *Server) handleUIAnalytics() http.Handler {
 
 type metersPage struct {
 	pageMeta
-	dashboardPage
+	User         *tally.User
+	Tenant       tally.Membership
+	Timezone     string // the tenant's IANA zone: the chart's default
+	CSRF         string
 	Aggregations []tally.MeterAggregation
 }
 
-// handleUIMeters serves the meters page of a tenant (dashboardTenant):
-// list, define and chart meters, through the JSON API.
+// handleUIMeters serves the meters page of a tenant (uiAdminPage): list,
+// define, edit and chart meters, through the JSON API.
 func (s *Server) handleUIMeters() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d, ok := s.dashboardTenant(w, r)
-		if !ok {
+		c, tenant, _ := s.uiAdminPage(w, r)
+		if tenant == nil {
 			return
 		}
-		page := metersPage{pageMeta: pageMeta{Title: "Meters · " + d.Tenant.Name, Charts: true}, dashboardPage: d,
-			Aggregations: tally.MeterAggregations}
+		t, err := s.Accounts.TenantBySlug(r.Context(), tenant.Slug)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		tz := t.Timezone
+		if tz == "" || tz == "Local" {
+			tz = "UTC"
+		}
+		page := metersPage{pageMeta: pageMeta{Title: "Meters · " + tenant.Name, Charts: true, Nav: "meters"}, User: c.p.User,
+			Tenant: *tenant, Timezone: tz, CSRF: csrfToken(c.token), Aggregations: tally.MeterAggregations}
 		if err := s.web.render(w, http.StatusOK, "meters.html", page); err != nil {
 			s.writeError(w, r, tally.Internal(err))
 		}

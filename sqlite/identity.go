@@ -318,21 +318,25 @@ func splitScopes(s string) []tally.Scope {
 func (db *DB) CreateKey(ctx context.Context, k *tally.APIKey) error {
 	k.CreatedAt = db.now().UTC().Truncate(time.Microsecond)
 	err := db.w.QueryRowContext(ctx,
-		`INSERT INTO api_keys (tenant_id, name, prefix, hash, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		k.TenantID, k.Name, k.Prefix, k.Hash, joinScopes(k.Scopes), micros(k.CreatedAt), nullMicros(k.ExpiresAt)).Scan(&k.ID)
+		`INSERT INTO api_keys (tenant_id, name, prefix, hash, scopes, created_at, expires_at, kind, origins, rate_per_minute)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		k.TenantID, k.Name, k.Prefix, k.Hash, joinScopes(k.Scopes), micros(k.CreatedAt), nullMicros(k.ExpiresAt),
+		string(k.KindOrSecret()), strings.Join(k.Origins, " "), k.RatePerMinute).Scan(&k.ID)
 	return wrap(err, "key")
 }
 
-const keyCols = `id, tenant_id, name, prefix, hash, scopes, created_at, expires_at, last_used_at, revoked_at`
+const keyCols = `id, tenant_id, name, prefix, hash, scopes, created_at, expires_at, last_used_at, revoked_at, kind, origins, rate_per_minute`
 
 func scanKey(row interface{ Scan(...any) error }) (*tally.APIKey, error) {
 	var k tally.APIKey
-	var scopes string
+	var scopes, kind, origins string
 	var created int64
 	var expires, used, revoked sql.NullInt64
-	if err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Prefix, &k.Hash, &scopes, &created, &expires, &used, &revoked); err != nil {
+	if err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Prefix, &k.Hash, &scopes, &created, &expires, &used, &revoked,
+		&kind, &origins, &k.RatePerMinute); err != nil {
 		return nil, err
 	}
+	k.Kind, k.Origins = tally.KeyKind(kind), strings.Fields(origins)
 	k.Scopes = splitScopes(scopes)
 	k.CreatedAt = fromMicros(created)
 	k.ExpiresAt, k.LastUsedAt, k.RevokedAt = timePtr(expires), timePtr(used), timePtr(revoked)

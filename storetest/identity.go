@@ -369,6 +369,30 @@ func keyCases() []testCase {
 			_, err := s.KeyByPrefix(ctx, "tly_unknown")
 			wantCode(t, err, tally.ENotFound, "KeyByPrefix(unknown)")
 		}},
+		{"PublishableKeyFields", func(t *testing.T, s tally.Store) {
+			ctx := t.Context()
+			tn := newTenant(t, s, "pub")
+			pub := &tally.APIKey{TenantID: tn.ID, Name: "site", Prefix: "tly_pub", Hash: []byte("p"), Scopes: []tally.Scope{tally.ScopeWrite},
+				Kind: tally.KeyPublishable, Origins: []string{"https://a.example", "http://localhost:3000"}, RatePerMinute: 120}
+			check(t, s.CreateKey(ctx, pub))
+			sec := &tally.APIKey{TenantID: tn.ID, Name: "server", Prefix: "tly_sec", Hash: []byte("s"), Scopes: []tally.Scope{tally.ScopeRead}}
+			check(t, s.CreateKey(ctx, sec))
+			got, err := s.KeyByPrefix(ctx, "tly_pub")
+			check(t, err)
+			if !got.Publishable() || !slices.Equal(got.Origins, pub.Origins) || got.RatePerMinute != 120 {
+				t.Fatalf("publishable key read back as %+v", got)
+			}
+			got, err = s.KeyByPrefix(ctx, "tly_sec")
+			check(t, err)
+			if got.Kind != tally.KeySecret || got.Publishable() || len(got.Origins) != 0 || got.RatePerMinute != 0 {
+				t.Fatalf("a key of no kind read back as %+v, want a secret key", got)
+			}
+			list, err := s.ListKeys(ctx, tn.ID)
+			check(t, err)
+			if len(list) != 2 || !list[1].Publishable() || !slices.Equal(list[1].Origins, pub.Origins) {
+				t.Fatalf("ListKeys = %+v", list)
+			}
+		}},
 		{"ExpiredKeyIsReturned", func(t *testing.T, s tally.Store) {
 			ctx := t.Context()
 			tn := newTenant(t, s, "expired")

@@ -44,6 +44,7 @@ func Run(t *testing.T, open Open) {
 		{"Aggregate", append(aggregateCases(), bucketUserCases()...)},
 		{"Rollup", rollupCases()},
 		{"RollupTx", rollupTxCases()},
+		{"RollupRace", rollupRaceCases()},
 		{"Privacy", privacyCases()},
 		{"Webhooks", webhookCases()},
 		{"Meters", meterCases()},
