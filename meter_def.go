@@ -284,6 +284,9 @@ func MeterWindows(w MeterWindow, from, to time.Time, loc *time.Location) ([]time
 		next = func(i int) time.Time { return time.Date(y, mo, d+i, 0, 0, 0, 0, loc) }
 	case WindowMonth:
 		next = func(i int) time.Time { return time.Date(y, mo+time.Month(i), 1, 0, 0, 0, 0, loc) }
+	default:
+		_, err := ParseMeterWindow(string(w))
+		return nil, err
 	}
 	var out []time.Time
 	for i := 0; ; i++ {
@@ -512,6 +515,9 @@ type MeterQueryInput struct {
 // Validate checks the query against its meter m.
 func (in *MeterQueryInput) Validate(m *MeterDef) error {
 	var errs []FieldError
+	if _, err := ParseMeterWindow(string(in.Window)); err != nil {
+		errs = append(errs, FieldError{Field: "window", Message: "must be minute, hour, day or month"})
+	}
 	if !in.From.Before(in.To) {
 		errs = append(errs, FieldError{Field: "from", Message: "must be before to"})
 	}

@@ -90,6 +90,9 @@ func TestMeterWindowsDST(t *testing.T) {
 	if len(b) != 4 {
 		t.Fatalf("month windows %v", b)
 	}
+	if _, err := tally.MeterWindows("week", from, to, ny); tally.ErrorCodeOf(err) != tally.EInvalid {
+		t.Fatalf("week windows: err %v", err)
+	}
 	if _, err := tally.MeterWindows(tally.WindowMinute, from, from.Add(30*24*time.Hour), ny); tally.ErrorCodeOf(err) != tally.EInvalid {
 		t.Fatalf("43200 minute windows: err %v", err)
 	}

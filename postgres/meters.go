@@ -110,7 +110,8 @@ func (db *DB) DeleteMeter(ctx context.Context, tenantID int64, slug string) erro
 }
 
 // meterSQL builds the query of a tally.MeterQuery; props are cast to jsonb
-// once per event (the lateral j.p) and read with #> / #>> by key arrays.
+// once per event (the lateral j.p, kept from being inlined into every
+// expression by OFFSET 0) and read with #> / #>> by key arrays.
 type meterSQL struct {
 	args  []any
 	paths map[string]string // props path → its parameter
@@ -173,7 +174,10 @@ func (b *meterSQL) build(tenantID int64, q tally.MeterQuery, filter map[string]s
 	sb.WriteString(`, e.ts AS ts, e.id AS id
 		FROM unnest(` + b.arg(lo) + `::timestamptz[], ` + b.arg(hi) + `::timestamptz[]) WITH ORDINALITY AS b(lo, hi, i)
 		JOIN events e ON e.tenant_id = ` + b.arg(tenantID) + ` AND e.ts >= b.lo AND e.ts < b.hi
-		CROSS JOIN LATERAL (SELECT e.props::jsonb AS p) j WHERE true`)
+		CROSS JOIN LATERAL (SELECT e.props::jsonb AS p OFFSET 0) j
+		WHERE e.ts >= ` + b.arg(q.Bounds[0]) + ` AND e.ts < ` + b.arg(q.Bounds[len(q.Bounds)-1]))
+	// (The whole range again, so the planner bounds its index scan by time
+	// and not only by name.)
 	if lo, hi, prefix := tally.EventPrefixRange(m.Event); !prefix {
 		sb.WriteString(" AND e.event = " + b.arg(lo))
 	} else if lo != "" {

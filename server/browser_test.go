@@ -678,3 +678,57 @@ func uiZone(t *testing.T, name string) *time.Location {
 	}
 	return loc
 }
+
+// TestBrowserMeters defines, charts, edits and deletes a meter on the
+// meters page in Chromium, over the seeded demo events.
+func TestBrowserMeters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	e := newUIEnv(t, true)
+	s := newBrowserSession(t, e.ts.URL)
+	base := e.ts.URL
+	s.loginForm(e.adminEmail, uiPassword)
+	s.waitJS("the analytics page", `location.pathname === '/ui/analytics'`)
+	s.do(chromedp.Click(chromedp.CSS(`a[href="/ui/meters?tenant=acme"]`)))
+	s.waitJS("the meters list", `document.querySelector('[data-meters] tr[data-meter="events_daily"]')`)
+	s.waitJS("the built-in meter's chart", `document.querySelector('[data-chart="meter"] .uplot')`)
+
+	// A bad definition names its field.
+	s.do(
+		chromedp.SendKeys(chromedp.CSS(`#m-slug`), "all_events"),
+		chromedp.SendKeys(chromedp.CSS(`#m-event`), "*"),
+		chromedp.SetValue(chromedp.CSS(`#m-agg`), "sum"),
+		chromedp.Click(chromedp.CSS(`[data-meter-submit]`)),
+	)
+	s.waitJS("the form error", `!document.querySelector('[data-form-error]').hidden`)
+	if msg := browserEval[string](s, `document.querySelector('[data-form-error]').textContent`); !strings.Contains(msg, "value_property") {
+		t.Errorf("form error %q does not name value_property", msg)
+	}
+	s.do(
+		chromedp.SetValue(chromedp.CSS(`#m-agg`), "count"),
+		chromedp.SendKeys(chromedp.CSS(`#m-group`), "props.route"),
+		chromedp.Click(chromedp.CSS(`[data-meter-submit]`)),
+	)
+	s.waitJS("the new meter listed", `document.querySelector('[data-meters] tr[data-meter="all_events"]')`)
+	s.waitJS("its chart", `document.querySelector('#c-meter').value === 'all_events' && document.querySelector('[data-chart="meter"] .uplot')`)
+	if n := browserEval[int](s, `Number(document.querySelector('[data-chart="meter"]').dataset.points)`); n < 30 || n > 31 {
+		t.Errorf("30 days by day: %d points, want 30 or 31", n)
+	}
+	total := browserEval[float64](s, `fetch('/api/analytics/meters/all_events/query?tz=UTC&from='+new Date(Date.now()-400*86400e3).toISOString(),
+		{headers: {'X-Tenant-Slug': 'acme'}, credentials: 'same-origin'}).then(r => r.json()).then(a => a.data[0].value)`)
+	if total == 0 {
+		t.Error("the meter over the seeded events counts nothing")
+	}
+
+	// Group by, then edit and delete.
+	s.do(chromedp.SetValue(chromedp.CSS(`#c-group`), "props.route"), chromedp.Click(chromedp.CSS(`[data-chart-form] button[type="submit"]`)))
+	s.waitJS("the grouped chart", `document.querySelector('[data-chart="meter"] .uplot')`)
+	s.do(chromedp.Click(chromedp.CSS(`[data-edit="all_events"]`)))
+	s.do(chromedp.SendKeys(chromedp.CSS(`#m-desc`), "every event"), chromedp.Click(chromedp.CSS(`[data-meter-submit]`)))
+	s.waitJS("the edited description", `document.querySelector('[data-meters] tr[data-meter="all_events"]').textContent.includes('every event')`)
+	s.screenshot("meters")
+	s.do(chromedp.Click(chromedp.CSS(`[data-delete="all_events"]`)))
+	s.waitJS("the meter gone", `!document.querySelector('[data-meters] tr[data-meter="all_events"]') && document.querySelector('[data-meters] tr')`)
+	s.wantCleanConsole("meters page", base+"/api/analytics/meters")
+}

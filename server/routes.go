@@ -89,6 +89,7 @@ func (s *Server) routes() {
 	s.handle("GET /ui/analytics", s.handleUIAnalytics())
 	s.handle("GET /ui/members", s.handleUIMembers())
 	s.handle("GET /ui/invitation", s.handleUIInvitation())
+	s.handle("GET /ui/meters", s.handleUIMeters())
 	s.handle("GET /ui/static/", s.handleUIStatic())
 	s.mux.Handle("GET /{$}", http.RedirectHandler("/ui/analytics", http.StatusSeeOther))
 	s.mux.Handle("/", s.notFound())

@@ -559,6 +559,22 @@ func TestUI(t *testing.T) {
 		}
 	})
 
+	t.Run("MetersPage", func(t *testing.T) {
+		c := e.client(t)
+		wantUIRedirect(t, uiGet(t, c, base+"/ui/meters"), "/ui/login")
+		uiLogin(t, c, base, e.adminEmail, uiPassword)
+		p := uiGet(t, c, base+"/ui/meters?tenant=acme")
+		wantUIStatus(t, p, http.StatusOK)
+		wantPageHeaders(t, p)
+		wantNoInlineCode(t, p)
+		wantUIContains(t, p, `id="meters"`, `data-tenant="acme"`, `data-tz="America/New_York"`, `data-csrf="`,
+			`data-meter-form`, `data-chart="meter"`, `<option value="unique_count">`, `<label for="m-slug">`,
+			`<script src="/ui/static/meters.js" defer></script>`, `href="/ui/analytics?tenant=acme"`, `href="/ui/meters?tenant=acme" aria-current="page"`)
+		m := e.client(t)
+		uiLogin(t, m, base, e.memberEmail, uiPassword)
+		wantUIStatus(t, uiGet(t, m, base+"/ui/meters?tenant=acme"), http.StatusForbidden)
+	})
+
 	// Keep this last: it checks what the subtests above rendered.
 	t.Run("EveryTemplateRendered", func(t *testing.T) {
 		rendered, all := e.srv.Rendered()

@@ -127,7 +127,7 @@ func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge int
 type pageMeta struct {
 	Title  string // the page's name in the window title
 	Charts bool   // load the chart library's stylesheet
-	Nav    string // the current page of the top navigation ("analytics", "members")
+	Nav    string // the current page of the top navigation ("analytics", "members", "meters")
 }
 
 type loginPage struct {
@@ -255,9 +255,8 @@ type forbiddenPage struct {
 	CSRF         string
 }
 
-// handleUIAnalytics serves the dashboard of ?tenant= (default: the user's
-// first tenant with the admin role): anonymous visitors go to the login
-// page, users who are not an admin of that tenant get the 403 page.
+// handleUIAnalytics serves the analytics dashboard of a tenant
+// (uiAdminPage).
 func (s *Server) handleUIAnalytics() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, tenant, admin := s.uiAdminPage(w, r)
@@ -281,6 +280,40 @@ func (s *Server) handleUIAnalytics() http.Handler {
 		page := analyticsPage{pageMeta: pageMeta{Title: "Analytics · " + tenant.Name, Charts: true, Nav: "analytics"}, User: c.p.User,
 			Tenant: *tenant, Timezone: tz, Switchable: admin, CSRF: csrfToken(c.token), Range: rng, Ranges: rangeOptions(), KPIs: kpiCards()}
 		if err := s.web.render(w, http.StatusOK, "analytics.html", page); err != nil {
+			s.writeError(w, r, tally.Internal(err))
+		}
+	})
+}
+
+type metersPage struct {
+	pageMeta
+	User         *tally.User
+	Tenant       tally.Membership
+	Timezone     string // the tenant's IANA zone: the chart's default
+	CSRF         string
+	Aggregations []tally.MeterAggregation
+}
+
+// handleUIMeters serves the meters page of a tenant (uiAdminPage): list,
+// define, edit and chart meters, through the JSON API.
+func (s *Server) handleUIMeters() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, tenant, _ := s.uiAdminPage(w, r)
+		if tenant == nil {
+			return
+		}
+		t, err := s.Accounts.TenantBySlug(r.Context(), tenant.Slug)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		tz := t.Timezone
+		if tz == "" || tz == "Local" {
+			tz = "UTC"
+		}
+		page := metersPage{pageMeta: pageMeta{Title: "Meters · " + tenant.Name, Charts: true, Nav: "meters"}, User: c.p.User,
+			Tenant: *tenant, Timezone: tz, CSRF: csrfToken(c.token), Aggregations: tally.MeterAggregations}
+		if err := s.web.render(w, http.StatusOK, "meters.html", page); err != nil {
 			s.writeError(w, r, tally.Internal(err))
 		}
 	})

@@ -191,7 +191,11 @@ func (b *meterSQL) build(tenantID int64, q tally.MeterQuery, filter map[string]s
 	default:
 		sb.WriteString(", " + b.number(m.ValueProperty) + " AS v")
 	}
-	sb.WriteString(`, e.ts AS ts, e.id AS id FROM b JOIN events e ON e.tenant_id = ` + b.arg(tenantID) + ` AND e.ts >= b.lo AND e.ts < b.hi
+	// CROSS JOIN keeps the windows the outer loop (SQLite does not reorder
+	// it): each window is then one range of an events index, where the
+	// planner would otherwise scan every event of the name and every
+	// window for each.
+	sb.WriteString(`, e.ts AS ts, e.id AS id FROM b CROSS JOIN events e ON e.tenant_id = ` + b.arg(tenantID) + ` AND e.ts >= b.lo AND e.ts < b.hi
 		WHERE b.hi IS NOT NULL`)
 	if lo, hi, prefix := tally.EventPrefixRange(m.Event); !prefix {
 		sb.WriteString(" AND e.event = " + b.arg(lo))

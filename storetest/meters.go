@@ -18,6 +18,7 @@ func meterCases() []testCase {
 	return []testCase{
 		{"CRUD", testMeterCRUD},
 		{"Cap", testMeterCap},
+		{"CapUnderRace", testMeterCapRace},
 		{"QueryMatchesBruteForce", testMeterQuery},
 		{"QueryIsolatesTenants", testMeterQueryTenants},
 	}
@@ -86,6 +87,39 @@ func testMeterCap(t *testing.T, s tally.Store) {
 	wantCode(t, err, tally.EInvalid, "meter past the cap")
 	other := newTenant(t, s, "meters-cap-other")
 	check(t, s.CreateMeter(ctx, other.ID, &tally.MeterDef{Slug: "one_more", Event: "x", Aggregation: tally.AggCount}))
+}
+
+// testMeterCapRace creates meters at once with one place left under the
+// cap: exactly one may win it.
+func testMeterCapRace(t *testing.T, s tally.Store) {
+	ctx := t.Context()
+	tn := newTenant(t, s, "meters-race")
+	for i := range tally.MaxMetersPerTenant - 1 {
+		check(t, s.CreateMeter(ctx, tn.ID, &tally.MeterDef{Slug: fmt.Sprintf("m%d", i), Event: "x", Aggregation: tally.AggCount}))
+	}
+	const racers = 8
+	errs := make(chan error, racers)
+	for i := range racers {
+		go func() {
+			errs <- s.CreateMeter(ctx, tn.ID, &tally.MeterDef{Slug: fmt.Sprintf("racer%d", i), Event: "x", Aggregation: tally.AggCount})
+		}()
+	}
+	won := 0
+	for range racers {
+		err := <-errs
+		switch tally.ErrorCodeOf(err) {
+		case "":
+			won++
+		case tally.EInvalid:
+		default:
+			t.Errorf("a racer failed otherwise than at the cap: %v", err)
+		}
+	}
+	list, err := s.Meters(ctx, tn.ID)
+	check(t, err)
+	if won != 1 || len(list) != tally.MaxMetersPerTenant {
+		t.Fatalf("%d racers won the last place; the tenant has %d meters, cap %d", won, len(list), tally.MaxMetersPerTenant)
+	}
 }
 
 // MeterEvents returns events of a tenant over the hours from start on that

@@ -25,6 +25,7 @@ commands:
   key        API keys: key list|create|revoke
   invite     invitations: invite create|list|revoke|accept
   quota      daily quotas: quota list|set|delete
+  meter      a tenant's meters: meter list|create|delete|query
   audit      the audit log: audit list [-action A] [-actor A]
   bench      load-test a running server, or build a dataset (see tally bench -h)
   version    print the version
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runInvite(ctx, rest, getenv, stdout, stderr)
 	case "quota":
 		return runGroup(ctx, cmd, quotaCmds, rest, getenv, stdout, stderr)
+	case "meter":
+		return runMeter(ctx, rest, getenv, stdout, stderr)
 	case "audit":
 		return runGroup(ctx, cmd, auditCmds, rest, getenv, stdout, stderr)
 	case "bench":
