@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -115,9 +116,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // Patterns lists every registered route pattern, in registration order.
 func (s *Server) Patterns() []string { return s.patterns }
 
-// handle registers h under pattern and remembers the pattern.
+// handle registers h under pattern and remembers the pattern. API routes
+// take only the query parameters queryParams lists for them.
 func (s *Server) handle(pattern string, h http.Handler) {
 	s.patterns = append(s.patterns, pattern)
+	if _, path, _ := strings.Cut(pattern, " "); strings.HasPrefix(path, "/api/") {
+		h = s.strictQuery(pattern, h)
+	}
 	s.mux.Handle(pattern, h)
 }
 
