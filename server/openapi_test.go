@@ -128,3 +128,53 @@ func TestQueryParamsMatchOpenAPI(t *testing.T) {
 		t.Errorf("only %d API routes checked", checked)
 	}
 }
+
+// TestOpenAPIDocumentsRefusals checks that every operation documents the
+// answers the middleware gives before any handler: 431 everywhere, 415 on
+// every API route that takes a body, and 400 for a repeated X-Tenant-Slug
+// on every API route that reads it.
+func TestOpenAPIDocumentsRefusals(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../api/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type op struct {
+		Responses map[string]yaml.Node `yaml:"responses"`
+	}
+	var doc struct {
+		Paths map[string]map[string]yaml.Node `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), "Sent more than once, or with invalid UTF-8 or NUL: 400 naming") {
+		t.Error("the X-Tenant-Slug parameter does not document the 400 for a repeated header")
+	}
+	n := 0
+	for path, ops := range doc.Paths {
+		for method, node := range ops {
+			if method == "parameters" {
+				continue
+			}
+			var o op
+			if err := node.Decode(&o); err != nil {
+				t.Fatalf("%s %s: %v", method, path, err)
+			}
+			n++
+			if _, ok := o.Responses["431"]; !ok {
+				t.Errorf("%s %s does not document 431", method, path)
+			}
+			body := method == "post" || method == "put" || method == "patch"
+			if _, ok := o.Responses["415"]; body && strings.HasPrefix(path, "/api/") && !ok {
+				t.Errorf("%s %s does not document 415", method, path)
+			}
+			if _, ok := o.Responses["400"]; strings.HasPrefix(path, "/api/") && !ok {
+				t.Errorf("%s %s does not document 400 (repeated X-Tenant-Slug, unknown query parameters)", method, path)
+			}
+		}
+	}
+	if n < 30 {
+		t.Errorf("only %d operations", n)
+	}
+}
