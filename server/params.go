@@ -130,3 +130,25 @@ func location(q url.Values, t *tally.Tenant) (*time.Location, error) {
 	}
 	return loc, nil
 }
+
+// eventFilter reads the event list and export filters of tenant: a cursor
+// carries the public id of its event (see tally.EventIDs), mapped back to
+// the stored one here.
+func (s *Server) eventFilter(q url.Values, tenantID int64) (tally.EventFilter, error) {
+	f, err := parseEventFilter(q, s.now())
+	if err != nil || f.Cursor == nil {
+		return f, err
+	}
+	id, ok := s.EventIDs.Stored(tenantID, f.Cursor.ID)
+	if !ok {
+		return f, tally.Invalid("invalid cursor", tally.FieldError{Field: "cursor", Message: "not a cursor this server issued"})
+	}
+	f.Cursor = &tally.Cursor{At: f.Cursor.At, ID: id}
+	return f, nil
+}
+
+// eventCursor encodes the keyset position of a tenant's event with the
+// event's public id.
+func (s *Server) eventCursor(tenantID int64, c *tally.Cursor) string {
+	return tally.Cursor{At: c.At, ID: s.EventIDs.Public(tenantID, c.ID)}.Encode()
+}

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -63,6 +64,10 @@ type Deps struct {
 	Rollups  Rollups
 	// ReadyChecks are extra readiness checks by name (e.g. "redis").
 	ReadyChecks map[string]func(context.Context) error
+	// EventIDs maps stored event ids to the per-tenant ids answers show
+	// (internal/app builds it from the store's key; nil: a key of this
+	// process only, for tests).
+	EventIDs *tally.EventIDs
 }
 
 // Server is tally's HTTP handler.
@@ -97,6 +102,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
+	}
+	if d.EventIDs == nil {
+		key := make([]byte, 32)
+		rand.Read(key)
+		d.EventIDs = tally.NewEventIDs(key)
 	}
 	s := &Server{cfg: cfg, Deps: d, log: d.Logger, mux: http.NewServeMux(), httpm: newHTTPMetrics(d.Registry),
 		logins: newLoginLimiter(10, 15*time.Minute), denials: dedupe.New(tally.RefusalAuditWindow, tally.RefusalAuditMax)}

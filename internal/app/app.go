@@ -188,13 +188,18 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.Close(ctx)
 		return nil, err
 	}
+	idKey, err := store.ServerKey(ctx, tally.EventIDKeyName)
+	if err != nil {
+		a.Close(ctx)
+		return nil, err
+	}
 	scfg := cfg.Server
 	scfg.AnalyticsEnabled = cfg.AnalyticsEnabled
 	scfg.AllowPrivateWebhooks = cfg.AllowPrivateWebhooks
 	a.Server, err = server.New(scfg, server.Deps{
 		Store: store, Accounts: a.Accounts, Logger: cfg.Logger, Registry: reg, Now: cfg.Now,
 		Recorder: a.Recorder, Quotas: a.Usage, Reports: a.Reports, Rollups: a.Rollup,
-		ReadyChecks: ready,
+		ReadyChecks: ready, EventIDs: tally.NewEventIDs(idKey),
 	})
 	if err != nil {
 		a.Close(ctx)
