@@ -43,6 +43,15 @@ func (e *EventIDs) round(tenantID int64, r int, half uint64) uint64 {
 	return binary.BigEndian.Uint64(m.Sum(nil)[:8]) & eventIDMask
 }
 
+// Derive returns an independent mapping for another kind of row (audit
+// entries, webhook deliveries), keyed by HMAC-SHA256 of label under the
+// key: the same stored number maps differently per kind.
+func (e *EventIDs) Derive(label string) *EventIDs {
+	m := hmac.New(sha256.New, e.key)
+	m.Write([]byte(label))
+	return &EventIDs{key: m.Sum(nil)}
+}
+
 // Public returns the id a tenant's answers show for its stored event id
 // (0 <= id <= MaxEventID; others are returned unchanged).
 func (e *EventIDs) Public(tenantID, id int64) int64 {

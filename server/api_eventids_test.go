@@ -105,6 +105,28 @@ func TestEventIDsPerTenant(t *testing.T) {
 			}
 		}
 
+		// Audit entries: per-tenant ids too, and their cursors page.
+		storedAudit, _, err := h.app.Store.ListAudit(t.Context(), tn.ID, tally.AuditFilter{Limit: 100})
+		if err != nil || len(storedAudit) == 0 {
+			t.Fatalf("stored audit of a: %d (err %v)", len(storedAudit), err)
+		}
+		var audit struct {
+			Entries []struct {
+				ID     int64  `json:"id"`
+				Action string `json:"action"`
+			} `json:"entries"`
+			NextCursor *string `json:"next_cursor"`
+		}
+		h.do("GET", "/api/analytics/audit?limit=1", nil, a.h()).want(t, http.StatusOK).decode(t, &audit)
+		if len(audit.Entries) != 1 || audit.Entries[0].ID == storedAudit[0].ID || audit.NextCursor == nil {
+			t.Errorf("audit page %+v, stored id %d", audit, storedAudit[0].ID)
+		}
+		first := audit.Entries[0].ID
+		h.do("GET", "/api/analytics/audit?limit=1&cursor="+*audit.NextCursor, nil, a.h()).want(t, http.StatusOK).decode(t, &audit)
+		if len(storedAudit) > 1 && (len(audit.Entries) != 1 || audit.Entries[0].ID == first) {
+			t.Errorf("second audit page %+v", audit)
+		}
+
 		// After a restart on the same database: the same ids.
 		if err := h.app.Close(t.Context()); err != nil {
 			t.Fatal(err)

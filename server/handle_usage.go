@@ -281,14 +281,20 @@ func (s *Server) handleAudit() apiHandler {
 		if f.Cursor, err = parseCursor(q); err != nil {
 			return err
 		}
+		if f.Cursor, err = storedCursor(s.auditIDs, p.Tenant.ID, f.Cursor); err != nil {
+			return err
+		}
 		f.Action = q.Get("action")
 		entries, next, err := s.Store.ListAudit(r.Context(), p.Tenant.ID, f)
 		if err != nil {
 			return err
 		}
+		for i := range entries {
+			entries[i].ID = s.auditIDs.Public(p.Tenant.ID, entries[i].ID)
+		}
 		res := response{Entries: entries}
 		if next != nil {
-			c := next.Encode()
+			c := publicCursor(s.auditIDs, p.Tenant.ID, next)
 			res.NextCursor = &c
 		}
 		encode(w, http.StatusOK, res)

@@ -131,24 +131,37 @@ func location(q url.Values, t *tally.Tenant) (*time.Location, error) {
 	return loc, nil
 }
 
-// eventFilter reads the event list and export filters of tenant: a cursor
-// carries the public id of its event (see tally.EventIDs), mapped back to
-// the stored one here.
+// eventFilter reads the event list and export filters of tenant; its
+// cursor is mapped back with storedCursor.
 func (s *Server) eventFilter(q url.Values, tenantID int64) (tally.EventFilter, error) {
 	f, err := parseEventFilter(q, s.now())
-	if err != nil || f.Cursor == nil {
+	if err != nil {
 		return f, err
 	}
-	id, ok := s.EventIDs.Stored(tenantID, f.Cursor.ID)
-	if !ok {
-		return f, tally.Invalid("invalid cursor", tally.FieldError{Field: "cursor", Message: "not a cursor this server issued"})
-	}
-	f.Cursor = &tally.Cursor{At: f.Cursor.At, ID: id}
-	return f, nil
+	f.Cursor, err = storedCursor(s.EventIDs, tenantID, f.Cursor)
+	return f, err
 }
 
-// eventCursor encodes the keyset position of a tenant's event with the
-// event's public id.
+// storedCursor maps a cursor's public id (see tally.EventIDs) back to the
+// stored one; nil stays nil.
+func storedCursor(ids *tally.EventIDs, tenantID int64, c *tally.Cursor) (*tally.Cursor, error) {
+	if c == nil {
+		return nil, nil
+	}
+	id, ok := ids.Stored(tenantID, c.ID)
+	if !ok {
+		return nil, tally.Invalid("invalid cursor", tally.FieldError{Field: "cursor", Message: "not a cursor this server issued"})
+	}
+	return &tally.Cursor{At: c.At, ID: id}, nil
+}
+
+// publicCursor encodes a keyset position of a tenant's list with the
+// row's public id.
+func publicCursor(ids *tally.EventIDs, tenantID int64, c *tally.Cursor) string {
+	return tally.Cursor{At: c.At, ID: ids.Public(tenantID, c.ID)}.Encode()
+}
+
+// eventCursor is publicCursor for events.
 func (s *Server) eventCursor(tenantID int64, c *tally.Cursor) string {
-	return tally.Cursor{At: c.At, ID: s.EventIDs.Public(tenantID, c.ID)}.Encode()
+	return publicCursor(s.EventIDs, tenantID, c)
 }

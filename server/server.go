@@ -74,15 +74,18 @@ type Deps struct {
 type Server struct {
 	cfg Config
 	Deps
-	log      *slog.Logger
-	httpm    *httpMetrics
-	mux      *http.ServeMux
-	patterns []string
-	handler  http.Handler
-	web      *web
-	logins   *loginLimiter
-	denials  *dedupe.Window // of access.denied entries
-	draining atomic.Bool    // Drain was called: /readiness answers 503
+	// auditIDs and webhookIDs map the ids of audit entries and webhook
+	// deliveries (in answers and cursors) as EventIDs maps event ids.
+	auditIDs, webhookIDs *tally.EventIDs
+	log                  *slog.Logger
+	httpm                *httpMetrics
+	mux                  *http.ServeMux
+	patterns             []string
+	handler              http.Handler
+	web                  *web
+	logins               *loginLimiter
+	denials              *dedupe.Window // of access.denied entries
+	draining             atomic.Bool    // Drain was called: /readiness answers 503
 }
 
 // Drain makes /readiness answer 503 ("draining") from now on, while every
@@ -108,7 +111,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 		rand.Read(key)
 		d.EventIDs = tally.NewEventIDs(key)
 	}
-	s := &Server{cfg: cfg, Deps: d, log: d.Logger, mux: http.NewServeMux(), httpm: newHTTPMetrics(d.Registry),
+	auditIDs, webhookIDs := d.EventIDs.Derive("audit"), d.EventIDs.Derive("webhook_deliveries")
+	s := &Server{cfg: cfg, Deps: d, auditIDs: auditIDs, webhookIDs: webhookIDs, log: d.Logger, mux: http.NewServeMux(), httpm: newHTTPMetrics(d.Registry),
 		logins: newLoginLimiter(10, 15*time.Minute), denials: dedupe.New(tally.RefusalAuditWindow, tally.RefusalAuditMax)}
 	w, err := newWeb(cfg.DevAssetsDir)
 	if err != nil {
