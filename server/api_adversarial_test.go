@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/tallyhq/tally/server"
+	"gopkg.in/yaml.v3"
 )
 
 // advCase is one request of the adversarial suite and what it must get.
@@ -97,6 +99,11 @@ func TestAPIAdversarial(t *testing.T) {
 		anonymous := map[string]bool{"POST /api/auth/register": true, "POST /api/auth/login": true}
 		hasBody := func(m string) bool { return m == "POST" || m == "PUT" || m == "PATCH" }
 		params := server.QueryParams()
+		scopeOf := apiKeyScopes(t)
+		scopedKeys := map[string]string{}
+		for _, sc := range []string{"analytics:read", "analytics:write", "analytics:export", "analytics:admin"} {
+			scopedKeys[sc] = h.createKey(a, sc).Key
+		}
 
 		var cases []advCase
 		for _, pattern := range h.app.Server.Patterns() {
@@ -124,6 +131,19 @@ func TestAPIAdversarial(t *testing.T) {
 					status: []int{400, 403, 404}})
 			}
 			target = own // the other attacks aim at A's own routes
+			// Role × scope: each of A's single-scope keys gets past
+			// authorization exactly where the contract names its scope
+			// (routes without x-api-key-scope take no key).
+			if !anonymous[pattern] {
+				for sc, key := range scopedKeys {
+					c := advCase{category: "scopes", method: method, path: target, body: body,
+						header: http.Header{"Authorization": {"Bearer " + key}}, status: []int{401, 403}}
+					if scopeOf[pattern] == sc {
+						c.status = []int{200, 201, 202, 204, 400, 404, 409, 429}
+					}
+					cases = append(cases, c)
+				}
+			}
 			// Malformed credentials.
 			if !anonymous[pattern] {
 				for _, auth := range []string{"Bearer ", "Bearer tk_not_a_key", "Bearer " + strings.Repeat("x", 5000), "Basic YWRtaW46YWRtaW4=",
@@ -226,6 +246,37 @@ func TestAPIAdversarial(t *testing.T) {
 			t.Errorf("only %d cases", total)
 		}
 	})
+}
+
+// apiKeyScopes reads the x-api-key-scope of every operation of
+// api/openapi.yaml, by route pattern.
+func apiKeyScopes(t *testing.T) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile("../api/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]yaml.Node `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for path, ops := range doc.Paths {
+		for method, node := range ops {
+			var op struct {
+				Scope string `yaml:"x-api-key-scope"`
+			}
+			if method != "parameters" && node.Decode(&op) == nil && op.Scope != "" {
+				out[strings.ToUpper(method)+" "+path] = op.Scope
+			}
+		}
+	}
+	if len(out) < 10 {
+		t.Fatalf("only %d operations name an API key scope", len(out))
+	}
+	return out
 }
 
 func trim(b []byte) string {
