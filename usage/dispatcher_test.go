@@ -73,3 +73,26 @@ func TestDispatcherStopInterrupts(t *testing.T) {
 		t.Errorf("interrupted delivery recorded as %+v", g)
 	}
 }
+
+// TestDispatcherNoURL fails a delivery at once when its tenant removed the
+// webhook since the alert.
+func TestDispatcherNoURL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, tn := newStore(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	d := &tally.WebhookDelivery{TenantID: tn, WebhookID: tally.NewWebhookID(), EventType: "quota.threshold",
+		Metric: "builds_daily", Threshold: 80, PeriodStart: tally.DayStart(now), Payload: []byte(`{}`),
+		CreatedAt: now, NextAttemptAt: now}
+	if _, err := db.EnqueueWebhook(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if n, retry, err := usage.NewDispatcher(usage.DispatcherConfig{}, db).RunOnce(ctx); err != nil || n != 1 || retry != 0 {
+		t.Fatalf("run: %d claimed, retry %v, err %v", n, retry, err)
+	}
+	list, _, err := db.ListWebhooks(ctx, tn, tally.WebhookFilter{Limit: 1})
+	if err != nil || len(list) != 1 || list[0].Status != tally.WebhookFailed || list[0].Attempts != 1 ||
+		list[0].LastError != "the tenant has no webhook URL" {
+		t.Fatalf("delivery without a URL: %+v (err %v)", list, err)
+	}
+}
