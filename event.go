@@ -84,11 +84,26 @@ func ParseCursor(s string) (*Cursor, error) {
 	}
 	us, err1 := strconv.ParseInt(at, 36, 64)
 	n, err2 := strconv.ParseInt(id, 36, 64)
-	if err1 != nil || err2 != nil || n < 0 {
+	if err1 != nil || err2 != nil || n < 0 || !InQueryRange(time.UnixMicro(us)) {
 		return nil, bad
 	}
 	return &Cursor{At: time.UnixMicro(us).UTC(), ID: n}, nil
 }
+
+// The bounds of every time a query or a cursor may carry (both stores
+// hold every instant between them). Nothing tally stores is older than
+// 1970: events are within their tenant's retention, other rows are
+// stamped by the server's clock.
+var (
+	MinQueryTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxQueryTime = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+)
+
+// MsgQueryTime is the message of a query time out of range.
+const MsgQueryTime = "must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
+
+// InQueryRange reports whether t is within [MinQueryTime, MaxQueryTime].
+func InQueryRange(t time.Time) bool { return !t.Before(MinQueryTime) && !t.After(MaxQueryTime) }
 
 // ExportInfo describes an export before its rows stream: whether the row cap
 // cuts it short and, if so, the cursor that continues after its last row.

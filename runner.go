@@ -3,7 +3,7 @@ package tally
 import "context"
 
 // Runner is the lifecycle every background service of tally shares: the
-// ingest writer and buffer, the usage service's webhook deliveries, the
+// ingest writer and buffer, the webhook dispatcher (usage.Dispatcher), the
 // rollup scheduler. The app starts its runners in order and stops them in
 // the reverse order.
 //

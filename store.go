@@ -23,6 +23,7 @@ type Store interface {
 	RollupStore
 	WebhookStore
 	MeterStore
+	ServerKeyStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
@@ -311,6 +312,15 @@ type RollupRun struct {
 	Days       int
 	Rows       int
 	Err        string
+}
+
+// ServerKeyStore keeps the server's own secret keys, shared by every
+// instance on the database (the key of EventIDs).
+type ServerKeyStore interface {
+	// ServerKey returns the key named name, first making it (32 random
+	// bytes) when there is none: concurrent first calls, on any instance,
+	// all return the one key stored.
+	ServerKey(ctx context.Context, name string) ([]byte, error)
 }
 
 // WebhookStore is the webhook outbox: deliveries are written when a quota

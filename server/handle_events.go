@@ -59,7 +59,7 @@ func (s *Server) handleEventsList() apiHandler {
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		q := r.URL.Query()
-		f, err := parseEventFilter(q, s.now())
+		f, err := s.eventFilter(q, p.Tenant.ID)
 		if err != nil {
 			return err
 		}
@@ -72,9 +72,12 @@ func (s *Server) handleEventsList() apiHandler {
 		if err != nil {
 			return err
 		}
+		for i := range events {
+			events[i].ID = s.EventIDs.Public(p.Tenant.ID, events[i].ID)
+		}
 		res := response{Events: events}
 		if next != nil {
-			c := next.Encode()
+			c := s.eventCursor(p.Tenant.ID, next)
 			res.NextCursor = &c
 		}
 		encode(w, http.StatusOK, res)
@@ -110,7 +113,7 @@ func (s *Server) handleUserEventsDelete() apiHandler {
 func (s *Server) handleExport() apiHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		q := r.URL.Query()
-		f, err := parseEventFilter(q, s.now())
+		f, err := s.eventFilter(q, p.Tenant.ID)
 		if err != nil {
 			return err
 		}
@@ -132,13 +135,13 @@ func (s *Server) handleExport() apiHandler {
 			h.Set("X-Export-Row-Limit", strconv.Itoa(limit))
 			h.Set("X-Export-Truncated", strconv.FormatBool(i.Truncated))
 			if i.Next != nil {
-				h.Set("X-Export-Next-Cursor", i.Next.Encode())
+				h.Set("X-Export-Next-Cursor", s.eventCursor(p.Tenant.ID, i.Next))
 			}
 			w.WriteHeader(http.StatusOK)
 			return cw.Write([]string{"id", "timestamp", "event", "user_id", "source", "value", "props"})
 		}, func(e *tally.Event) error {
 			record = [7]string{
-				strconv.FormatInt(e.ID, 10),
+				strconv.FormatInt(s.EventIDs.Public(p.Tenant.ID, e.ID), 10),
 				e.Timestamp.Format(time.RFC3339Nano),
 				csvCell(e.Name),
 				csvCell(e.UserID),

@@ -286,13 +286,19 @@ func (s *Server) handleAudit() apiHandler {
 		if f.Cursor, err = parseCursor(q); err != nil {
 			return err
 		}
+		if f.Cursor, err = storedCursor(s.auditIDs, p.Tenant.ID, f.Cursor); err != nil {
+			return err
+		}
 		entries, next, err := s.Store.ListAudit(r.Context(), p.Tenant.ID, f)
 		if err != nil {
 			return err
 		}
+		for i := range entries {
+			entries[i].ID = s.auditIDs.Public(p.Tenant.ID, entries[i].ID)
+		}
 		res := response{Entries: entries}
 		if next != nil {
-			c := next.Encode()
+			c := publicCursor(s.auditIDs, p.Tenant.ID, next)
 			res.NextCursor = &c
 		}
 		encode(w, http.StatusOK, res)
@@ -364,7 +370,7 @@ func (s *Server) handleAuditExport() apiHandler {
 				b, _ := json.Marshal(e.Meta)
 				meta = string(b)
 			}
-			_ = cw.Write([]string{strconv.FormatInt(e.ID, 10), e.At.UTC().Format(time.RFC3339Nano),
+			_ = cw.Write([]string{strconv.FormatInt(s.auditIDs.Public(p.Tenant.ID, e.ID), 10), e.At.UTC().Format(time.RFC3339Nano),
 				csvCell(e.Actor), csvCell(e.Action), csvCell(e.Target), csvCell(meta)})
 		}
 		cw.Flush()

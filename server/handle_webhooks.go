@@ -39,6 +39,9 @@ func (s *Server) handleWebhookDeliveries() apiHandler {
 		if f.Cursor, err = parseCursor(q); err != nil {
 			return err
 		}
+		if f.Cursor, err = storedCursor(s.webhookIDs, p.Tenant.ID, f.Cursor); err != nil {
+			return err
+		}
 		list, next, err := s.Store.ListWebhooks(r.Context(), p.Tenant.ID, f)
 		if err != nil {
 			return err
@@ -61,7 +64,7 @@ func (s *Server) handleWebhookDeliveries() apiHandler {
 			res.Deliveries = append(res.Deliveries, out)
 		}
 		if next != nil {
-			c := next.Encode()
+			c := publicCursor(s.webhookIDs, p.Tenant.ID, next)
 			res.NextCursor = &c
 		}
 		encode(w, http.StatusOK, res)

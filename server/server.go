@@ -5,9 +5,11 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -75,23 +77,30 @@ type Deps struct {
 	// LoginFailures, when set, counts failed logins for every instance
 	// that shares it (redis.Failures); nil: this process's memory.
 	LoginFailures LoginFailures
+	// EventIDs maps stored event ids to the per-tenant ids answers show
+	// (internal/app builds it from the store's key; nil: a key of this
+	// process only, for tests).
+	EventIDs *tally.EventIDs
 }
 
 // Server is tally's HTTP handler.
 type Server struct {
 	cfg Config
 	Deps
-	log      *slog.Logger
-	httpm    *httpMetrics
-	mux      *http.ServeMux
-	patterns []string
-	handler  http.Handler
-	web      *web
-	logins   *loginThrottle
-	denials  *dedupe.Window // of access.denied entries
-	compat   *compatMetrics
-	keyRates *keyRates   // of publishable keys
-	draining atomic.Bool // Drain was called: /readiness answers 503
+	// auditIDs and webhookIDs map the ids of audit entries and webhook
+	// deliveries (in answers and cursors) as EventIDs maps event ids.
+	auditIDs, webhookIDs *tally.EventIDs
+	log                  *slog.Logger
+	httpm                *httpMetrics
+	mux                  *http.ServeMux
+	patterns             []string
+	handler              http.Handler
+	web                  *web
+	logins               *loginThrottle
+	denials              *dedupe.Window // of access.denied entries
+	compat               *compatMetrics
+	keyRates             *keyRates   // of publishable keys
+	draining             atomic.Bool // Drain was called: /readiness answers 503
 }
 
 // Drain makes /readiness answer 503 ("draining") from now on, while every
@@ -112,7 +121,13 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, Deps: d, log: d.Logger, mux: http.NewServeMux(), httpm: newHTTPMetrics(d.Registry),
+	if d.EventIDs == nil {
+		key := make([]byte, 32)
+		rand.Read(key)
+		d.EventIDs = tally.NewEventIDs(key)
+	}
+	auditIDs, webhookIDs := d.EventIDs.Derive("audit"), d.EventIDs.Derive("webhook_deliveries")
+	s := &Server{cfg: cfg, Deps: d, auditIDs: auditIDs, webhookIDs: webhookIDs, log: d.Logger, mux: http.NewServeMux(), httpm: newHTTPMetrics(d.Registry),
 		denials: dedupe.New(tally.RefusalAuditWindow, tally.RefusalAuditMax)}
 	w, err := newWeb(cfg.DevAssetsDir)
 	if err != nil {
@@ -139,9 +154,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // Patterns lists every registered route pattern, in registration order.
 func (s *Server) Patterns() []string { return s.patterns }
 
-// handle registers h under pattern and remembers the pattern.
+// handle registers h under pattern and remembers the pattern. API routes
+// take only the query parameters queryParams lists for them.
 func (s *Server) handle(pattern string, h http.Handler) {
 	s.patterns = append(s.patterns, pattern)
+	if _, path, _ := strings.Cut(pattern, " "); strings.HasPrefix(path, "/api/") {
+		h = s.strictQuery(pattern, h)
+	}
 	s.mux.Handle(pattern, h)
 }
 

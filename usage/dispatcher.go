@@ -223,6 +223,10 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, time.Duration, error) {
 	return len(due), soonest, nil
 }
 
+// errNoWebhookURL fails a delivery at once: its tenant removed the
+// webhook since the alert (nothing to retry).
+var errNoWebhookURL = errors.New("the tenant has no webhook URL")
+
 // maxAttemptError bounds the error text an attempt records.
 const maxAttemptError = 300
 
@@ -240,7 +244,7 @@ func (d *Dispatcher) attempt(ctx context.Context, w *tally.WebhookDelivery) time
 		// Stopped mid-attempt: not the receiver's fault; due again at once
 		// (the next start or another instance).
 		a.Status, a.Error, a.NextAttemptAt = tally.WebhookPending, "interrupted by shutdown", at
-	case w.Attempts >= d.cfg.MaxAttempts:
+	case w.Attempts >= d.cfg.MaxAttempts || errors.Is(err, errNoWebhookURL):
 		a.Status, a.Error = tally.WebhookFailed, err.Error()
 		log.Error("usage: webhook failed", "err", err)
 	default:
@@ -269,7 +273,7 @@ func (d *Dispatcher) send(ctx context.Context, w *tally.WebhookDelivery) (int, e
 		return 0, errors.New("tenant unavailable")
 	}
 	if t.WebhookURL == "" {
-		return 0, errors.New("the tenant has no webhook URL")
+		return 0, errNoWebhookURL
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()

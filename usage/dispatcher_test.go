@@ -49,13 +49,7 @@ func TestDispatcherStopInterrupts(t *testing.T) {
 	if err := db.UpdateTenant(ctx, tenant); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	d := &tally.WebhookDelivery{TenantID: tn, WebhookID: tally.NewWebhookID(), EventType: "quota.threshold",
-		Metric: "builds_daily", Threshold: 80, PeriodStart: tally.DayStart(now), Payload: []byte(`{}`),
-		CreatedAt: now, NextAttemptAt: now}
-	if _, err := db.EnqueueWebhook(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	enqueueDue(t, db, tn)
 	disp := usage.NewDispatcher(usage.DispatcherConfig{Timeout: time.Hour}, db)
 	disp.Start()
 	<-arrived
@@ -71,5 +65,34 @@ func TestDispatcherStopInterrupts(t *testing.T) {
 	if g := list[0]; g.Status != tally.WebhookPending || g.Attempts != 1 || g.LastError != "interrupted by shutdown" ||
 		g.NextAttemptAt.After(time.Now()) {
 		t.Errorf("interrupted delivery recorded as %+v", g)
+	}
+}
+
+// TestDispatcherNoURL fails a delivery at once when its tenant removed the
+// webhook since the alert.
+func TestDispatcherNoURL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, tn := newStore(t)
+	enqueueDue(t, db, tn)
+	if n, retry, err := usage.NewDispatcher(usage.DispatcherConfig{}, db).RunOnce(ctx); err != nil || n != 1 || retry != 0 {
+		t.Fatalf("run: %d claimed, retry %v, err %v", n, retry, err)
+	}
+	list, _, err := db.ListWebhooks(ctx, tn, tally.WebhookFilter{Limit: 1})
+	if err != nil || len(list) != 1 || list[0].Status != tally.WebhookFailed || list[0].Attempts != 1 ||
+		list[0].LastError != "the tenant has no webhook URL" {
+		t.Fatalf("delivery without a URL: %+v (err %v)", list, err)
+	}
+}
+
+// enqueueDue puts one delivery of tenant tn, due now, in the outbox.
+func enqueueDue(t *testing.T, db tally.WebhookStore, tn int64) {
+	t.Helper()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	d := &tally.WebhookDelivery{TenantID: tn, WebhookID: tally.NewWebhookID(), EventType: "quota.threshold",
+		Metric: "builds_daily", Threshold: 80, PeriodStart: tally.DayStart(now), Payload: []byte(`{}`),
+		CreatedAt: now, NextAttemptAt: now}
+	if _, err := db.EnqueueWebhook(t.Context(), d); err != nil {
+		t.Fatal(err)
 	}
 }

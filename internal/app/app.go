@@ -224,6 +224,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.Close(ctx)
 		return nil, err
 	}
+	idKey, err := store.ServerKey(ctx, tally.EventIDKeyName)
+	if err != nil {
+		a.Close(ctx)
+		return nil, err
+	}
 	scfg := cfg.Server
 	scfg.AnalyticsEnabled = cfg.AnalyticsEnabled
 	scfg.AllowPrivateWebhooks = cfg.AllowPrivateWebhooks
@@ -232,6 +237,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Recorder: a.Recorder, Quotas: a.Usage, Reports: a.Reports, Rollups: a.Rollup,
 		Meters:      meter.New(meter.Config{Rules: cfg.UsageRules}, store),
 		ReadyChecks: ready, DegradedChecks: degraded, LoginFailures: a.loginFailures,
+		EventIDs: tally.NewEventIDs(idKey),
 	})
 	if err != nil {
 		a.Close(ctx)

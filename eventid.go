@@ -1,0 +1,79 @@
+package tally
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+)
+
+// Event ids in answers are per tenant and opaque. The store numbers events
+// with one sequence across tenants; shown as is, a tenant could count
+// everyone's writes between two of its own. So the server shows each id
+// through EventIDs: a keyed pseudo-random permutation of [0, 2^52) per
+// tenant (a balanced Feistel network, HMAC-SHA256 under a key kept in the
+// database as its round function). Without the key the numbers a tenant
+// sees say nothing of the others' writes, nor of its own order; the server
+// maps them back for cursors and lookups. They stay integers below 2^53,
+// exact as JSON numbers in every client.
+
+// EventIDKeyName names the key of EventIDs in the store (ServerKey).
+const EventIDKeyName = "event_ids"
+
+const (
+	eventIDHalf   = 26 // bits of each Feistel half
+	eventIDMask   = 1<<eventIDHalf - 1
+	eventIDRounds = 8
+	// MaxEventID is the largest id EventIDs maps: 2^52 - 1.
+	MaxEventID = 1<<(2*eventIDHalf) - 1
+)
+
+// EventIDs maps stored event ids to the ids answers show, per tenant.
+type EventIDs struct{ key []byte }
+
+// NewEventIDs returns the mapping under key (at least 16 bytes).
+func NewEventIDs(key []byte) *EventIDs { return &EventIDs{key: append([]byte(nil), key...)} }
+
+func (e *EventIDs) round(tenantID int64, r int, half uint64) uint64 {
+	var b [17]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(tenantID))
+	b[8] = byte(r)
+	binary.BigEndian.PutUint64(b[9:], half)
+	m := hmac.New(sha256.New, e.key)
+	m.Write(b[:])
+	return binary.BigEndian.Uint64(m.Sum(nil)[:8]) & eventIDMask
+}
+
+// Derive returns an independent mapping for another kind of row (audit
+// entries, webhook deliveries), keyed by HMAC-SHA256 of label under the
+// key: the same stored number maps differently per kind.
+func (e *EventIDs) Derive(label string) *EventIDs {
+	m := hmac.New(sha256.New, e.key)
+	m.Write([]byte(label))
+	return &EventIDs{key: m.Sum(nil)}
+}
+
+// Public returns the id a tenant's answers show for its stored event id
+// (0 <= id <= MaxEventID; others are returned unchanged).
+func (e *EventIDs) Public(tenantID, id int64) int64 {
+	if id < 0 || id > MaxEventID {
+		return id
+	}
+	l, r := uint64(id)>>eventIDHalf, uint64(id)&eventIDMask
+	for i := range eventIDRounds {
+		l, r = r, l^e.round(tenantID, i, r)
+	}
+	return int64(l<<eventIDHalf | r)
+}
+
+// Stored returns the stored id of a tenant's public id; false when pub is
+// not one Public can give.
+func (e *EventIDs) Stored(tenantID, pub int64) (int64, bool) {
+	if pub < 0 || pub > MaxEventID {
+		return 0, false
+	}
+	l, r := uint64(pub)>>eventIDHalf, uint64(pub)&eventIDMask
+	for i := eventIDRounds - 1; i >= 0; i-- {
+		l, r = r^e.round(tenantID, i, l), l
+	}
+	return int64(l<<eventIDHalf | r), true
+}

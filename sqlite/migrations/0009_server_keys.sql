@@ -1,0 +1,8 @@
+-- The server's own secret keys, one row per purpose, made on first use and
+-- shared by whatever reads this database (the key of the per-tenant event
+-- ids shown in answers, tally.EventIDs).
+CREATE TABLE server_keys (
+	name       TEXT    PRIMARY KEY,
+	key        BLOB    NOT NULL,
+	created_at INTEGER NOT NULL
+);
