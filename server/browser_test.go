@@ -351,6 +351,22 @@ func TestBrowserDashboard(t *testing.T) {
 			t.Errorf("range %s: the KPI chart has %d coloured pixels: not drawn", rng, n)
 		}
 		s.waitJS("usage chart", coloredPixels+`('[data-chart="usage"]') > 50`)
+		// The events table covers the selected range: today, only today's
+		// events (in the tenant's zone), as the API lists them from the
+		// report's start.
+		if rng == "today" {
+			var rep struct {
+				From string `json:"from"`
+			}
+			e.apiGet(t, token, "acme", "/api/analytics/metrics?range=today&tz=America%2FNew_York", &rep)
+			var api uiEventPage
+			e.apiGet(t, token, "acme", "/api/analytics/events?limit=25&from="+url.QueryEscape(rep.From), &api)
+			s.waitJS("today's events", `(() => { const ts = Array.from(document.querySelectorAll('[data-events] time'));
+				return ts.length > 0 && ts.length <= `+strconv.Itoa(len(api.Events))+` && ts.every(t => new Date(t.dateTime) >= new Date('`+rep.From+`')); })()`)
+			if scope := browserEval[string](s, `document.querySelector('[data-events-scope]').textContent`); !strings.Contains(scope, "Today") {
+				t.Errorf("events scope %q does not name the range", scope)
+			}
+		}
 	}
 	s.do(chromedp.Click(chromedp.CSS(`button[data-range="7d"]`)))
 	e.wantPageKPIs(t, s, token, "7d")
@@ -404,11 +420,35 @@ func TestBrowserDashboard(t *testing.T) {
 	if w := browserEval[int](s, `document.documentElement.scrollWidth`); w > 390 {
 		t.Errorf("phone layout is %d px wide: it scrolls sideways", w)
 	}
-	if w := browserEval[int](s, `document.querySelector('.table-wrap').scrollWidth - document.querySelector('.table-wrap').clientWidth`); w <= 0 {
-		t.Error("the events table does not scroll on its own on a phone")
+	// The events table stacks: nothing in it needs sideways scrolling, and
+	// each field carries its label.
+	if w := browserEval[int](s, `document.querySelector('.table-wrap').scrollWidth - document.querySelector('.table-wrap').clientWidth`); w > 0 {
+		t.Errorf("the events table needs %d px of sideways scrolling on a phone", w)
+	}
+	if n := browserEval[int](s, `Array.from(document.querySelectorAll('[data-events] tr[data-id] td')).filter(td => {
+		const r = td.getBoundingClientRect(); return r.right > window.innerWidth + 0.5 || !td.dataset.label ||
+			getComputedStyle(td, '::before').content.indexOf(td.dataset.label) < 0; }).length`); n > 0 {
+		t.Errorf("%d event cells overflow the phone screen or show no label", n)
 	}
 	s.screenshot("analytics-phone")
 	s.viewport(1280, 900, false)
+
+	// The time-zone picker reloads the dashboard in the picked zone, and
+	// the tenant's zone stays one pick away.
+	browserEval[bool](s, `(() => { const z = document.getElementById('tz-select');
+		z.value = 'Asia/Tokyo'; z.dispatchEvent(new Event('change')); return true; })()`)
+	s.waitJS("dashboard in Tokyo time", `document.getElementById('dashboard') && document.getElementById('dashboard').dataset.tz === 'Asia/Tokyo'`)
+	s.waitJS("KPI cards in Tokyo time", `document.querySelector('[data-kpis]').getAttribute('aria-busy') === 'false'`)
+	if label := browserEval[string](s, `document.querySelector('[data-tz-label]').textContent`); label != "Asia/Tokyo" {
+		t.Errorf("zone label %q after picking Asia/Tokyo", label)
+	}
+	if n := browserEval[int](s, `document.querySelectorAll('#tz-select option[value="America/New_York"]').length`); n != 1 {
+		t.Errorf("the tenant's zone is offered %d times", n)
+	}
+	s.do(chromedp.Navigate(base + "/ui/analytics"))
+	s.waitJS("dashboard in the tenant's zone", `document.getElementById('dashboard') && document.getElementById('dashboard').dataset.tz === 'America/New_York'`)
+	s.waitJS("KPI cards", `document.querySelector('[data-kpis]').getAttribute('aria-busy') === 'false'`)
+	s.waitJS("events", pageRowIDs+`.length === 25`)
 
 	// Filter by an event prefix and a date range in the tenant's zone.
 	today := time.Now().In(uiZone(t, "America/New_York"))

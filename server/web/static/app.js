@@ -23,6 +23,7 @@
     kpi: 'events',
     usageMetric: '',
     filters: {},
+    rangeFrom: '', // start of the selected range (the metrics report's from)
     cursor: '', // cursor of the page shown ('' = first page)
     stack: [], // cursors of the pages before it, for Previous
     next: null,
@@ -277,6 +278,8 @@
       const rep = await api('/api/analytics/metrics?' + query({ range: state.range, tz }));
       if (seq !== state.seq.range) return;
       state.report = rep;
+      state.rangeFrom = rep.from;
+      if (!state.filters.from && !state.filters.to) reloadEvents();
       renderKPIs(rep);
       drawKPIChart();
       setError('metrics', null);
@@ -288,7 +291,10 @@
       fillUsageSelect();
       drawUsageChart();
     } catch (err) {
-      if (seq === state.seq.range) setError('metrics', err);
+      if (seq === state.seq.range) {
+        setError('metrics', err);
+        if (!state.filters.from && !state.filters.to) reloadEvents();
+      }
     }
   }
 
@@ -389,12 +395,29 @@
     return out;
   }
 
+  // eventsFilters are the filters of the table and the export: the form's,
+  // and without dates the selected range (from its start, open-ended).
+  function eventsFilters() {
+    const f = Object.assign({}, state.filters);
+    if (!f.from && !f.to && state.rangeFrom) f.from = state.rangeFrom;
+    return f;
+  }
+
+  // reloadEvents shows the first page of the table again.
+  function reloadEvents() {
+    state.cursor = '';
+    state.stack = [];
+    describeScope();
+    updateExport();
+    loadEvents();
+  }
+
   async function loadEvents() {
     const seq = ++state.seq.events;
     const body = $('[data-events]');
     body.setAttribute('aria-busy', 'true');
     try {
-      const res = await api('/api/analytics/events?' + query(Object.assign({}, state.filters, { limit: pageSize, cursor: state.cursor })));
+      const res = await api('/api/analytics/events?' + query(Object.assign(eventsFilters(), { limit: pageSize, cursor: state.cursor })));
       if (seq !== state.seq.events) return;
       state.next = res.next_cursor;
       renderEvents(res.events || []);
@@ -426,7 +449,7 @@
         ? 'Events could not be loaded.'
         : filtered
           ? 'No events match these filters.'
-          : 'No events in the last 7 days. Send one with POST /api/analytics/events.';
+          : 'No events in this range. Send one with POST /api/analytics/events.';
       tr.append(td);
       body.replaceChildren(tr);
       return;
@@ -437,8 +460,10 @@
   function eventRow(e) {
     const tr = document.createElement('tr');
     tr.dataset.id = String(e.id);
+    const labels = ['Time', 'Event', 'User', 'Source', 'Value', 'Props'];
     const cell = (child, cls) => {
       const td = document.createElement('td');
+      td.dataset.label = labels[tr.children.length]; // the stacked (phone) layout's label
       if (cls) td.className = cls;
       td.append(child);
       tr.append(td);
@@ -482,7 +507,8 @@
     const from = form.elements.from.value;
     const to = form.elements.to.value;
     const day = (v) => dayOnlyFmt.format(new Date(v + 'T12:00:00Z'));
-    let text = 'Without dates: the last 7 days.';
+    const picked = $('.range-picker [aria-pressed="true"]');
+    let text = 'Without dates: the selected range, ' + (picked ? picked.textContent : state.range) + ' (' + tz + ').';
     if (from && to) text = 'From ' + day(from) + ' to ' + day(to) + ' (' + tz + ').';
     else if (from) text = 'From ' + day(from) + ' until now (' + tz + ').';
     else if (to) text = 'The 7 days up to the end of ' + day(to) + ' (' + tz + ').';
@@ -499,11 +525,7 @@
       return;
     }
     box.hidden = true;
-    state.cursor = '';
-    state.stack = [];
-    describeScope();
-    updateExport();
-    loadEvents();
+    reloadEvents();
   }
 
   // ---- Export --------------------------------------------------------------
@@ -511,7 +533,7 @@
   const exportBtn = $('[data-export]');
 
   function exportURL() {
-    return '/api/analytics/export.csv?' + query(state.filters);
+    return '/api/analytics/export.csv?' + query(eventsFilters());
   }
 
   function updateExport() {
@@ -582,9 +604,23 @@
   });
   exportBtn.addEventListener('click', download);
 
+  // The time-zone picker: every IANA zone the browser knows, the page's
+  // first; picking one reloads the page in that zone.
+  const tzSelect = $('[data-tz-select]');
+  if (tzSelect) {
+    const have = new Set(Array.from(tzSelect.options, (o) => o.value));
+    const local = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const zones = (Intl.supportedValuesOf ? Intl.supportedValuesOf('timeZone') : []).filter((z) => !have.has(z));
+    if (local && !have.has(local)) tzSelect.append(new Option(local + ' (this device)', local));
+    for (const z of zones) if (z !== local) tzSelect.append(new Option(z, z));
+    tzSelect.addEventListener('change', () => {
+      window.location.assign('/ui/analytics?' + query({ tenant, range: state.range, tz: tzSelect.value }));
+    });
+  }
+
   state.kpi = $('[data-kpi-select]').value;
+  describeScope();
   updateExport();
-  loadRange();
+  loadRange(); // then the events of its range
   loadQuotas();
-  loadEvents();
 })();
