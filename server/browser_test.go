@@ -363,6 +363,9 @@ func TestBrowserDashboard(t *testing.T) {
 			e.apiGet(t, token, "acme", "/api/analytics/events?limit=25&from="+url.QueryEscape(rep.From), &api)
 			s.waitJS("today's events", `(() => { const ts = Array.from(document.querySelectorAll('[data-events] time'));
 				return ts.length > 0 && ts.length <= `+strconv.Itoa(len(api.Events))+` && ts.every(t => new Date(t.dateTime) >= new Date('`+rep.From+`')); })()`)
+			if label := browserEval[string](s, `document.querySelector('[data-kpi="events"] [data-previous-label]').textContent`); !strings.HasPrefix(label, "yesterday to ") {
+				t.Errorf("today's card compares with %q, want yesterday up to the same time", label)
+			}
 			if scope := browserEval[string](s, `document.querySelector('[data-events-scope]').textContent`); !strings.Contains(scope, "Today") {
 				t.Errorf("events scope %q does not name the range", scope)
 			}

@@ -128,6 +128,14 @@
   const rangeWords = { today: 'yesterday', '7d': 'previous 7 days', '30d': 'previous 30 days', '90d': 'previous 90 days' };
 
   function renderKPIs(rep) {
+    // Today is compared with yesterday up to the same time, and says so.
+    let than = rangeWords[rep.range] || 'previous period';
+    let prevLabel = 'prev.';
+    if (rep.range === 'today' && rep.previous_to) {
+      const until = clockFmt.format(new Date(rep.previous_to));
+      than = 'yesterday until ' + until;
+      prevLabel = 'yesterday to ' + until + ':';
+    }
     for (const card of $$('[data-kpi]')) {
       const k = rep.kpis[card.dataset.kpi];
       if (!k) continue;
@@ -135,7 +143,8 @@
       value.textContent = num.format(k.value);
       value.dataset.raw = String(k.value);
       $('[data-previous]', card).textContent = num.format(k.previous);
-      renderChange($('[data-change]', card), k, rangeWords[rep.range] || 'previous period');
+      $('[data-previous-label]', card).textContent = prevLabel;
+      renderChange($('[data-change]', card), k, than);
     }
     $('[data-kpis]').setAttribute('aria-busy', 'false');
   }
