@@ -146,25 +146,49 @@ func (s *browserSession) location() string {
 	return browserEval[string](s, "location.pathname")
 }
 
+// guideShots are the screenshots docs/GUIDE.md shows: with
+// TALLY_SCREENSHOTS set to a directory (make screenshots), they are also
+// written there.
+var guideShots = map[string]bool{"analytics-desktop": true, "analytics-phone-events": true, "login-error-phone": true, "forbidden-desktop": true}
+
 // screenshot saves a full-page PNG under artifactsDir.
 func (s *browserSession) screenshot(name string) {
 	s.t.Helper()
 	browserEval[bool](s, `(window.scrollTo(0, 0), true)`) // the sticky header belongs at the top
+	s.saveShot(name, chromedp.FullScreenshot(100))
+}
+
+// viewportShot saves what the window shows once selector is scrolled to
+// the top, under artifactsDir.
+func (s *browserSession) viewportShot(name, selector string) {
+	s.t.Helper()
+	browserEval[bool](s, `(document.querySelector('`+selector+`').scrollIntoView(), window.scrollBy(0, -64), true)`)
+	s.saveShot(name, chromedp.CaptureScreenshot())
+}
+
+func (s *browserSession) saveShot(name string, shot chromedp.Action[[]byte]) {
+	s.t.Helper()
 	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(ctx, shot)
 	if err != nil {
 		s.t.Errorf("screenshot %s: %v", name, err)
 		return
 	}
-	if err := os.MkdirAll(artifactsDir, 0o755); err != nil {
-		s.t.Fatal(err)
+	dirs := []string{artifactsDir}
+	if d := os.Getenv("TALLY_SCREENSHOTS"); d != "" && guideShots[name] {
+		dirs = append(dirs, d)
 	}
-	path := filepath.Join(artifactsDir, name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		s.t.Fatal(err)
+	for _, dir := range dirs {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			s.t.Fatal(err)
+		}
+		path := filepath.Join(dir, name+".png")
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			s.t.Fatal(err)
+		}
+		s.t.Logf("screenshot: %s", path)
 	}
-	s.t.Logf("screenshot: server/%s", path)
 }
 
 // viewport sets the window size; phone also emulates a mobile device.
@@ -434,6 +458,7 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Errorf("%d event cells overflow the phone screen or show no label", n)
 	}
 	s.screenshot("analytics-phone")
+	s.viewportShot("analytics-phone-events", "#events-heading")
 	s.viewport(1280, 900, false)
 
 	// The time-zone picker reloads the dashboard in the picked zone, and
