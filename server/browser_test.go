@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -745,4 +746,30 @@ func uiZone(t *testing.T, name string) *time.Location {
 		t.Fatal(err)
 	}
 	return loc
+}
+
+// TestGuideScreenshots checks that docs/GUIDE.md shows exactly the
+// screenshots the browser test refreshes (make screenshots), and that each
+// is in docs/images.
+func TestGuideScreenshots(t *testing.T) {
+	t.Parallel()
+	guide, err := os.ReadFile(filepath.Join("..", "docs", "GUIDE.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\]\(images/([a-z-]+)\.png\)`).FindAllStringSubmatch(string(guide), -1) {
+		shown[m[1]] = true
+		if !guideShots[m[1]] {
+			t.Errorf("the guide shows %s.png, which the browser test does not take", m[1])
+		}
+		if _, err := os.Stat(filepath.Join("..", "docs", "images", m[1]+".png")); err != nil {
+			t.Errorf("docs/images/%s.png: %v (run make screenshots)", m[1], err)
+		}
+	}
+	for name := range guideShots {
+		if !shown[name] {
+			t.Errorf("screenshot %s is taken for the guide but not shown in it", name)
+		}
+	}
 }
