@@ -33,7 +33,10 @@ lint: ## gofmt, go vet, staticcheck and govulncheck
 bench: ## run the Go benchmarks (figures in docs/PERFORMANCE.md)
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./...
 
+screenshots: ## refresh the user guide's screenshots (docs/images) from the browser test (needs Chromium)
+	TALLY_SCREENSHOTS=$(CURDIR)/docs/images $(GO) test -count=1 -run '^TestBrowserDashboard$$' ./server/
+
 vendor: ## refresh vendored front-end libraries (uPlot) from npm
 	scripts/vendor-uplot.sh
 
-.PHONY: help run build test lint bench vendor
+.PHONY: help run build test lint bench screenshots vendor

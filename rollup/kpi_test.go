@@ -62,7 +62,13 @@ func bruteKPIs(events []tally.Event, rng string, loc *time.Location, now time.Ti
 		return out
 	}
 	names := []string{"signups", "logins", "builds", "api_requests", "file_uploads", "active_users", "events"}
-	rep := &rollup.Report{Range: rng, From: from.UTC(), To: now.UTC(), KPIs: map[string]rollup.KPI{}, Timeseries: map[string][]tally.MetricPoint{}}
+	// Today alone is compared with yesterday up to the same time of day.
+	prevTo := from
+	if n == 1 {
+		prevTo = prevFrom.Add(now.Sub(from))
+	}
+	rep := &rollup.Report{Range: rng, From: from.UTC(), To: now.UTC(), PreviousFrom: prevFrom.UTC(), PreviousTo: prevTo.UTC(),
+		KPIs: map[string]rollup.KPI{}, Timeseries: map[string][]tally.MetricPoint{}}
 	for i, s := range starts {
 		end := now
 		if i+1 < len(starts) {
@@ -73,7 +79,7 @@ func bruteKPIs(events []tally.Event, rng string, loc *time.Location, now time.Ti
 			rep.Timeseries[name] = append(rep.Timeseries[name], tally.MetricPoint{Start: s.UTC(), Metric: name, Value: v[name]})
 		}
 	}
-	cur, prev := kpis(from, now), kpis(prevFrom, from)
+	cur, prev := kpis(from, now), kpis(prevFrom, prevTo)
 	for _, name := range names {
 		k := rollup.KPI{Value: cur[name], Previous: prev[name]}
 		if k.Previous != 0 {
@@ -198,7 +204,7 @@ func TestKPIsMatchBruteForce(t *testing.T) {
 
 // activeOnly returns rep with only its active users.
 func activeOnly(rep *rollup.Report) *rollup.Report {
-	return &rollup.Report{Range: rep.Range, From: rep.From, To: rep.To,
+	return &rollup.Report{Range: rep.Range, From: rep.From, To: rep.To, PreviousFrom: rep.PreviousFrom, PreviousTo: rep.PreviousTo,
 		KPIs:       map[string]rollup.KPI{"active_users": rep.KPIs["active_users"]},
 		Timeseries: map[string][]tally.MetricPoint{"active_users": rep.Timeseries["active_users"]}}
 }

@@ -371,11 +371,15 @@ type KPI struct {
 
 // Report is the KPI report of one range.
 type Report struct {
-	Range      string                         `json:"range"`
-	From       time.Time                      `json:"from"`
-	To         time.Time                      `json:"to"`
-	KPIs       map[string]KPI                 `json:"kpis"`
-	Timeseries map[string][]tally.MetricPoint `json:"timeseries"`
+	Range string    `json:"range"`
+	From  time.Time `json:"from"`
+	To    time.Time `json:"to"`
+	// PreviousFrom and PreviousTo bound the period each KPI's Previous
+	// covers: for "today", yesterday up to the same time of day.
+	PreviousFrom time.Time                      `json:"previous_from"`
+	PreviousTo   time.Time                      `json:"previous_to"`
+	KPIs         map[string]KPI                 `json:"kpis"`
+	Timeseries   map[string][]tally.MetricPoint `json:"timeseries"`
 }
 
 // kpiValues computes every KPI but the distinct-user ones from aggregated
@@ -420,7 +424,8 @@ func changePct(v, prev int64) *float64 {
 // KPIs returns a tenant's key figures for rng ("today", "7d", "30d" or
 // "90d"): the period is that many calendar days of loc (nil: UTC) ending
 // with today, up to now (today alone: from local midnight to now), the
-// previous period the same number of full days before it. Timeseries has a
+// previous period the same number of full days before it (today alone:
+// yesterday from midnight up to the same time of day). Timeseries has a
 // point per day of the period (per hour for "today"), zero-filled, for
 // every KPI. EInvalid naming field "range" for another rng.
 func (r *Reports) KPIs(ctx context.Context, tenantID int64, rng string, loc *time.Location, now time.Time) (*Report, error) {
@@ -435,6 +440,13 @@ func (r *Reports) KPIs(ctx context.Context, tenantID int64, rng string, loc *tim
 	y, mo, d := now.In(loc).Date()
 	midnight := func(days int) time.Time { return time.Date(y, mo, d+days, 0, 0, 0, 0, loc) }
 	from, prevFrom, to := kr.Start(now, loc), midnight(1-2*n), now
+	// The previous period: the n full days before; for today alone,
+	// yesterday up to the same time of day, so that a morning is not
+	// compared with a whole day.
+	prevTo := from
+	if n == 1 {
+		prevTo = prevFrom.Add(to.Sub(from))
+	}
 	var starts []time.Time
 	if n == 1 {
 		for t := from; t.Before(to); t = t.Add(time.Hour) {
@@ -448,7 +460,7 @@ func (r *Reports) KPIs(ctx context.Context, tenantID int64, rng string, loc *tim
 	// Distinct users do not add up across buckets: they are counted from
 	// the users of each hour (or piece of one), the previous period's and
 	// the period's in parallel with each other and with the rows.
-	l := newLayout(prevFrom, to, starts)
+	l := newLayout(prevFrom, to, slices.Concat(starts, []time.Time{prevTo}))
 	split, err := r.cleanUntil(ctx, tenantID, &l)
 	if err != nil {
 		return nil, err
@@ -467,7 +479,7 @@ func (r *Reports) KPIs(ctx context.Context, tenantID int64, rng string, loc *tim
 	}()
 	go func() {
 		var err error
-		_, previous, err = r.distinctUsers(uctx, tenantID, &l, split, []time.Time{prevFrom}, from)
+		_, previous, err = r.distinctUsers(uctx, tenantID, &l, split, []time.Time{prevFrom}, prevTo)
 		usersErr <- err
 	}()
 
@@ -489,16 +501,18 @@ func (r *Reports) KPIs(ctx context.Context, tenantID int64, rng string, loc *tim
 	for _, row := range rows {
 		if i := bucketOf(starts, row.Start); i >= 0 {
 			bucketRows[i] = append(bucketRows[i], row)
-		} else {
+		} else if row.Start.Before(prevTo) {
 			prevRows = append(prevRows, row)
 		}
 	}
 	rep := &Report{
-		Range:      rng,
-		From:       from.UTC(),
-		To:         to.UTC(),
-		KPIs:       make(map[string]KPI, len(tally.KPIs)),
-		Timeseries: make(map[string][]tally.MetricPoint, len(tally.KPIs)),
+		Range:        rng,
+		From:         from.UTC(),
+		To:           to.UTC(),
+		PreviousFrom: prevFrom.UTC(),
+		PreviousTo:   prevTo.UTC(),
+		KPIs:         make(map[string]KPI, len(tally.KPIs)),
+		Timeseries:   make(map[string][]tally.MetricPoint, len(tally.KPIs)),
 	}
 	cur := map[string]int64{}
 	for _, k := range tally.KPIs {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -146,25 +147,49 @@ func (s *browserSession) location() string {
 	return browserEval[string](s, "location.pathname")
 }
 
+// guideShots are the screenshots docs/GUIDE.md shows: with
+// TALLY_SCREENSHOTS set to a directory (make screenshots), they are also
+// written there.
+var guideShots = map[string]bool{"analytics-desktop": true, "analytics-phone-events": true, "login-error-phone": true, "forbidden-desktop": true}
+
 // screenshot saves a full-page PNG under artifactsDir.
 func (s *browserSession) screenshot(name string) {
 	s.t.Helper()
 	browserEval[bool](s, `(window.scrollTo(0, 0), true)`) // the sticky header belongs at the top
+	s.saveShot(name, chromedp.FullScreenshot(100))
+}
+
+// viewportShot saves what the window shows once selector is scrolled to
+// the top, under artifactsDir.
+func (s *browserSession) viewportShot(name, selector string) {
+	s.t.Helper()
+	browserEval[bool](s, `(document.querySelector('`+selector+`').scrollIntoView(), window.scrollBy(0, -64), true)`)
+	s.saveShot(name, chromedp.CaptureScreenshot())
+}
+
+func (s *browserSession) saveShot(name string, shot chromedp.Action[[]byte]) {
+	s.t.Helper()
 	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(ctx, shot)
 	if err != nil {
 		s.t.Errorf("screenshot %s: %v", name, err)
 		return
 	}
-	if err := os.MkdirAll(artifactsDir, 0o755); err != nil {
-		s.t.Fatal(err)
+	dirs := []string{artifactsDir}
+	if d := os.Getenv("TALLY_SCREENSHOTS"); d != "" && guideShots[name] {
+		dirs = append(dirs, d)
 	}
-	path := filepath.Join(artifactsDir, name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		s.t.Fatal(err)
+	for _, dir := range dirs {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			s.t.Fatal(err)
+		}
+		path := filepath.Join(dir, name+".png")
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			s.t.Fatal(err)
+		}
+		s.t.Logf("screenshot: %s", path)
 	}
-	s.t.Logf("screenshot: server/%s", path)
 }
 
 // viewport sets the window size; phone also emulates a mobile device.
@@ -351,6 +376,25 @@ func TestBrowserDashboard(t *testing.T) {
 			t.Errorf("range %s: the KPI chart has %d coloured pixels: not drawn", rng, n)
 		}
 		s.waitJS("usage chart", coloredPixels+`('[data-chart="usage"]') > 50`)
+		// The events table covers the selected range: today, only today's
+		// events (in the tenant's zone), as the API lists them from the
+		// report's start.
+		if rng == "today" {
+			var rep struct {
+				From string `json:"from"`
+			}
+			e.apiGet(t, token, "acme", "/api/analytics/metrics?range=today&tz=America%2FNew_York", &rep)
+			var api uiEventPage
+			e.apiGet(t, token, "acme", "/api/analytics/events?limit=25&from="+url.QueryEscape(rep.From), &api)
+			s.waitJS("today's events", `(() => { const ts = Array.from(document.querySelectorAll('[data-events] time'));
+				return ts.length > 0 && ts.length <= `+strconv.Itoa(len(api.Events))+` && ts.every(t => new Date(t.dateTime) >= new Date('`+rep.From+`')); })()`)
+			if label := browserEval[string](s, `document.querySelector('[data-kpi="events"] [data-previous-label]').textContent`); !strings.HasPrefix(label, "yesterday to ") {
+				t.Errorf("today's card compares with %q, want yesterday up to the same time", label)
+			}
+			if scope := browserEval[string](s, `document.querySelector('[data-events-scope]').textContent`); !strings.Contains(scope, "Today") {
+				t.Errorf("events scope %q does not name the range", scope)
+			}
+		}
 	}
 	s.do(chromedp.Click(chromedp.CSS(`button[data-range="7d"]`)))
 	e.wantPageKPIs(t, s, token, "7d")
@@ -404,11 +448,36 @@ func TestBrowserDashboard(t *testing.T) {
 	if w := browserEval[int](s, `document.documentElement.scrollWidth`); w > 390 {
 		t.Errorf("phone layout is %d px wide: it scrolls sideways", w)
 	}
-	if w := browserEval[int](s, `document.querySelector('.table-wrap').scrollWidth - document.querySelector('.table-wrap').clientWidth`); w <= 0 {
-		t.Error("the events table does not scroll on its own on a phone")
+	// The events table stacks: nothing in it needs sideways scrolling, and
+	// each field carries its label.
+	if w := browserEval[int](s, `document.querySelector('.table-wrap').scrollWidth - document.querySelector('.table-wrap').clientWidth`); w > 0 {
+		t.Errorf("the events table needs %d px of sideways scrolling on a phone", w)
+	}
+	if n := browserEval[int](s, `Array.from(document.querySelectorAll('[data-events] tr[data-id] td')).filter(td => {
+		const r = td.getBoundingClientRect(); return r.right > window.innerWidth + 0.5 || !td.dataset.label ||
+			getComputedStyle(td, '::before').content.indexOf(td.dataset.label) < 0; }).length`); n > 0 {
+		t.Errorf("%d event cells overflow the phone screen or show no label", n)
 	}
 	s.screenshot("analytics-phone")
+	s.viewportShot("analytics-phone-events", "#events-heading")
 	s.viewport(1280, 900, false)
+
+	// The time-zone picker reloads the dashboard in the picked zone, and
+	// the tenant's zone stays one pick away.
+	browserEval[bool](s, `(() => { const z = document.getElementById('tz-select');
+		z.value = 'Asia/Tokyo'; z.dispatchEvent(new Event('change')); return true; })()`)
+	s.waitJS("dashboard in Tokyo time", `document.getElementById('dashboard') && document.getElementById('dashboard').dataset.tz === 'Asia/Tokyo'`)
+	s.waitJS("KPI cards in Tokyo time", `document.querySelector('[data-kpis]').getAttribute('aria-busy') === 'false'`)
+	if label := browserEval[string](s, `document.querySelector('[data-tz-label]').textContent`); label != "Asia/Tokyo" {
+		t.Errorf("zone label %q after picking Asia/Tokyo", label)
+	}
+	if n := browserEval[int](s, `document.querySelectorAll('#tz-select option[value="America/New_York"]').length`); n != 1 {
+		t.Errorf("the tenant's zone is offered %d times", n)
+	}
+	s.do(chromedp.Navigate(base + "/ui/analytics"))
+	s.waitJS("dashboard in the tenant's zone", `document.getElementById('dashboard') && document.getElementById('dashboard').dataset.tz === 'America/New_York'`)
+	s.waitJS("KPI cards", `document.querySelector('[data-kpis]').getAttribute('aria-busy') === 'false'`)
+	s.waitJS("events", pageRowIDs+`.length === 25`)
 
 	// Filter by an event prefix and a date range in the tenant's zone.
 	today := time.Now().In(uiZone(t, "America/New_York"))
@@ -731,4 +800,30 @@ func TestBrowserMeters(t *testing.T) {
 	s.do(chromedp.Click(chromedp.CSS(`[data-delete="all_events"]`)))
 	s.waitJS("the meter gone", `!document.querySelector('[data-meters] tr[data-meter="all_events"]') && document.querySelector('[data-meters] tr')`)
 	s.wantCleanConsole("meters page", base+"/api/analytics/meters")
+}
+
+// TestGuideScreenshots checks that docs/GUIDE.md shows exactly the
+// screenshots the browser test refreshes (make screenshots), and that each
+// is in docs/images.
+func TestGuideScreenshots(t *testing.T) {
+	t.Parallel()
+	guide, err := os.ReadFile(filepath.Join("..", "docs", "GUIDE.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\]\(images/([a-z-]+)\.png\)`).FindAllStringSubmatch(string(guide), -1) {
+		shown[m[1]] = true
+		if !guideShots[m[1]] {
+			t.Errorf("the guide shows %s.png, which the browser test does not take", m[1])
+		}
+		if _, err := os.Stat(filepath.Join("..", "docs", "images", m[1]+".png")); err != nil {
+			t.Errorf("docs/images/%s.png: %v (run make screenshots)", m[1], err)
+		}
+	}
+	for name := range guideShots {
+		if !shown[name] {
+			t.Errorf("screenshot %s is taken for the guide but not shown in it", name)
+		}
+	}
 }

@@ -8,13 +8,29 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"github.com/tallyhq/tally"
 )
 
+// TimeFormat is the one precision of every time in an answer: RFC 3339
+// with exactly six fractional digits (the stores keep microseconds), in
+// the zone the value carries, e.g. 2026-01-15T09:30:00.000000Z.
+const TimeFormat = "2006-01-02T15:04:05.000000Z07:00"
+
+// answerOptions encode answers as encoding/json does, except for times,
+// which all take TimeFormat (encoding/json would print each with as many
+// digits as it happens to have, from none to nine).
+var answerOptions = jsonv2.JoinOptions(jsonv1.DefaultOptionsV1(), jsonv2.WithMarshalers(
+	jsonv2.MarshalFunc(func(t time.Time) ([]byte, error) {
+		return t.AppendFormat(append(make([]byte, 0, len(TimeFormat)+2), '"'), TimeFormat+`"`), nil
+	})))
+
 // writeJSON writes v with the given status and content type.
 func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
-	b, err := json.Marshal(v)
+	b, err := jsonv2.Marshal(v, answerOptions)
 	if err != nil {
 		b, status = []byte(`{"type":"urn:tally:problem:internal","title":"Internal Server Error","status":500}`), 500
 		contentType = "application/problem+json"

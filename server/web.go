@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"text/template/parse"
+	"time"
 
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/internal/secret"
@@ -237,14 +238,16 @@ func kpiCards() []kpiCard {
 
 type analyticsPage struct {
 	pageMeta
-	User       *tally.User
-	Tenant     tally.Membership
-	Timezone   string             // the tenant's IANA zone: the charts' and tables' clock
-	Switchable []tally.Membership // tenants the user may open here (admin or owner)
-	CSRF       string
-	Range      string
-	Ranges     []rangeOption
-	KPIs       []kpiCard
+	User     *tally.User
+	Tenant   tally.Membership
+	Timezone string // the charts' and tables' clock: the tz parameter, else the tenant's zone
+	// TenantTimezone is the tenant's own IANA zone (UTC when unset).
+	TenantTimezone string
+	Switchable     []tally.Membership // tenants the user may open here (admin or owner)
+	CSRF           string
+	Range          string
+	Ranges         []rangeOption
+	KPIs           []kpiCard
 }
 
 type forbiddenPage struct {
@@ -273,12 +276,18 @@ func (s *Server) handleUIAnalytics() http.Handler {
 		if tz == "" || tz == "Local" {
 			tz = "UTC"
 		}
+		tenantTZ := tz
+		if v := q.Get("tz"); v != "" && v != "Local" {
+			if _, err := time.LoadLocation(v); err == nil {
+				tz = v // the viewer's choice; an unknown zone falls back to the tenant's
+			}
+		}
 		rng := q.Get("range")
 		if _, ok := tally.KPIRangeByName(rng); !ok {
 			rng = tally.DefaultKPIRange.Name
 		}
 		page := analyticsPage{pageMeta: pageMeta{Title: "Analytics · " + tenant.Name, Charts: true, Nav: "analytics"}, User: c.p.User,
-			Tenant: *tenant, Timezone: tz, Switchable: admin, CSRF: csrfToken(c.token), Range: rng, Ranges: rangeOptions(), KPIs: kpiCards()}
+			Tenant: *tenant, Timezone: tz, TenantTimezone: tenantTZ, Switchable: admin, CSRF: csrfToken(c.token), Range: rng, Ranges: rangeOptions(), KPIs: kpiCards()}
 		if err := s.web.render(w, http.StatusOK, "analytics.html", page); err != nil {
 			s.writeError(w, r, tally.Internal(err))
 		}

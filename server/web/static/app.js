@@ -23,6 +23,7 @@
     kpi: 'events',
     usageMetric: '',
     filters: {},
+    rangeFrom: '', // start of the selected range (the metrics report's from)
     cursor: '', // cursor of the page shown ('' = first page)
     stack: [], // cursors of the pages before it, for Previous
     next: null,
@@ -127,6 +128,14 @@
   const rangeWords = { today: 'yesterday', '7d': 'previous 7 days', '30d': 'previous 30 days', '90d': 'previous 90 days' };
 
   function renderKPIs(rep) {
+    // Today is compared with yesterday up to the same time, and says so.
+    let than = rangeWords[rep.range] || 'previous period';
+    let prevLabel = 'prev.';
+    if (rep.range === 'today' && rep.previous_to) {
+      const until = clockFmt.format(new Date(rep.previous_to));
+      than = 'yesterday until ' + until;
+      prevLabel = 'yesterday to ' + until + ':';
+    }
     for (const card of $$('[data-kpi]')) {
       const k = rep.kpis[card.dataset.kpi];
       if (!k) continue;
@@ -134,7 +143,8 @@
       value.textContent = num.format(k.value);
       value.dataset.raw = String(k.value);
       $('[data-previous]', card).textContent = num.format(k.previous);
-      renderChange($('[data-change]', card), k, rangeWords[rep.range] || 'previous period');
+      $('[data-previous-label]', card).textContent = prevLabel;
+      renderChange($('[data-change]', card), k, than);
     }
     $('[data-kpis]').setAttribute('aria-busy', 'false');
   }
@@ -277,6 +287,8 @@
       const rep = await api('/api/analytics/metrics?' + query({ range: state.range, tz }));
       if (seq !== state.seq.range) return;
       state.report = rep;
+      state.rangeFrom = rep.from;
+      if (!state.filters.from && !state.filters.to) reloadEvents();
       renderKPIs(rep);
       drawKPIChart();
       setError('metrics', null);
@@ -288,7 +300,10 @@
       fillUsageSelect();
       drawUsageChart();
     } catch (err) {
-      if (seq === state.seq.range) setError('metrics', err);
+      if (seq === state.seq.range) {
+        setError('metrics', err);
+        if (!state.filters.from && !state.filters.to) reloadEvents();
+      }
     }
   }
 
@@ -458,12 +473,29 @@
     return out;
   }
 
+  // eventsFilters are the filters of the table and the export: the form's,
+  // and without dates the selected range (from its start, open-ended).
+  function eventsFilters() {
+    const f = Object.assign({}, state.filters);
+    if (!f.from && !f.to && state.rangeFrom) f.from = state.rangeFrom;
+    return f;
+  }
+
+  // reloadEvents shows the first page of the table again.
+  function reloadEvents() {
+    state.cursor = '';
+    state.stack = [];
+    describeScope();
+    updateExport();
+    loadEvents();
+  }
+
   async function loadEvents() {
     const seq = ++state.seq.events;
     const body = $('[data-events]');
     body.setAttribute('aria-busy', 'true');
     try {
-      const res = await api('/api/analytics/events?' + query(Object.assign({}, state.filters, { limit: pageSize, cursor: state.cursor })));
+      const res = await api('/api/analytics/events?' + query(Object.assign(eventsFilters(), { limit: pageSize, cursor: state.cursor })));
       if (seq !== state.seq.events) return;
       state.next = res.next_cursor;
       renderEvents(res.events || []);
@@ -491,7 +523,7 @@
         ? 'Events could not be loaded.'
         : filtered
           ? 'No events match these filters.'
-          : 'No events in the last 7 days. Send one with POST /api/analytics/events.'));
+          : 'No events in this range. Send one with POST /api/analytics/events.'));
       return;
     }
     body.replaceChildren(...events.map(eventRow));
@@ -500,8 +532,10 @@
   function eventRow(e) {
     const tr = document.createElement('tr');
     tr.dataset.id = String(e.id);
+    const labels = ['Time', 'Event', 'User', 'Source', 'Value', 'Props'];
     const cell = (child, cls) => {
       const td = document.createElement('td');
+      td.dataset.label = labels[tr.children.length]; // the stacked (phone) layout's label
       if (cls) td.className = cls;
       td.append(child);
       tr.append(td);
@@ -540,7 +574,8 @@
     const from = form.elements.from.value;
     const to = form.elements.to.value;
     const day = (v) => dayOnlyFmt.format(new Date(v + 'T12:00:00Z'));
-    let text = 'Without dates: the last 7 days.';
+    const picked = $('.range-picker [aria-pressed="true"]');
+    let text = 'Without dates: the selected range, ' + (picked ? picked.textContent : state.range) + ' (' + tz + ').';
     if (from && to) text = 'From ' + day(from) + ' to ' + day(to) + ' (' + tz + ').';
     else if (from) text = 'From ' + day(from) + ' until now (' + tz + ').';
     else if (to) text = 'The 7 days up to the end of ' + day(to) + ' (' + tz + ').';
@@ -557,11 +592,7 @@
       return;
     }
     box.hidden = true;
-    state.cursor = '';
-    state.stack = [];
-    describeScope();
-    updateExport();
-    loadEvents();
+    reloadEvents();
   }
 
   // ---- Export --------------------------------------------------------------
@@ -569,7 +600,7 @@
   const exportBtn = $('[data-export]');
 
   function exportURL() {
-    return '/api/analytics/export.csv?' + query(state.filters);
+    return '/api/analytics/export.csv?' + query(eventsFilters());
   }
 
   function updateExport() {
@@ -641,10 +672,24 @@
   exportBtn.addEventListener('click', download);
   $('[data-deliveries-more]').addEventListener('click', () => loadDeliveries(true));
 
+  // The time-zone picker: every IANA zone the browser knows, the page's
+  // first; picking one reloads the page in that zone.
+  const tzSelect = $('[data-tz-select]');
+  if (tzSelect) {
+    const have = new Set(Array.from(tzSelect.options, (o) => o.value));
+    const local = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const zones = (Intl.supportedValuesOf ? Intl.supportedValuesOf('timeZone') : []).filter((z) => !have.has(z));
+    if (local && !have.has(local)) tzSelect.append(new Option(local + ' (this device)', local));
+    for (const z of zones) if (z !== local) tzSelect.append(new Option(z, z));
+    tzSelect.addEventListener('change', () => {
+      window.location.assign('/ui/analytics?' + query({ tenant, range: state.range, tz: tzSelect.value }));
+    });
+  }
+
   state.kpi = $('[data-kpi-select]').value;
+  describeScope();
   updateExport();
-  loadRange();
+  loadRange(); // then the events of its range
   loadQuotas();
   loadDeliveries(false);
-  loadEvents();
 })();
