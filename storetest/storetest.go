@@ -46,6 +46,7 @@ func Run(t *testing.T, open Open) {
 		{"RollupTx", rollupTxCases()},
 		{"Privacy", privacyCases()},
 		{"Webhooks", webhookCases()},
+		{"Links", linkCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
