@@ -3,6 +3,7 @@ package server_test
 import (
 	"net/http"
 	"testing"
+	"time"
 )
 
 // TestIdentityLinks: once identify (or alias, or PostHog's $identify)
@@ -45,4 +46,31 @@ func TestIdentityLinks(t *testing.T) {
 		wantActiveUsers(t, h, o, 3)
 		h.noPanic(t)
 	})
+}
+
+// TestCompatClockSkew: a client whose clock runs an hour ahead sends
+// Segment's timestamp and sentAt, PostHog's timestamp and sent_at, by its
+// clock; tally stores the times corrected by received_at - sentAt.
+func TestCompatClockSkew(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	o := h.newTenant("skew")
+	k := h.createKey(o, "analytics:write")
+	ahead := time.Now().Add(time.Hour).UTC()
+	at := ahead.Add(-10 * time.Minute) // ten minutes before sending, by the client's clock
+	ts := func(t time.Time) string { return t.Format(time.RFC3339Nano) }
+	h.do("POST", "/v1/batch", `{"sentAt":"`+ts(ahead)+`","batch":[{"type":"track","messageId":"skew-seg","userId":"u","event":"E","timestamp":"`+ts(at)+`"}]}`,
+		hdr(k.Key, "")).want(t, http.StatusOK)
+	h.do("POST", "/batch/", `{"api_key":"`+k.Key+`","sent_at":"`+ts(ahead)+`","batch":[{"event":"e","uuid":"skew-ph","distinct_id":"u","timestamp":"`+ts(at)+`"}]}`,
+		nil).want(t, http.StatusOK)
+	for source, id := range map[string]string{"segment": "skew-seg", "posthog": "skew-ph"} {
+		e, ok := eventsOf(t, h, o, source)[id]
+		if !ok {
+			t.Fatalf("%s not stored", id)
+		}
+		// The event happened ten minutes before it was received.
+		if d := e.ReceivedAt.Sub(e.Timestamp); d < 10*time.Minute-time.Second || d > 10*time.Minute+time.Second {
+			t.Errorf("%s: timestamp %s is %s before received_at %s, want 10m", id, e.Timestamp, d, e.ReceivedAt)
+		}
+	}
 }
