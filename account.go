@@ -122,11 +122,15 @@ type LoginInput struct {
 }
 
 // Validate refuses only what is not text (invalid UTF-8 or NUL in the
-// email); EInvalid naming "email". Every other input is a login attempt
-// that fails as EUnauthorized.
+// email) and a password over MaxPasswordBytes (so that it is never
+// hashed); EInvalid naming the field. Every other input is a login
+// attempt that fails as EUnauthorized.
 func (in LoginInput) Validate() error {
 	if msg := emailCheck(in.Email); msg != "" {
 		return Invalid("invalid login", FieldError{Field: "email", Message: msg})
+	}
+	if len(in.Password) > MaxPasswordBytes { // checked before the hash, whose cost grows with it
+		return Invalid("invalid login", FieldError{Field: "password", Message: "must be at most " + strconv.Itoa(MaxPasswordBytes) + " bytes"})
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ const (
 	ENotFound     ErrorCode = "not_found"    // does not exist in the caller's tenant
 	EConflict     ErrorCode = "conflict"     // already exists
 	ETooLarge     ErrorCode = "too_large"    // over a size limit
+	ETooMany      ErrorCode = "too_many"     // well-formed, but would answer more than a limit allows (422)
 	ERateLimited  ErrorCode = "rate_limited" // over a quota or rate limit
 	EUnavailable  ErrorCode = "unavailable"  // not ready, overloaded or disabled
 	EInternal     ErrorCode = "internal"     // a bug or an infrastructure failure

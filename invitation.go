@@ -32,7 +32,9 @@ type InviteInput struct {
 // fault.
 func (in InviteInput) Validate() error {
 	var fields []FieldError
-	if !ValidEmail(NormalizeEmail(in.Email)) {
+	if msg := emailCheck(in.Email); msg != "" {
+		fields = append(fields, FieldError{Field: "email", Message: msg})
+	} else if !ValidEmail(NormalizeEmail(in.Email)) {
 		fields = append(fields, FieldError{Field: "email", Message: "must be an email address"})
 	}
 	if in.Role != "" && !in.Role.Valid() {

@@ -1,6 +1,9 @@
 package tally
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // KPIKind says how a KPI is computed from the events of a period.
 type KPIKind uint8
@@ -49,6 +52,19 @@ var KPIRanges = []KPIRange{
 	{Name: "7d", Label: "7 days", Days: 7},
 	{Name: "30d", Label: "30 days", Days: 30},
 	{Name: "90d", Label: "90 days", Days: 90},
+}
+
+// DefaultKPIRange is the period of a report that names none: the KPI
+// report, the usage series and the event list alike ("7d").
+var DefaultKPIRange = KPIRanges[1]
+
+// Start is the first instant of r's period when it ends at now: the
+// midnight in loc that begins the day Days-1 calendar days before now's
+// (today alone: today's midnight). From there to now there are exactly
+// Days day buckets of loc, DST days included.
+func (r KPIRange) Start(now time.Time, loc *time.Location) time.Time {
+	y, m, d := now.In(loc).Date()
+	return time.Date(y, m, d-(r.Days-1), 0, 0, 0, 0, loc)
 }
 
 // KPIRangeByName returns the KPI range named name; ok is false when there

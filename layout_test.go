@@ -22,6 +22,7 @@ var allowedImports = map[string][]string{
 	"ingest":                       {".", "internal/metrics"},
 	"usage":                        {".", "internal/metrics"},
 	"rollup":                       {".", "internal/userset"},
+	"meter":                        {"."},
 	"identity":                     {".", "internal/secret", "internal/dedupe"},
 	"server":                       {".", "ingest", "usage", "rollup", "internal/secret", "internal/dedupe"},
 	"sqlite":                       {".", "internal/migrate", "internal/userset"},
@@ -47,6 +48,7 @@ var allowedImports = map[string][]string{
 	"cmd/tally":                    {"*"},
 	"examples/hostapp":             {"client", "middleware"},
 	"bench/sqlitedrivers":          {"*"},
+	"bench/dataset":                {"."},
 }
 
 // TestLayout checks every package's imports against allowedImports, and

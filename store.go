@@ -22,6 +22,7 @@ type Store interface {
 	QuotaStore
 	RollupStore
 	WebhookStore
+	MeterStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -145,6 +145,22 @@ type Quota struct {
 	Enforced bool   `json:"enforced"`
 }
 
+// Validate checks a quota override: a valid metric name and a limit of 0
+// or more. A broken rule is an EInvalid *Error naming the fields.
+func (q Quota) Validate() error {
+	var bad []FieldError
+	if !ValidMetric(q.Metric) {
+		bad = append(bad, FieldError{Field: "metric", Message: "must match ^[a-z0-9_]{1,64}$"})
+	}
+	if q.Limit < 0 {
+		bad = append(bad, FieldError{Field: "limit", Message: "must be 0 or more"})
+	}
+	if bad != nil {
+		return Invalid("invalid quota", bad...)
+	}
+	return nil
+}
+
 // QuotaStatus is a quota with the current usage of its period.
 type QuotaStatus struct {
 	Metric    string    `json:"metric"`

@@ -256,8 +256,8 @@ func TestNoRetry(t *testing.T) {
 		if !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest {
 			t.Fatalf("Flush: %v, want a 400 *APIError", err)
 		}
-		if len(apiErr.Errors) != 1 || apiErr.Errors[0].Field != "events[0]" || apiErr.RequestID == "" {
-			t.Errorf("APIError %+v: want errors naming events[0] and a request id", apiErr)
+		if len(apiErr.Errors) != 1 || apiErr.Errors[0].Field != "batch[0].timestamp" || apiErr.RequestID == "" {
+			t.Errorf("APIError %+v: want errors naming batch[0].timestamp and a request id", apiErr)
 		}
 		if n := rec.batches.Load(); n != 1 {
 			t.Errorf("%d attempts, want 1: a 400 is not retried", n)

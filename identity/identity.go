@@ -403,7 +403,8 @@ func (s *Service) RevokeKey(ctx context.Context, tenantID, id int64) error {
 // it with its token: the only time the token exists outside the caller.
 // Whether the email is registered is not looked at, so the answer is the
 // same either way. Only an owner invites an owner (EForbidden otherwise).
-// EInvalid as InviteInput.Validate.
+// A principal with neither user nor key is the operator's command line,
+// named "cli" as the inviter. EInvalid as InviteInput.Validate.
 func (s *Service) Invite(ctx context.Context, by *tally.Principal, in tally.InviteInput) (*tally.Invitation, string, error) {
 	if err := in.Validate(); err != nil {
 		return nil, "", err
@@ -416,8 +417,12 @@ func (s *Service) Invite(ctx context.Context, by *tally.Principal, in tally.Invi
 		return nil, "", tally.Errorf(tally.EForbidden, "only an owner can invite an owner")
 	}
 	token := secret.Token()
+	inviter := by.Actor()
+	if by.User == nil && by.Key == nil {
+		inviter = "cli" // the operator, on the command line
+	}
 	inv := &tally.Invitation{TenantID: by.Tenant.ID, Email: tally.NormalizeEmail(in.Email), Role: role,
-		TokenHash: secret.HashToken(token), InvitedBy: by.Actor(), ExpiresAt: s.clock().Add(tally.InvitationTTL)}
+		TokenHash: secret.HashToken(token), InvitedBy: inviter, ExpiresAt: s.clock().Add(tally.InvitationTTL)}
 	if err := s.store.CreateInvitation(ctx, inv); err != nil {
 		return nil, "", err
 	}

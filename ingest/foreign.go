@@ -138,6 +138,7 @@ func (r *Recorder) submit(ctx context.Context, d *Decoded) (*Result, error) {
 		res.Rejected[i].Index = d.Index[res.Rejected[i].Index]
 	}
 	res.Rejected = append(res.Rejected, d.Rejected...)
+	res.Batch = d.Batch
 	slices.SortStableFunc(res.Rejected, func(a, b Rejection) int { return cmp.Compare(a.Index, b.Index) })
 	return res, nil
 }

@@ -33,6 +33,9 @@ type Result struct {
 	// quota: when it equals the request's event count, the caller answers
 	// 429.
 	RateLimited int `json:"-"`
+	// Batch says the request was the batch form, for naming the fields at
+	// fault (batch[i]); false for one event or a Submit.
+	Batch bool `json:"-"`
 }
 
 // Submit stores events, already valid (decoded or prepared by a
@@ -43,6 +46,9 @@ type Result struct {
 // sbh_analytics_events_total for the inserted ones. It sets ID on the
 // inserted events.
 //
+// When the meter cannot admit an event because its quota counters are
+// unavailable (an EUnavailable error from Admit), nothing is written and
+// Submit returns that error.
 // When the write fails it returns that error (ErrQueueFull and
 // ErrShuttingDown are EUnavailable: answer 503 with Retry-After) after
 // settling the meter with no event inserted, so that every reservation is
@@ -56,6 +62,15 @@ func (p *Pipeline) Submit(ctx context.Context, events []tally.Event) (*Result, e
 	)
 	if p.meter != nil && len(events) > 0 {
 		errs, resv = p.meter.Admit(ctx, events)
+	}
+	for _, err := range errs {
+		if tally.ErrorCodeOf(err) == tally.EUnavailable {
+			// The quota gate could not decide (its counters are down):
+			// nothing of the request is written, and the caller answers
+			// 503 with Retry-After so that the client retries it whole.
+			p.settle(ctx, events, nil, resv)
+			return nil, err
+		}
 	}
 	admitted := make([]tally.Event, 0, len(events))
 	pos := make([]int, 0, len(events)) // position in events of each admitted one

@@ -74,8 +74,10 @@ func (r *Recorder) Events(ctx context.Context, t *tally.Tenant, body []byte) (*R
 
 // Increment records an explicit usage increment as a durable
 // usage.increment event (deduplicated by its event id like any event) and
-// returns the metric's value today. Over an enforced quota it is an
-// ERateLimited *tally.Error.
+// returns the metric's value today (CurrentUnknown when it cannot be read
+// after the write: once the increment is durable, Increment never fails).
+// Over an enforced quota it is an ERateLimited *tally.Error; with the
+// quota's counters unavailable, EUnavailable and nothing is stored.
 func (r *Recorder) Increment(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (int64, error) {
 	if err := in.Validate(); err != nil {
 		return 0, err
@@ -96,23 +98,31 @@ func (r *Recorder) Increment(ctx context.Context, t *tally.Tenant, in tally.Usag
 	}
 	today, err := r.quotas.Today(ctx, t.ID)
 	if err != nil {
-		return 0, err
+		// The increment is durable: never answer an error for it (a
+		// client would retry and, without an event id, count twice).
+		r.log.WarnContext(ctx, "usage increment stored; its value could not be read", "metric", in.Metric, "err", err)
+		return CurrentUnknown, nil
 	}
 	return today[in.Metric], nil
 }
 
-// Consume takes amount from the quota of metric, atomically, and when the
-// quota had room records the amount as a usage.increment event in the
-// quota period it was reserved in (also when the clock passed the period's
-// end since). It returns whether the quota had room and its status; a
-// metric without a quota is ENotFound.
-func (r *Recorder) Consume(ctx context.Context, t *tally.Tenant, metric string, amount int64) (bool, tally.QuotaStatus, error) {
-	if !tally.ValidMetric(metric) {
-		return false, tally.QuotaStatus{}, tally.InvalidMetric()
-	}
-	if err := tally.ValidateAmount(amount); err != nil {
+// CurrentUnknown is what Increment returns as the metric's value when the
+// increment is stored but neither the counters nor the log could be read
+// just after.
+const CurrentUnknown int64 = -1
+
+// Consume takes in.Amount from the quota of in.Metric, atomically, and
+// when the quota had room records the amount as a usage.increment event
+// (with in.EventID, when given) in the quota period it was reserved in
+// (also when the clock passed the period's end since). It returns whether
+// the quota had room and its status; a metric without a quota is
+// ENotFound. A retry with an event id already stored is a duplicate: it
+// answers allowed and counts nothing (its reservation is released).
+func (r *Recorder) Consume(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (bool, tally.QuotaStatus, error) {
+	if err := in.Validate(); err != nil {
 		return false, tally.QuotaStatus{}, err
 	}
+	metric, amount := in.Metric, in.Amount
 	allowed, st, resv, err := r.quotas.Consume(ctx, t.ID, metric, amount)
 	if err != nil || !allowed {
 		return false, st, err
@@ -121,12 +131,18 @@ func (r *Recorder) Consume(ctx context.Context, t *tally.Tenant, metric string, 
 	if end := st.ResetsAt.Add(-time.Microsecond); at.After(end) {
 		at = end
 	}
-	e, err := r.usageEvent(t, tally.UsageIncrement{Metric: metric, Amount: amount}, at)
+	e, err := r.usageEvent(t, in, at)
+	var res *Result
 	if err == nil {
-		_, err = r.p.SubmitReserved(ctx, []tally.Event{e}, resv)
+		res, err = r.p.SubmitReserved(ctx, []tally.Event{e}, resv)
 	}
 	if err != nil {
 		return false, st, err
+	}
+	if res.Duplicates > 0 { // stored before: this call's reservation was released
+		st.Current -= amount
+		st.Remaining = max(st.Limit-st.Current, 0)
+		st.Exceeded = st.Current >= st.Limit
 	}
 	return true, st, nil
 }

@@ -108,6 +108,8 @@ type Decoded struct {
 	Index []int
 	// Rejected lists the invalid events by position, in request order.
 	Rejected []Rejection
+	// Batch says the body was the batch form (positions are in "batch").
+	Batch bool
 }
 
 // Rejection says why the event at Index in a request was not stored.
@@ -240,7 +242,7 @@ func (v *Validator) Decode(body []byte, tenant *tally.Tenant, now time.Time) (*D
 		skew = now.Sub(sentAt)
 	}
 
-	d := &Decoded{Events: make([]tally.Event, 0, len(elems)), Index: make([]int, 0, len(elems))}
+	d := &Decoded{Events: make([]tally.Event, 0, len(elems)), Index: make([]int, 0, len(elems)), Batch: true}
 	for i, raw := range elems {
 		ev, rerr := v.decodeEvent(raw, tenant, now, skew)
 		if rerr != nil {

@@ -59,7 +59,7 @@ const insertEvent = `INSERT INTO events (tenant_id, event_id, event, user_id, so
 // so that concurrent marks lock rows in one order) at time $3.
 const markDirty = `INSERT INTO rollup_dirty (tenant_id, hour, marked_at)
 	SELECT t, h, $3 FROM unnest($1::bigint[], $2::timestamptz[]) AS d (t, h) ORDER BY t, h
-	ON CONFLICT (tenant_id, hour) DO UPDATE SET marked_at = excluded.marked_at`
+	ON CONFLICT (tenant_id, hour) DO UPDATE SET marked_at = excluded.marked_at, seq = excluded.seq`
 
 // InsertEvents implements tally.EventStore.
 //
@@ -345,7 +345,7 @@ func (db *DB) DeleteUserEvents(ctx context.Context, tenantID int64, userID strin
 				SELECT DISTINCT date_trunc('hour', ts, 'UTC') AS hour FROM gone
 			), marked AS (
 				INSERT INTO rollup_dirty (tenant_id, hour, marked_at) SELECT $1, hour, $3 FROM hours ORDER BY hour
-				ON CONFLICT (tenant_id, hour) DO UPDATE SET marked_at = excluded.marked_at
+				ON CONFLICT (tenant_id, hour) DO UPDATE SET marked_at = excluded.marked_at, seq = excluded.seq
 			), dropped AS (
 				DELETE FROM rollup_hour_users WHERE tenant_id = $1 AND hour IN (SELECT hour FROM hours)
 			)
@@ -376,6 +376,9 @@ func (db *DB) PurgeEvents(ctx context.Context, tenantID int64, before time.Time)
 // the hours that start before it and the dirty marks of the hours that end
 // by it, in tx, which holds the tenant's lock.
 func purge(ctx context.Context, tx pgx.Tx, tenantID int64, before time.Time) (int64, error) {
+	if err := stampTenant(ctx, tx, tenantID); err != nil {
+		return 0, err
+	}
 	var n int64
 	err := tx.QueryRow(ctx, `
 		WITH gone AS (
@@ -387,6 +390,15 @@ func purge(ctx context.Context, tx pgx.Tx, tenantID int64, before time.Time) (in
 		)
 		SELECT count(*) FROM gone`, tenantID, before).Scan(&n)
 	return n, err
+}
+
+// stampTenant records in tx a change to tenantID's log or rollups that
+// leaves no dirty mark (a purge, a rollup written), with a new stamp (see
+// InRollupTx). A mark takes its stamp from its column's default.
+func stampTenant(ctx context.Context, tx pgx.Tx, tenantID int64) error {
+	_, err := tx.Exec(ctx, `INSERT INTO rollup_stamps (tenant_id, seq) VALUES ($1, nextval('rollup_stamp_seq'))
+		ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq`, tenantID)
+	return err
 }
 
 // CountEvents implements tally.EventStore.

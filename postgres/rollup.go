@@ -73,7 +73,36 @@ func (db *DB) OldestDirty(ctx context.Context, tenantID int64) (time.Time, error
 //
 // The writes of fn are queued in one batch, sent before the next read
 // and at the end: one round trip for a day's rows.
+//
+// Holding the tenant's lock for the whole of fn would hold every writer
+// of the tenant — and the group-commit writer with it — for as long as a
+// day takes to aggregate, so fn first runs over a REPEATABLE READ
+// snapshot without the lock, its writes kept aside, and a short
+// transaction that takes the lock exclusively then applies them, keeping
+// the promise above with change stamps (migration 0010; every change
+// draws a new one from a sequence):
+//
+//   - when the tenant's stamp row (a purge, a rollup written) differs
+//     from the snapshot's, fn runs again;
+//   - an hour whose mark differs from the snapshot's, or that the snapshot
+//     saw clean, changed after it: its mark stays, and nothing fn wrote
+//     for it (its hourly rows and user set, the daily rows and count of
+//     its day) is written;
+//   - every other hour is as fn saw it: its rows are written and its mark
+//     cleared.
+//
+// After a few dropped attempts, or when fn purges (RollupTx.PurgeEvents),
+// fn runs under the lock from the start, as described above.
 func (db *DB) InRollupTx(ctx context.Context, tenantID int64, fn func(tx tally.RollupTx) error) error {
+	for range snapshotAttempts {
+		applied, err := db.rollupSnapshot(ctx, tenantID, fn)
+		if applied || (err != nil && !errors.Is(err, errNeedsWriter)) {
+			return err
+		}
+		if errors.Is(err, errNeedsWriter) {
+			break
+		}
+	}
 	var fnErr error
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, lockTenantExclusive, int32(lockClassTenant), tenantLockKey(tenantID)); err != nil {
@@ -83,7 +112,10 @@ func (db *DB) InRollupTx(ctx context.Context, tenantID int64, fn func(tx tally.R
 		if fnErr = fn(t); fnErr != nil {
 			return fnErr
 		}
-		return t.flush(ctx)
+		if err := t.flush(ctx); err != nil {
+			return err
+		}
+		return stampTenant(ctx, tx, tenantID)
 	})
 	if fnErr != nil {
 		return fnErr
@@ -91,17 +123,127 @@ func (db *DB) InRollupTx(ctx context.Context, tenantID int64, fn func(tx tally.R
 	return wrap(err, "rollup")
 }
 
-// rollupTx implements tally.RollupTx in one transaction that holds the
-// tenant's lock exclusively.
+// snapshotAttempts bounds the snapshot runs of one InRollupTx.
+const snapshotAttempts = 3
+
+// errNeedsWriter ends a snapshot run whose fn must write at once.
+var errNeedsWriter = errors.New("postgres: the rollup needs the tenant's lock")
+
+// rollupSnapshot runs fn over a snapshot and applies its writes (see
+// InRollupTx); applied is false when a change since the snapshot dropped
+// them.
+func (db *DB) rollupSnapshot(ctx context.Context, tenantID int64, fn func(tx tally.RollupTx) error) (applied bool, err error) {
+	rd, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return false, unavailable(err)
+	}
+	defer rd.Rollback(ctx)
+	// The first statement takes the snapshot.
+	stamp, marks, err := readStamps(ctx, rd, tenantID)
+	if err != nil {
+		return false, wrap(err, "rollup")
+	}
+	t := &rollupTx{tx: rd, tenantID: tenantID, batch: &pgx.Batch{}, snapshot: true}
+	if err := fn(t); err != nil {
+		return false, err
+	}
+	if err := rd.Rollback(ctx); err != nil {
+		return false, wrap(err, "rollup")
+	}
+	if len(t.queue) == 0 {
+		return true, nil // nothing to write
+	}
+	err = db.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockTenantExclusive, int32(lockClassTenant), tenantLockKey(tenantID)); err != nil {
+			return err
+		}
+		now, current, err := readStamps(ctx, tx, tenantID)
+		if err != nil || now != stamp {
+			return err
+		}
+		t.changed = map[int64]bool{}
+		for h, seq := range current {
+			if seen, ok := marks[h]; !ok || seen != seq {
+				t.changed[h] = true
+			}
+		}
+		t.snapshot, t.tx = false, tx
+		for _, w := range t.queue {
+			w(t.batch)
+		}
+		t.batch.Queue(`INSERT INTO rollup_stamps (tenant_id, seq) VALUES ($1, nextval('rollup_stamp_seq'))
+			ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq`, tenantID)
+		if err := t.flush(ctx); err != nil {
+			return err
+		}
+		applied = true
+		return nil
+	})
+	if err != nil {
+		return false, wrap(err, "rollup")
+	}
+	return applied, nil
+}
+
+// readStamps reads, in tx, the tenant's stamp row (0 when it has none) and
+// the stamps of its dirty marks by hour (Unix µs).
+func readStamps(ctx context.Context, tx pgx.Tx, tenantID int64) (int64, map[int64]int64, error) {
+	var stamp int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM rollup_stamps WHERE tenant_id = $1`, tenantID).Scan(&stamp); err != nil {
+		return 0, nil, err
+	}
+	rows, err := tx.Query(ctx, `SELECT hour, seq FROM rollup_dirty WHERE tenant_id = $1`, tenantID)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer rows.Close()
+	marks := map[int64]int64{}
+	for rows.Next() {
+		var h time.Time
+		var seq int64
+		if err := rows.Scan(&h, &seq); err != nil {
+			return 0, nil, err
+		}
+		marks[h.UnixMicro()] = seq
+	}
+	return stamp, marks, rows.Err()
+}
+
+// rollupTx implements tally.RollupTx: in one transaction that holds the
+// tenant's lock exclusively, or over a snapshot with its writes kept in
+// queue until the apply (see InRollupTx).
 type rollupTx struct {
 	tx       pgx.Tx
 	tenantID int64
 	batch    *pgx.Batch // writes not sent yet
+	snapshot bool       // reading a snapshot: writes go to queue
+	queue    []func(*pgx.Batch)
+	changed  map[int64]bool // hours (Unix µs) changed after the snapshot
+}
+
+// write queues w's writes in the batch, or keeps w for the apply.
+func (t *rollupTx) write(w func(b *pgx.Batch)) {
+	if t.snapshot {
+		t.queue = append(t.queue, w)
+		return
+	}
+	w(t.batch)
+}
+
+// stale tells whether any hour of [start, start+size) changed after the
+// snapshot, so that rows of that bucket must not be written.
+func (t *rollupTx) stale(start time.Time, size time.Duration) bool {
+	for h := start; h.Before(start.Add(size)); h = h.Add(time.Hour) {
+		if t.changed[h.UnixMicro()] {
+			return true
+		}
+	}
+	return false
 }
 
 // flush sends the queued writes.
 func (t *rollupTx) flush(ctx context.Context) error {
-	if t.batch.Len() == 0 {
+	if t.batch.Len() == 0 || t.snapshot {
 		return nil
 	}
 	b := t.batch
@@ -135,9 +277,11 @@ var rollupTables = []struct{ table, col string }{
 }
 
 func (t *rollupTx) DeleteRollups(_ context.Context, from, to time.Time) error {
-	for _, r := range rollupTables {
-		t.batch.Queue(`DELETE FROM `+r.table+` WHERE tenant_id = $1 AND `+r.col+` >= $2 AND `+r.col+` < $3`, t.tenantID, from, to)
-	}
+	t.write(func(b *pgx.Batch) {
+		for _, r := range rollupTables {
+			b.Queue(`DELETE FROM `+r.table+` WHERE tenant_id = $1 AND `+r.col+` >= $2 AND `+r.col+` < $3`, t.tenantID, from, to)
+		}
+	})
 	return nil
 }
 
@@ -161,6 +305,9 @@ func (t *rollupTx) DirtyHours(ctx context.Context, before time.Time) ([]time.Tim
 }
 
 func (t *rollupTx) PurgeEvents(ctx context.Context, before time.Time) (int64, error) {
+	if t.snapshot {
+		return 0, errNeedsWriter
+	}
 	if err := t.flush(ctx); err != nil {
 		return 0, err
 	}
@@ -168,8 +315,16 @@ func (t *rollupTx) PurgeEvents(ctx context.Context, before time.Time) (int64, er
 	return n, wrap(err, "rollup")
 }
 
+// ClearDirty keeps the marks of the hours changed after the snapshot.
 func (t *rollupTx) ClearDirty(_ context.Context, from, to time.Time) error {
-	t.batch.Queue(`DELETE FROM rollup_dirty WHERE tenant_id = $1 AND hour >= $2 AND hour < $3`, t.tenantID, from, to)
+	t.write(func(b *pgx.Batch) {
+		keep := []time.Time{} // not nil: <> ALL(NULL) is never true
+		for h := range t.changed {
+			keep = append(keep, time.UnixMicro(h).UTC())
+		}
+		b.Queue(`DELETE FROM rollup_dirty WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 AND hour <> ALL($4::timestamptz[])`,
+			t.tenantID, from, to, keep)
+	})
 	return nil
 }
 
@@ -188,11 +343,15 @@ func (t *rollupTx) WriteEventRows(_ context.Context, bucket time.Duration, rows 
 	if err != nil {
 		return err
 	}
-	for _, r := range rows {
-		t.batch.Queue(`INSERT INTO `+table+` (tenant_id, `+col+`, event, metric, count, sum_value, sum_rounded, users)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			t.tenantID, r.Start, r.Event, r.Metric, r.Count, r.Sum, r.SumRounded, r.Users)
-	}
+	t.write(func(b *pgx.Batch) {
+		for _, r := range rows {
+			if !t.stale(r.Start, bucket) {
+				b.Queue(`INSERT INTO `+table+` (tenant_id, `+col+`, event, metric, count, sum_value, sum_rounded, users)
+					VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+					t.tenantID, r.Start, r.Event, r.Metric, r.Count, r.Sum, r.SumRounded, r.Users)
+			}
+		}
+	})
 	return nil
 }
 
@@ -201,10 +360,14 @@ func (t *rollupTx) WriteMetricRows(_ context.Context, bucket time.Duration, poin
 	if err != nil {
 		return err
 	}
-	for _, p := range points {
-		t.batch.Queue(`INSERT INTO `+table+` (tenant_id, `+col+`, metric, value) VALUES ($1, $2, $3, $4)`,
-			t.tenantID, p.Start, p.Metric, p.Value)
-	}
+	t.write(func(b *pgx.Batch) {
+		for _, p := range points {
+			if !t.stale(p.Start, bucket) {
+				b.Queue(`INSERT INTO `+table+` (tenant_id, `+col+`, metric, value) VALUES ($1, $2, $3, $4)`,
+					t.tenantID, p.Start, p.Metric, p.Value)
+			}
+		}
+	})
 	return nil
 }
 
@@ -212,12 +375,20 @@ func (t *rollupTx) WriteHourUsers(_ context.Context, hour time.Time, set []byte)
 	if set == nil {
 		set = []byte{} // an empty set, not NULL
 	}
-	t.batch.Queue(`INSERT INTO rollup_hour_users (tenant_id, hour, users) VALUES ($1, $2, $3)`, t.tenantID, hour, set)
+	t.write(func(b *pgx.Batch) {
+		if !t.stale(hour, time.Hour) {
+			b.Queue(`INSERT INTO rollup_hour_users (tenant_id, hour, users) VALUES ($1, $2, $3)`, t.tenantID, hour, set)
+		}
+	})
 	return nil
 }
 
 func (t *rollupTx) WriteDayUsers(_ context.Context, day time.Time, n int64) error {
-	t.batch.Queue(`INSERT INTO rollup_day_users (tenant_id, day, users) VALUES ($1, $2, $3)`, t.tenantID, day, n)
+	t.write(func(b *pgx.Batch) {
+		if !t.stale(day, 24*time.Hour) {
+			b.Queue(`INSERT INTO rollup_day_users (tenant_id, day, users) VALUES ($1, $2, $3)`, t.tenantID, day, n)
+		}
+	})
 	return nil
 }
 

@@ -37,7 +37,7 @@ func openTest(t testing.TB) goredis.UniversalClient {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	client, err := redis.Open(ctx, testURL())
+	client, err := redis.OpenTimeout(ctx, testURL(), testTimeout)
 	if err != nil {
 		testenv.Missing(t, "Redis at "+testenv.RedactedURL(testURL()), err.Error(), "start it or set TALLY_TEST_REDIS_URL")
 	}
@@ -77,8 +77,13 @@ func newCounters(t testing.TB) (*redis.Counters, goredis.UniversalClient, string
 	t.Helper()
 	client := openTest(t)
 	prefix := newPrefix(t, client)
-	return redis.NewCounters(client, prefix), client, prefix
+	return redis.New(client, redis.Config{Prefix: prefix, Timeout: testTimeout}), client, prefix
 }
+
+// testTimeout bounds each Redis call in the tests that are not about
+// timeouts: generous, as the race detector and parallel tests slow the
+// machine far below production speed.
+const testTimeout = 2 * time.Second
 
 func TestCountersConformance(t *testing.T) {
 	t.Parallel()
@@ -203,8 +208,7 @@ func TestServicesShareQuota(t *testing.T) {
 	}
 	var svcs [2]*usage.Service
 	for i := range svcs {
-		svcs[i] = usage.NewService(cfg, store, redis.NewCounters(openTest(t), prefix), nil, 0)
-		t.Cleanup(func() { svcs[i].Stop(context.Background()) })
+		svcs[i] = usage.NewService(cfg, store, redis.New(openTest(t), redis.Config{Prefix: prefix, Timeout: testTimeout}), nil, 0)
 	}
 
 	const callers = 128

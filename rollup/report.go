@@ -434,7 +434,7 @@ func (r *Reports) KPIs(ctx context.Context, tenantID int64, rng string, loc *tim
 	}
 	y, mo, d := now.In(loc).Date()
 	midnight := func(days int) time.Time { return time.Date(y, mo, d+days, 0, 0, 0, 0, loc) }
-	from, prevFrom, to := midnight(1-n), midnight(1-2*n), now
+	from, prevFrom, to := kr.Start(now, loc), midnight(1-2*n), now
 	var starts []time.Time
 	if n == 1 {
 		for t := from; t.Before(to); t = t.Add(time.Hour) {

@@ -26,10 +26,22 @@ func (r *Rollup) PurgeExpired(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	now := r.cfg.Now().UTC()
+	dirty, err := r.store.DirtyHours(ctx, now) // ordered by tenant and hour
+	if err != nil {
+		return 0, err
+	}
 	var total int64
 	var errs []error
 	for _, t := range tenants {
 		before := t.RetentionStart(now)
+		// Re-roll the dirty days first, each on its own (a store may read
+		// them off its writer, see tally.RollupStore.InRollupTx), so that
+		// the purge's transaction below finds none left but those a change
+		// dirtied meanwhile.
+		if err := r.preroll(ctx, t.ID, before, dirty); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		var n int64
 		err := r.store.InRollupTx(ctx, t.ID, func(tx tally.RollupTx) error {
 			hours, err := tx.DirtyHours(ctx, before)
@@ -71,4 +83,21 @@ func (r *Rollup) PurgeExpired(ctx context.Context) (int64, error) {
 		}
 	}
 	return total, errors.Join(errs...)
+}
+
+// preroll recomputes each of tenantID's days with a dirty hour in hours
+// before before, in a transaction of its own.
+func (r *Rollup) preroll(ctx context.Context, tenantID int64, before time.Time, hours []tally.TenantHour) error {
+	var last time.Time
+	for _, h := range hours {
+		d := tally.DayStart(h.Hour)
+		if h.TenantID != tenantID || !h.Hour.Before(before) || d.Equal(last) {
+			continue
+		}
+		last = d
+		if _, err := RecomputeDay(ctx, r.store, tenantID, d, r.cfg.Rules); err != nil {
+			return err
+		}
+	}
+	return nil
 }

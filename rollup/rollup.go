@@ -218,6 +218,15 @@ func (r *Rollup) run(parent context.Context, kind, actor string, plan func(conte
 		errs = append(errs, err)
 	}
 	var audits []*tenantRun // in order of tenant, as the days come
+	probes := map[int64]*tenantProbe{}
+	for _, td := range days {
+		p := probes[td.tenant]
+		if p == nil {
+			p = &tenantProbe{from: td.day, to: td.day}
+			probes[td.tenant] = p
+		}
+		p.from, p.to = minTime(p.from, td.day), maxTime(p.to, td.day)
+	}
 	for _, td := range days {
 		if n := len(audits); n == 0 || audits[n-1].tenant != td.tenant {
 			audits = append(audits, &tenantRun{tenant: td.tenant, from: td.day, to: td.day})
@@ -228,7 +237,7 @@ func (r *Rollup) run(parent context.Context, kind, actor string, plan func(conte
 			errs = append(errs, ctx.Err())
 			break
 		}
-		n, err := RecomputeDay(ctx, r.store, td.tenant, td.day, r.cfg.Rules)
+		n, err := r.rollDay(ctx, td, probes[td.tenant])
 		if err != nil {
 			a.failed++
 			errs = append(errs, err)
@@ -277,6 +286,59 @@ func (r *Rollup) run(parent context.Context, kind, actor string, plan func(conte
 		}
 	}
 	return res, err
+}
+
+// tenantProbe is what a run learnt of one tenant before rolling up its
+// days from..to (inclusive): its oldest dirty hour, and whether the whole
+// range has no event and no rollup row.
+type tenantProbe struct {
+	from, to time.Time
+	probed   bool
+	oldest   time.Time
+	empty    bool
+}
+
+// rollDay recomputes one tenant-day unless it has nothing to roll up: no
+// event, no rollup rows, and no dirty hour at or before its end. The
+// checks are index probes, made once for the tenant's whole range and
+// then per day, so an idle tenant costs a few reads per run whatever its
+// days, and a run over every tenant and day scales with the data. A stale
+// oldest dirty hour is only earlier (the run clears marks), which rolls up
+// more, never less; a change racing the checks marks its hour, which the
+// next run rolls up.
+func (r *Rollup) rollDay(ctx context.Context, td tenantDay, p *tenantProbe) (int, error) {
+	if !p.probed {
+		var err error
+		if p.oldest, err = r.store.OldestDirty(ctx, td.tenant); err != nil {
+			return 0, err
+		}
+		if p.empty, err = r.nothingStored(ctx, td.tenant, p.from, p.to.Add(24*time.Hour)); err != nil {
+			return 0, err
+		}
+		p.probed = true
+	}
+	end := td.day.Add(24 * time.Hour)
+	if p.oldest.IsZero() || !p.oldest.Before(end) {
+		if p.empty {
+			return 0, nil
+		}
+		empty, err := r.nothingStored(ctx, td.tenant, td.day, end)
+		if err != nil || empty {
+			return 0, err
+		}
+	}
+	return RecomputeDay(ctx, r.store, td.tenant, td.day, r.cfg.Rules)
+}
+
+// nothingStored tells whether tenantID has neither an event nor a daily
+// rollup row in [from, to).
+func (r *Rollup) nothingStored(ctx context.Context, tenantID int64, from, to time.Time) (bool, error) {
+	evs, _, err := r.store.ListEvents(ctx, tenantID, tally.EventFilter{From: from, To: to.Add(-time.Microsecond), Limit: 1})
+	if err != nil || len(evs) > 0 {
+		return false, err
+	}
+	rows, err := r.store.RollupDays(ctx, tenantID, from, to)
+	return len(rows) == 0, err
 }
 
 // tenantRun is what one run did in one tenant, for its audit entry.

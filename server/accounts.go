@@ -22,9 +22,13 @@ type Accounts interface {
 	TenantBySlug(ctx context.Context, slug string) (*tally.Tenant, error)
 	CreateTenant(ctx context.Context, in tally.CreateTenantInput, ownerID int64) (*tally.Tenant, error)
 
-	AddMember(ctx context.Context, by *tally.Principal, in tally.AddMemberInput) (*tally.Member, error)
 	ListMembers(ctx context.Context, tenantID int64) ([]tally.Member, error)
 	RemoveMember(ctx context.Context, by *tally.Principal, userID int64) (tally.Role, error)
+
+	Invite(ctx context.Context, by *tally.Principal, in tally.InviteInput) (*tally.Invitation, string, error)
+	Invitations(ctx context.Context, tenantID int64) ([]tally.Invitation, error)
+	RevokeInvitation(ctx context.Context, tenantID, id int64) error
+	AcceptInvitation(ctx context.Context, u *tally.User, token string) (*tally.Invitation, *tally.Tenant, error)
 
 	CreateKey(ctx context.Context, tenantID int64, in tally.CreateKeyInput) (*tally.APIKey, string, error)
 	ListKeys(ctx context.Context, tenantID int64) ([]tally.APIKey, error)

@@ -58,18 +58,34 @@ func TestAPITenantContext(t *testing.T) {
 		}
 	})
 
-	t.Run("session needs X-Tenant-Slug", func(t *testing.T) {
+	t.Run("X-Tenant-Slug is needed with several tenants only", func(t *testing.T) {
 		t.Parallel()
+		// A user of exactly one tenant acts in it without the header,
+		// with the role it has there.
 		for _, path := range []string{"/api/analytics/events", "/api/keys", "/api/analytics/quotas"} {
-			r := h.doT(t, "GET", path, nil, hdr(acme.token, ""))
+			h.doT(t, "GET", path, nil, hdr(acme.token, "")).want(t, http.StatusOK)
+		}
+		h.doT(t, "POST", "/api/analytics/events", event, hdr(memberTok, "")).want(t, http.StatusAccepted)
+		wantProblem(t, h.doT(t, "GET", "/api/keys", nil, hdr(memberTok, "")), http.StatusForbidden)
+
+		// A user of two tenants must say which: 400 naming the header.
+		both := h.uniq("both") + "@example.com"
+		bothTok, _ := h.user(both)
+		for _, o := range []owner{acme, other} {
+			h.doT(t, "POST", "/api/tenants/"+o.slug+"/members", map[string]string{"email": both, "role": "member"}, o.h()).
+				want(t, http.StatusCreated)
+		}
+		for _, path := range []string{"/api/analytics/events", "/api/analytics/quotas"} {
+			r := h.doT(t, "GET", path, nil, hdr(bothTok, ""))
 			if p := wantProblem(t, r, http.StatusBadRequest); !p.hasField("X-Tenant-Slug") {
 				t.Errorf("%s: does not name X-Tenant-Slug", r)
 			}
 		}
-		r := h.doT(t, "POST", "/api/analytics/events", event, hdr(memberTok, ""))
+		r := h.doT(t, "POST", "/api/analytics/events", event, hdr(bothTok, ""))
 		if p := wantProblem(t, r, http.StatusBadRequest); !p.hasField("X-Tenant-Slug") {
 			t.Errorf("%s: does not name X-Tenant-Slug", r)
 		}
+		h.doT(t, "POST", "/api/analytics/events", event, hdr(bothTok, other.slug)).want(t, http.StatusAccepted)
 	})
 
 	t.Run("foreign and unknown tenants look the same", func(t *testing.T) {

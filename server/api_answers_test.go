@@ -169,7 +169,7 @@ func TestAPITenantHeaderAndContentType(t *testing.T) {
 			{"POST", "/api/auth/login", login},
 			{"POST", "/api/tenants", `{"name":"x","slug":"ct-x"}`},
 			{"PATCH", "/api/tenants/hdrs", `{"name":"y"}`},
-			{"POST", "/api/tenants/hdrs/members", `{"email":"a@b.c"}`},
+			{"POST", "/api/tenants/hdrs/invitations", `{"email":"a@b.c"}`},
 			{"POST", "/api/keys", `{"name":"k","scopes":["analytics:read"]}`},
 			{"POST", "/api/analytics/events", `{"event":"a.b"}`},
 			{"POST", "/api/analytics/usage", `{"metric":"m","amount":1}`},
@@ -230,8 +230,8 @@ func TestAPIAccountTextFields(t *testing.T) {
 			{"tenant create name", "POST", "/api/tenants", `{"name":"Acme\u0000","slug":"nul-tenant"}`, "name", o.h()},
 			{"tenant update name", "PATCH", "/api/tenants/texts", `{"name":"Ac\u0000me"}`, "name", o.h()},
 			{"key name", "POST", "/api/keys", `{"name":"k\u0000","scopes":["analytics:read"]}`, "name", o.h()},
-			{"member email", "POST", "/api/tenants/texts/members", `{"email":"` + email + `\u0000"}`, "email", o.h()},
-			{"member email inside", "POST", "/api/tenants/texts/members", `{"email":"a\u0000@texts.test","role":"member"}`, "email", o.h()},
+			{"invitation email", "POST", "/api/tenants/texts/invitations", `{"email":"` + email + `\u0000"}`, "email", o.h()},
+			{"invitation email inside", "POST", "/api/tenants/texts/invitations", `{"email":"a\u0000@texts.test","role":"member"}`, "email", o.h()},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				r := h.doT(t, tt.method, tt.path, tt.body, tt.headers)
@@ -241,7 +241,7 @@ func TestAPIAccountTextFields(t *testing.T) {
 			})
 		}
 		// Nothing with a NUL was stored.
-		for _, path := range []string{"/api/tenants", "/api/keys", "/api/tenants/texts/members"} {
+		for _, path := range []string{"/api/tenants", "/api/keys", "/api/tenants/texts/members", "/api/tenants/texts/invitations"} {
 			r := h.do("GET", path, nil, o.h()).want(t, http.StatusOK)
 			if bytes.Contains(r.Body, []byte(`\u0000`)) {
 				t.Errorf("%s: a NUL was stored", r)
@@ -256,7 +256,7 @@ func TestAPIAccountTextFields(t *testing.T) {
 			{"POST", "/api/tenants", "{\"name\":\"\xff\",\"slug\":\"bad-utf\"}"},
 			{"PATCH", "/api/tenants/texts", "{\"name\":\"T\xe9xts\"}"},
 			{"POST", "/api/keys", "{\"name\":\"\xff\",\"scopes\":[\"analytics:read\"]}"},
-			{"POST", "/api/tenants/texts/members", "{\"email\":\"\xff@texts.test\"}"},
+			{"POST", "/api/tenants/texts/invitations", "{\"email\":\"\xff@texts.test\"}"},
 		} {
 			r := h.do(rt.method, rt.path, []byte(rt.body), o.h())
 			if r.Status >= 500 {

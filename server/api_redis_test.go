@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tallyhq/tally/internal/app"
 	"github.com/tallyhq/tally/internal/testenv"
@@ -30,7 +31,9 @@ func redisURL(t *testing.T) string {
 
 func withRedis(url string) harnessOption {
 	prefix := "tally-test-" + rand.Text()[:12] + ":"
-	return func(c *app.Config) { c.RedisURL, c.RedisPrefix = url, prefix }
+	// A generous Redis timeout: these tests are about behaviour, on a
+	// machine the race detector and parallel tests slow down.
+	return func(c *app.Config) { c.RedisURL, c.RedisPrefix, c.RedisTimeout = url, prefix, 2*time.Second }
 }
 
 // TestAPIWithRedis runs the usage paths with counters in Redis: readiness
@@ -49,7 +52,7 @@ func TestAPIWithRedis(t *testing.T) {
 	}
 	h.do("GET", "/readiness", nil, nil).want(t, http.StatusOK).decode(t, &ready)
 	if r := ready.Checks["redis"]; r.Configured == nil || !*r.Configured || !r.OK || ready.Status != "ok" {
-		t.Fatalf("readiness with Redis: %+v", ready)
+		t.Fatalf("readiness with Redis: %+v %s", ready, h.logs.String())
 	}
 
 	var wg sync.WaitGroup

@@ -176,40 +176,39 @@ func TestAPIMembers(t *testing.T) {
 	members := "/api/tenants/acme/members"
 	h.register("carol@example.com", nil)
 	h.register("dave@example.com", nil)
-
-	r := h.do("POST", members, map[string]string{"email": "Carol@Example.com", "role": "admin"}, o.h())
-	r.want(t, http.StatusCreated)
-	var added struct {
-		Member struct {
-			UserID int64  `json:"user_id"`
-			Email  string `json:"email"`
-			Role   string `json:"role"`
-		} `json:"member"`
-	}
-	r.decode(t, &added)
-	if added.Member.Email != "carol@example.com" || added.Member.Role != "admin" || added.Member.UserID <= 0 {
-		t.Errorf("added %+v", added)
-	}
 	carol := h.login("carol@example.com")
-
-	// The admin adds a member.
-	h.do("POST", members, map[string]string{"email": "dave@example.com", "role": "member"}, hdr(carol, "acme")).want(t, http.StatusCreated)
 	dave := h.login("dave@example.com")
 
+	// Members are no longer added directly: the old route is gone and
+	// adds nobody.
+	p := wantProblem(t, h.do("POST", members, map[string]string{"email": "dave@example.com", "role": "member"}, o.h()), http.StatusGone)
+	if !strings.Contains(p.Detail, "/invitations") {
+		t.Errorf("the 410 does not point at invitations: %+v", p)
+	}
+
+	// The owner invites carol as admin (in any case); she accepts.
+	inv := h.invite(o, "Carol@Example.com", "admin")
+	if inv.Invitation.Email != "carol@example.com" || inv.Invitation.Role != "admin" {
+		t.Errorf("invitation %+v", inv.Invitation)
+	}
+	h.accept(carol, inv.Token).want(t, http.StatusOK)
+	// The admin invites a member.
+	h.join(owner{token: carol, slug: "acme"}, "dave@example.com", "member", dave)
+
+	invitations := "/api/tenants/acme/invitations"
 	for _, tt := range []struct {
 		name   string
 		token  string
 		body   map[string]string
 		status int
 	}{
-		{"already a member", o.token, map[string]string{"email": "dave@example.com", "role": "member"}, http.StatusConflict},
-		{"unknown email", o.token, map[string]string{"email": "ghost@example.com", "role": "member"}, http.StatusNotFound},
 		{"bad role", o.token, map[string]string{"email": "dave@example.com", "role": "boss"}, http.StatusBadRequest},
-		{"member adds", dave, map[string]string{"email": "ghost@example.com", "role": "member"}, http.StatusForbidden},
-		{"admin adds an owner", carol, map[string]string{"email": "dave@example.com", "role": "owner"}, http.StatusForbidden},
+		{"bad email", o.token, map[string]string{"email": "dave", "role": "member"}, http.StatusBadRequest},
+		{"member invites", dave, map[string]string{"email": "ghost@example.com", "role": "member"}, http.StatusForbidden},
+		{"admin invites an owner", carol, map[string]string{"email": "dave@example.com", "role": "owner"}, http.StatusForbidden},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			wantProblem(t, h.doT(t, "POST", members, tt.body, hdr(tt.token, "")), tt.status)
+			wantProblem(t, h.doT(t, "POST", invitations, tt.body, hdr(tt.token, "")), tt.status)
 		})
 	}
 
@@ -220,7 +219,7 @@ func TestAPIMembers(t *testing.T) {
 			Role   string `json:"role"`
 		} `json:"members"`
 	}
-	r = h.do("GET", members, nil, o.h())
+	r := h.do("GET", members, nil, o.h())
 	r.want(t, http.StatusOK)
 	var ml memberList
 	r.decode(t, &ml)
@@ -245,12 +244,12 @@ func TestAPIMembers(t *testing.T) {
 	wantProblem(t, h.do("POST", "/api/analytics/events", map[string]string{"event": "x.y"}, hdr(dave, "acme")), http.StatusForbidden)
 
 	// With a second owner the first may leave.
-	h.do("POST", members, map[string]string{"email": "dave@example.com", "role": "owner"}, o.h()).want(t, http.StatusCreated)
+	h.join(o, "dave@example.com", "owner", dave)
 	h.do("DELETE", members+"/"+strconv.FormatInt(o.id, 10), nil, o.h()).want(t, http.StatusNoContent)
 	wantProblem(t, h.do("GET", members, nil, o.h()), http.StatusForbidden)
 
 	// Membership changes are audited.
-	r = h.do("GET", "/api/analytics/audit?action=member.added", nil, hdr(dave, "acme"))
+	r = h.do("GET", "/api/analytics/audit?action=invitation.accepted", nil, hdr(dave, "acme"))
 	r.want(t, http.StatusOK)
 	var audit struct {
 		Entries []struct {
@@ -260,7 +259,7 @@ func TestAPIMembers(t *testing.T) {
 	}
 	r.decode(t, &audit)
 	if len(audit.Entries) < 3 {
-		t.Errorf("member.added entries: %s", r.Body)
+		t.Errorf("invitation.accepted entries: %s", r.Body)
 	}
 }
 

@@ -208,9 +208,28 @@ func (s *Server) denied(r *http.Request, p *tally.Principal, err error) error {
 		return err
 	}
 	s.audit(r.Context(), p.Tenant.ID, p, "access.denied", r.Pattern, map[string]any{
-		"remote": remote, "method": r.Method, "path": r.URL.Path, "reason": tally.ErrorMessageOf(err),
+		"remote": remote, "method": r.Method, "path": loggedPath(r), "reason": tally.ErrorMessageOf(err),
 	})
 	return err
+}
+
+// soleTenant is the slug of the one tenant p's user belongs to, the
+// tenant of a session that sends no X-Tenant-Slug; with several (or none)
+// the header is required, and the 400 names it.
+func (s *Server) soleTenant(r *http.Request, p *tally.Principal) (string, error) {
+	ms, err := s.Accounts.Memberships(r.Context(), p.User.ID)
+	if err != nil {
+		return "", err
+	}
+	switch len(ms) {
+	case 1:
+		return ms[0].Slug, nil
+	case 0:
+		return "", tally.Invalid("the X-Tenant-Slug header is required: this user belongs to no tenant yet",
+			tally.FieldError{Field: "X-Tenant-Slug", Message: "required"})
+	}
+	return "", tally.Invalid(fmt.Sprintf("the X-Tenant-Slug header is required: this user belongs to %d tenants", len(ms)),
+		tally.FieldError{Field: "X-Tenant-Slug", Message: "required when the user belongs to several tenants"})
 }
 
 // tenantContext applies the tenant context rules (api/openapi.yaml, "Tenant context") to c.
@@ -233,8 +252,10 @@ func (s *Server) tenantContext(r *http.Request, c *credentials, role tally.Role,
 		return err
 	}
 	if slug == "" {
-		return tally.Invalid("the X-Tenant-Slug header is required with a session",
-			tally.FieldError{Field: "X-Tenant-Slug", Message: "required"})
+		var err error
+		if slug, err = s.soleTenant(r, p); err != nil {
+			return err
+		}
 	}
 	if err := s.selectTenant(r, p, slug); err != nil {
 		return err
@@ -243,4 +264,13 @@ func (s *Server) tenantContext(r *http.Request, c *credentials, role tally.Role,
 		return tally.Errorf(tally.EForbidden, "this needs the %s role or higher in the tenant", role)
 	}
 	return nil
+}
+
+// loggedPath is r's path as logs and audit entries show it: a secret in
+// the path (an invitation's {token}) is redacted.
+func loggedPath(r *http.Request) string {
+	if tok := r.PathValue("token"); tok != "" {
+		return strings.Replace(r.URL.Path, tok, "[redacted]", 1)
+	}
+	return r.URL.Path
 }

@@ -19,7 +19,7 @@ type Recorder interface {
 	Events(ctx context.Context, t *tally.Tenant, body []byte) (*ingest.Result, error)
 	Foreign(ctx context.Context, t *tally.Tenant, f *ingest.Foreign) (*ingest.Result, error)
 	Increment(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (int64, error)
-	Consume(ctx context.Context, t *tally.Tenant, metric string, amount int64) (bool, tally.QuotaStatus, error)
+	Consume(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (bool, tally.QuotaStatus, error)
 	Track(ctx context.Context, t *tally.Tenant, name, userID string, props map[string]any)
 }
 
@@ -39,4 +39,14 @@ type Reports interface {
 // Rollups runs rollups on demand (rollup.Rollup).
 type Rollups interface {
 	RunDays(ctx context.Context, tenantID int64, from, to time.Time, kind, actor string) (rollup.Result, error)
+}
+
+// Meters manages and queries each tenant's meters (meter.Service).
+type Meters interface {
+	List(ctx context.Context, tenantID int64) ([]tally.MeterDef, error)
+	Get(ctx context.Context, tenantID int64, slug string) (*tally.MeterDef, error)
+	Create(ctx context.Context, tenantID int64, m tally.MeterDef) (*tally.MeterDef, error)
+	Update(ctx context.Context, tenantID int64, slug string, p tally.MeterPatch) (updated, before *tally.MeterDef, err error)
+	Delete(ctx context.Context, tenantID int64, slug string) error
+	Query(ctx context.Context, tenantID int64, slug string, in tally.MeterQueryInput) (*tally.MeterResult, error)
 }

@@ -38,8 +38,8 @@ func (f *fakeRecorder) Increment(context.Context, *tally.Tenant, tally.UsageIncr
 	return 0, f.incrErr
 }
 
-func (f *fakeRecorder) Consume(_ context.Context, _ *tally.Tenant, metric string, _ int64) (bool, tally.QuotaStatus, error) {
-	f.gotConsume = metric
+func (f *fakeRecorder) Consume(_ context.Context, _ *tally.Tenant, in tally.UsageIncrement) (bool, tally.QuotaStatus, error) {
+	f.gotConsume = in.Metric
 	return f.consumeOK, f.consumeSt, nil
 }
 

@@ -25,8 +25,16 @@ func (s *Server) handleRegister() http.Handler {
 			if err != nil {
 				return err
 			}
-			u, tenant, err := s.Accounts.Register(r.Context(), tally.RegisterInput{Email: req.Email, Password: req.Password,
-				Name: req.Name, TenantSlug: r.Header.Get("X-Tenant-Slug")})
+			in := tally.RegisterInput{Email: req.Email, Password: req.Password, Name: req.Name, TenantSlug: r.Header.Get("X-Tenant-Slug")}
+			if err := in.Validate(); err != nil { // before taking a hash slot
+				return err
+			}
+			var u *tally.User
+			var tenant *tally.Tenant
+			err = s.logins.slots.do(r.Context(), func() (err error) {
+				u, tenant, err = s.Accounts.Register(r.Context(), in)
+				return err
+			})
 			if err != nil {
 				return err
 			}
@@ -53,23 +61,32 @@ type loginResult struct {
 	Tenants   []tally.Membership `json:"tenants"`
 }
 
-// login checks credentials (after the per-email limit of failed attempts),
-// creates a session and tracks the login. It is shared by the JSON API and
-// the dashboard's login form.
+// login checks credentials (after the login limits: the throttles of the
+// client's address and of this email at that address, then a free
+// password hash slot), creates a session and tracks the login. It is
+// shared by the JSON API and the dashboard's login form.
 func (s *Server) login(r *http.Request, email, password, slug string) (*loginResult, error) {
-	key := tally.NormalizeEmail(email)
-	if wait := s.logins.wait(key, s.now()); wait > 0 {
-		return nil, &retryError{tally.Errorf(tally.ERateLimited, "too many failed logins for this email; try again later"), wait}
+	ctx, addr := r.Context(), remoteHost(r)
+	in := tally.LoginInput{Email: email, Password: password, TTL: s.cfg.SessionTTL,
+		AuditMeta: map[string]any{"remote": r.RemoteAddr, "request_id": requestIDFrom(ctx)}}
+	if err := in.Validate(); err != nil { // before any hash: a long password costs nothing
+		return nil, err
 	}
-	l, err := s.Accounts.Login(r.Context(), tally.LoginInput{Email: email, Password: password, TTL: s.cfg.SessionTTL,
-		AuditMeta: map[string]any{"remote": r.RemoteAddr, "request_id": requestIDFrom(r.Context())}})
+	if wait := s.logins.wait(ctx, email, addr); wait > 0 {
+		return nil, &retryError{tally.Errorf(tally.ERateLimited, "too many failed logins; try again later"), wait}
+	}
+	var l *tally.Login
+	err := s.logins.slots.do(ctx, func() (err error) {
+		l, err = s.Accounts.Login(ctx, in)
+		return err
+	})
 	if err != nil {
 		if tally.ErrorCodeOf(err) == tally.EUnauthorized {
-			s.logins.failed(key, s.now())
+			s.logins.failed(ctx, email, addr)
 		}
 		return nil, err
 	}
-	s.logins.succeeded(key)
+	s.logins.succeeded(ctx, email, addr)
 	for _, m := range l.Tenants {
 		if slug != "" && m.Slug != slug {
 			continue

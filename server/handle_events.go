@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/ingest"
 	"github.com/tallyhq/tally/usage"
 )
 
@@ -23,7 +24,7 @@ func (s *Server) handleEventsPost() apiHandler {
 		if res.Accepted+res.Duplicates == 0 {
 			fields := make([]tally.FieldError, len(res.Rejected))
 			for i, rj := range res.Rejected {
-				fields[i] = tally.FieldError{Field: "events[" + strconv.Itoa(rj.Index) + "]", Message: rj.Error}
+				fields[i] = tally.FieldError{Field: rejectedField(res.Batch, rj), Message: rj.Error}
 			}
 			if res.RateLimited > 0 && res.RateLimited == len(res.Rejected) {
 				w.Header().Set("Retry-After", strconv.Itoa(int(usage.RetryAfter(s.now()).Seconds())))
@@ -34,6 +35,21 @@ func (s *Server) handleEventsPost() apiHandler {
 		encode(w, http.StatusAccepted, res)
 		return nil
 	}
+}
+
+// rejectedField names the request field of a rejected event as the body
+// spells it: batch[i] (then .field) in the batch form, else the event's
+// field ("body" when the event as a whole is at fault).
+func rejectedField(batch bool, rj ingest.Rejection) string {
+	switch {
+	case batch && rj.Field != "":
+		return "batch[" + strconv.Itoa(rj.Index) + "]." + rj.Field
+	case batch:
+		return "batch[" + strconv.Itoa(rj.Index) + "]"
+	case rj.Field != "":
+		return rj.Field
+	}
+	return "body"
 }
 
 func (s *Server) handleEventsList() apiHandler {
@@ -98,11 +114,9 @@ func (s *Server) handleExport() apiHandler {
 		if err != nil {
 			return err
 		}
-		limit := s.cfg.MaxExportRows
-		if q.Has("limit") {
-			if limit, err = parseLimit(q, limit, s.cfg.MaxExportRows); err != nil {
-				return err
-			}
+		limit, err := parseLimit(q, s.cfg.MaxExportRows, s.cfg.MaxExportRows)
+		if err != nil {
+			return err
 		}
 		rows := 0
 		var info tally.ExportInfo
@@ -151,11 +165,20 @@ func (s *Server) handleExport() apiHandler {
 		}
 		s.audit(r.Context(), p.Tenant.ID, p, "events.exported", "export.csv", map[string]any{
 			"rows": rows, "truncated": info.Truncated, "complete": err == nil,
-			"filters": map[string]string{"from": f.From.Format(time.RFC3339), "to": f.To.Format(time.RFC3339),
+			"filters": map[string]any{"from": optTime(f.From), "to": optTime(f.To),
 				"event": f.Name, "user_id": f.UserID, "source": f.Source, "cursor": q.Get("cursor")},
 		})
 		return nil
 	}
+}
+
+// optTime is t for an audit entry: nil (JSON null) for the zero time of an
+// open range, else RFC 3339 in UTC.
+func optTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 // csvCell neutralises a cell that a spreadsheet would run as a formula

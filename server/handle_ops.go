@@ -68,8 +68,15 @@ func (s *Server) handleReadiness(details bool) http.Handler {
 			err := fn(ctx)
 			res.Checks[name] = check{Configured: &yes, OK: err == nil, Detail: failing(err)}
 		}
-		for _, c := range res.Checks {
-			if !c.OK {
+		for name, fn := range s.DegradedChecks {
+			err := fn(ctx)
+			res.Checks[name] = check{Configured: &yes, OK: err == nil, Detail: failing(err)}
+			if err != nil {
+				res.Status = "degraded"
+			}
+		}
+		for name, c := range res.Checks {
+			if _, soft := s.DegradedChecks[name]; !c.OK && !soft {
 				res.Status = "unavailable"
 			}
 		}
@@ -91,7 +98,7 @@ func (s *Server) handleReadiness(details bool) http.Handler {
 			}
 		}
 		status := http.StatusOK
-		if res.Status != "ok" {
+		if res.Status != "ok" && res.Status != "degraded" {
 			status = http.StatusServiceUnavailable
 			w.Header().Set("Retry-After", "5")
 		}

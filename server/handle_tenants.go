@@ -115,29 +115,6 @@ func (s *Server) handleTenantUpdate() apiHandler {
 	}
 }
 
-func (s *Server) handleMemberAdd() apiHandler {
-	type request struct {
-		Email string     `json:"email"`
-		Role  tally.Role `json:"role"`
-	}
-	type response struct {
-		Member tally.Member `json:"member"`
-	}
-	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
-		req, err := decode[request](r)
-		if err != nil {
-			return err
-		}
-		m, err := s.Accounts.AddMember(r.Context(), p, tally.AddMemberInput{Email: req.Email, Role: req.Role})
-		if err != nil {
-			return err
-		}
-		s.audit(r.Context(), p.Tenant.ID, p, "member.added", m.Email, map[string]any{"role": m.Role})
-		encode(w, http.StatusCreated, response{Member: *m})
-		return nil
-	}
-}
-
 func (s *Server) handleMemberList() apiHandler {
 	type response struct {
 		Members []tally.Member `json:"members"`

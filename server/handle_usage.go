@@ -1,12 +1,16 @@
 package server
 
 import (
+	"encoding/csv"
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/ingest"
 	"github.com/tallyhq/tally/usage"
 )
 
@@ -18,7 +22,7 @@ func (s *Server) handleUsagePost() apiHandler {
 	}
 	type response struct {
 		Metric  string `json:"metric"`
-		Current int64  `json:"current"`
+		Current *int64 `json:"current"` // null: stored, but its value could not be read
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		req, err := decode[request](r)
@@ -36,7 +40,11 @@ func (s *Server) handleUsagePost() apiHandler {
 		if err != nil {
 			return err
 		}
-		encode(w, http.StatusAccepted, response{Metric: in.Metric, Current: current})
+		res := response{Metric: in.Metric}
+		if current != ingest.CurrentUnknown {
+			res.Current = &current
+		}
+		encode(w, http.StatusAccepted, res)
 		return nil
 	}
 }
@@ -95,7 +103,7 @@ func (s *Server) handleMetricsGet() apiHandler {
 		}
 		rng := q.Get("range")
 		if rng == "" {
-			rng = "7d"
+			rng = tally.DefaultKPIRange.Name
 		}
 		start := time.Now()
 		rep, err := s.Reports.KPIs(r.Context(), p.Tenant.ID, rng, loc, s.now())
@@ -180,7 +188,8 @@ type consumeResult struct {
 
 func (s *Server) handleQuotaConsume() apiHandler {
 	type request struct {
-		Amount *int64 `json:"amount"`
+		Amount  *int64 `json:"amount"`
+		EventID string `json:"event_id"`
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		m := r.PathValue("metric")
@@ -199,7 +208,7 @@ func (s *Server) handleQuotaConsume() apiHandler {
 			amount = *req.Amount
 		}
 		now := s.now()
-		allowed, st, err := s.Recorder.Consume(r.Context(), p.Tenant, m, amount)
+		allowed, st, err := s.Recorder.Consume(r.Context(), p.Tenant, tally.UsageIncrement{Metric: m, Amount: amount, EventID: req.EventID})
 		if err != nil {
 			return err
 		}
@@ -267,13 +276,9 @@ func (s *Server) handleAudit() apiHandler {
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		q := r.URL.Query()
-		var f tally.AuditFilter
-		var err error
-		if f.From, f.To, err = parseRange(q, s.now(), time.UTC, true); err != nil {
+		f, err := s.parseAuditFilter(q)
+		if err != nil {
 			return err
-		}
-		if !q.Has("from") {
-			f.From = time.Time{} // the whole log unless asked otherwise
 		}
 		if f.Limit, err = parseLimit(q, 50, 1000); err != nil {
 			return err
@@ -281,7 +286,6 @@ func (s *Server) handleAudit() apiHandler {
 		if f.Cursor, err = parseCursor(q); err != nil {
 			return err
 		}
-		f.Action = q.Get("action")
 		entries, next, err := s.Store.ListAudit(r.Context(), p.Tenant.ID, f)
 		if err != nil {
 			return err
@@ -292,6 +296,82 @@ func (s *Server) handleAudit() apiHandler {
 			res.NextCursor = &c
 		}
 		encode(w, http.StatusOK, res)
+		return nil
+	}
+}
+
+// parseAuditFilter reads the filters the audit list and its export share:
+// from (default: the whole log), to, action and actor.
+func (s *Server) parseAuditFilter(q url.Values) (tally.AuditFilter, error) {
+	var f tally.AuditFilter
+	var err error
+	if f.From, f.To, err = parseRange(q, s.now(), time.UTC, true); err != nil {
+		return f, err
+	}
+	if !q.Has("from") {
+		f.From = time.Time{} // the whole log unless asked otherwise
+	}
+	f.Action, f.Actor = q.Get("action"), q.Get("actor")
+	return f, nil
+}
+
+// handleAuditExport streams the audit log as CSV, newest first (the order
+// of the list), with the list's filters, at most MaxExportRows rows;
+// X-Export-Truncated says whether the cap cut it short. The export itself
+// is audited.
+func (s *Server) handleAuditExport() apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		q := r.URL.Query()
+		f, err := s.parseAuditFilter(q)
+		if err != nil {
+			return err
+		}
+		limit, err := parseLimit(q, s.cfg.MaxExportRows, s.cfg.MaxExportRows)
+		if err != nil {
+			return err
+		}
+		// Read every page before answering, so a store fault is a 503, not
+		// a cut CSV; the cap bounds what is held.
+		var rows []tally.AuditEntry
+		truncated := false
+		for {
+			f.Limit = min(1000, limit-len(rows)+1)
+			page, next, err := s.Store.ListAudit(r.Context(), p.Tenant.ID, f)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, page...)
+			if len(rows) > limit {
+				rows, truncated = rows[:limit], true
+				break
+			}
+			if next == nil {
+				break
+			}
+			f.Cursor = next
+		}
+		h := w.Header()
+		h.Set("Content-Type", "text/csv; charset=utf-8")
+		h.Set("Content-Disposition", `attachment; filename="audit-`+p.Tenant.Slug+`.csv"`)
+		h.Set("X-Export-Row-Limit", strconv.Itoa(limit))
+		h.Set("X-Export-Truncated", strconv.FormatBool(truncated))
+		w.WriteHeader(http.StatusOK)
+		cw := csv.NewWriter(w)
+		_ = cw.Write([]string{"id", "at", "actor", "action", "target", "meta"})
+		for _, e := range rows {
+			meta := ""
+			if e.Meta != nil {
+				b, _ := json.Marshal(e.Meta)
+				meta = string(b)
+			}
+			_ = cw.Write([]string{strconv.FormatInt(e.ID, 10), e.At.UTC().Format(time.RFC3339Nano),
+				csvCell(e.Actor), csvCell(e.Action), csvCell(e.Target), csvCell(meta)})
+		}
+		cw.Flush()
+		s.audit(r.Context(), p.Tenant.ID, p, "audit.exported", "audit.csv", map[string]any{
+			"rows": len(rows), "truncated": truncated,
+			"filters": map[string]any{"from": optTime(f.From), "to": optTime(f.To), "action": f.Action, "actor": f.Actor},
+		})
 		return nil
 	}
 }

@@ -158,6 +158,13 @@ func (h *harness) do(method, path string, body any, headers map[string]string) *
 // t.Fatal, only t.Error, when the request itself fails).
 func (h *harness) doT(t testing.TB, method, path string, body any, headers map[string]string) *apiResponse {
 	t.Helper()
+	return h.doWith(t, h.client, method, path, body, headers)
+}
+
+// doWith is doT through client (for instance one dialling from another
+// address, fromAddr).
+func (h *harness) doWith(t testing.TB, client *http.Client, method, path string, body any, headers map[string]string) *apiResponse {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -182,7 +189,7 @@ func (h *harness) doT(t testing.TB, method, path string, body any, headers map[s
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	res, err := h.client.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		t.Errorf("%s %s: %v", method, path, err)
 		return &apiResponse{req: method + " " + path}
@@ -298,15 +305,51 @@ func (h *harness) newTenant(slug string) owner {
 	return owner{token: token, slug: slug, email: email, id: id}
 }
 
-// member registers a user and adds it to o's tenant with role; it returns
-// the user's session token and id.
+// member registers a user and makes it a member of o's tenant with role
+// (o invites, the user accepts); it returns the user's session token and id.
 func (h *harness) member(o owner, role string) (string, int64) {
 	h.t.Helper()
 	email := h.uniq(role) + "@" + o.slug + ".test"
 	token, id := h.user(email)
-	h.do("POST", "/api/tenants/"+o.slug+"/members", map[string]string{"email": email, "role": role}, o.h()).
-		want(h.t, http.StatusCreated)
+	h.join(o, email, role, token)
 	return token, id
+}
+
+// createdInvitation is the answer of POST /api/tenants/{slug}/invitations.
+type createdInvitation struct {
+	Invitation struct {
+		ID        int64     `json:"id"`
+		Email     string    `json:"email"`
+		Role      string    `json:"role"`
+		InvitedBy string    `json:"invited_by"`
+		ExpiresAt time.Time `json:"expires_at"`
+	} `json:"invitation"`
+	Token string `json:"token"`
+}
+
+// invite invites email into o's tenant with role, as o, and wants a 201.
+func (h *harness) invite(o owner, email, role string) createdInvitation {
+	h.t.Helper()
+	var inv createdInvitation
+	h.do("POST", "/api/tenants/"+o.slug+"/invitations", map[string]string{"email": email, "role": role}, o.h()).
+		want(h.t, http.StatusCreated).decode(h.t, &inv)
+	if inv.Token == "" || inv.Invitation.ID <= 0 {
+		h.t.Fatalf("invitation without token or id: %+v", inv)
+	}
+	return inv
+}
+
+// accept accepts the invitation token with the session token.
+func (h *harness) accept(session, token string) *apiResponse {
+	h.t.Helper()
+	return h.do("POST", "/api/invitations/"+url.PathEscape(token)+"/accept", nil, hdr(session, ""))
+}
+
+// join makes the user of session (whose email is email) a member of o's
+// tenant with role: o invites, the user accepts.
+func (h *harness) join(o owner, email, role, session string) {
+	h.t.Helper()
+	h.accept(session, h.invite(o, email, role).Token).want(h.t, http.StatusOK)
 }
 
 // createdKey is the answer of POST /api/keys.

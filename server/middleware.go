@@ -135,7 +135,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			d := time.Since(start)
 			s.httpm.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.code())).Inc()
 			s.httpm.latency.WithLabelValues(route, r.Method).Observe(d.Seconds())
-			s.log.InfoContext(ctx, "request", "request_id", id, "method", r.Method, "path", r.URL.Path, "route", route,
+			s.log.InfoContext(ctx, "request", "request_id", id, "method", r.Method, "path", loggedPath(r), "route", route,
 				"status", sw.code(), "bytes", sw.bytes, "duration_ms", float64(d.Microseconds())/1000, "remote", r.RemoteAddr)
 		}()
 		if headerBytes(r) > MaxHeaderBytes {

@@ -24,7 +24,9 @@ func parseTime(field, v string, end bool, loc *time.Location) (time.Time, error)
 	return d.UTC(), nil
 }
 
-// parseRange reads from and to; defaults: the last 7 days up to now. With
+// parseRange reads from and to; defaults: to is now, from begins the
+// calendar days of loc the KPI report's default range has (7, today
+// included: tally.DefaultKPIRange), so usage and metrics agree. With
 // openEnd, a missing to stays zero (no upper bound: events may be stamped
 // up to an hour ahead of the server's clock).
 func parseRange(q url.Values, now time.Time, loc *time.Location, openEnd bool) (from, to time.Time, err error) {
@@ -37,7 +39,7 @@ func parseRange(q url.Values, now time.Time, loc *time.Location, openEnd bool) (
 	} else if !openEnd {
 		to = end
 	}
-	from = end.Add(-7 * 24 * time.Hour)
+	from = tally.DefaultKPIRange.Start(end, loc).UTC()
 	if v := q.Get("from"); v != "" {
 		if from, err = parseTime("from", v, false, loc); err != nil {
 			return

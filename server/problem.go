@@ -27,6 +27,7 @@ var statusOf = map[tally.ErrorCode]int{
 	tally.ENotFound:     http.StatusNotFound,
 	tally.EConflict:     http.StatusConflict,
 	tally.ETooLarge:     http.StatusRequestEntityTooLarge,
+	tally.ETooMany:      http.StatusUnprocessableEntity,
 	tally.ERateLimited:  http.StatusTooManyRequests,
 	tally.EUnavailable:  http.StatusServiceUnavailable,
 	tally.EInternal:     http.StatusInternalServerError,
@@ -61,6 +62,15 @@ type retryError struct {
 
 func (e *retryError) Unwrap() error { return e.error }
 
+// setRetryAfter sets Retry-After when err is a retryError, in whole
+// seconds, at least 1.
+func setRetryAfter(w http.ResponseWriter, err error) {
+	var re *retryError
+	if errors.As(err, &re) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(re.after.Round(time.Second), time.Second).Seconds())))
+	}
+}
+
 // writeError answers err as application/problem+json. Internal errors are
 // logged with the request id; their text never reaches the client.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -73,10 +83,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // shares, whatever shape its body has.
 func (s *Server) errorAnswer(w http.ResponseWriter, r *http.Request, err error) problem {
 	p := problemFor(err)
-	var re *retryError
-	if errors.As(err, &re) {
-		w.Header().Set("Retry-After", strconv.Itoa(int(max(re.after.Round(time.Second), time.Second).Seconds())))
-	}
+	setRetryAfter(w, err)
 	if p.Status >= 500 {
 		level := slog.LevelError
 		if p.Status == http.StatusServiceUnavailable {

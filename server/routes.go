@@ -30,9 +30,13 @@ func (s *Server) routes() {
 	s.handle("POST /api/tenants", s.session(s.handleTenantCreate()))
 	s.handle("GET /api/tenants", s.session(s.handleTenantList()))
 	s.handle("PATCH /api/tenants/{slug}", s.tenantAdmin(s.handleTenantUpdate()))
-	s.handle("POST /api/tenants/{slug}/members", s.tenantAdmin(s.handleMemberAdd()))
+	s.handle("POST /api/tenants/{slug}/members", s.handleMemberAddGone())
 	s.handle("GET /api/tenants/{slug}/members", s.tenantAdmin(s.handleMemberList()))
 	s.handle("DELETE /api/tenants/{slug}/members/{user_id}", s.tenantAdmin(s.handleMemberRemove()))
+	s.handle("POST /api/tenants/{slug}/invitations", s.tenantAdmin(s.handleInvitationCreate()))
+	s.handle("GET /api/tenants/{slug}/invitations", s.tenantAdmin(s.handleInvitationList()))
+	s.handle("DELETE /api/tenants/{slug}/invitations/{id}", s.tenantAdmin(s.handleInvitationRevoke()))
+	s.handle("POST /api/invitations/{token}/accept", s.session(s.handleInvitationAccept()))
 	s.handle("POST /api/keys", s.inTenant(admin, "", s.handleKeyCreate()))
 	s.handle("GET /api/keys", s.inTenant(admin, "", s.handleKeyList()))
 	s.handle("DELETE /api/keys/{id}", s.inTenant(admin, "", s.handleKeyRevoke()))
@@ -51,6 +55,13 @@ func (s *Server) routes() {
 	s.handle("POST /api/analytics/quotas/{metric}/consume", s.analytics(member, write, s.handleQuotaConsume()))
 	s.handle("POST /api/analytics/rollup", s.analytics(admin, adm, s.handleRollup()))
 	s.handle("GET /api/analytics/audit", s.analytics(admin, adm, s.handleAudit()))
+	s.handle("GET /api/analytics/webhooks/deliveries", s.analytics(admin, read, s.handleWebhookDeliveries()))
+	s.handle("POST /api/analytics/meters", s.analytics(admin, adm, s.handleMeterCreate()))
+	s.handle("GET /api/analytics/meters", s.analytics(admin, read, s.handleMeterList()))
+	s.handle("GET /api/analytics/meters/{slug}", s.analytics(admin, read, s.handleMeterGet()))
+	s.handle("PATCH /api/analytics/meters/{slug}", s.analytics(admin, adm, s.handleMeterUpdate()))
+	s.handle("DELETE /api/analytics/meters/{slug}", s.analytics(admin, adm, s.handleMeterDelete()))
+	s.handle("GET /api/analytics/meters/{slug}/query", s.analytics(admin, read, s.handleMeterQuery()))
 
 	// Ingestion in other tools' formats (handle_compat.go).
 	s.handle("POST /v1/batch", s.handleCompat(segmentFormat("")))
@@ -69,12 +80,15 @@ func (s *Server) routes() {
 	}
 	s.handle("POST /api/v1/events", s.handleCompat(cloudEventsFormat))
 	s.handle("GET /js/tally.js", s.handleTallyJS()) // browser.go
+	s.handle("GET /api/analytics/audit/export.csv", s.analytics(admin, adm, s.handleAuditExport()))
 
 	// Dashboard.
 	s.handle("GET /ui/login", s.handleUILoginForm())
 	s.handle("POST /ui/login", s.handleUILogin())
 	s.handle("POST /ui/logout", s.handleUILogout())
 	s.handle("GET /ui/analytics", s.handleUIAnalytics())
+	s.handle("GET /ui/members", s.handleUIMembers())
+	s.handle("GET /ui/invitation", s.handleUIInvitation())
 	s.handle("GET /ui/static/", s.handleUIStatic())
 	s.mux.Handle("GET /{$}", http.RedirectHandler("/ui/analytics", http.StatusSeeOther))
 	s.mux.Handle("/", s.notFound())

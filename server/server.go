@@ -34,6 +34,9 @@ type Config struct {
 	// figures. Without it the public /metrics is 404; the operator
 	// listener (Server.Operator) serves them either way.
 	MetricsToken string
+	// LoginLimits throttle failed logins and bound concurrent password
+	// hashes (DefaultLoginLimits; a zero HashMemory means the default).
+	LoginLimits LoginLimits
 }
 
 // DefaultConfig returns the documented defaults (api/openapi.yaml, README).
@@ -44,6 +47,7 @@ func DefaultConfig() Config {
 		MaxExportRows:    50000,
 		MaxBodyBytes:     1 << 20,
 		SessionTTL:       30 * 24 * time.Hour,
+		LoginLimits:      DefaultLoginLimits(),
 	}
 }
 
@@ -60,8 +64,17 @@ type Deps struct {
 	Quotas   Quotas
 	Reports  Reports
 	Rollups  Rollups
+	Meters   Meters
 	// ReadyChecks are extra readiness checks by name (e.g. "redis").
 	ReadyChecks map[string]func(context.Context) error
+	// DegradedChecks are readiness checks of parts the instance serves
+	// without (e.g. "redis"): a failing one is reported, and the status
+	// says "degraded", but readiness stays 200 so that load balancers keep
+	// the instance (every instance would fail it alike).
+	DegradedChecks map[string]func(context.Context) error
+	// LoginFailures, when set, counts failed logins for every instance
+	// that shares it (redis.Failures); nil: this process's memory.
+	LoginFailures LoginFailures
 }
 
 // Server is tally's HTTP handler.
@@ -74,7 +87,7 @@ type Server struct {
 	patterns []string
 	handler  http.Handler
 	web      *web
-	logins   *loginLimiter
+	logins   *loginThrottle
 	denials  *dedupe.Window // of access.denied entries
 	compat   *compatMetrics
 	keyRates *keyRates   // of publishable keys
@@ -100,7 +113,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		d.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{cfg: cfg, Deps: d, log: d.Logger, mux: http.NewServeMux(), httpm: newHTTPMetrics(d.Registry),
-		logins: newLoginLimiter(10, 15*time.Minute), denials: dedupe.New(tally.RefusalAuditWindow, tally.RefusalAuditMax)}
+		denials: dedupe.New(tally.RefusalAuditWindow, tally.RefusalAuditMax)}
 	w, err := newWeb(cfg.DevAssetsDir)
 	if err != nil {
 		return nil, err
@@ -108,6 +121,13 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.web = w
 	s.compat = newCompatMetrics(d.Registry)
 	s.keyRates = newKeyRates()
+	limits := cfg.LoginLimits
+	if limits == (LoginLimits{}) {
+		limits = DefaultLoginLimits()
+	} else if limits.HashMemory <= 0 {
+		limits.HashMemory = DefaultLoginLimits().HashMemory
+	}
+	s.logins = newLoginThrottle(limits, d.LoginFailures, s.now, s.log, d.Registry)
 	s.routes()
 	s.handler = s.observe(s.cors(s.mux))
 	return s, nil

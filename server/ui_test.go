@@ -504,6 +504,46 @@ func TestUI(t *testing.T) {
 		}
 	})
 
+	t.Run("MembersAndInvitationPages", func(t *testing.T) {
+		anon := e.client(t)
+		wantUIRedirect(t, uiGet(t, anon, base+"/ui/members?tenant=acme"), "/ui/login")
+		p := uiGet(t, anon, base+"/ui/invitation")
+		wantUIStatus(t, p, http.StatusOK)
+		wantPageHeaders(t, p)
+		wantNoInlineCode(t, p)
+		wantUIContains(t, p, `href="/ui/login"`, "open the invitation link again")
+
+		// The admin sees members, pending invitations and the invite form,
+		// with every role (an owner invites owners too).
+		admin := e.client(t)
+		uiLogin(t, admin, base, e.adminEmail, uiPassword)
+		tok := e.apiToken(t, e.adminEmail)
+		e.apiDo(t, tok, "", "POST", "/api/tenants/acme/invitations", `{"email":"pending-<x>@acme.test","role":"admin"}`, nil)
+		p = uiGet(t, admin, base+"/ui/members?tenant=acme")
+		wantUIStatus(t, p, http.StatusOK)
+		wantPageHeaders(t, p)
+		wantNoInlineCode(t, p)
+		wantUIContains(t, p, "<h1>Members</h1>", e.adminEmail, e.memberEmail, "pending-&lt;x&gt;@acme.test",
+			`data-invite-form`, `<option value="owner">`, `data-revoke="`, `src="/ui/static/members.js"`, `data-csrf="`)
+		if strings.Contains(p.body, "pending-<x>") {
+			t.Error("an invitation's email is not escaped")
+		}
+		p = uiGet(t, admin, base+"/ui/analytics?tenant=acme")
+		wantUIContains(t, p, `href="/ui/members?tenant=acme"`)
+		p = uiGet(t, admin, base+"/ui/invitation")
+		wantUIStatus(t, p, http.StatusOK)
+		wantUIContains(t, p, e.adminEmail, `data-accept`, `data-csrf="`)
+
+		// A member of acme is no admin: the 403 page.
+		member := e.client(t)
+		uiLogin(t, member, base, e.memberEmail, uiPassword)
+		p = uiGet(t, member, base+"/ui/members?tenant=acme")
+		wantUIStatus(t, p, http.StatusForbidden)
+		if strings.Contains(p.body, "pending-") {
+			t.Error("the 403 page shows invitations")
+		}
+	})
+
 	// Keep this last: it checks what the subtests above rendered.
 	t.Run("EveryTemplateRendered", func(t *testing.T) {
 		rendered, all := e.srv.Rendered()

@@ -127,6 +127,7 @@ func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge int
 type pageMeta struct {
 	Title  string // the page's name in the window title
 	Charts bool   // load the chart library's stylesheet
+	Nav    string // the current page of the top navigation ("analytics", "members")
 }
 
 type loginPage struct {
@@ -165,10 +166,15 @@ func (s *Server) handleUILogin() http.Handler {
 			switch tally.ErrorCodeOf(err) {
 			case tally.EUnauthorized:
 			case tally.ERateLimited:
-				status, msg = http.StatusTooManyRequests, "Too many failed attempts for this email. Please wait a few minutes."
+				status, msg = http.StatusTooManyRequests, "Too many failed attempts. Please wait a few minutes."
+			case tally.EUnavailable:
+				status, msg = http.StatusServiceUnavailable, "Too many sign-ins at once. Please try again in a moment."
+			case tally.EInvalid:
+				status = http.StatusBadRequest
 			default:
 				status, msg = http.StatusInternalServerError, "Something went wrong. Please try again."
 			}
+			setRetryAfter(w, err)
 			s.renderLoginError(w, r, email, msg, status)
 			return
 		}
@@ -254,39 +260,11 @@ type forbiddenPage struct {
 // page, users who are not an admin of that tenant get the 403 page.
 func (s *Server) handleUIAnalytics() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := s.authenticate(r)
-		if err != nil || c.p.Key != nil || !c.byCookie {
-			http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+		c, tenant, admin := s.uiAdminPage(w, r)
+		if tenant == nil {
 			return
-		}
-		ms, err := s.Accounts.Memberships(r.Context(), c.p.User.ID)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		var admin []tally.Membership
-		for _, m := range ms {
-			if m.Role.AtLeast(tally.RoleAdmin) {
-				admin = append(admin, m)
-			}
 		}
 		q := r.URL.Query()
-		want := q.Get("tenant")
-		var tenant *tally.Membership
-		for i, m := range admin {
-			if want == "" || m.Slug == want {
-				tenant = &admin[i]
-				break
-			}
-		}
-		if tenant == nil {
-			page := forbiddenPage{pageMeta: pageMeta{Title: "No access"}, User: c.p.User, Requested: want,
-				AdminTenants: admin, CSRF: csrfToken(c.token)}
-			if err := s.web.render(w, http.StatusForbidden, "forbidden.html", page); err != nil {
-				s.writeError(w, r, tally.Internal(err))
-			}
-			return
-		}
 		t, err := s.Accounts.TenantBySlug(r.Context(), tenant.Slug)
 		if err != nil {
 			s.writeError(w, r, err)
@@ -298,9 +276,9 @@ func (s *Server) handleUIAnalytics() http.Handler {
 		}
 		rng := q.Get("range")
 		if _, ok := tally.KPIRangeByName(rng); !ok {
-			rng = "7d"
+			rng = tally.DefaultKPIRange.Name
 		}
-		page := analyticsPage{pageMeta: pageMeta{Title: "Analytics · " + tenant.Name, Charts: true}, User: c.p.User,
+		page := analyticsPage{pageMeta: pageMeta{Title: "Analytics · " + tenant.Name, Charts: true, Nav: "analytics"}, User: c.p.User,
 			Tenant: *tenant, Timezone: tz, Switchable: admin, CSRF: csrfToken(c.token), Range: rng, Ranges: rangeOptions(), KPIs: kpiCards()}
 		if err := s.web.render(w, http.StatusOK, "analytics.html", page); err != nil {
 			s.writeError(w, r, tally.Internal(err))

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -40,14 +41,42 @@ func (db *DB) OldestDirty(ctx context.Context, tenantID int64) (time.Time, error
 	return fromMicros(h.Int64), nil
 }
 
-// InRollupTx implements tally.RollupStore. The transaction is a write
-// transaction from its start and SQLite has one writer, so no insert can
-// slip between fn's reads and the commit and lose its dirty mark.
+// InRollupTx implements tally.RollupStore without holding the single
+// writer for the reads. fn runs first over a read snapshot of the tenant's
+// log, its writes queued; a short write transaction then applies them,
+// keeping the promise of one transaction with change stamps (migration
+// 0010). The snapshot tells the last stamp S it saw; every later change
+// took a greater one. At the apply:
+//
+//   - a rollup written or a purge of the tenant after S (its stamp row is
+//     past S) may have changed what fn read beyond the dirty marks: the
+//     attempt is dropped and fn runs again;
+//   - an hour whose mark is past S changed after the snapshot: its mark
+//     stays, and nothing fn wrote for it (its hourly rows and user set, the
+//     daily rows and user count of its day) is written, so the hour reads
+//     from the raw log until the next rollup;
+//   - every other hour is as fn saw it, so its rows are exact and its mark
+//     is cleared.
+//
+// After a few dropped attempts, or when fn purges (RollupTx.PurgeEvents),
+// fn runs in one write transaction as before.
 func (db *DB) InRollupTx(ctx context.Context, tenantID int64, fn func(tx tally.RollupTx) error) error {
+	for range snapshotAttempts {
+		applied, err := db.rollupSnapshot(ctx, tenantID, fn)
+		if applied || (err != nil && !errors.Is(err, errNeedsWriter)) {
+			return err
+		}
+		if errors.Is(err, errNeedsWriter) {
+			break
+		}
+	}
 	var fnErr error
 	err := db.inJobTx(ctx, func(tx *sql.Tx) error {
-		fnErr = fn(&rollupTx{tx: tx, tenantID: tenantID})
-		return fnErr
+		t := &rollupTx{rd: tx, wr: tx, tenantID: tenantID}
+		if fnErr = fn(t); fnErr != nil {
+			return fnErr
+		}
+		return stampTenant(ctx, tx, tenantID)
 	})
 	if fnErr != nil {
 		return fnErr
@@ -55,14 +84,104 @@ func (db *DB) InRollupTx(ctx context.Context, tenantID int64, fn func(tx tally.R
 	return wrap(err, "rollup")
 }
 
-// rollupTx implements tally.RollupTx in one write transaction.
+// snapshotAttempts bounds the snapshot runs of one InRollupTx.
+const snapshotAttempts = 3
+
+// errNeedsWriter ends a snapshot run whose fn must write at once.
+var errNeedsWriter = errors.New("sqlite: the rollup needs the writer")
+
+// rollupSnapshot runs fn over a snapshot and applies its writes (see
+// InRollupTx); applied is false when a change since the snapshot dropped
+// them.
+func (db *DB) rollupSnapshot(ctx context.Context, tenantID int64, fn func(tx tally.RollupTx) error) (applied bool, err error) {
+	rd, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return false, wrap(err, "rollup")
+	}
+	defer rd.Rollback()
+	t := &rollupTx{rd: rd, tenantID: tenantID}
+	// The first read starts the snapshot, so S is the stamp it holds.
+	if err := rd.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM rollup_stamps WHERE tenant_id = 0`).Scan(&t.seen); err != nil {
+		return false, wrap(err, "rollup")
+	}
+	if err := fn(t); err != nil {
+		return false, err
+	}
+	if err := rd.Rollback(); err != nil {
+		return false, wrap(err, "rollup")
+	}
+	if len(t.queue) == 0 {
+		return true, nil // nothing to write
+	}
+	err = db.inJobTx(ctx, func(tx *sql.Tx) error {
+		var last int64
+		err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM rollup_stamps WHERE tenant_id = ?`, tenantID).Scan(&last)
+		if err != nil || last > t.seen {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT hour FROM rollup_dirty WHERE tenant_id = ? AND seq > ?`, tenantID, t.seen)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		t.changed = map[int64]bool{}
+		for rows.Next() {
+			var h int64
+			if err := rows.Scan(&h); err != nil {
+				return err
+			}
+			t.changed[h] = true
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		t.wr = tx
+		for _, w := range t.queue {
+			if err := w(ctx, tx); err != nil {
+				return err
+			}
+		}
+		applied = true
+		return stampTenant(ctx, tx, tenantID)
+	})
+	if err != nil {
+		return false, wrap(err, "rollup")
+	}
+	return applied, nil
+}
+
+// rollupTx implements tally.RollupTx: reads in rd, writes in wr, or queued
+// until the apply of a snapshot run while wr is nil (see InRollupTx).
 type rollupTx struct {
-	tx       *sql.Tx
+	rd, wr   *sql.Tx
 	tenantID int64
+	seen     int64          // the snapshot's last stamp
+	changed  map[int64]bool // hours (Unix µs) changed after the snapshot
+	queue    []func(context.Context, *sql.Tx) error
+}
+
+// write runs w in the write transaction, now or at the apply.
+func (t *rollupTx) write(ctx context.Context, w func(context.Context, *sql.Tx) error) error {
+	if t.wr == nil {
+		t.queue = append(t.queue, w)
+		return nil
+	}
+	return wrap(w(ctx, t.wr), "rollup")
+}
+
+// stale tells whether any hour of [start, start+size) changed after the
+// snapshot, so that rows of that bucket must not be written.
+func (t *rollupTx) stale(start time.Time, size time.Duration) bool {
+	for h := micros(start); h < micros(start.Add(size)); h += hourMicros {
+		if t.changed[h] {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *rollupTx) AggregateEvents(ctx context.Context, from, to time.Time, bucket time.Duration) ([]tally.HourRow, error) {
-	rows, err := aggregate(ctx, t.tx, t.tenantID, from, to, bucket)
+	rows, err := aggregate(ctx, t.rd, t.tenantID, from, to, bucket)
 	return rows, wrap(err, "rollup")
 }
 
@@ -70,7 +189,7 @@ func (t *rollupTx) BucketUsers(ctx context.Context, bounds []time.Time, fn func(
 	if err := checkBounds(bounds); err != nil || len(bounds) < 2 {
 		return err
 	}
-	return bucketUsers(ctx, t.tx, t.tenantID, bounds, func(bucket int, user []byte, _ func() string) error {
+	return bucketUsers(ctx, t.rd, t.tenantID, bounds, func(bucket int, user []byte, _ func() string) error {
 		return fn(bucket, user)
 	})
 }
@@ -83,17 +202,19 @@ var rollupTables = []struct{ table, col string }{
 }
 
 func (t *rollupTx) DeleteRollups(ctx context.Context, from, to time.Time) error {
-	for _, r := range rollupTables {
-		if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+r.table+` WHERE tenant_id = ? AND `+r.col+` >= ? AND `+r.col+` < ?`,
-			t.tenantID, micros(from), micros(to)); err != nil {
-			return wrap(err, "rollup")
+	return t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		for _, r := range rollupTables {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+r.table+` WHERE tenant_id = ? AND `+r.col+` >= ? AND `+r.col+` < ?`,
+				t.tenantID, micros(from), micros(to)); err != nil {
+				return err
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func (t *rollupTx) DirtyHours(ctx context.Context, before time.Time) ([]time.Time, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT hour FROM rollup_dirty WHERE tenant_id = ? AND hour < ? ORDER BY hour`, t.tenantID, micros(before))
+	rows, err := t.rd.QueryContext(ctx, `SELECT hour FROM rollup_dirty WHERE tenant_id = ? AND hour < ? ORDER BY hour`, t.tenantID, micros(before))
 	if err != nil {
 		return nil, wrap(err, "rollup")
 	}
@@ -110,14 +231,26 @@ func (t *rollupTx) DirtyHours(ctx context.Context, before time.Time) ([]time.Tim
 }
 
 func (t *rollupTx) PurgeEvents(ctx context.Context, before time.Time) (int64, error) {
-	n, err := purge(ctx, t.tx, t.tenantID, before)
+	if t.wr == nil {
+		return 0, errNeedsWriter
+	}
+	n, err := purge(ctx, t.wr, t.tenantID, before)
 	return n, wrap(err, "rollup")
 }
 
+// ClearDirty clears only the marks the snapshot saw (seq <= seen): a mark
+// stamped later names a change the rollup did not read.
 func (t *rollupTx) ClearDirty(ctx context.Context, from, to time.Time) error {
-	_, err := t.tx.ExecContext(ctx, `DELETE FROM rollup_dirty WHERE tenant_id = ? AND hour >= ? AND hour < ?`,
-		t.tenantID, micros(from), micros(to))
-	return wrap(err, "rollup")
+	return t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		q := `DELETE FROM rollup_dirty WHERE tenant_id = ? AND hour >= ? AND hour < ?`
+		args := []any{t.tenantID, micros(from), micros(to)}
+		if t.rd != t.wr {
+			q += ` AND seq <= ?`
+			args = append(args, t.seen)
+		}
+		_, err := tx.ExecContext(ctx, q, args...)
+		return err
+	})
 }
 
 // bucketTable is the rollup table (prefix + "_hour" or "_day") of a bucket
@@ -135,14 +268,23 @@ func (t *rollupTx) WriteEventRows(ctx context.Context, bucket time.Duration, row
 	if err != nil {
 		return err
 	}
-	for _, r := range rows {
-		if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+table+` (tenant_id, `+col+`, event, metric, count, sum_value, sum_rounded, users)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			t.tenantID, micros(r.Start), r.Event, r.Metric, r.Count, r.Sum, r.SumRounded, r.Users); err != nil {
-			return wrap(err, "rollup")
+	return t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO `+table+` (tenant_id, `+col+`, event, metric, count, sum_value, sum_rounded, users)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
 		}
-	}
-	return nil
+		defer ins.Close()
+		for _, r := range rows {
+			if t.stale(r.Start, bucket) {
+				continue
+			}
+			if _, err := ins.ExecContext(ctx, t.tenantID, micros(r.Start), r.Event, r.Metric, r.Count, r.Sum, r.SumRounded, r.Users); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func (t *rollupTx) WriteMetricRows(ctx context.Context, bucket time.Duration, points []tally.MetricPoint) error {
@@ -150,28 +292,43 @@ func (t *rollupTx) WriteMetricRows(ctx context.Context, bucket time.Duration, po
 	if err != nil {
 		return err
 	}
-	for _, p := range points {
-		if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+table+` (tenant_id, `+col+`, metric, value) VALUES (?, ?, ?, ?)`,
-			t.tenantID, micros(p.Start), p.Metric, p.Value); err != nil {
-			return wrap(err, "rollup")
+	return t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		for _, p := range points {
+			if t.stale(p.Start, bucket) {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (tenant_id, `+col+`, metric, value) VALUES (?, ?, ?, ?)`,
+				t.tenantID, micros(p.Start), p.Metric, p.Value); err != nil {
+				return err
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func (t *rollupTx) WriteHourUsers(ctx context.Context, hour time.Time, set []byte) error {
 	if set == nil {
 		set = []byte{} // an empty set, not NULL
 	}
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO rollup_hour_users (tenant_id, hour, users) VALUES (?, ?, ?)`,
-		t.tenantID, micros(hour), set)
-	return wrap(err, "rollup")
+	return t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if t.stale(hour, time.Hour) {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO rollup_hour_users (tenant_id, hour, users) VALUES (?, ?, ?)`,
+			t.tenantID, micros(hour), set)
+		return err
+	})
 }
 
 func (t *rollupTx) WriteDayUsers(ctx context.Context, day time.Time, n int64) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO rollup_day_users (tenant_id, day, users) VALUES (?, ?, ?)`,
-		t.tenantID, micros(day), n)
-	return wrap(err, "rollup")
+	return t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if t.stale(day, 24*time.Hour) {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO rollup_day_users (tenant_id, day, users) VALUES (?, ?, ?)`,
+			t.tenantID, micros(day), n)
+		return err
+	})
 }
 
 func (db *DB) readRows(ctx context.Context, table, col string, tenantID int64, from, to time.Time) ([]tally.HourRow, error) {

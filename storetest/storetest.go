@@ -44,8 +44,10 @@ func Run(t *testing.T, open Open) {
 		{"Aggregate", append(aggregateCases(), bucketUserCases()...)},
 		{"Rollup", rollupCases()},
 		{"RollupTx", rollupTxCases()},
+		{"RollupRace", rollupRaceCases()},
 		{"Privacy", privacyCases()},
 		{"Webhooks", webhookCases()},
+		{"Meters", meterCases()},
 		{"Links", linkCases()},
 	}
 	for _, g := range groups {

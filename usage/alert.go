@@ -1,15 +1,9 @@
 package usage
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/tallyhq/tally"
@@ -46,20 +40,33 @@ func (s *Service) checkAlerts(ctx context.Context, tenantID int64, day time.Time
 	}
 }
 
-// webhookPayload is the JSON body of a quota.threshold webhook.
-type webhookPayload struct {
-	Type        string `json:"type"`
+// WebhookPayload is the JSON body of a webhook, in the Standard Webhooks
+// shape: the event type, when it happened, and its data.
+type WebhookPayload struct {
+	Type      string           `json:"type"`
+	Timestamp string           `json:"timestamp"`
+	Data      ThresholdCrossed `json:"data"`
+}
+
+// ThresholdCrossed is the data of a quota.threshold webhook: a quota's
+// metric reached threshold percent of its daily limit for the first time
+// in the UTC day that starts at PeriodStart.
+type ThresholdCrossed struct {
 	Tenant      string `json:"tenant"`
 	Metric      string `json:"metric"`
 	Threshold   int    `json:"threshold"`
 	Current     int64  `json:"current"`
 	Limit       int64  `json:"limit"`
 	PeriodStart string `json:"period_start"`
-	At          string `json:"at"`
 }
 
+// WebhookThresholdType is the type of quota alert webhooks.
+const WebhookThresholdType = "quota.threshold"
+
 // alert announces one crossing: the exceeded counter (at 100 %), an audit
-// entry and, when the tenant has a webhook, a delivery in the background.
+// entry and, when the tenant has a webhook, a delivery in the outbox. The
+// outbox holds one delivery per tenant, metric, threshold and day however
+// many instances saw the crossing; the dispatcher sends it.
 func (s *Service) alert(ctx context.Context, tenantID int64, day time.Time, q tally.Quota, current int64, threshold int) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alertTimeout)
 	defer cancel()
@@ -68,12 +75,12 @@ func (s *Service) alert(ctx context.Context, tenantID int64, day time.Time, q ta
 		tl, ml := s.labels(ctx, tenantID, q.Metric)
 		s.exceeded.WithLabelValues(tl, ml).Inc()
 	}
-	now := s.cfg.Now().UTC()
+	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	err := s.store.WriteAudit(ctx, &tally.AuditEntry{
 		TenantID: tenantID,
-		At:       now.Truncate(time.Microsecond),
+		At:       now,
 		Actor:    "system",
-		Action:   "quota.threshold",
+		Action:   WebhookThresholdType,
 		Target:   q.Metric,
 		Meta: map[string]any{
 			"threshold": threshold,
@@ -93,34 +100,40 @@ func (s *Service) alert(ctx context.Context, tenantID int64, day time.Time, q ta
 	if t.WebhookURL == "" {
 		return
 	}
-	body, err := json.Marshal(webhookPayload{
-		Type:        "quota.threshold",
-		Tenant:      t.Slug,
-		Metric:      q.Metric,
-		Threshold:   threshold,
-		Current:     current,
-		Limit:       q.Limit,
-		PeriodStart: day.UTC().Format(time.RFC3339),
-		At:          now.Format(time.RFC3339),
+	body, err := json.Marshal(WebhookPayload{
+		Type:      WebhookThresholdType,
+		Timestamp: now.Format(time.RFC3339),
+		Data: ThresholdCrossed{
+			Tenant:      t.Slug,
+			Metric:      q.Metric,
+			Threshold:   threshold,
+			Current:     current,
+			Limit:       q.Limit,
+			PeriodStart: day.UTC().Format(time.RFC3339),
+		},
 	})
 	if err != nil {
 		log.Error("usage: encode webhook", "err", err)
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		log.Warn("usage: webhook dropped: service stopped")
+	created, err := s.store.EnqueueWebhook(ctx, &tally.WebhookDelivery{
+		TenantID:      tenantID,
+		WebhookID:     tally.NewWebhookID(),
+		EventType:     WebhookThresholdType,
+		Metric:        q.Metric,
+		Threshold:     threshold,
+		PeriodStart:   day.UTC(),
+		Payload:       body,
+		CreatedAt:     now,
+		NextAttemptAt: now,
+	})
+	if err != nil {
+		log.Error("usage: enqueue webhook", "err", err)
 		return
 	}
-	id := tally.NewWebhookID()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.deliver(t.WebhookURL, t.WebhookSecret, id, body); err != nil {
-			log.Error("usage: webhook failed", "host", webhookHost(t.WebhookURL), "err", err)
-		}
-	}()
+	if created && s.cfg.Wake != nil {
+		s.cfg.Wake()
+	}
 }
 
 // webhookHost is what logs say of a webhook URL: its host only, since hook
@@ -130,60 +143,4 @@ func webhookHost(rawURL string) string {
 		return u.Host
 	}
 	return ""
-}
-
-// deliver POSTs body to target, retrying network errors and non-2xx answers
-// with exponential backoff, until the service's context ends. Its errors
-// and logs never carry the URL.
-func (s *Service) deliver(target, secret, id string, body []byte) error {
-	ctx := s.baseCtx
-	delay := s.cfg.WebhookBackoff
-	var err error
-	for attempt := 0; attempt <= s.cfg.WebhookRetries; attempt++ {
-		if attempt > 0 {
-			t := time.NewTimer(delay)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return fmt.Errorf("%w (after %d attempts)", err, attempt)
-			case <-t.C:
-			}
-			delay *= 2
-		}
-		if err = s.post(ctx, target, secret, id, body); err == nil {
-			return nil
-		}
-		s.cfg.Logger.Warn("usage: webhook attempt failed", "host", webhookHost(target), "attempt", attempt+1, "err", err)
-	}
-	return err
-}
-
-// post makes one delivery attempt.
-func (s *Service) post(ctx context.Context, target, secret, id string, body []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.WebhookTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
-	if err != nil {
-		return errors.New("invalid webhook URL") // the parse error quotes the URL
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "tally-webhook")
-	ts := s.cfg.Now().Unix()
-	req.Header.Set(tally.HeaderWebhookID, id)
-	req.Header.Set(tally.HeaderWebhookTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(tally.HeaderWebhookSignature, tally.SignWebhook(secret, id, ts, body))
-	resp, err := s.cfg.HTTPClient.Do(req)
-	if err != nil {
-		var ue *url.Error // it quotes the URL
-		if errors.As(err, &ue) {
-			return ue.Err
-		}
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("webhook answered %s", resp.Status)
-	}
-	return nil
 }

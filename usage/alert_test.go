@@ -44,17 +44,30 @@ func TestFailedWebhookLogsNoURL(t *testing.T) {
 				t.Fatal(err)
 			}
 			logs := &testenv.Buffer{}
+			log := slog.New(slog.NewTextHandler(logs, nil))
+			clk := &clock{t: day1}
 			svc := usage.NewService(usage.Config{
-				Defaults:       map[string]int64{"api_requests_daily": 1},
-				QuotasEnabled:  true,
-				WebhookRetries: 1,
-				WebhookBackoff: time.Millisecond,
-				Now:            func() time.Time { return day1 },
-				Logger:         slog.New(slog.NewTextHandler(logs, nil)),
+				Defaults:      map[string]int64{"api_requests_daily": 1},
+				QuotasEnabled: true,
+				Now:           clk.Now,
+				Logger:        log,
 			}, db, usage.NewMemoryCounters(), prometheus.NewRegistry(), 10)
-			track(t, svc, db, event(tn, tally.EventAPIRequest, day1)) // 100 %: an alert
-			if err := svc.Stop(ctx); err != nil {
-				t.Fatal(err)
+			disp := usage.NewDispatcher(usage.DispatcherConfig{MaxAttempts: 2, Backoff: time.Second, Now: clk.Now, Logger: log}, db)
+			track(t, svc, db, event(tn, tally.EventAPIRequest, day1)) // 80 % and 100 %: two alerts
+			for range 2 {
+				if n, _, err := disp.RunOnce(ctx); err != nil || n != 2 {
+					t.Fatalf("claimed %d (err %v), want 2", n, err)
+				}
+				clk.Set(clk.Now().Add(time.Second))
+			}
+			list, _, err := db.ListWebhooks(ctx, tn, tally.WebhookFilter{Limit: 10})
+			if err != nil || len(list) != 2 {
+				t.Fatalf("outbox %+v (err %v)", list, err)
+			}
+			for _, d := range list {
+				if d.Status != tally.WebhookFailed || d.Attempts != 2 || d.LastError == "" || strings.Contains(d.LastError, "SECRET") {
+					t.Errorf("failed delivery recorded as %+v", d)
+				}
 			}
 			out := logs.String()
 			host := strings.TrimPrefix(base, "http://")

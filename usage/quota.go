@@ -33,11 +33,11 @@ func (s *Service) Status(ctx context.Context, tenantID int64, metric string) (ta
 		return tally.QuotaStatus{}, noQuota(metric)
 	}
 	now := s.cfg.Now()
-	v, err := s.counters.Get(ctx, tenantID, day(now), metric)
+	values, err := s.todayValues(ctx, tenantID, now)
 	if err != nil {
-		return tally.QuotaStatus{}, tally.Internal(err)
+		return tally.QuotaStatus{}, err
 	}
-	return s.status(q, v, now), nil
+	return s.status(q, values[metric], now), nil
 }
 
 // status is the quota's status at now with value v. With quotas disabled
@@ -60,9 +60,9 @@ func (s *Service) Statuses(ctx context.Context, tenantID int64) ([]tally.QuotaSt
 		return nil, err
 	}
 	now := s.cfg.Now()
-	values, err := s.counters.All(ctx, tenantID, day(now))
+	values, err := s.todayValues(ctx, tenantID, now)
 	if err != nil {
-		return nil, tally.Internal(err)
+		return nil, err
 	}
 	out := make([]tally.QuotaStatus, 0, len(qs))
 	for m, q := range qs {
@@ -75,15 +75,8 @@ func (s *Service) Statuses(ctx context.Context, tenantID int64) ([]tally.QuotaSt
 // SetQuota stores the tenant's override of q.Metric's quota and returns its
 // status. EInvalid when the metric name or the limit (< 0) is bad.
 func (s *Service) SetQuota(ctx context.Context, tenantID int64, q tally.Quota) (tally.QuotaStatus, error) {
-	var bad []tally.FieldError
-	if !tally.ValidMetric(q.Metric) {
-		bad = append(bad, tally.FieldError{Field: "metric", Message: "must match ^[a-z0-9_]{1,64}$"})
-	}
-	if q.Limit < 0 {
-		bad = append(bad, tally.FieldError{Field: "limit", Message: "must be 0 or more"})
-	}
-	if bad != nil {
-		return tally.QuotaStatus{}, tally.Invalid("invalid quota", bad...)
+	if err := q.Validate(); err != nil {
+		return tally.QuotaStatus{}, err
 	}
 	if err := s.store.SetQuota(ctx, tenantID, q); err != nil {
 		return tally.QuotaStatus{}, err
@@ -122,7 +115,8 @@ func (s *Service) Consume(ctx context.Context, tenantID int64, metric string, am
 		v, err = s.counters.Add(ctx, tenantID, d, metric, amount)
 	}
 	if err != nil {
-		return false, st, nil, tally.Internal(err)
+		s.cfg.Logger.Error("usage: consume", "tenant", tenantID, "metric", metric, "err", err)
+		return false, st, nil, countersUnavailable(err)
 	}
 	st = s.status(q, v, now)
 	if !allowed {

@@ -15,8 +15,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,18 +36,12 @@ type Config struct {
 	// passes an enforced limit) and quota alerts. When false, usage is
 	// still counted and Consume always allows.
 	QuotasEnabled bool
-	// WebhookTimeout bounds one webhook delivery attempt (default 10s).
-	WebhookTimeout time.Duration
-	// WebhookRetries is how many times a failed delivery is retried
-	// (default 4; negative: never).
-	WebhookRetries int
-	// WebhookBackoff is the delay before the first retry; it doubles
-	// after each (default 1s).
-	WebhookBackoff time.Duration
+	// Wake is called after a webhook delivery was put in the outbox
+	// (the Dispatcher's Wake; nil: the dispatcher finds it at its next
+	// poll).
+	Wake func()
 	// Now tells the time (default time.Now).
 	Now func() time.Time
-	// HTTPClient sends webhooks (default a new client).
-	HTTPClient *http.Client
 	// Logger gets delivery and counter failures (default: discarded).
 	Logger *slog.Logger
 }
@@ -58,49 +50,27 @@ func (c *Config) setDefaults() {
 	if c.Rules == nil {
 		c.Rules = tally.DefaultUsageRules()
 	}
-	if c.WebhookTimeout <= 0 {
-		c.WebhookTimeout = 10 * time.Second
-	}
-	if c.WebhookRetries == 0 {
-		c.WebhookRetries = 4
-	}
-	if c.WebhookRetries < 0 {
-		c.WebhookRetries = 0
-	}
-	if c.WebhookBackoff <= 0 {
-		c.WebhookBackoff = time.Second
-	}
 	if c.Now == nil {
 		c.Now = time.Now
-	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
-// Service counts usage, answers and enforces quotas and sends quota
-// alerts. It implements tally.Meter and tally.Runner: stop it after
-// ingestion stopped, so that pending webhook deliveries finish.
+// Service counts usage, answers and enforces quotas and raises quota
+// alerts (into the webhook outbox, which a Dispatcher sends). It
+// implements tally.Meter.
 type Service struct {
 	cfg      Config
 	store    tally.Store
 	counters tally.Counters
+	healing  Healing // counters, when they heal (nil: they do not)
 
 	tenantLabel *metrics.TenantLabels
 	metricLabel *metrics.Limiter
 	counted     *prometheus.CounterVec
 	exceeded    *prometheus.CounterVec
-
-	// Webhook deliveries run in goroutines tracked by wg; closed stops new
-	// ones, cancel aborts those still running when Stop gives up.
-	mu      sync.Mutex
-	closed  bool
-	wg      sync.WaitGroup
-	baseCtx context.Context
-	cancel  context.CancelFunc
 }
 
 var _ tally.Meter = (*Service)(nil)
@@ -112,8 +82,9 @@ var _ tally.Meter = (*Service)(nil)
 func NewService(cfg Config, store tally.Store, counters tally.Counters, reg prometheus.Registerer, labelCap int) *Service {
 	cfg.setDefaults()
 	f := promauto.With(reg)
-	ctx, cancel := context.WithCancel(context.Background())
+	healing, _ := counters.(Healing)
 	return &Service{
+		healing:  healing,
 		cfg:      cfg,
 		store:    store,
 		counters: counters,
@@ -133,8 +104,6 @@ func NewService(cfg Config, store tally.Store, counters tally.Counters, reg prom
 			Name: "sbh_quota_exceeded_total",
 			Help: "Quotas reaching 100 % of their daily limit (once per tenant, metric and day).",
 		}, []string{"tenant", "metric"}),
-		baseCtx: ctx,
-		cancel:  cancel,
 	}
 }
 
@@ -219,9 +188,11 @@ func (t *tenantQuotas) get(tenantID int64) (quotaSet, error) {
 // (see pastUsage) and reserves nothing. An event that
 // would pass any of those limits gets an ERateLimited error naming the
 // metric and the limit, and what it had reserved is released. When the
-// quotas of a tenant cannot be read or a counter fails, its events are
-// admitted unreserved (Settle then counts them): the log stays the truth
-// and a cache failure does not stop ingestion.
+// quotas of a tenant cannot be read, its events are admitted unreserved
+// (Settle then counts them). When the counter of an enforced quota fails
+// (Redis down, stalled, being rebuilt) the event gets an EUnavailable
+// error: enforced quotas fail closed, never admitting past the limit,
+// while events that touch no enforced quota keep flowing.
 func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *tally.Reservation) {
 	errs := make([]error, len(events))
 	res := &tally.Reservation{Amounts: make([][]tally.Amount, len(events))}
@@ -250,8 +221,13 @@ func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *ta
 			}
 			allowed, _, err := s.counters.Consume(ctx, e.TenantID, day(e.Timestamp), a.Metric, a.N, q.Limit)
 			if err != nil {
+				// Fail closed: an enforced quota is never passed because
+				// its counter could not be read.
 				s.cfg.Logger.Error("usage: consume", "tenant", e.TenantID, "metric", a.Metric, "err", err)
-				continue
+				s.release(ctx, e, reserved)
+				reserved = nil
+				errs[i] = countersUnavailable(err)
+				break
 			}
 			if !allowed {
 				s.release(ctx, e, reserved)
@@ -331,7 +307,11 @@ type counterKey struct {
 
 // Settle implements tally.Meter. For an inserted event it adds what the
 // rules give minus what Admit (or Consume) already reserved; for one not
-// inserted it releases the reservation. Then it checks the quota alerts of
+// inserted it releases the reservation — except after a failed write
+// (inserted nil) on counters that heal, where the outcome is unknown: the
+// reservation stays and the counters are rebuilt from the log, so that a
+// commit whose answer was lost never leaves an enforced quota
+// under-counted. Then it checks the quota alerts of
 // every counter that grew. Counter failures are logged, not returned: the
 // events are committed and a Rebuild repairs the cache.
 func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []bool, r *tally.Reservation) {
@@ -342,6 +322,14 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 		var reserved []tally.Amount
 		if r != nil && i < len(r.Amounts) {
 			reserved = r.Amounts[i]
+		}
+		if inserted == nil && len(reserved) > 0 && s.healing != nil {
+			// The write failed, perhaps after its commit (a lost answer):
+			// releasing could under-count, and an enforced quota must
+			// never be passed. Keep the reservation (an over-count) and
+			// have the counters rebuilt from the log.
+			s.healing.MarkStale()
+			continue
 		}
 		if inserted == nil || i >= len(inserted) || !inserted[i] {
 			for _, a := range reserved {
@@ -446,11 +434,10 @@ func (s *Service) rebuildTenant(ctx context.Context, tenantID int64, from time.T
 			return err
 		}
 	}
-	rows, err := s.store.AggregateEvents(ctx, tenantID, from, from.Add(24*time.Hour), time.Hour)
+	values, err := s.logValues(ctx, tenantID, from)
 	if err != nil {
 		return err
 	}
-	values := s.cfg.Rules.ApplyRows(rows)
 	if onlyMissing && len(values) == 0 {
 		return nil
 	}
@@ -473,36 +460,36 @@ func (s *Service) rebuildTenant(ctx context.Context, tenantID int64, from time.T
 	return nil
 }
 
-// Today returns the tenant's counters of the current UTC day.
+// Today returns the tenant's counters of the current UTC day (from the
+// log when the counters cannot be read, see todayValues).
 func (s *Service) Today(ctx context.Context, tenantID int64) (map[string]int64, error) {
-	return s.counters.All(ctx, tenantID, day(s.cfg.Now()))
+	return s.todayValues(ctx, tenantID, s.cfg.Now())
 }
 
-var _ tally.Runner = (*Service)(nil)
-
-// Start implements tally.Runner. It has nothing to launch: each webhook
-// delivery runs in a goroutine of its own, started when its alert fires.
-func (s *Service) Start() {}
-
-// Stop implements tally.Runner: it stops new webhook deliveries and waits
-// for the pending ones. When ctx ends first, it aborts them and returns
-// ctx's error.
-func (s *Service) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		s.cancel()
-		return nil
-	case <-ctx.Done():
-		s.cancel()
-		<-done
-		return ctx.Err()
+// todayValues returns the tenant's counters of now's UTC day; when they
+// cannot be read (Redis down or being rebuilt) it answers from the event
+// log instead, which is the truth the counters cache. Only when the log
+// cannot be read either does it fail, with the store's error.
+func (s *Service) todayValues(ctx context.Context, tenantID int64, now time.Time) (map[string]int64, error) {
+	values, err := s.counters.All(ctx, tenantID, day(now))
+	if err == nil {
+		return values, nil
 	}
+	s.cfg.Logger.Warn("usage: counters unreadable, reading the log", "tenant", tenantID, "err", err)
+	return s.logValues(ctx, tenantID, day(now))
+}
+
+// logValues is what the rules give over the tenant's events of day d.
+func (s *Service) logValues(ctx context.Context, tenantID int64, d time.Time) (map[string]int64, error) {
+	rows, err := s.store.AggregateEvents(ctx, tenantID, d, d.Add(24*time.Hour), time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	return s.cfg.Rules.ApplyRows(rows), nil
+}
+
+// countersUnavailable is the error of a decision that needs a counter that
+// failed: 503 with Retry-After, never a guess.
+func countersUnavailable(err error) error {
+	return &tally.Error{Code: tally.EUnavailable, Message: "usage counters are unavailable; retry later", Err: err}
 }

@@ -501,11 +501,11 @@ func TestAlerts(t *testing.T) {
 	}
 	clk := &clock{t: day1}
 	reg := prometheus.NewRegistry()
+	disp := usage.NewDispatcher(usage.DispatcherConfig{Backoff: time.Minute, Now: clk.Now}, db)
 	svc := usage.NewService(usage.Config{
-		Defaults:       map[string]int64{"api_requests_daily": 10},
-		QuotasEnabled:  true,
-		WebhookBackoff: time.Millisecond,
-		Now:            clk.Now,
+		Defaults:      map[string]int64{"api_requests_daily": 10},
+		QuotasEnabled: true,
+		Now:           clk.Now,
 	}, db, usage.NewMemoryCounters(), reg, 10)
 	requests := func(n int, at time.Time) {
 		for range n {
@@ -516,10 +516,36 @@ func TestAlerts(t *testing.T) {
 	requests(1, day1) // 80 %
 	requests(3, day1) // 110 %: the 100 % crossing
 	requests(5, day1) // nothing more today
-	clk.Set(day1.Add(24 * time.Hour))
-	requests(8, day1.Add(24*time.Hour)) // 80 % of the next day
-	if err := svc.Stop(ctx); err != nil {
+	day2 := day1.Add(24 * time.Hour)
+	clk.Set(day2)
+	requests(8, day2) // 80 % of the next day
+
+	// The alerts wait in the outbox; one run sends all three, the
+	// receiver fails the first, which is retried after the back-off.
+	n, retry, err := disp.RunOnce(ctx)
+	if err != nil || n != 3 || retry != time.Minute {
+		t.Fatalf("first run: %d claimed, retry in %v, err %v; want 3, 1m", n, retry, err)
+	}
+	if n, _, err := disp.RunOnce(ctx); err != nil || n != 0 {
+		t.Fatalf("run before the retry is due claimed %d (err %v)", n, err)
+	}
+	clk.Set(day2.Add(time.Minute))
+	if n, retry, err := disp.RunOnce(ctx); err != nil || n != 1 || retry != 0 {
+		t.Fatalf("retry run: %d claimed, retry in %v, err %v; want 1 delivered", n, retry, err)
+	}
+	list, _, err := db.ListWebhooks(ctx, tn, tally.WebhookFilter{Limit: 10})
+	if err != nil {
 		t.Fatal(err)
+	}
+	attempts := 0
+	for _, d := range list {
+		attempts += d.Attempts
+		if d.Status != tally.WebhookDelivered || d.LastStatusCode != http.StatusOK || d.DeliveredAt == nil {
+			t.Errorf("delivery %+v not delivered", d)
+		}
+	}
+	if len(list) != 3 || attempts != 4 {
+		t.Errorf("outbox holds %d deliveries with %d attempts, want 3 with 4", len(list), attempts)
 	}
 
 	h.mu.Lock()
@@ -532,10 +558,12 @@ func TestAlerts(t *testing.T) {
 	}
 	seen := map[string]int{}
 	for _, m := range h.got {
-		if m["type"] != "quota.threshold" || m["tenant"] != "acme" || m["metric"] != "api_requests_daily" || m["limit"] != 10.0 {
+		data, _ := m["data"].(map[string]any)
+		if m["type"] != "quota.threshold" || m["timestamp"] == nil || data["tenant"] != "acme" ||
+			data["metric"] != "api_requests_daily" || data["limit"] != 10.0 {
 			t.Errorf("webhook body %v", m)
 		}
-		seen[fmt.Sprintf("%v %v %v", m["period_start"], m["threshold"], m["current"])]++
+		seen[fmt.Sprintf("%v %v %v", data["period_start"], data["threshold"], data["current"])]++
 	}
 	want := map[string]int{
 		"2026-03-08T00:00:00Z 80 8":   1,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/server"
 )
 
 // configError is a bad configuration or command line: exit code 2.
@@ -37,11 +38,17 @@ type config struct {
 	IngestQueue      int              // INGEST_QUEUE_SIZE: events waiting for commit before 503
 	StatementTimeout time.Duration    // DB_STATEMENT_TIMEOUT: bound of one database statement or transaction
 	DrainDelay       time.Duration    // SHUTDOWN_DRAIN_DELAY: /readiness answers 503 this long before the listener stops
+	RedisTimeout     time.Duration    // REDIS_TIMEOUT: bound of one Redis call
+	Reconcile        time.Duration    // RECONCILE_INTERVAL: how often usage counters are compared with the log
 	LabelCap         int              // METRICS_LABEL_CAP: distinct values per metric label
 	MetricsAddr      string           // METRICS_ADDR: the operator listener (/metrics, /readiness details); "off": none
 	MetricsToken     string           // METRICS_TOKEN: bearer token for /metrics on the public listener
+	Pprof            bool             // PPROF: /debug/pprof on the operator listener (off by default)
 	RollupDailyAt    time.Duration    // ROLLUP_DAILY_AT: offset after 00:00 UTC (default 10m)
 	SessionTTL       time.Duration    // SESSION_TTL
+	LoginHashMemory  int              // LOGIN_HASH_MEMORY_MB: memory for password hashes at once, in MiB
+	LoginFreeAddress int              // LOGIN_FREE_FAILURES_PER_ADDRESS: failed logins from one address before back-off
+	LoginFreeEmail   int              // LOGIN_FREE_FAILURES_PER_EMAIL: failed logins for one email from one address before back-off
 	SecureCookies    bool             // SECURE_COOKIES
 	WebhookPrivate   bool             // WEBHOOK_ALLOW_PRIVATE: quota webhooks may reach loopback and private addresses
 	LogLevel         slog.Level       // LOG_LEVEL: debug | info | warn | error
@@ -63,10 +70,15 @@ func defaultConfig() config {
 		IngestQueue:      10000,
 		StatementTimeout: 5 * time.Second,
 		DrainDelay:       5 * time.Second,
+		RedisTimeout:     50 * time.Millisecond,
+		Reconcile:        time.Minute,
 		LabelCap:         100,
 		MetricsAddr:      "127.0.0.1:9091",
 		RollupDailyAt:    10 * time.Minute,
 		SessionTTL:       30 * 24 * time.Hour,
+		LoginHashMemory:  int(server.DefaultLoginLimits().HashMemory >> 20),
+		LoginFreeAddress: int(server.DefaultLoginLimits().PerAddress.Free),
+		LoginFreeEmail:   int(server.DefaultLoginLimits().PerEmail.Free),
 		LogLevel:         slog.LevelInfo,
 	}
 }
@@ -145,11 +157,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 	integer("INGEST_QUEUE_SIZE", &c.IngestQueue)
 	duration("DB_STATEMENT_TIMEOUT", &c.StatementTimeout)
 	duration("SHUTDOWN_DRAIN_DELAY", &c.DrainDelay)
+	duration("REDIS_TIMEOUT", &c.RedisTimeout)
+	duration("RECONCILE_INTERVAL", &c.Reconcile)
 	integer("METRICS_LABEL_CAP", &c.LabelCap)
 	str("METRICS_ADDR", &c.MetricsAddr)
 	str("METRICS_TOKEN", &c.MetricsToken)
+	boolean("PPROF", &c.Pprof)
 	duration("ROLLUP_DAILY_AT", &c.RollupDailyAt)
 	duration("SESSION_TTL", &c.SessionTTL)
+	integer("LOGIN_HASH_MEMORY_MB", &c.LoginHashMemory)
+	integer("LOGIN_FREE_FAILURES_PER_ADDRESS", &c.LoginFreeAddress)
+	integer("LOGIN_FREE_FAILURES_PER_EMAIL", &c.LoginFreeEmail)
 	boolean("SECURE_COOKIES", &c.SecureCookies)
 	boolean("WEBHOOK_ALLOW_PRIVATE", &c.WebhookPrivate)
 	boolean("TALLY_DEMO", &c.Demo)
@@ -164,9 +182,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return c, nil
 }
 
-// bindFlags lets flags override the environment for the common settings.
+// bindFlags lets flags override the environment for the setting every
+// command shares, the database; serve adds -listen.
 func (c *config) bindFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.ListenAddr, "listen", c.ListenAddr, "address to listen on (LISTEN_ADDR)")
 	fs.StringVar(&c.DatabaseURL, "database", c.DatabaseURL, "SQLite file path or postgres:// URL (DATABASE_URL)")
 }
 
@@ -205,6 +223,12 @@ func (c *config) validate() error {
 	if c.DrainDelay < 0 || c.DrainDelay > 10*time.Minute {
 		errs = append(errs, "SHUTDOWN_DRAIN_DELAY must be 0-10m, like 5s")
 	}
+	if c.RedisTimeout < time.Millisecond || c.RedisTimeout > 10*time.Second {
+		errs = append(errs, "REDIS_TIMEOUT must be 1ms-10s, like 50ms")
+	}
+	if c.Reconcile < time.Second || c.Reconcile > 24*time.Hour {
+		errs = append(errs, "RECONCILE_INTERVAL must be 1s-24h, like 1m")
+	}
 	if c.LabelCap < 1 {
 		errs = append(errs, "METRICS_LABEL_CAP must be positive")
 	}
@@ -213,6 +237,12 @@ func (c *config) validate() error {
 	}
 	if c.SessionTTL < time.Minute {
 		errs = append(errs, "SESSION_TTL must be at least 1m")
+	}
+	if c.LoginHashMemory < 1 {
+		errs = append(errs, "LOGIN_HASH_MEMORY_MB must be positive (one password hash takes 19 MiB)")
+	}
+	if c.LoginFreeAddress < 1 || c.LoginFreeEmail < 1 {
+		errs = append(errs, "LOGIN_FREE_FAILURES_PER_ADDRESS and LOGIN_FREE_FAILURES_PER_EMAIL must be positive")
 	}
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		errs = append(errs, "REDIS_URL must be a redis:// or rediss:// URL")
@@ -266,11 +296,16 @@ func (c config) LogValue() slog.Value {
 		slog.Int("ingest_queue_size", c.IngestQueue),
 		slog.Duration("db_statement_timeout", c.StatementTimeout),
 		slog.Duration("shutdown_drain_delay", c.DrainDelay),
+		slog.Duration("redis_timeout", c.RedisTimeout),
+		slog.Duration("reconcile_interval", c.Reconcile),
 		slog.Int("metrics_label_cap", c.LabelCap),
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.Bool("metrics_token_set", c.MetricsToken != ""),
 		slog.String("rollup_daily_at", c.RollupDailyAt.String()),
 		slog.String("session_ttl", c.SessionTTL.String()),
+		slog.Int("login_hash_memory_mb", c.LoginHashMemory),
+		slog.Int("login_free_failures_per_address", c.LoginFreeAddress),
+		slog.Int("login_free_failures_per_email", c.LoginFreeEmail),
 		slog.Bool("secure_cookies", c.SecureCookies),
 		slog.Bool("webhook_allow_private", c.WebhookPrivate),
 		slog.String("log_level", c.LogLevel.String()),

@@ -19,12 +19,18 @@ commands:
   serve      run the HTTP server (flags: -listen, -database, -demo, -dev)
   migrate    apply database migrations and exit
   rollup     run the rollup for a range of days (-from, -to, -tenant)
-  user       create a user or set a password (user create|passwd)
-  tenant     create a tenant (tenant create)
-  key        create an API key (key create)
-  bench      load-test a running server (see tally bench -h)
+  user       users: user create|passwd|list|delete-events
+  tenant     tenants: tenant list|create|show|update
+  member     a tenant's members: member list|add|remove|role
+  key        API keys: key list|create|revoke
+  invite     invitations: invite create|list|revoke|accept
+  quota      daily quotas: quota list|set|delete
+  audit      the audit log: audit list [-action A] [-actor A]
+  bench      load-test a running server, or build a dataset (see tally bench -h)
   version    print the version
 
+Admin commands print tables, or JSON with -json; "tally <command>" lists its
+subcommands, "tally <command> <sub> -h" their flags.
 Configuration comes from the environment (see README.md); flags override it.
 `
 
@@ -44,11 +50,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "rollup":
 		return runRollup(ctx, rest, getenv, stdout, stderr)
 	case "user":
-		return runUser(ctx, rest, getenv, stdout, stderr)
+		return runGroup(ctx, cmd, userCmds, rest, getenv, stdout, stderr)
 	case "tenant":
-		return runTenant(ctx, rest, getenv, stdout, stderr)
+		return runGroup(ctx, cmd, tenantCmds, rest, getenv, stdout, stderr)
+	case "member":
+		return runGroup(ctx, cmd, memberCmds, rest, getenv, stdout, stderr)
 	case "key":
-		return runKey(ctx, rest, getenv, stdout, stderr)
+		return runGroup(ctx, cmd, keyCmds, rest, getenv, stdout, stderr)
+	case "invite":
+		return runInvite(ctx, rest, getenv, stdout, stderr)
+	case "quota":
+		return runGroup(ctx, cmd, quotaCmds, rest, getenv, stdout, stderr)
+	case "audit":
+		return runGroup(ctx, cmd, auditCmds, rest, getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "version", "-version", "--version":

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/tallyhq/tally/internal/app"
@@ -44,6 +45,7 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c, _, err := parseConfig("serve", args, getenv, stderr, func(fs *flag.FlagSet, c *config) {
+		fs.StringVar(&c.ListenAddr, "listen", c.ListenAddr, "address to listen on (LISTEN_ADDR)")
 		fs.BoolVar(&c.Demo, "demo", c.Demo, "seed a demo tenant with 30 days of events and print its admin login")
 		fs.StringVar(&c.DevDir, "dev", c.DevDir, "read dashboard templates and assets from this directory (e.g. server/web)")
 	})
@@ -63,12 +65,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	cfg.SecureCookies = c.SecureCookies
 	cfg.DevAssetsDir = c.DevDir
 	cfg.MetricsToken = c.MetricsToken
+	cfg.LoginLimits.HashMemory = int64(c.LoginHashMemory) << 20
+	cfg.LoginLimits.PerAddress.Free = int64(c.LoginFreeAddress)
+	cfg.LoginLimits.PerEmail.Free = int64(c.LoginFreeEmail)
 	a, err := app.New(ctx, app.Config{
 		SQLitePath: c.sqlitePath(), SQLiteSync: c.SQLiteSync, PostgresURL: c.postgresURL(), RedisURL: c.RedisURL,
 		AnalyticsEnabled: c.AnalyticsEnabled, QuotasEnabled: c.QuotasEnabled, QuotaDefaults: c.QuotaDefaults,
 		UsageRules: c.UsageRules, RedactKeys: c.RedactKeys, IngestQueue: c.IngestQueue, LabelCap: c.LabelCap,
-		StatementTimeout: c.StatementTimeout,
-		RollupDailyAt:    c.RollupDailyAt, AllowPrivateWebhooks: c.WebhookPrivate, Server: cfg, Logger: log,
+		StatementTimeout: c.StatementTimeout, RedisTimeout: c.RedisTimeout, ReconcileInterval: c.Reconcile,
+		RollupDailyAt: c.RollupDailyAt, AllowPrivateWebhooks: c.WebhookPrivate, Server: cfg, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -117,7 +122,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			hs.Close()
 			return &configError{msg: fmt.Sprintf("listen on METRICS_ADDR %s: %v", c.MetricsAddr, err)}
 		}
-		ms := newHTTPServer(a.OperatorHandler(), log)
+		ms := newHTTPServer(withPprof(a.OperatorHandler(), c.Pprof), log)
 		servers = append(servers, ms)
 		fmt.Fprintf(stdout, "tally metrics on http://%s/metrics\n", mln.Addr())
 		log.Info("operator listener", "addr", mln.Addr().String())
@@ -175,4 +180,22 @@ func printDemo(w io.Writer, res *demo.Result, addr string) {
 	fmt.Fprintf(w, "  dashboard: http://%s/ui/analytics\n", addr)
 	fmt.Fprintf(w, "  admin login: %s / %s\n", res.Email, res.Password)
 	fmt.Fprintf(w, "  API key (analytics read/write/export/admin): %s\n\n", res.Key)
+}
+
+// withPprof serves the runtime profiles (net/http/pprof) under
+// /debug/pprof/ in front of h when on (PPROF), for the operator listener
+// only: profiles show internals and cost CPU, so they are opt-in and never
+// on the public listener.
+func withPprof(h http.Handler, on bool) http.Handler {
+	if !on {
+		return h
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", h)
+	return mux
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/identity"
 	"github.com/tallyhq/tally/ingest"
+	"github.com/tallyhq/tally/meter"
 	"github.com/tallyhq/tally/postgres"
 	"github.com/tallyhq/tally/redis"
 	"github.com/tallyhq/tally/rollup"
@@ -39,7 +40,13 @@ type Config struct {
 	RedisURL string
 	// RedisPrefix starts every Redis key (default "tally:").
 	RedisPrefix string
-	SQLiteSync  string // FULL (default) or NORMAL
+	// RedisTimeout bounds each Redis call (REDIS_TIMEOUT, default 50ms);
+	// a call that takes longer fails and counts against the breaker.
+	RedisTimeout time.Duration
+	// ReconcileInterval is how often the usage counters are compared
+	// with the event log (RECONCILE_INTERVAL, default 1m).
+	ReconcileInterval time.Duration
+	SQLiteSync        string // FULL (default) or NORMAL
 	// StatementTimeout bounds one database statement or write
 	// transaction on either backend (default 5s).
 	StatementTimeout time.Duration
@@ -51,7 +58,8 @@ type Config struct {
 	IngestQueue      int
 	LabelCap         int
 	RollupDailyAt    time.Duration
-	WebhookBackoff   time.Duration // first retry delay of quota webhooks
+	WebhookBackoff   time.Duration // first retry delay of quota webhooks (default 30s)
+	WebhookPoll      time.Duration // how often the webhook outbox is polled (default 5s)
 	// AllowPrivateWebhooks lets quota webhooks reach loopback and private
 	// addresses (off by default: a tenant admin must not make tally call
 	// into its own network).
@@ -63,23 +71,29 @@ type Config struct {
 
 // App is a running tally.
 type App struct {
-	Store     tally.Store
-	Accounts  *identity.Service
-	Registry  *prometheus.Registry
-	Writer    *ingest.Writer
-	Pipeline  *ingest.Pipeline
-	Tracker   *ingest.Buffer
-	Recorder  *ingest.Recorder
-	Usage     *usage.Service
-	Rollup    *rollup.Rollup    // the rollup and retention jobs
-	Reports   *rollup.Reports   // usage and KPI reads
-	Scheduler *rollup.Scheduler // runs the Rollup's tasks
-	Server    *server.Server
+	Store    tally.Store
+	Accounts *identity.Service
+	Registry *prometheus.Registry
+	Writer   *ingest.Writer
+	Pipeline *ingest.Pipeline
+	Tracker  *ingest.Buffer
+	Recorder *ingest.Recorder
+	Usage    *usage.Service
+	Webhooks *usage.Dispatcher // sends the webhook outbox
+	// Reconciler keeps the usage counters equal to the event log.
+	Reconciler *usage.Reconciler
+	Rollup     *rollup.Rollup    // the rollup and retention jobs
+	Reports    *rollup.Reports   // usage and KPI reads
+	Scheduler  *rollup.Scheduler // runs the Rollup's tasks
+	Server     *server.Server
 
 	cfg   Config
 	redis goredis.UniversalClient
 	// redisDown: Redis did not answer at start; the app runs degraded.
 	redisDown bool
+	// loginFailures are the login limits' counts in Redis (nil without
+	// REDIS_URL: each instance counts in memory).
+	loginFailures server.LoginFailures
 	// runners are the background services started so far, in start
 	// order; Close stops them in the reverse order.
 	runners   []tally.Runner
@@ -126,13 +140,14 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		counters = usage.NewMemoryCounters()
 	}
 	ready := map[string]func(context.Context) error{}
+	degraded := map[string]func(context.Context) error{}
 	if cfg.RedisURL != "" {
 		goredis.SetLogger(redisLog{cfg.Logger})
 		var down *redis.UnreachableError
-		if a.redis, err = redis.Open(ctx, cfg.RedisURL); errors.As(err, &down) {
+		if a.redis, err = redis.OpenTimeout(ctx, cfg.RedisURL, cfg.RedisTimeout); errors.As(err, &down) {
 			// One clear line instead of the pool's retries: the instance
-			// serves (readiness says redis is down, usage answers fail)
-			// and the client reconnects when Redis is back.
+			// serves (readiness says redis is degraded, enforced quotas
+			// answer 503) and the client reconnects when Redis is back.
 			cfg.Logger.Error("redis unreachable at start; running degraded", "addr", down.Addr, "err", down.Err.Error())
 			a.redisDown = true
 		} else if err != nil {
@@ -143,8 +158,26 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		if prefix == "" {
 			prefix = "tally:"
 		}
-		counters = redis.NewCounters(a.redis, prefix)
-		ready["redis"] = func(ctx context.Context) error { return redis.Ping(ctx, a.redis) }
+		identity, err := countersIdentity(ctx, store, cfg.SQLitePath)
+		if err != nil {
+			store.Close()
+			a.redis.Close()
+			return nil, err
+		}
+		rc := redis.New(a.redis, redis.Config{Prefix: prefix, Identity: identity, Timeout: cfg.RedisTimeout, Now: cfg.Now})
+		counters = rc
+		degraded["redis"] = func(ctx context.Context) error {
+			err := rc.Healthy(ctx)
+			if err == nil {
+				err = a.Reconciler.Err()
+			}
+			if err != nil {
+				return &tally.Error{Code: tally.EUnavailable, Err: err,
+					Message: "usage counters in Redis unavailable (unreachable, circuit open, or being rebuilt from the log); enforced quotas answer 503"}
+			}
+			return nil
+		}
+		a.loginFailures = redis.NewFailures(a.redis, prefix)
 	}
 	if p, ok := store.(writeProber); ok {
 		ready["database_writes"] = func(ctx context.Context) error { return a.checkWrites(ctx, p) }
@@ -157,9 +190,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if !cfg.AllowPrivateWebhooks {
 		hc = usage.PublicWebhookClient(10 * time.Second)
 	}
-	a.Usage = usage.NewService(usage.Config{HTTPClient: hc,
+	a.Webhooks = usage.NewDispatcher(usage.DispatcherConfig{HTTPClient: hc, Backoff: cfg.WebhookBackoff,
+		Poll: cfg.WebhookPoll, Now: cfg.Now, Logger: cfg.Logger}, store)
+	a.Usage = usage.NewService(usage.Config{
 		Rules: cfg.UsageRules, Defaults: cfg.QuotaDefaults, QuotasEnabled: cfg.QuotasEnabled,
-		WebhookBackoff: cfg.WebhookBackoff, Logger: cfg.Logger, Now: cfg.Now,
+		Wake: a.Webhooks.Wake, Logger: cfg.Logger, Now: cfg.Now,
 	}, store, counters, reg, cfg.LabelCap)
 	a.Pipeline = ingest.NewPipeline(a.Writer, a.Usage, im)
 	a.Tracker = ingest.NewBuffer(a.Pipeline, 4096, im)
@@ -168,9 +203,15 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Pipeline:  a.Pipeline, Tracker: a.Tracker, Quotas: a.Usage, Now: cfg.Now, Logger: cfg.Logger,
 		Links: linkStore(store),
 	})
-	// Usage first: the writer settles into it. The writer before the
+	// The webhook dispatcher first: usage alerts wake it, and it sends
+	// until the writer settled its last batch. The writer before the
 	// buffer, which writes through it.
-	a.start(a.Usage, a.Writer, a.Tracker)
+	settle := cfg.StatementTimeout
+	if settle <= 0 {
+		settle = 5 * time.Second
+	}
+	a.Reconciler = usage.NewReconciler(a.Usage, usage.ReconcileConfig{Interval: cfg.ReconcileInterval, Settle: settle + time.Second})
+	a.start(a.Webhooks, a.Writer, a.Tracker)
 	quotaMetrics := slices.Sorted(maps.Keys(cfg.QuotaDefaults))
 	var leader rollup.Leader
 	if l, ok := store.(rollup.Leader); ok {
@@ -190,13 +231,27 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Server, err = server.New(scfg, server.Deps{
 		Store: store, Accounts: a.Accounts, Logger: cfg.Logger, Registry: reg, Now: cfg.Now,
 		Recorder: a.Recorder, Quotas: a.Usage, Reports: a.Reports, Rollups: a.Rollup,
-		ReadyChecks: ready,
+		Meters:      meter.New(meter.Config{Rules: cfg.UsageRules}, store),
+		ReadyChecks: ready, DegradedChecks: degraded, LoginFailures: a.loginFailures,
 	})
 	if err != nil {
 		a.Close(ctx)
 		return nil, err
 	}
+	a.start(a.Reconciler)
 	return a, nil
+}
+
+// countersIdentity is the identity of the database whose events the
+// counters count, recorded in Redis to detect a Redis that holds another
+// database's counters: PostgreSQL's counters epoch, or the SQLite file's
+// path (a new file at the same path is not told apart: clear the Redis
+// prefix, or use a new one, when replacing it).
+func countersIdentity(ctx context.Context, store tally.Store, sqlitePath string) (string, error) {
+	if pg, ok := store.(*postgres.DB); ok {
+		return pg.Counters().Epoch(ctx)
+	}
+	return "sqlite:" + sqlitePath, nil
 }
 
 // writeProber is a store that can check it takes writes (both backends).
@@ -253,7 +308,17 @@ func OpenStore(ctx context.Context, c StoreConfig) (tally.Store, error) {
 // data). Counters shared in Redis or PostgreSQL are rebuilt only where they
 // are empty: other instances may be counting.
 func (a *App) RebuildCounters(ctx context.Context) error {
-	if a.redis != nil || a.cfg.PostgresURL != "" {
+	if a.redis != nil {
+		// Redis heals itself: rebuilt now when emptied, foreign or
+		// missing writes (with no settle wait: at start this instance
+		// has nothing in flight), else by the Reconciler once it answers.
+		err := a.Reconciler.HealIfNeeded(ctx, 0)
+		if err != nil {
+			a.cfg.Logger.Warn("usage counters not rebuilt at start; the reconciler retries", "err", err.Error())
+		}
+		return nil
+	}
+	if a.cfg.PostgresURL != "" {
 		err := a.Usage.RebuildMissing(ctx)
 		if err != nil && a.redisDown {
 			a.cfg.Logger.Warn("usage counters not rebuilt: redis unreachable", "err", err.Error())
@@ -282,7 +347,7 @@ func (a *App) OperatorHandler() http.Handler { return a.Server.Operator() }
 
 // Close stops the scheduler and then the runners in the reverse of their
 // start order: producers first, then the writer, which drains and commits
-// what is queued, then usage, which waits for webhook deliveries. Then it
+// what is queued, then the webhook dispatcher, which waits for the attempts in flight. Then it
 // closes the database.
 func (a *App) Close(ctx context.Context) error {
 	if a.closed {

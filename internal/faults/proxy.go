@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/url"
 	"sync"
 )
 
@@ -205,4 +206,19 @@ func reset(c net.Conn) {
 		tc.SetLinger(0)
 	}
 	c.Close()
+}
+
+// Front starts a Proxy in front of the server of rawURL (a postgres:// or
+// redis:// URL) and returns it with rawURL pointing at the proxy instead.
+func Front(rawURL string) (*Proxy, string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := Start(u.Host)
+	if err != nil {
+		return nil, "", err
+	}
+	u.Host = p.Addr()
+	return p, u.String(), nil
 }

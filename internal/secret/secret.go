@@ -23,6 +23,10 @@ const (
 	argonKeyLen  = 32
 )
 
+// PasswordHashMemory is the memory, in bytes, that one HashPassword or
+// CheckPassword takes while it runs: what bounds concurrent hashes.
+const PasswordHashMemory = argonMemory * 1024
+
 var b64 = base64.RawStdEncoding
 
 // HashPassword returns an encoded Argon2id hash of password (PHC string form).

@@ -37,7 +37,7 @@ var (
 
 // RequireServer skips t, loudly, when no server answers at the test URL;
 // under CI=true it fails t instead: CI must not pass without the backend.
-func RequireServer(t *testing.T) {
+func RequireServer(t testing.TB) {
 	t.Helper()
 	reachOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -77,7 +77,7 @@ func WithParams(base string, params map[string]string) string {
 
 // FreshSchema creates an empty schema, dropped when t ends, and returns the
 // URL of the test database with that schema as its search_path.
-func FreshSchema(t *testing.T) string {
+func FreshSchema(t testing.TB) string {
 	t.Helper()
 	RequireServer(t)
 	ctx := t.Context()

@@ -372,6 +372,75 @@
     return li;
   }
 
+  // ---- Webhook deliveries ---------------------------------------------------
+
+  const deliveries = { next: null };
+
+  // loadDeliveries shows the first page of the delivery log, or appends
+  // the next one (more).
+  async function loadDeliveries(more) {
+    const body = $('[data-deliveries]');
+    const btn = $('[data-deliveries-more]');
+    try {
+      const res = await api('/api/analytics/webhooks/deliveries?' + query({ limit: 20, cursor: more ? deliveries.next : '' }));
+      const rows = (res.deliveries || []).map(deliveryRow);
+      deliveries.next = res.next_cursor;
+      if (more) body.append(...rows);
+      else if (rows.length) body.replaceChildren(...rows);
+      else body.replaceChildren(emptyRow(6, 'No webhook deliveries yet. Set a webhook URL on the tenant to receive quota alerts.'));
+      setError('deliveries', null);
+    } catch (err) {
+      deliveries.next = null;
+      if (!more) body.replaceChildren(emptyRow(6, 'Webhook deliveries could not be loaded.'));
+      setError('deliveries', err);
+    }
+    btn.hidden = !deliveries.next;
+  }
+
+  function emptyRow(cols, text) {
+    const tr = document.createElement('tr');
+    tr.className = 'empty';
+    const td = document.createElement('td');
+    td.colSpan = cols;
+    td.textContent = text;
+    tr.append(td);
+    return tr;
+  }
+
+  function timeCell(iso) {
+    if (!iso) return span('—', 'muted');
+    const t = document.createElement('time');
+    t.dateTime = iso;
+    const at = new Date(iso);
+    t.textContent = (at.getFullYear() === thisYear ? timeFmt : yearTimeFmt).format(at);
+    t.title = at.toISOString();
+    return t;
+  }
+
+  function deliveryRow(d) {
+    const tr = document.createElement('tr');
+    tr.dataset.delivery = d.id;
+    tr.dataset.status = d.status;
+    const cell = (child, cls) => {
+      const td = document.createElement('td');
+      if (cls) td.className = cls;
+      td.append(child);
+      tr.append(td);
+    };
+    cell(timeCell(d.created_at));
+    const c = document.createElement('code');
+    c.textContent = d.metric + ' ≥ ' + d.threshold + ' %';
+    c.title = d.event_type + ' · ' + d.id;
+    cell(c);
+    cell(span(d.status, 'delivery-status status-' + d.status));
+    cell(num.format(d.attempts), 'num');
+    let last = d.last_status_code ? 'HTTP ' + d.last_status_code : '';
+    if (d.last_error) last += (last ? ' · ' : '') + d.last_error;
+    cell(last ? span(last) : span('—', 'muted'));
+    cell(timeCell(d.next_attempt_at));
+    return tr;
+  }
+
   // ---- Events --------------------------------------------------------------
 
   const form = $('[data-filters]');
@@ -417,18 +486,12 @@
   function renderEvents(events, failed) {
     const body = $('[data-events]');
     if (events.length === 0) {
-      const tr = document.createElement('tr');
-      tr.className = 'empty';
-      const td = document.createElement('td');
-      td.colSpan = 6;
       const filtered = Object.values(state.filters).some((v) => v);
-      td.textContent = failed
+      body.replaceChildren(emptyRow(6, failed
         ? 'Events could not be loaded.'
         : filtered
           ? 'No events match these filters.'
-          : 'No events in the last 7 days. Send one with POST /api/analytics/events.';
-      tr.append(td);
-      body.replaceChildren(tr);
+          : 'No events in the last 7 days. Send one with POST /api/analytics/events.'));
       return;
     }
     body.replaceChildren(...events.map(eventRow));
@@ -443,12 +506,7 @@
       td.append(child);
       tr.append(td);
     };
-    const t = document.createElement('time');
-    t.dateTime = e.timestamp;
-    const at = new Date(e.timestamp);
-    t.textContent = (at.getFullYear() === thisYear ? timeFmt : yearTimeFmt).format(at);
-    t.title = at.toISOString();
-    cell(t);
+    cell(timeCell(e.timestamp));
     const c = document.createElement('code');
     c.textContent = e.event;
     cell(c);
@@ -581,10 +639,12 @@
     loadEvents();
   });
   exportBtn.addEventListener('click', download);
+  $('[data-deliveries-more]').addEventListener('click', () => loadDeliveries(true));
 
   state.kpi = $('[data-kpi-select]').value;
   updateExport();
   loadRange();
   loadQuotas();
+  loadDeliveries(false);
   loadEvents();
 })();

@@ -1,0 +1,99 @@
+package dataset
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tallyhq/tally"
+)
+
+// Inserter is what Ingest writes to: tally.EventStore's InsertEvents.
+type Inserter interface {
+	InsertEvents(ctx context.Context, events []tally.Event) ([]bool, error)
+}
+
+// Latency is what an Ingest phase measured.
+type Latency struct {
+	P50, P99 time.Duration
+	Events   int
+	Elapsed  time.Duration
+	During   int // runs of the concurrent job
+}
+
+// PerSecond is the phase's event rate.
+func (l Latency) PerSecond() float64 { return float64(l.Events) / l.Elapsed.Seconds() }
+
+// Ingest has writers goroutines insert batches of batch events of g (at
+// the current time, round robin over tenants) into s for d, while during,
+// when not nil, runs again and again alongside (each return counts one
+// run; it must return soon after its context ends), and reports the batch
+// latencies. The first error ends the phase and is returned.
+func Ingest(ctx context.Context, s Inserter, g *Generator, tenants []int64, writers, batch int, d time.Duration,
+	during func(context.Context) error) (Latency, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		lat     []time.Duration
+		res     Latency
+		firstEr error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstEr == nil && ctx.Err() == nil {
+			firstEr = err
+		}
+		mu.Unlock()
+		cancel()
+	}
+	if during != nil {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if err := during(ctx); err != nil {
+					fail(err)
+					return
+				}
+				mu.Lock()
+				res.During++
+				mu.Unlock()
+			}
+		})
+	}
+	start := time.Now()
+	for range writers {
+		wg.Go(func() {
+			evs := make([]tally.Event, 0, batch)
+			for ctx.Err() == nil {
+				mu.Lock()
+				evs = evs[:0]
+				now := time.Now()
+				for i := range batch {
+					evs = append(evs, g.Event(tenants[i%len(tenants)], now))
+				}
+				mu.Unlock()
+				t := time.Now()
+				if _, err := s.InsertEvents(context.WithoutCancel(ctx), evs); err != nil {
+					fail(err)
+					return
+				}
+				mu.Lock()
+				lat = append(lat, time.Since(t))
+				res.Events += len(evs)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	if firstEr != nil {
+		return res, firstEr
+	}
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		res.P50, res.P99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	}
+	return res, nil
+}

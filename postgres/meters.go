@@ -1,0 +1,257 @@
+package postgres
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tallyhq/tally"
+)
+
+const meterCols = `slug, event, aggregation, value_property, group_by, filter, description, created_at, updated_at`
+
+func scanMeter(row pgx.Row) (tally.MeterDef, error) {
+	var m tally.MeterDef
+	err := row.Scan(&m.Slug, &m.Event, &m.Aggregation, &m.ValueProperty, &m.GroupBy, &m.Filter, &m.Description, &m.CreatedAt, &m.UpdatedAt)
+	return m, err
+}
+
+// meterDefaults gives m's JSON columns their empty values.
+func meterDefaults(m *tally.MeterDef) {
+	if m.GroupBy == nil {
+		m.GroupBy = []string{}
+	}
+	if m.Filter == nil {
+		m.Filter = map[string]string{}
+	}
+}
+
+// CreateMeter implements tally.MeterStore. The tenant's meter rows are
+// locked (FOR UPDATE) before they are counted, so concurrent creations
+// cannot both pass the cap; the first meter of a tenant is serialised by
+// the tenant's advisory lock.
+func (db *DB) CreateMeter(ctx context.Context, tenantID int64, m *tally.MeterDef) error {
+	m.CreatedAt = db.now().UTC().Truncate(time.Microsecond)
+	m.UpdatedAt = m.CreatedAt
+	meterDefaults(m)
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, meterLockSpace, tenantLockKey(tenantID)); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM meters WHERE tenant_id = $1`, tenantID).Scan(&n); err != nil {
+			return err
+		}
+		if n >= tally.MaxMetersPerTenant {
+			return tally.Invalid("too many meters", tally.FieldError{Field: "slug", Message: "a tenant has at most " + strconv.Itoa(tally.MaxMetersPerTenant) + " meters; delete one first"})
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO meters (tenant_id, `+meterCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			tenantID, m.Slug, m.Event, m.Aggregation, m.ValueProperty, m.GroupBy, m.Filter, m.Description, m.CreatedAt, m.UpdatedAt)
+		return err
+	})
+	return wrap(err, "meter")
+}
+
+// meterLockSpace is the first key of the advisory lock that serialises a
+// tenant's meter creations (the second is the tenant's key).
+const meterLockSpace = 0x6d657472 // "metr"
+
+// Meters implements tally.MeterStore.
+func (db *DB) Meters(ctx context.Context, tenantID int64) ([]tally.MeterDef, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+meterCols+` FROM meters WHERE tenant_id = $1 ORDER BY slug`, tenantID)
+	if err != nil {
+		return nil, wrap(err, "meter")
+	}
+	defer rows.Close()
+	var out []tally.MeterDef
+	for rows.Next() {
+		m, err := scanMeter(rows)
+		if err != nil {
+			return nil, wrap(err, "meter")
+		}
+		out = append(out, m)
+	}
+	return out, wrap(rows.Err(), "meter")
+}
+
+// MeterBySlug implements tally.MeterStore.
+func (db *DB) MeterBySlug(ctx context.Context, tenantID int64, slug string) (*tally.MeterDef, error) {
+	m, err := scanMeter(db.pool.QueryRow(ctx, `SELECT `+meterCols+` FROM meters WHERE tenant_id = $1 AND slug = $2`, tenantID, slug))
+	if err != nil {
+		return nil, wrap(err, "meter")
+	}
+	return &m, nil
+}
+
+// UpdateMeter implements tally.MeterStore.
+func (db *DB) UpdateMeter(ctx context.Context, tenantID int64, m *tally.MeterDef) error {
+	m.UpdatedAt = db.now().UTC().Truncate(time.Microsecond)
+	meterDefaults(m)
+	err := db.pool.QueryRow(ctx, `UPDATE meters SET event = $1, aggregation = $2, value_property = $3, group_by = $4,
+		filter = $5, description = $6, updated_at = $7 WHERE tenant_id = $8 AND slug = $9 RETURNING created_at`,
+		m.Event, m.Aggregation, m.ValueProperty, m.GroupBy, m.Filter, m.Description, m.UpdatedAt,
+		tenantID, m.Slug).Scan(&m.CreatedAt)
+	return wrap(err, "meter")
+}
+
+// DeleteMeter implements tally.MeterStore.
+func (db *DB) DeleteMeter(ctx context.Context, tenantID int64, slug string) error {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM meters WHERE tenant_id = $1 AND slug = $2`, tenantID, slug)
+	if err != nil {
+		return wrap(err, "meter")
+	}
+	if tag.RowsAffected() == 0 {
+		return tally.Errorf(tally.ENotFound, "meter not found")
+	}
+	return nil
+}
+
+// meterSQL builds the query of a tally.MeterQuery; props are cast to jsonb
+// once per event (the lateral j.p) and read with #> / #>> by key arrays.
+type meterSQL struct {
+	args  []any
+	paths map[string]string // props path → its parameter
+}
+
+func (b *meterSQL) arg(v any) string {
+	b.args = append(b.args, v)
+	return "$" + strconv.Itoa(len(b.args))
+}
+
+func (b *meterSQL) path(p string) string {
+	if ph, ok := b.paths[p]; ok {
+		return ph
+	}
+	ph := b.arg(tally.ParsePropPath(p)) + "::text[]"
+	b.paths[p] = ph
+	return ph
+}
+
+// scalar is the text of the scalar at a props path (strings, numbers,
+// booleans), NULL for anything else or nothing.
+func (b *meterSQL) scalar(p string) string {
+	ph := b.path(p)
+	return `CASE WHEN jsonb_typeof(j.p #> ` + ph + `) IN ('string', 'number', 'boolean') THEN j.p #>> ` + ph + ` END`
+}
+
+// number is the JSON number at a props path (clamped to ±MaxValue), or
+// the event's value, NULL when not a number.
+func (b *meterSQL) number(p string) string {
+	if p == tally.MeterValueProp {
+		return `least(greatest(e.value, -1e15), 1e15)`
+	}
+	ph := b.path(p)
+	return `CASE WHEN jsonb_typeof(j.p #> ` + ph + `) = 'number' THEN least(greatest((j.p #>> ` + ph + `)::numeric, -1e15), 1e15)::float8 END`
+}
+
+func (b *meterSQL) build(tenantID int64, q tally.MeterQuery, filter map[string]string, keys []string) string {
+	lo, hi := q.Bounds[:len(q.Bounds)-1], q.Bounds[1:]
+	var sb strings.Builder
+	sb.WriteString(`SELECT b.i - 1 AS w`)
+	var groups []string
+	for i, g := range q.GroupBy {
+		col := "g" + strconv.Itoa(i)
+		groups = append(groups, col)
+		sb.WriteString(", " + b.scalar(g) + " AS " + col)
+	}
+	m := q.Meter
+	switch m.Aggregation {
+	case tally.AggCount:
+		sb.WriteString(", 1::float8 AS v")
+	case tally.AggUniqueCount:
+		if m.ValueProperty == tally.MeterValueProp {
+			sb.WriteString(", e.value AS v")
+		} else {
+			sb.WriteString(", " + b.scalar(m.ValueProperty) + " AS v")
+		}
+	default:
+		sb.WriteString(", " + b.number(m.ValueProperty) + " AS v")
+	}
+	sb.WriteString(`, e.ts AS ts, e.id AS id
+		FROM unnest(` + b.arg(lo) + `::timestamptz[], ` + b.arg(hi) + `::timestamptz[]) WITH ORDINALITY AS b(lo, hi, i)
+		JOIN events e ON e.tenant_id = ` + b.arg(tenantID) + ` AND e.ts >= b.lo AND e.ts < b.hi
+		CROSS JOIN LATERAL (SELECT e.props::jsonb AS p) j WHERE true`)
+	if lo, hi, prefix := tally.EventPrefixRange(m.Event); !prefix {
+		sb.WriteString(" AND e.event = " + b.arg(lo))
+	} else if lo != "" {
+		sb.WriteString(" AND e.event >= " + b.arg(lo) + " AND e.event < " + b.arg(hi))
+	}
+	for _, k := range keys {
+		switch k {
+		case "source":
+			sb.WriteString(" AND e.source = " + b.arg(filter[k]))
+		case "user_id":
+			sb.WriteString(" AND e.user_id = " + b.arg([]byte(filter[k])))
+		default:
+			sb.WriteString(" AND " + b.scalar(k) + " = " + b.arg(filter[k]))
+		}
+	}
+	inner := sb.String()
+	cols := strings.Join(append([]string{"w"}, groups...), ", ")
+	var agg string
+	switch m.Aggregation {
+	case tally.AggCount:
+		agg = "count(*)::float8"
+	case tally.AggSum:
+		agg = "coalesce(sum(v), 0)"
+	case tally.AggUniqueCount:
+		agg = "count(DISTINCT v)::float8"
+	case tally.AggMin:
+		agg = "min(v)"
+	case tally.AggMax:
+		agg = "max(v)"
+	case tally.AggAvg:
+		agg = "avg(v)"
+	case tally.AggLatest:
+		agg = "(array_agg(v ORDER BY ts DESC, id DESC) FILTER (WHERE v IS NOT NULL))[1]"
+	}
+	return `SELECT ` + cols + `, ` + agg + ` FROM (` + inner + `) x GROUP BY ` + cols
+}
+
+// QueryMeter implements tally.MeterStore: one statement, the windows an
+// unnest of bounds joined to the (tenant_id, ts) index.
+func (db *DB) QueryMeter(ctx context.Context, tenantID int64, q tally.MeterQuery, fn func(tally.MeterRow) error) error {
+	filter, keys, ok, err := q.Plan()
+	if !ok || err != nil {
+		return err
+	}
+	b := &meterSQL{paths: map[string]string{}}
+	query := b.build(tenantID, q, filter, keys)
+	rows, err := db.pool.Query(ctx, query, b.args...)
+	if err != nil {
+		return wrap(err, "meter")
+	}
+	defer rows.Close()
+	groups := make([]*string, len(q.GroupBy))
+	var w int
+	var v *float64
+	dest := []any{&w}
+	for i := range groups {
+		dest = append(dest, &groups[i])
+	}
+	dest = append(dest, &v)
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return wrap(err, "meter")
+		}
+		// pgx may scan into the memory a pointer already holds: copy.
+		r := tally.MeterRow{Window: w, Group: make([]*string, len(groups))}
+		for i, g := range groups {
+			if g != nil {
+				s := *g
+				r.Group[i] = &s
+			}
+		}
+		if v != nil {
+			x := *v
+			r.Value = &x
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return wrap(rows.Err(), "meter")
+}
