@@ -215,9 +215,10 @@ type CreateKeyInput struct {
 	// Kind is KeySecret when empty. A KeyPublishable key carries only
 	// ScopeWrite (Scopes may be empty or exactly that); Origins and
 	// RatePerMinute apply to publishable keys only.
-	Kind          KeyKind
-	Origins       []string
-	RatePerMinute int
+	Kind                 KeyKind
+	Origins              []string
+	RatePerMinute        int
+	AddressRatePerMinute int
 }
 
 // MaxKeyOrigins is the most allowed origins a publishable key may name.
@@ -246,7 +247,7 @@ func (in CreateKeyInput) Validate(now time.Time) error {
 		if len(in.Scopes) == 0 {
 			fields = append(fields, FieldError{Field: "scopes", Message: "must name at least one scope"})
 		}
-		if len(in.Origins) > 0 || in.RatePerMinute != 0 {
+		if len(in.Origins) > 0 || in.RatePerMinute != 0 || in.AddressRatePerMinute != 0 {
 			fields = append(fields, FieldError{Field: "kind", Message: "allowed_origins and rate_limit_per_minute are for publishable keys"})
 		}
 	case KeyPublishable:
@@ -267,6 +268,9 @@ func (in CreateKeyInput) Validate(now time.Time) error {
 		}
 		if in.RatePerMinute < 0 || in.RatePerMinute > MaxPublishableRate {
 			fields = append(fields, FieldError{Field: "rate_limit_per_minute", Message: fmt.Sprintf("must be from 1 to %d (0: the default %d)", MaxPublishableRate, DefaultPublishableRate)})
+		}
+		if in.AddressRatePerMinute < 0 || in.AddressRatePerMinute > MaxPublishableRate {
+			fields = append(fields, FieldError{Field: "address_rate_limit_per_minute", Message: fmt.Sprintf("must be from 1 to %d (0: none)", MaxPublishableRate)})
 		}
 	default:
 		fields = append(fields, FieldError{Field: "kind", Message: "must be secret or publishable"})

@@ -189,6 +189,7 @@ func TestCreateKeyInputValidate(t *testing.T) {
 		{"publishable, ftp origin", tally.CreateKeyInput{Name: "site", Kind: tally.KeyPublishable, Origins: []string{"ftp://a.example"}}, []string{"allowed_origins"}},
 		{"publishable, negative rate", tally.CreateKeyInput{Name: "site", Kind: tally.KeyPublishable, RatePerMinute: -1}, []string{"rate_limit_per_minute"}},
 		{"secret with origins", tally.CreateKeyInput{Name: "ci", Scopes: all, Origins: []string{"https://a.example"}}, []string{"kind"}},
+		{"publishable, negative address rate", tally.CreateKeyInput{Name: "site", Kind: tally.KeyPublishable, AddressRatePerMinute: -1}, []string{"address_rate_limit_per_minute"}},
 		{"unknown kind", tally.CreateKeyInput{Name: "ci", Scopes: all, Kind: "other"}, []string{"kind"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -347,3 +347,24 @@ type WebhookStore interface {
 	// (nil on the last). Payloads are left out. EInvalid when f.Limit < 1.
 	ListWebhooks(ctx context.Context, tenantID int64, f WebhookFilter) ([]WebhookDelivery, *Cursor, error)
 }
+
+// IdentityLink says that AnonymousID, an id a client used before it knew
+// the user, and UserID are one person (Segment's identify and alias,
+// PostHog's $identify).
+type IdentityLink struct {
+	AnonymousID string
+	UserID      string
+}
+
+// LinkStore keeps the identity links of each tenant. It is not part of
+// Store (both backends implement it; ingest asks for it by this interface).
+// DeleteUserEvents of either id also deletes its links.
+type LinkStore interface {
+	// LinkIdentities records links of tenantID at time at. The first link
+	// of an anonymous id wins: a later one is ignored, as is a link of an
+	// id to itself or with an empty id.
+	LinkIdentities(ctx context.Context, tenantID int64, links []IdentityLink, at time.Time) error
+	// ResolveIdentities returns, for each of ids that is a linked
+	// anonymous id of tenantID, its user id; other ids are absent.
+	ResolveIdentities(ctx context.Context, tenantID int64, ids []string) (map[string]string, error)
+}

@@ -175,6 +175,9 @@ type APIKey struct {
 	// RatePerMinute bounds the requests of a publishable key per minute
 	// and instance; 0 means DefaultPublishableRate.
 	RatePerMinute int `json:"rate_limit_per_minute"`
+	// AddressRatePerMinute bounds the requests of a publishable key from
+	// one client address per minute and instance; 0 means no such bound.
+	AddressRatePerMinute int `json:"address_rate_limit_per_minute"`
 }
 
 // KeyKind is the kind of an API key.

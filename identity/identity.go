@@ -379,7 +379,8 @@ func (s *Service) CreateKey(ctx context.Context, tenantID int64, in tally.Create
 	}
 	key, prefix := secret.NewKey()
 	k := &tally.APIKey{TenantID: tenantID, Name: strings.TrimSpace(in.Name), Prefix: prefix, Hash: secret.HashToken(key),
-		Scopes: scopes, ExpiresAt: expires, Kind: kind, Origins: origins, RatePerMinute: in.RatePerMinute}
+		Scopes: scopes, ExpiresAt: expires, Kind: kind, Origins: origins, RatePerMinute: in.RatePerMinute,
+		AddressRatePerMinute: in.AddressRatePerMinute}
 	if err := s.store.CreateKey(ctx, k); err != nil {
 		return nil, "", err
 	}

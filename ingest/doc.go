@@ -4,7 +4,9 @@
 // transaction and answers each of them only after that transaction
 // committed. In-process producers that must never block, such as
 // auto-tracking inside a request or the SDK, use a bounded Buffer that counts
-// what it had to drop.
+// what it had to drop. Other tools' formats (Segment, PostHog,
+// CloudEvents) have one decoder each into Foreign, which Recorder.Foreign
+// stores through the same rules and pipeline.
 //
 // The pieces are wired in this order, and stopped in the reverse one:
 //

@@ -27,6 +27,9 @@ type Foreign struct {
 	// PostHog's api_key or token), "" when none. It names the tenant;
 	// nothing else in a body does.
 	Key string
+	// Links are the identity links the payload states (an anonymous id
+	// and a user id in one message, an alias, PostHog's $identify).
+	Links []tally.IdentityLink
 }
 
 // ForeignEvent is one mapped event of a Foreign payload.
@@ -61,6 +64,11 @@ func (r *Recorder) Foreign(ctx context.Context, t *tally.Tenant, f *Foreign) (*R
 		return nil, tally.Errorf(tally.ETooLarge, "a request may carry at most %d events, not %d", tally.MaxBatchEvents, n)
 	}
 	now := r.now().UTC().Truncate(time.Microsecond)
+	if r.links != nil && len(f.Links) > 0 {
+		if err := r.links.LinkIdentities(ctx, t.ID, f.Links, now); err != nil {
+			return nil, err
+		}
+	}
 	d := &Decoded{Rejected: slices.Clone(f.Rejected)}
 	for _, fe := range f.Events {
 		var skew time.Duration
@@ -75,7 +83,48 @@ func (r *Recorder) Foreign(ctx context.Context, t *tally.Tenant, f *Foreign) (*R
 		d.Events = append(d.Events, ev)
 		d.Index = append(d.Index, fe.Index)
 	}
+	if err := r.resolve(ctx, t, d.Events); err != nil {
+		return nil, err
+	}
 	return r.submit(ctx, d)
+}
+
+// resolve replaces each linked anonymous user id of events by the user id
+// it is linked to, so that from the link on a person counts once in the
+// active-user KPIs. Events stored before the link keep the anonymous id.
+func (r *Recorder) resolve(ctx context.Context, t *tally.Tenant, events []tally.Event) error {
+	if r.links == nil {
+		return nil
+	}
+	var ids []string
+	seen := map[string]bool{}
+	for _, e := range events {
+		if e.UserID != "" && !seen[e.UserID] {
+			seen[e.UserID] = true
+			ids = append(ids, e.UserID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	to, err := r.links.ResolveIdentities(ctx, t.ID, ids)
+	if err != nil {
+		return err
+	}
+	for i := range events {
+		if u, ok := to[events[i].UserID]; ok {
+			events[i].UserID = u
+		}
+	}
+	return nil
+}
+
+// link records, when both are set and differ, that anon and user are one
+// person.
+func (f *Foreign) link(anon, user string) {
+	if anon != "" && user != "" && anon != user {
+		f.Links = append(f.Links, tally.IdentityLink{AnonymousID: anon, UserID: user})
+	}
 }
 
 // submit stores the valid events of d and merges every rejection, by

@@ -116,6 +116,14 @@ func decodePostHogEvent(f *Foreign, i int, raw json.RawMessage, sentAt time.Time
 		return
 	}
 	ev.Name = ForeignName(name)
+	switch name {
+	case "$identify":
+		anon, _ := idText(props["$anon_distinct_id"])
+		f.link(anon, user)
+	case "$create_alias":
+		alias, _ := idText(props["alias"])
+		f.link(alias, user)
+	}
 	if ev.EventID, ok = textField(msg["uuid"]); !ok {
 		f.reject(i, "uuid", msgString)
 		return

@@ -30,6 +30,7 @@ type Recorder struct {
 	p      *Pipeline
 	buf    *Buffer
 	quotas Quotas
+	links  tally.LinkStore
 	now    func() time.Time
 	log    *slog.Logger
 }
@@ -42,8 +43,10 @@ type RecorderConfig struct {
 	// Tracker queues tally's own events without blocking; nil turns
 	// Track off.
 	Tracker *Buffer
-	Now     func() time.Time // default time.Now
-	Logger  *slog.Logger     // default: discarded
+	// Links keeps identity links for Foreign; nil turns links off.
+	Links  tally.LinkStore
+	Now    func() time.Time // default time.Now
+	Logger *slog.Logger     // default: discarded
 }
 
 // NewRecorder returns a Recorder over c.
@@ -54,7 +57,7 @@ func NewRecorder(c RecorderConfig) *Recorder {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Recorder{v: c.Validator, p: c.Pipeline, buf: c.Tracker, quotas: c.Quotas, now: c.Now, log: c.Logger}
+	return &Recorder{v: c.Validator, p: c.Pipeline, buf: c.Tracker, quotas: c.Quotas, links: c.Links, now: c.Now, log: c.Logger}
 }
 
 // Events decodes the body of POST /api/analytics/events for tenant t and

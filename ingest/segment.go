@@ -122,6 +122,7 @@ func decodeSegmentMessage(f *Foreign, i int, msg map[string]json.RawMessage, typ
 		return
 	}
 	ev.UserID = cmp.Or(userID, anon)
+	f.link(anon, userID)
 
 	fieldOf := map[string]string{"track": "properties", "page": "properties", "screen": "properties", "identify": "traits", "group": "traits"}[typ]
 	props := map[string]json.RawMessage{}
@@ -163,6 +164,9 @@ func decodeSegmentMessage(f *Foreign, i int, msg map[string]json.RawMessage, typ
 		extra["groupId"] = "group_id"
 	case "alias":
 		extra["previousId"] = "previous_id"
+		if prev, ok := idText(msg["previousId"]); ok {
+			f.link(prev, userID)
+		}
 	}
 	for from, to := range extra {
 		s, ok := idText(msg[from])

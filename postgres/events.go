@@ -334,6 +334,10 @@ func (db *DB) DeleteUserEvents(ctx context.Context, tenantID int64, userID strin
 		if _, err := tx.Exec(ctx, lockTenantShared, int32(lockClassTenant), tenantLockKey(tenantID)); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM identity_links WHERE tenant_id = $1 AND (user_id = $2 OR anonymous_id = $2)`,
+			tenantID, []byte(userID)); err != nil {
+			return err
+		}
 		return tx.QueryRow(ctx, `
 			WITH gone AS (
 				DELETE FROM events WHERE tenant_id = $1 AND user_id = $2`+named+` RETURNING ts

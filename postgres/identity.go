@@ -302,14 +302,14 @@ func (db *DB) CreateKey(ctx context.Context, k *tally.APIKey) error {
 		scopes[i] = string(s)
 	}
 	err := db.pool.QueryRow(ctx,
-		`INSERT INTO api_keys (tenant_id, name, prefix, hash, scopes, created_at, expires_at, kind, origins, rate_per_minute)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+		`INSERT INTO api_keys (tenant_id, name, prefix, hash, scopes, created_at, expires_at, kind, origins, rate_per_minute, address_rate_per_minute)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
 		k.TenantID, k.Name, k.Prefix, k.Hash, scopes, k.CreatedAt, k.ExpiresAt,
-		string(k.KindOrSecret()), strings.Join(k.Origins, " "), k.RatePerMinute).Scan(&k.ID)
+		string(k.KindOrSecret()), strings.Join(k.Origins, " "), k.RatePerMinute, k.AddressRatePerMinute).Scan(&k.ID)
 	return wrap(err, "key")
 }
 
-const keyCols = `id, tenant_id, name, prefix, hash, scopes, created_at, expires_at, last_used_at, revoked_at, kind, origins, rate_per_minute`
+const keyCols = `id, tenant_id, name, prefix, hash, scopes, created_at, expires_at, last_used_at, revoked_at, kind, origins, rate_per_minute, address_rate_per_minute`
 
 func scanKey(row pgx.Row) (*tally.APIKey, error) {
 	var k tally.APIKey
@@ -317,7 +317,7 @@ func scanKey(row pgx.Row) (*tally.APIKey, error) {
 	var kind, origins string
 	var expires, used, revoked pgtype.Timestamptz
 	if err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Prefix, &k.Hash, &scopes, &k.CreatedAt, &expires, &used, &revoked,
-		&kind, &origins, &k.RatePerMinute); err != nil {
+		&kind, &origins, &k.RatePerMinute, &k.AddressRatePerMinute); err != nil {
 		return nil, err
 	}
 	k.Kind, k.Origins = tally.KeyKind(kind), strings.Fields(origins)

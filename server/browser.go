@@ -101,17 +101,36 @@ func (s *Server) checkPublishable(r *http.Request, k *tally.APIKey) error {
 	if !k.AllowsOrigin(r.Header.Get("Origin")) {
 		return tally.Errorf(tally.EForbidden, "this publishable key is not allowed from this origin")
 	}
-	if ok, after := s.keyRates.allow(k, s.now()); !ok {
+	limit := k.RatePerMinute
+	if limit <= 0 {
+		limit = tally.DefaultPublishableRate
+	}
+	now := s.now()
+	if ok, after := s.keyRates.allow(rateKey{key: k.ID}, limit, now); !ok {
 		return &retryError{error: tally.Errorf(tally.ERateLimited, "this publishable key is over its rate limit"), after: after}
+	}
+	if k.AddressRatePerMinute > 0 {
+		if ok, after := s.keyRates.allow(rateKey{key: k.ID, addr: remoteHost(r)}, k.AddressRatePerMinute, now); !ok {
+			return &retryError{error: tally.Errorf(tally.ERateLimited, "this address is over the publishable key's rate limit"), after: after}
+		}
 	}
 	return nil
 }
 
-// keyRates counts the requests of each publishable key in fixed
-// one-minute windows, per instance.
+// rateKey is what a rate window counts: a key, or a key from one address.
+type rateKey struct {
+	key  int64
+	addr string
+}
+
+// keyRates counts the requests of each publishable key, and of each key
+// and address, in fixed one-minute windows, per instance. Windows of
+// addresses are dropped once a minute old, so the map stays as large as
+// one minute's clients.
 type keyRates struct {
 	mu      sync.Mutex
-	windows map[int64]*rateWindow
+	windows map[rateKey]*rateWindow
+	swept   time.Time
 }
 
 type rateWindow struct {
@@ -119,21 +138,25 @@ type rateWindow struct {
 	n     int
 }
 
-func newKeyRates() *keyRates { return &keyRates{windows: map[int64]*rateWindow{}} }
+func newKeyRates() *keyRates { return &keyRates{windows: map[rateKey]*rateWindow{}} }
 
-// allow counts one request of k at now; false with the time to wait when
-// the key's limit for the current minute is spent.
-func (kr *keyRates) allow(k *tally.APIKey, now time.Time) (bool, time.Duration) {
-	limit := k.RatePerMinute
-	if limit <= 0 {
-		limit = tally.DefaultPublishableRate
-	}
+// allow counts one request of rk at now; false with the time to wait when
+// limit is spent for the current minute.
+func (kr *keyRates) allow(rk rateKey, limit int, now time.Time) (bool, time.Duration) {
 	kr.mu.Lock()
 	defer kr.mu.Unlock()
-	win := kr.windows[k.ID]
+	if now.Sub(kr.swept) >= time.Minute {
+		for k, w := range kr.windows {
+			if k.addr != "" && now.Sub(w.start) >= time.Minute {
+				delete(kr.windows, k)
+			}
+		}
+		kr.swept = now
+	}
+	win := kr.windows[rk]
 	if win == nil || now.Sub(win.start) >= time.Minute {
 		win = &rateWindow{start: now}
-		kr.windows[k.ID] = win
+		kr.windows[rk] = win
 	}
 	if win.n >= limit {
 		return false, win.start.Add(time.Minute).Sub(now)

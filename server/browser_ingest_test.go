@@ -140,7 +140,8 @@ func TestPublishableKeyRules(t *testing.T) {
 		}
 		path = strings.NewReplacer("{slug}", "pub", "{user_id}", "1", "{id}", "1", "{metric}", "m").Replace(path)
 		r := h.do(method, path, "{}", pub)
-		if r.Status != http.StatusForbidden && r.Status != http.StatusUnauthorized {
+		// (410: a retired route, refused to everyone.)
+		if r.Status != http.StatusForbidden && r.Status != http.StatusUnauthorized && r.Status != http.StatusGone {
 			t.Errorf("%s with a publishable key: %s, want 403 or 401", p, r)
 		}
 	}
@@ -188,5 +189,12 @@ func TestPublishableKeyRules(t *testing.T) {
 	if over.Header.Get("Retry-After") == "" {
 		t.Error("no Retry-After past the rate limit")
 	}
+	// The rate limit per key, address and minute.
+	r := h.do("POST", "/api/keys", map[string]any{"name": "per-address", "kind": "publishable", "address_rate_limit_per_minute": 1}, o.h())
+	r.want(t, http.StatusCreated)
+	var addr createdKey
+	r.decode(t, &addr)
+	h.do("POST", "/api/analytics/events", `{"event":"addr.ok"}`, hdr(addr.Key, "")).want(t, http.StatusAccepted)
+	wantProblem(t, h.do("POST", "/api/analytics/events", `{"event":"addr.over"}`, hdr(addr.Key, "")), http.StatusTooManyRequests)
 	h.noPanic(t)
 }

@@ -18,6 +18,7 @@ func (s *Server) handleKeyCreate() apiHandler {
 		Kind               tally.KeyKind `json:"kind"`
 		AllowedOrigins     []string      `json:"allowed_origins"`
 		RateLimitPerMinute int           `json:"rate_limit_per_minute"`
+		AddressRateLimit   int           `json:"address_rate_limit_per_minute"`
 	}
 	type response struct {
 		ID        int64         `json:"id"`
@@ -30,6 +31,7 @@ func (s *Server) handleKeyCreate() apiHandler {
 		Kind      tally.KeyKind `json:"kind"`
 		Origins   []string      `json:"allowed_origins"`
 		Rate      int           `json:"rate_limit_per_minute"`
+		AddrRate  int           `json:"address_rate_limit_per_minute"`
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		req, err := decode[request](r)
@@ -37,7 +39,8 @@ func (s *Server) handleKeyCreate() apiHandler {
 			return err
 		}
 		in := tally.CreateKeyInput{Name: req.Name, Scopes: req.Scopes,
-			Kind: req.Kind, Origins: req.AllowedOrigins, RatePerMinute: req.RateLimitPerMinute}
+			Kind: req.Kind, Origins: req.AllowedOrigins, RatePerMinute: req.RateLimitPerMinute,
+			AddressRatePerMinute: req.AddressRateLimit}
 		if req.ExpiresAt != nil {
 			at, err := time.Parse(time.RFC3339Nano, *req.ExpiresAt)
 			if err != nil {
@@ -58,7 +61,7 @@ func (s *Server) handleKeyCreate() apiHandler {
 		}
 		s.audit(r.Context(), p.Tenant.ID, p, "key.created", k.Prefix, map[string]any{"name": k.Name, "scopes": k.Scopes, "kind": k.Kind})
 		encode(w, http.StatusCreated, response{ID: k.ID, Name: k.Name, Key: key, Prefix: k.Prefix, Scopes: k.Scopes, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt,
-			Kind: k.Kind, Origins: k.Origins, Rate: k.RatePerMinute})
+			Kind: k.Kind, Origins: k.Origins, Rate: k.RatePerMinute, AddrRate: k.AddressRatePerMinute})
 		return nil
 	}
 }

@@ -282,6 +282,10 @@ func (db *DB) DeleteUserEvents(ctx context.Context, tenantID int64, userID strin
 			tenantID, hourMicros, hourMicros, tenantID, userID); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM identity_links WHERE tenant_id = ? AND (user_id = ? OR anonymous_id = ?)`,
+			tenantID, userID, userID); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE tenant_id = ? AND user_id = ?`, tenantID, userID)
 		if err != nil {
 			return err

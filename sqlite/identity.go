@@ -318,14 +318,14 @@ func splitScopes(s string) []tally.Scope {
 func (db *DB) CreateKey(ctx context.Context, k *tally.APIKey) error {
 	k.CreatedAt = db.now().UTC().Truncate(time.Microsecond)
 	err := db.w.QueryRowContext(ctx,
-		`INSERT INTO api_keys (tenant_id, name, prefix, hash, scopes, created_at, expires_at, kind, origins, rate_per_minute)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		`INSERT INTO api_keys (tenant_id, name, prefix, hash, scopes, created_at, expires_at, kind, origins, rate_per_minute, address_rate_per_minute)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		k.TenantID, k.Name, k.Prefix, k.Hash, joinScopes(k.Scopes), micros(k.CreatedAt), nullMicros(k.ExpiresAt),
-		string(k.KindOrSecret()), strings.Join(k.Origins, " "), k.RatePerMinute).Scan(&k.ID)
+		string(k.KindOrSecret()), strings.Join(k.Origins, " "), k.RatePerMinute, k.AddressRatePerMinute).Scan(&k.ID)
 	return wrap(err, "key")
 }
 
-const keyCols = `id, tenant_id, name, prefix, hash, scopes, created_at, expires_at, last_used_at, revoked_at, kind, origins, rate_per_minute`
+const keyCols = `id, tenant_id, name, prefix, hash, scopes, created_at, expires_at, last_used_at, revoked_at, kind, origins, rate_per_minute, address_rate_per_minute`
 
 func scanKey(row interface{ Scan(...any) error }) (*tally.APIKey, error) {
 	var k tally.APIKey
@@ -333,7 +333,7 @@ func scanKey(row interface{ Scan(...any) error }) (*tally.APIKey, error) {
 	var created int64
 	var expires, used, revoked sql.NullInt64
 	if err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Prefix, &k.Hash, &scopes, &created, &expires, &used, &revoked,
-		&kind, &origins, &k.RatePerMinute); err != nil {
+		&kind, &origins, &k.RatePerMinute, &k.AddressRatePerMinute); err != nil {
 		return nil, err
 	}
 	k.Kind, k.Origins = tally.KeyKind(kind), strings.Fields(origins)

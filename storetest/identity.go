@@ -373,18 +373,18 @@ func keyCases() []testCase {
 			ctx := t.Context()
 			tn := newTenant(t, s, "pub")
 			pub := &tally.APIKey{TenantID: tn.ID, Name: "site", Prefix: "tly_pub", Hash: []byte("p"), Scopes: []tally.Scope{tally.ScopeWrite},
-				Kind: tally.KeyPublishable, Origins: []string{"https://a.example", "http://localhost:3000"}, RatePerMinute: 120}
+				Kind: tally.KeyPublishable, Origins: []string{"https://a.example", "http://localhost:3000"}, RatePerMinute: 120, AddressRatePerMinute: 30}
 			check(t, s.CreateKey(ctx, pub))
 			sec := &tally.APIKey{TenantID: tn.ID, Name: "server", Prefix: "tly_sec", Hash: []byte("s"), Scopes: []tally.Scope{tally.ScopeRead}}
 			check(t, s.CreateKey(ctx, sec))
 			got, err := s.KeyByPrefix(ctx, "tly_pub")
 			check(t, err)
-			if !got.Publishable() || !slices.Equal(got.Origins, pub.Origins) || got.RatePerMinute != 120 {
+			if !got.Publishable() || !slices.Equal(got.Origins, pub.Origins) || got.RatePerMinute != 120 || got.AddressRatePerMinute != 30 {
 				t.Fatalf("publishable key read back as %+v", got)
 			}
 			got, err = s.KeyByPrefix(ctx, "tly_sec")
 			check(t, err)
-			if got.Kind != tally.KeySecret || got.Publishable() || len(got.Origins) != 0 || got.RatePerMinute != 0 {
+			if got.Kind != tally.KeySecret || got.Publishable() || len(got.Origins) != 0 || got.RatePerMinute != 0 || got.AddressRatePerMinute != 0 {
 				t.Fatalf("a key of no kind read back as %+v, want a secret key", got)
 			}
 			list, err := s.ListKeys(ctx, tn.ID)

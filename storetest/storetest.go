@@ -49,6 +49,7 @@ func Run(t *testing.T, open Open) {
 		{"Webhooks", webhookCases()},
 		{"Meters", meterCases()},
 		{"ServerKeys", serverKeyCases()},
+		{"Links", linkCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -201,6 +201,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Recorder = ingest.NewRecorder(ingest.RecorderConfig{
 		Validator: ingest.NewValidator(ingest.Config{RedactKeys: cfg.RedactKeys}),
 		Pipeline:  a.Pipeline, Tracker: a.Tracker, Quotas: a.Usage, Now: cfg.Now, Logger: cfg.Logger,
+		Links: linkStore(store),
 	})
 	// The webhook dispatcher first: usage alerts wake it, and it sends
 	// until the writer settled its last batch. The writer before the
@@ -377,4 +378,10 @@ type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
+}
+
+// linkStore is the store's identity links, nil when it keeps none.
+func linkStore(s tally.Store) tally.LinkStore {
+	ls, _ := s.(tally.LinkStore)
+	return ls
 }
