@@ -129,6 +129,11 @@ type KeyStore interface {
 	RevokeKey(ctx context.Context, tenantID, id int64, at time.Time) error
 	// TouchKey records that the key was used at time at.
 	TouchKey(ctx context.Context, tenantID, id int64, at time.Time) error
+	// AuthVersion returns a number that changes, for every instance that
+	// shares the store, whenever what KeyByPrefix or TenantByID return may
+	// have changed (a key revoked or changed but for its last use, a tenant
+	// changed): a cache of both stays valid while it does not.
+	AuthVersion(ctx context.Context) (int64, error)
 }
 
 // AuditStore keeps the audit log.
