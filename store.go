@@ -224,8 +224,11 @@ type RollupStore interface {
 	// which the tenant's log holds still: no change to it by InsertEvents,
 	// DeleteUserEvents or PurgeEvents commits between fn's first read and
 	// the commit, so the dirty marks fn clears are only those of changes
-	// its reads saw. (SQLite has one writer; PostgreSQL takes the tenant's
-	// lock exclusively.) It commits when fn returns nil and rolls back
+	// its reads saw. Both stores read from a snapshot and apply fn's
+	// writes in a short transaction, so a rollup holds neither SQLite's
+	// writer nor PostgreSQL's tenant lock while it reads; the writes for
+	// hours changed since the snapshot are left out and their marks kept
+	// (see each store's InRollupTx). It commits when fn returns nil and rolls back
 	// otherwise, returning fn's error as is. tx is valid only during fn and
 	// in one goroutine. The rollup package's RecomputeDay is the algorithm
 	// over it.
