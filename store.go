@@ -228,7 +228,9 @@ type RollupStore interface {
 	// writes in a short transaction, so a rollup holds neither SQLite's
 	// writer nor PostgreSQL's tenant lock while it reads; the writes for
 	// hours changed since the snapshot are left out and their marks kept
-	// (see each store's InRollupTx). It commits when fn returns nil and rolls back
+	// (see each store's InRollupTx). fn may run more than once (a run whose
+	// snapshot went stale is dropped), so it must have no effect outside tx
+	// but what a rerun overwrites. It commits when fn returns nil and rolls back
 	// otherwise, returning fn's error as is. tx is valid only during fn and
 	// in one goroutine. The rollup package's RecomputeDay is the algorithm
 	// over it.
