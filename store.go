@@ -131,6 +131,11 @@ type KeyStore interface {
 	RevokeKey(ctx context.Context, tenantID, id int64, at time.Time) error
 	// TouchKey records that the key was used at time at.
 	TouchKey(ctx context.Context, tenantID, id int64, at time.Time) error
+	// AuthVersion returns a number that changes, for every instance that
+	// shares the store, whenever what KeyByPrefix or TenantByID return may
+	// have changed (a key revoked or changed but for its last use, a tenant
+	// changed): a cache of both stays valid while it does not.
+	AuthVersion(ctx context.Context) (int64, error)
 }
 
 // AuditStore keeps the audit log.
@@ -221,8 +226,13 @@ type RollupStore interface {
 	// which the tenant's log holds still: no change to it by InsertEvents,
 	// DeleteUserEvents or PurgeEvents commits between fn's first read and
 	// the commit, so the dirty marks fn clears are only those of changes
-	// its reads saw. (SQLite has one writer; PostgreSQL takes the tenant's
-	// lock exclusively.) It commits when fn returns nil and rolls back
+	// its reads saw. Both stores read from a snapshot and apply fn's
+	// writes in a short transaction, so a rollup holds neither SQLite's
+	// writer nor PostgreSQL's tenant lock while it reads; the writes for
+	// hours changed since the snapshot are left out and their marks kept
+	// (see each store's InRollupTx). fn may run more than once (a run whose
+	// snapshot went stale is dropped), so it must have no effect outside tx
+	// but what a rerun overwrites. It commits when fn returns nil and rolls back
 	// otherwise, returning fn's error as is. tx is valid only during fn and
 	// in one goroutine. The rollup package's RecomputeDay is the algorithm
 	// over it.

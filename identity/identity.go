@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tallyhq/tally"
@@ -23,6 +24,7 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	refused *dedupe.Window // of auth.key_failed entries
+	keys    keyCache
 }
 
 // New returns a service on store. now is the clock of sessions, key
@@ -182,12 +184,20 @@ func (s *Service) KeyAuth(ctx context.Context, key, remote string) (*tally.APIKe
 	if !ok {
 		return nil, nil, unauthorized()
 	}
-	k, err := s.store.KeyByPrefix(ctx, prefix)
+	// The version is read before the key and tenant, so that a change
+	// after it moves the version the next request reads.
+	version, err := s.store.AuthVersion(ctx)
 	if err != nil {
-		if tally.ErrorCodeOf(err) == tally.ENotFound {
-			return nil, nil, unauthorized()
-		}
 		return nil, nil, err
+	}
+	k, t, cached := s.keys.get(prefix, version)
+	if !cached {
+		if k, err = s.store.KeyByPrefix(ctx, prefix); err != nil {
+			if tally.ErrorCodeOf(err) == tally.ENotFound {
+				return nil, nil, unauthorized()
+			}
+			return nil, nil, err
+		}
 	}
 	now := s.clock()
 	reason := ""
@@ -203,17 +213,80 @@ func (s *Service) KeyAuth(ctx context.Context, key, remote string) (*tally.APIKe
 		s.auditFailedKey(ctx, k, remote, reason, now)
 		return nil, nil, unauthorized()
 	}
-	t, err := s.store.TenantByID(ctx, k.TenantID)
-	if err != nil {
-		return nil, nil, err
+	if !cached {
+		if t, err = s.store.TenantByID(ctx, k.TenantID); err != nil {
+			return nil, nil, err
+		}
+		s.keys.put(prefix, version, k, t)
 	}
 	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > time.Minute {
 		// Throttled: last_used_at is minute-precise, not a write per request.
 		if err := s.store.TouchKey(ctx, k.TenantID, k.ID, now); err != nil {
 			s.log.WarnContext(ctx, "touch key", "err", err)
 		}
+		s.keys.touched(prefix, now)
 	}
 	return k, t, nil
+}
+
+// keyCache keeps authenticated keys with their tenants, valid while the
+// store's AuthVersion stays what it was when they were read: any change to
+// a key or a tenant, on any instance sharing the store, empties it at the
+// next request. It saves KeyByPrefix and TenantByID on every request but
+// one version read. The zero value is empty and ready.
+type keyCache struct {
+	mu      sync.Mutex
+	version int64
+	entries map[string]cachedKey // by key prefix
+}
+
+type cachedKey struct {
+	key    tally.APIKey
+	tenant tally.Tenant
+}
+
+// maxCachedKeys bounds the cache; when full it starts over.
+const maxCachedKeys = 10_000
+
+// get returns copies of the key and tenant cached for prefix at version.
+func (c *keyCache) get(prefix string, version int64) (*tally.APIKey, *tally.Tenant, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if version != c.version {
+		c.version, c.entries = version, nil
+	}
+	e, ok := c.entries[prefix]
+	if !ok {
+		return nil, nil, false
+	}
+	k, t := e.key, e.tenant
+	k.Scopes = slices.Clone(k.Scopes)
+	return &k, &t, true
+}
+
+// put caches copies of k and t for prefix, read at version.
+func (c *keyCache) put(prefix string, version int64, k *tally.APIKey, t *tally.Tenant) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if version != c.version {
+		return // older or newer than the cache: leave it to the next get
+	}
+	if c.entries == nil || len(c.entries) >= maxCachedKeys {
+		c.entries = map[string]cachedKey{}
+	}
+	e := cachedKey{key: *k, tenant: *t}
+	e.key.Scopes = slices.Clone(k.Scopes)
+	c.entries[prefix] = e
+}
+
+// touched records the key's last use in the cache.
+func (c *keyCache) touched(prefix string, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[prefix]; ok {
+		e.key.LastUsedAt = &at
+		c.entries[prefix] = e
+	}
 }
 
 // UserByEmail returns the user with that email (in any case); ENotFound

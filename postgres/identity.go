@@ -367,6 +367,14 @@ func (db *DB) RevokeKey(ctx context.Context, tenantID, id int64, at time.Time) e
 	return nil
 }
 
+// AuthVersion implements tally.KeyStore: triggers (migration 0010) move
+// it with every change to a key but its last use and to a tenant.
+func (db *DB) AuthVersion(ctx context.Context) (int64, error) {
+	var n int64
+	err := db.pool.QueryRow(ctx, `SELECT n FROM auth_version WHERE id = 1`).Scan(&n)
+	return n, wrap(err, "auth version")
+}
+
 // TouchKey implements tally.KeyStore.
 func (db *DB) TouchKey(ctx context.Context, tenantID, id int64, at time.Time) error {
 	_, err := db.pool.Exec(ctx, `UPDATE api_keys SET last_used_at = $1 WHERE tenant_id = $2 AND id = $3`, at, tenantID, id)

@@ -36,7 +36,7 @@ func Run(t *testing.T, open Open) {
 		{"Tenants", tenantCases()},
 		{"Owners", ownerCases()},
 		{"Invitations", invitationCases()},
-		{"Keys", keyCases()},
+		{"Keys", append(keyCases(), authVersionCases()...)},
 		{"Audit", auditCases()},
 		{"Quotas", quotaCases()},
 		{"Events", eventCases()},

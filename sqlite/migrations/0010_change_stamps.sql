@@ -1,0 +1,31 @@
+-- Change stamps, so that a rollup can read a tenant's log from a snapshot
+-- and write its results in a short transaction afterwards (sqlite/rollup.go):
+-- every change to the log takes the next stamp of the counter (tenant_id 0);
+-- a dirty mark keeps the stamp of the last change to its hour, and a
+-- tenant's row the stamp of its last change that leaves no mark (a
+-- retention purge, a rollup written).
+ALTER TABLE rollup_dirty ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE rollup_stamps (
+	tenant_id INTEGER PRIMARY KEY,
+	seq       INTEGER NOT NULL
+);
+
+-- The version of what key authentication reads (keys and tenants): any
+-- change to a key but its last use, and any change to a tenant, moves it,
+-- so that every instance sees at its next request that its cached keys
+-- are stale (tally.KeyStore.AuthVersion).
+CREATE TABLE auth_version (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	n  INTEGER NOT NULL
+);
+INSERT INTO auth_version (id, n) VALUES (1, 0);
+
+CREATE TRIGGER api_keys_auth_update AFTER UPDATE OF tenant_id, name, prefix, hash, scopes, expires_at, revoked_at ON api_keys
+BEGIN UPDATE auth_version SET n = n + 1; END;
+CREATE TRIGGER api_keys_auth_delete AFTER DELETE ON api_keys
+BEGIN UPDATE auth_version SET n = n + 1; END;
+CREATE TRIGGER tenants_auth_update AFTER UPDATE ON tenants
+BEGIN UPDATE auth_version SET n = n + 1; END;
+CREATE TRIGGER tenants_auth_delete AFTER DELETE ON tenants
+BEGIN UPDATE auth_version SET n = n + 1; END;
