@@ -135,3 +135,36 @@ func TestAPIQuotaChangeAcrossInstances(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIRedisOfAnotherDatabase pairs a fresh database with a Redis prefix
+// that still holds another database's counters (same tenant ids, same
+// day): the new instance does not read them as its own, it rebuilds from
+// its own (empty) log.
+func TestAPIRedisOfAnotherDatabase(t *testing.T) {
+	t.Parallel()
+	rd := withRedis(redisURL(t))
+	quota := withQuotaDefaults(map[string]int64{"builds_daily": 10})
+	old := newHarness(t, withPostgres(pgtest.FreshSchema(t)), rd, quota)
+	o := old.newTenant("acme")
+	for range 4 {
+		old.do("POST", "/api/analytics/quotas/builds_daily/consume", nil, o.h()).want(t, http.StatusOK)
+	}
+	if err := old.app.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	fresh := newHarness(t, withPostgres(pgtest.FreshSchema(t)), rd, quota)
+	n := fresh.newTenant("acme")
+	if n.id != o.id {
+		t.Logf("tenant ids differ (%d, %d): the keys do not collide, the check is weaker", o.id, n.id)
+	}
+	var st struct{ Current int64 }
+	fresh.do("GET", "/api/analytics/quotas/builds_daily", nil, n.h()).want(t, http.StatusOK).decode(t, &st)
+	if st.Current != 0 {
+		t.Errorf("a fresh database reads builds_daily %d from another database's Redis counters", st.Current)
+	}
+	fresh.do("POST", "/api/analytics/quotas/builds_daily/consume", nil, n.h()).want(t, http.StatusOK).decode(t, &st)
+	if st.Current != 1 {
+		t.Errorf("the first consume on the fresh database reads %d, want 1", st.Current)
+	}
+}
