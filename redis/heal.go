@@ -165,8 +165,8 @@ func cutLast(s string) (before, after string, found bool) {
 }
 
 // Healthy is the readiness check of the counters: nil when the breaker is
-// closed, Redis answers within the timeout and the counters are those of
-// the configured database (not being rebuilt).
+// closed, Redis answers within the timeout, the counters are those of the
+// configured database (not being rebuilt) and no rebuild is pending.
 func (c *Counters) Healthy(ctx context.Context) error {
 	if c.brk.open() {
 		return ErrOpen
@@ -185,6 +185,9 @@ func (c *Counters) Healthy(ctx context.Context) error {
 	}
 	if c.id != "" && id != c.id {
 		return errors.New("redis: usage counters are being rebuilt from the event log")
+	}
+	if c.dirtySince.Load() != 0 {
+		return errors.New("redis: usage counters missed writes during a fault; a rebuild from the event log is pending")
 	}
 	return nil
 }

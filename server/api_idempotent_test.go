@@ -67,22 +67,32 @@ func TestAPIIdempotentUnderRedisFault(t *testing.T) {
 			t.Errorf("%s: no Retry-After", r)
 		}
 	}
+	var ready struct {
+		Status string
+		Checks map[string]struct{ OK bool }
+	}
+	h.do("GET", "/readiness", nil, nil).want(t, http.StatusOK).decode(t, &ready)
+	if ready.Status != "degraded" || ready.Checks["redis"].OK {
+		t.Errorf("readiness with Redis stalled: %+v, want 200 degraded with redis failing", ready)
+	}
 	if err := proxy.Set(faults.Pass); err != nil {
 		t.Fatal(err)
 	}
 
-	// The breaker closes and the reconciler rebuilds from the log.
+	// The breaker closes and the reconciler rebuilds from the log;
+	// readiness says ok once that is done.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		r := h.do("POST", "/api/analytics/quotas/builds_daily/consume", map[string]any{"event_id": "c-2"}, o.h())
-		if r.Status == http.StatusOK {
+		h.do("GET", "/readiness", nil, nil).want(t, http.StatusOK).decode(t, &ready)
+		if ready.Status == "ok" {
 			break
 		}
-		if r.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("after the stall: %s", r)
+		if time.Now().After(deadline) {
+			t.Fatalf("readiness after the stall: %+v", ready)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	wantCurrent(consume("c-2", http.StatusOK), 2)
 	wantCurrent(usage("builds_daily", "b-1", http.StatusAccepted), 3) // c-1, c-2, b-1
 	wantCurrent(usage("builds_daily", "b-1", http.StatusAccepted), 3)
 	wantCurrent(consume("c-2", http.StatusOK), 3)
