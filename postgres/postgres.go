@@ -191,7 +191,10 @@ func isUnavailable(err error) bool {
 			"58": // system error: I/O
 			return true
 		}
-		return pe.Code == "40001" || pe.Code == "40P01" || pe.Code == "55P03" // serialization, deadlock, lock not available
+		// serialization, deadlock, lock not available, and a transaction
+		// ended by idle_in_transaction_session_timeout (its client was
+		// stalled: the transaction rolled back)
+		return pe.Code == "40001" || pe.Code == "40P01" || pe.Code == "55P03" || pe.Code == "25P03"
 	}
 	var ce *pgconn.ConnectError
 	var ne net.Error

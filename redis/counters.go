@@ -35,9 +35,9 @@ const (
 //
 // Every call runs under its own deadline (Config.Timeout) and through a
 // circuit breaker: a stalled or resetting Redis costs a request at most one
-// timeout, and nothing while the breaker is open. A call that fails, or
-// whose outcome is unknown (it timed out), marks the counters as missing
-// writes; Check then asks for a rebuild once Redis answers again.
+// timeout, and nothing while the breaker is open. Writes that fail during
+// a fault (the breaker open) mark the counters as missing writes; Check
+// then asks for a rebuild once Redis answers again.
 //
 // With an Identity, the counters are guarded by it: the key
 // <prefix>identity holds the identity of the database the counters count
@@ -121,9 +121,13 @@ func New(client goredis.UniversalClient, cfg Config) *Counters {
 }
 
 // call runs fn under the breaker and the per-call deadline. A failure
-// other than goredis.Nil and ErrStale counts against the breaker; a failed
-// write (write true) also marks the counters as missing writes, as its
-// outcome is unknown.
+// other than goredis.Nil and ErrStale counts against the breaker. A write
+// (write true) that fails while the breaker is open, or opens it, marks
+// the counters as missing writes (its outcome is unknown): a Redis fault
+// ends with a rebuild. An isolated failure leaves at most an over-count
+// of an enforced quota (a consume that applied, a release that did not),
+// never an under-count, and the drift pass of usage.Reconciler repairs it
+// without holding admissions.
 func (c *Counters) call(ctx context.Context, write bool, fn func(ctx context.Context) error) error {
 	if err := c.brk.allow(); err != nil {
 		if write {
@@ -136,7 +140,7 @@ func (c *Counters) call(ctx context.Context, write bool, fn func(ctx context.Con
 	err := fn(ctx)
 	failed := err != nil && !errors.Is(err, goredis.Nil) && !errors.Is(err, ErrStale)
 	c.brk.done(failed)
-	if failed && write {
+	if failed && write && c.brk.open() {
 		c.markDirty()
 	}
 	return err

@@ -53,7 +53,8 @@ func (c *Counters) Check(ctx context.Context) (bool, error) {
 func (c *Counters) MarkStale() { c.markDirty() }
 
 // BeginRebuild takes the rebuild lock for ttl and marks the counters as
-// rebuilding: from then on Consume and the reads of every instance refuse
+// rebuilding (when they held another database's identity, it deletes all
+// of them first): from then on Consume and the reads of every instance refuse
 // with ErrStale, while adds still count. ok is false when another
 // instance holds the lock. The caller rebuilds with Reset and ends with
 // EndRebuild; one that stops half-way leaves the counters rebuilding
@@ -61,18 +62,56 @@ func (c *Counters) MarkStale() { c.markDirty() }
 func (c *Counters) BeginRebuild(ctx context.Context, ttl time.Duration) (ok bool, err error) {
 	token := rand.Text()
 	started := c.now().UnixMilli()
+	var prev string
 	err = c.call(ctx, true, func(ctx context.Context) error {
 		ok, err = c.client.SetNX(ctx, c.lockKey(), token+":"+strconv.FormatInt(started, 10), ttl).Result()
 		if err != nil || !ok {
 			return err
 		}
-		return c.client.Set(ctx, c.identityKey(), "rebuilding:"+c.id, 0).Err()
+		prev, err = c.client.SetArgs(ctx, c.identityKey(), "rebuilding:"+c.id, goredis.SetArgs{Get: true}).Result()
+		if errors.Is(err, goredis.Nil) {
+			err = nil
+		}
+		return err
 	})
 	if err != nil || !ok {
 		return false, err
 	}
 	c.token = token + ":" + strconv.FormatInt(started, 10)
+	if c.id != "" && prev != "" && prev != c.id && prev != "rebuilding:"+c.id {
+		// Another database's counters: none of them may survive, also
+		// those of tenants this database does not have (yet).
+		if err := c.clear(ctx); err != nil {
+			return false, err
+		}
+	}
 	return true, nil
+}
+
+// clear deletes every usage counter and alert mark under the prefix, a
+// page of keys per call.
+func (c *Counters) clear(ctx context.Context) error {
+	for _, pattern := range []string{c.prefix + "usage:*", c.prefix + "alert:*"} {
+		var cursor uint64
+		for {
+			var keys []string
+			err := c.call(ctx, true, func(ctx context.Context) error {
+				var err error
+				keys, cursor, err = c.client.Scan(ctx, cursor, pattern, 500).Result()
+				if err == nil && len(keys) > 0 {
+					err = c.client.Unlink(ctx, keys...).Err()
+				}
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("redis: clear another database's counters: %w", err)
+			}
+			if cursor == 0 {
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // endScript ends a rebuild when KEYS[1] (the lock) still holds ARGV[1]:
@@ -126,8 +165,8 @@ func cutLast(s string) (before, after string, found bool) {
 }
 
 // Healthy is the readiness check of the counters: nil when the breaker is
-// closed, Redis answers within the timeout and the counters are those of
-// the configured database (not being rebuilt).
+// closed, Redis answers within the timeout, the counters are those of the
+// configured database (not being rebuilt) and no rebuild is pending.
 func (c *Counters) Healthy(ctx context.Context) error {
 	if c.brk.open() {
 		return ErrOpen
@@ -146,6 +185,9 @@ func (c *Counters) Healthy(ctx context.Context) error {
 	}
 	if c.id != "" && id != c.id {
 		return errors.New("redis: usage counters are being rebuilt from the event log")
+	}
+	if c.dirtySince.Load() != 0 {
+		return errors.New("redis: usage counters missed writes during a fault; a rebuild from the event log is pending")
 	}
 	return nil
 }

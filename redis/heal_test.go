@@ -110,7 +110,8 @@ func TestCountersUnderFaults(t *testing.T) {
 	t.Cleanup(proxy.Close)
 	const timeout = 100 * time.Millisecond
 	client, err := redis.OpenTimeout(t.Context(), proxied, timeout)
-	if err != nil {
+	var slow *redis.UnreachableError
+	if err != nil && !errors.As(err, &slow) { // a ping slower than timeout on a loaded machine is fine
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
@@ -118,9 +119,21 @@ func TestCountersUnderFaults(t *testing.T) {
 	c := redis.New(client, redis.Config{Prefix: prefix, Timeout: timeout, BreakerCooldown: 300 * time.Millisecond})
 	ctx := t.Context()
 	day := time.Now()
-	if _, err := c.Add(ctx, 1, day, "builds", 1); err != nil {
-		t.Fatal(err)
+	waitAdd := func(after string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err := c.Add(ctx, 1, day, "builds", 1)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: Add still fails: %v", after, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
+	waitAdd("before the faults")
 	for _, mode := range []faults.Mode{faults.Stall, faults.Reset} {
 		if err := proxy.Set(mode); err != nil {
 			t.Fatal(err)
@@ -143,17 +156,7 @@ func TestCountersUnderFaults(t *testing.T) {
 		if err := proxy.Set(faults.Pass); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			_, err := c.Add(ctx, 1, day, "builds", 1)
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("after %v: Add still fails: %v", mode, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitAdd("after " + mode.String())
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		need, err := c.Check(cctx)
 		cancel()

@@ -72,6 +72,8 @@ type Reconciler struct {
 	s   *Service
 	cfg ReconcileConfig
 
+	healing sync.Mutex // one heal at a time (the loop, and RebuildCounters at start)
+
 	mu      sync.Mutex
 	lastErr error // of the last rebuild; nil once one succeeds
 	stop    context.CancelFunc
@@ -147,6 +149,8 @@ func (r *Reconciler) HealIfNeeded(ctx context.Context, settle time.Duration) err
 	if !ok {
 		return nil
 	}
+	r.healing.Lock()
+	defer r.healing.Unlock()
 	need, err := h.Check(ctx)
 	if err != nil || !need {
 		return nil // Redis is down: nothing to rebuild into yet

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -188,8 +189,8 @@ func (t *tenantQuotas) get(tenantID int64) (quotaSet, error) {
 // (see pastUsage) and reserves nothing. An event that
 // would pass any of those limits gets an ERateLimited error naming the
 // metric and the limit, and what it had reserved is released. When the
-// quotas of a tenant cannot be read, its events are admitted unreserved
-// (Settle then counts them). When the counter of an enforced quota fails
+// quotas of a tenant cannot be read, its events get an EUnavailable
+// error (nothing unchecked is admitted). When the counter of an enforced quota fails
 // (Redis down, stalled, being rebuilt) the event gets an EUnavailable
 // error: enforced quotas fail closed, never admitting past the limit,
 // while events that touch no enforced quota keep flowing.
@@ -206,7 +207,10 @@ func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *ta
 		e := &events[i]
 		qs, err := tq.get(e.TenantID)
 		if err != nil {
+			// Without the quotas no event can be checked: fail closed
+			// (the write would most likely fail on the same store).
 			s.cfg.Logger.Error("usage: read quotas", "tenant", e.TenantID, "err", err)
+			errs[i] = quotasUnavailable(err)
 			continue
 		}
 		if d := day(e.Timestamp); !d.Equal(today) {
@@ -263,13 +267,17 @@ type pastKey struct {
 // admit checks e's enforced amounts against the log's usage of day d and
 // counts them when all fit; nil when admitted.
 func (p *pastUsage) admit(e *tally.Event, d time.Time, qs quotaSet) error {
+	amounts := amountsOf(p.s.cfg.Rules, e)
+	if !slices.ContainsFunc(amounts, func(a tally.Amount) bool { q, ok := qs[a.Metric]; return ok && q.Enforced && a.N > 0 }) {
+		return nil // nothing enforced: nothing to check
+	}
 	k := pastKey{e.TenantID, d}
 	used, ok := p.used[k]
 	if !ok {
 		rows, err := p.s.store.AggregateEvents(p.ctx, e.TenantID, d, d.Add(24*time.Hour), 24*time.Hour)
 		if err != nil {
 			p.s.cfg.Logger.Error("usage: read past usage", "tenant", e.TenantID, "day", d, "err", err)
-			return nil // the log stays the truth; do not stop ingestion
+			return quotasUnavailable(err)
 		}
 		used = p.s.cfg.Rules.ApplyRows(rows)
 		if p.used == nil {
@@ -277,7 +285,6 @@ func (p *pastUsage) admit(e *tally.Event, d time.Time, qs quotaSet) error {
 		}
 		p.used[k] = used
 	}
-	amounts := amountsOf(p.s.cfg.Rules, e)
 	for _, a := range amounts {
 		if q, ok := qs[a.Metric]; ok && q.Enforced && a.N > 0 && used[a.Metric]+a.N > q.Limit {
 			return tally.Errorf(tally.ERateLimited, "quota exceeded: %s is limited to %d per day (%s)", a.Metric, q.Limit, d.Format(time.DateOnly))
@@ -486,6 +493,12 @@ func (s *Service) logValues(ctx context.Context, tenantID int64, d time.Time) (m
 		return nil, err
 	}
 	return s.cfg.Rules.ApplyRows(rows), nil
+}
+
+// quotasUnavailable is the error of an admission whose quotas (or past
+// usage) could not be read: 503 with Retry-After.
+func quotasUnavailable(err error) error {
+	return &tally.Error{Code: tally.EUnavailable, Message: "quotas are unavailable; retry later", Err: err}
 }
 
 // countersUnavailable is the error of a decision that needs a counter that

@@ -319,6 +319,9 @@ func (a *App) RebuildCounters(ctx context.Context) error {
 		// missing writes (with no settle wait: at start this instance
 		// has nothing in flight), else by the Reconciler once it answers.
 		err := a.Reconciler.HealIfNeeded(ctx, 0)
+		if err == nil {
+			err = a.Usage.RebuildMissing(ctx) // tenants written around the pipeline (demo data)
+		}
 		if err != nil {
 			a.cfg.Logger.Warn("usage counters not rebuilt at start; the reconciler retries", "err", err.Error())
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -69,6 +70,7 @@ type tier struct {
 	tenant  int64
 	http    *http.Client
 	maxWait atomic.Int64 // longest answer seen, ns
+	logs    testenv.Buffer
 }
 
 func startTier(t *testing.T) *tier {
@@ -95,6 +97,7 @@ func startTier(t *testing.T) *tier {
 		_, srv := apptest.Start(t, func(cfg *app.Config) {
 			cfg.PostgresURL, cfg.RedisURL, cfg.RedisPrefix = pgProxied, rdProxied, tr.prefix
 			cfg.RedisTimeout, cfg.StatementTimeout, cfg.ReconcileInterval = redisTimeout, scaleStmtTimeout, reconcileInterval
+			cfg.Logger = slog.New(slog.NewJSONHandler(&tr.logs, &slog.HandlerOptions{Level: slog.LevelError}))
 		})
 		tr.srvs = append(tr.srvs, srv)
 	}
@@ -161,7 +164,7 @@ func (tr *tier) call(i int, path string, body any) answer {
 			tr.t.Errorf("POST %s: 503 with Content-Type %q, Retry-After %q: %s", path, ct, res.Header.Get("Retry-After"), b)
 		}
 	default:
-		tr.t.Errorf("POST %s answered %d %s; want 2xx, 429 or 503", path, res.StatusCode, b)
+		tr.t.Errorf("POST %s answered %d %s; want 2xx, 429 or 503; request id %s", path, res.StatusCode, b, res.Header.Get("X-Request-ID"))
 	}
 	return answer{res.StatusCode, b}
 }
@@ -306,6 +309,9 @@ func TestScaleOutFaults(t *testing.T) {
 				t.Errorf("%d units of %s acknowledged, the enforced limit is %d", l.admitted, metric, enforcedLimit)
 			}
 			tr.checkStored(l)
+			if t.Failed() {
+				t.Logf("error log:\n%s", tr.logs.String())
+			}
 			tr.checkConverged(ended, metric)
 		})
 	}

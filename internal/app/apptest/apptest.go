@@ -32,7 +32,14 @@ func Start(t testing.TB, edit func(*app.Config)) (*app.App, *httptest.Server) {
 	if edit != nil {
 		edit(&cfg)
 	}
+	// A few attempts: with a short DB_STATEMENT_TIMEOUT (the fault
+	// tests), waiting for the migration lock that parallel test packages
+	// hold can time out once; an error that persists still fails.
 	a, err := app.New(context.Background(), cfg)
+	for attempt := 1; err != nil && attempt < 10; attempt++ {
+		time.Sleep(200 * time.Millisecond)
+		a, err = app.New(context.Background(), cfg)
+	}
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}
