@@ -72,8 +72,7 @@ func TestAPITenantContext(t *testing.T) {
 		both := h.uniq("both") + "@example.com"
 		bothTok, _ := h.user(both)
 		for _, o := range []owner{acme, other} {
-			h.doT(t, "POST", "/api/tenants/"+o.slug+"/members", map[string]string{"email": both, "role": "member"}, o.h()).
-				want(t, http.StatusCreated)
+			h.join(o, both, "member", bothTok)
 		}
 		for _, path := range []string{"/api/analytics/events", "/api/analytics/quotas"} {
 			r := h.doT(t, "GET", path, nil, hdr(bothTok, ""))

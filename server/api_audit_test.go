@@ -43,8 +43,7 @@ func TestAPIAuditActions(t *testing.T) {
 
 		memberEmail := h.uniq("member") + "@example.com"
 		memberToken, memberID := h.user(memberEmail)
-		h.do("POST", "/api/tenants/"+o.slug+"/members", map[string]any{"email": memberEmail, "role": "member"}, o.h()).
-			want(t, http.StatusCreated)
+		h.join(o, memberEmail, "member", memberToken)
 		h.do("GET", "/api/analytics/audit", nil, hdr(memberToken, o.slug)).want(t, http.StatusForbidden)
 		h.do("DELETE", fmt.Sprintf("/api/tenants/%s/members/%d", o.slug, memberID), nil, o.h()).want(t, http.StatusNoContent)
 
@@ -67,7 +66,8 @@ func TestAPIAuditActions(t *testing.T) {
 
 		for _, tc := range []struct{ action, actor, target string }{
 			{"tenant.created", ownerActor, o.slug},
-			{"member.added", ownerActor, memberEmail},
+			{"invitation.created", ownerActor, memberEmail},
+			{"invitation.accepted", "user:" + memberEmail, memberEmail},
 			{"access.denied", "user:" + memberEmail, "GET /api/analytics/audit"},
 			{"member.removed", ownerActor, fmt.Sprintf("user:%d", memberID)},
 			{"tenant.updated", ownerActor, o.slug},
@@ -97,7 +97,9 @@ func TestAPIAuditActions(t *testing.T) {
 				}
 			}
 		}
-		if got := h.auditList(t, o.h(), url.Values{"actor": {"user:" + memberEmail}}); len(got) != 1 || got[0].Action != "access.denied" {
+		// The member's own entries: joining, then the refusal (newest first).
+		if got := h.auditList(t, o.h(), url.Values{"actor": {"user:" + memberEmail}}); len(got) != 2 ||
+			got[0].Action != "access.denied" || got[1].Action != "invitation.accepted" {
 			t.Errorf("the member's entries: %+v", got)
 		}
 		upd := h.auditList(t, o.h(), url.Values{"action": {"tenant.updated"}})[0]

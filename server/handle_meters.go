@@ -108,7 +108,7 @@ func (s *Server) handleMeterQuery() apiHandler {
 }
 
 // parseMeterQuery reads from, to (default: the last 7 days), window, tz
-// (default: the tenant's), group_by (comma-separated or repeated), user_id,
+// (default: the tenant's), group_by (comma-separated), user_id,
 // source and filter[KEY]=VALUE.
 func parseMeterQuery(q url.Values, t *tally.Tenant, s *Server) (tally.MeterQueryInput, error) {
 	var in tally.MeterQueryInput

@@ -3,7 +3,6 @@ package server
 import (
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -16,14 +15,40 @@ import (
 // UTF-8 without NUL is refused with 400 naming it. Values are taken
 // literally: ';' is part of a value, never a separator (Go's own parser
 // drops such pairs, which would widen a filter to the whole tenant).
-// TestQueryParamsMatchOpenAPI holds this table to api/openapi.yaml.
+// "filter[]" stands for the family filter[KEY] (openapi's deepObject), each
+// KEY once. TestQueryParamsMatchOpenAPI holds this table to
+// api/openapi.yaml.
 var queryParams = map[string][]string{
 	"GET /api/analytics/events":              {"from", "to", "event", "user_id", "source", "limit", "cursor"},
 	"GET /api/analytics/export.csv":          {"from", "to", "event", "user_id", "source", "limit", "cursor"},
 	"GET /api/analytics/usage":               {"from", "to", "tz", "metric", "granularity"},
 	"GET /api/analytics/metrics":             {"range", "tz"},
-	"GET /api/analytics/audit":               {"from", "to", "action", "limit", "cursor"},
+	"GET /api/analytics/audit":               {"from", "to", "action", "actor", "limit", "cursor"},
+	"GET /api/analytics/audit/export.csv":    {"from", "to", "action", "actor", "limit"},
 	"GET /api/analytics/webhooks/deliveries": {"limit", "cursor"},
+	"GET /api/analytics/meters/{slug}/query": {"from", "to", "window", "tz", "group_by", "user_id", "source", "filter[]"},
+	// A publishable key may come in the URL (navigator.sendBeacon).
+	"POST /api/analytics/events": {"key"},
+	"POST /api/v1/events":        {"key"},
+}
+
+// paramName is the name an entry of queryParams documents: "filter[]" is
+// filter.
+func paramName(entry string) string { return strings.TrimSuffix(entry, "[]") }
+
+// admits reports whether allowed takes the parameter name.
+func admits(allowed []string, name string) bool {
+	for _, e := range allowed {
+		if e == name {
+			return true
+		}
+		if fam, ok := strings.CutSuffix(e, "[]"); ok {
+			if key, found := strings.CutPrefix(name, fam+"["); found && len(key) > 1 && strings.HasSuffix(key, "]") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // QueryParams returns the query parameters each API route accepts, by
@@ -31,7 +56,11 @@ var queryParams = map[string][]string{
 func QueryParams() map[string][]string {
 	out := make(map[string][]string, len(queryParams))
 	for k, v := range queryParams {
-		out[k] = slices.Clone(v)
+		names := make([]string, len(v))
+		for i, e := range v {
+			names[i] = paramName(e)
+		}
+		out[k] = names
 	}
 	return out
 }
@@ -85,11 +114,18 @@ func parseQuery(raw string, allowed []string) (url.Values, error) {
 			continue
 		}
 		switch {
-		case !slices.Contains(allowed, name):
+		case !admits(allowed, name):
 			if len(allowed) == 0 {
 				refuse(name, "unknown parameter: this route takes no query parameters")
 			} else {
-				refuse(name, "unknown parameter; this route takes "+strings.Join(allowed, ", "))
+				names := make([]string, len(allowed))
+				for i, e := range allowed {
+					names[i] = paramName(e)
+					if strings.HasSuffix(e, "[]") {
+						names[i] += "[KEY]"
+					}
+				}
+				refuse(name, "unknown parameter; this route takes "+strings.Join(names, ", "))
 			}
 		case err2 != nil || !cleanText(value):
 			refuse(name, "must be valid percent-encoded UTF-8 without NUL")
