@@ -23,6 +23,7 @@ type Store interface {
 	RollupStore
 	WebhookStore
 	MeterStore
+	EmbedStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -48,6 +48,7 @@ func Run(t *testing.T, open Open) {
 		{"Privacy", privacyCases()},
 		{"Webhooks", webhookCases()},
 		{"Meters", meterCases()},
+		{"Embeds", embedCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
