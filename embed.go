@@ -69,6 +69,9 @@ type EmbedSettings struct {
 
 var embedColour = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 
+// ValidEmbedColour reports whether s is a theme colour: #rgb or #rrggbb.
+func ValidEmbedColour(s string) bool { return embedColour.MatchString(s) }
+
 // Validate checks the settings and names every field at fault.
 func (e *EmbedSettings) Validate() error {
 	var errs []FieldError
