@@ -559,6 +559,12 @@ func TestUI(t *testing.T) {
 		}
 	})
 
+	t.Run("EmbedRefusesBadToken", func(t *testing.T) {
+		p := uiGet(t, e.client(t), base+"/embed/usage?token=not-a-token")
+		wantUIStatus(t, p, http.StatusUnauthorized)
+		wantUIContains(t, p, `id="embed-refusal"`, "This usage view is not available")
+	})
+
 	// Keep this last: it checks what the subtests above rendered.
 	t.Run("EveryTemplateRendered", func(t *testing.T) {
 		rendered, all := e.srv.Rendered()
