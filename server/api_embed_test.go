@@ -107,6 +107,13 @@ func TestEmbedScope(t *testing.T) {
 		if got := u.total("file_uploads_daily"); got != 3 {
 			t.Errorf("alice's uploads = %v; want 3 (not bob's, not the other tenant's)", got)
 		}
+		// A host page of any origin may send the token as Authorization.
+		pre := h.do("OPTIONS", "/api/embed/usage", nil, map[string]string{"Origin": "https://app.example.com",
+			"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"})
+		if pre.Status != http.StatusNoContent || pre.Header.Get("Access-Control-Allow-Origin") != "*" ||
+			!strings.Contains(pre.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+			t.Errorf("preflight = %d %v", pre.Status, pre.Header)
+		}
 		// ?token= works as well as the header.
 		h.do("GET", "/api/embed/usage?token="+url.QueryEscape(alice), nil, nil).want(t, http.StatusOK)
 

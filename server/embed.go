@@ -415,3 +415,21 @@ func (s *Server) handleEmbedMeterQuery() embedHandler {
 		return nil
 	}
 }
+
+// embedCORS answers the CORS preflight of the embed-token reads, so that
+// a host page may send the token as Authorization from any origin (the
+// token is the credential; answers carry Access-Control-Allow-Origin: *).
+func embedCORS(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" || !strings.HasPrefix(r.URL.Path, "/api/embed/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Allow-Methods", "GET")
+		h.Set("Access-Control-Allow-Headers", "Authorization, X-Request-ID")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
