@@ -17,7 +17,7 @@ type EmbedSubject = tally.EmbedSubject
 // and claims.KeyID its id. A zero IssuedAt is now; a zero ExpiresAt is
 // IssuedAt plus tally.DefaultEmbedTTL. The claims are checked as tally
 // will check them (metrics, subject, a lifetime of at most
-// tally.MaxEmbedTTL), so a token minted here is one tally accepts until
+// tally.MaxEmbedTTL; EInvalid otherwise), so a token minted here is one tally accepts until
 // it expires or its secret is revoked.
 func MintEmbedToken(secret string, claims EmbedClaims) (string, error) {
 	now := time.Now()
@@ -28,7 +28,8 @@ func MintEmbedToken(secret string, claims EmbedClaims) (string, error) {
 		claims.ExpiresAt = claims.IssuedAt + int64(tally.DefaultEmbedTTL/time.Second)
 	}
 	if err := claims.Validate(now); err != nil {
-		return "", err
+		// The same check tally makes, reported as bad input to the caller.
+		return "", tally.Invalid(tally.ErrorMessageOf(err))
 	}
 	return tally.SignEmbedToken(secret, claims)
 }
