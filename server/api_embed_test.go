@@ -204,10 +204,24 @@ func TestEmbedScope(t *testing.T) {
 			t.Errorf("the list shows the secret: %s", r)
 		}
 		h.do("DELETE", "/api/analytics/embed/secrets/"+itoa(f.secret.ID), nil, f.other.h()).want(t, http.StatusNotFound)
+		var second embedSecret
+		h.do("POST", "/api/analytics/embed/secrets", map[string]any{"name": "rotation"}, f.o.h()).want(t, http.StatusCreated).decode(t, &second)
+		rotated, err := client.MintEmbedToken(second.Secret, tally.EmbedClaims{Tenant: f.o.slug, KeyID: second.ID,
+			Subject: &tally.EmbedSubject{UserID: "alice"}, Metrics: []string{"file_uploads_daily"}})
+		check(t, err)
+		// A token naming one secret's id but signed with another is refused.
+		wrongKey, err := client.MintEmbedToken(second.Secret, tally.EmbedClaims{Tenant: f.o.slug, KeyID: f.secret.ID,
+			Metrics: []string{"file_uploads_daily"}})
+		check(t, err)
+		wantProblem(t, h.do("GET", "/api/embed/usage", nil, bearer(wrongKey)), http.StatusUnauthorized)
 		h.do("DELETE", "/api/analytics/embed/secrets/"+itoa(f.secret.ID), nil, f.o.h()).want(t, http.StatusNoContent)
 		for _, tok := range []string{alice, all, minted.Token} {
 			wantProblem(t, h.do("GET", "/api/embed/usage", nil, bearer(tok)), http.StatusUnauthorized)
 		}
+		// Another secret's tokens live on.
+		h.do("GET", "/api/embed/usage", nil, bearer(rotated)).want(t, http.StatusOK)
+		h.do("DELETE", "/api/analytics/embed/secrets/"+itoa(second.ID), nil, f.o.h()).want(t, http.StatusNoContent)
+		wantProblem(t, h.do("GET", "/api/embed/usage", nil, bearer(rotated)), http.StatusUnauthorized)
 		wantProblem(t, h.do("POST", "/api/analytics/embed/tokens", map[string]any{"metrics": []string{"file_uploads_daily"}}, f.o.h()), http.StatusBadRequest)
 		audit := h.do("GET", "/api/analytics/audit", nil, f.o.h()).want(t, http.StatusOK).Body
 		for _, action := range []string{"embed_secret.created", "embed_secret.revoked"} {
@@ -231,15 +245,23 @@ func TestEmbedSettingsAndPage(t *testing.T) {
 				t.Errorf("%s: no field named: %+v", body, p)
 			}
 		}
+		// No origin allowed yet: no page may frame the view.
+		alice := f.mint(tally.EmbedClaims{Subject: &tally.EmbedSubject{UserID: "alice"}, Metrics: []string{"file_uploads_daily"}})
+		r := h.do("GET", "/embed/usage?token="+url.QueryEscape(alice), nil, nil).want(t, http.StatusOK)
+		if csp := r.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Errorf("CSP %q without allowed origins; want frame-ancestors 'none'", csp)
+		}
 		settings := map[string]any{"allowed_origins": []string{"http://127.0.0.1:9999"}, "theme": map[string]any{"primary": "#ff0000"}}
 		h.do("PUT", "/api/analytics/embed/settings", settings, f.o.h()).want(t, http.StatusOK)
 		got := h.do("GET", "/api/analytics/embed/settings", nil, f.o.h()).want(t, http.StatusOK).Body
 		if !strings.Contains(string(got), "http://127.0.0.1:9999") || !strings.Contains(string(got), "#ff0000") {
 			t.Errorf("settings = %s", got)
 		}
+		if audit := h.do("GET", "/api/analytics/audit", nil, f.o.h()).want(t, http.StatusOK).Body; !strings.Contains(string(audit), "embed_settings.set") {
+			t.Error("audit lacks embed_settings.set")
+		}
 
-		alice := f.mint(tally.EmbedClaims{Subject: &tally.EmbedSubject{UserID: "alice"}, Metrics: []string{"file_uploads_daily"}})
-		r := h.do("GET", "/embed/usage?token="+url.QueryEscape(alice), nil, nil).want(t, http.StatusOK)
+		r = h.do("GET", "/embed/usage?token="+url.QueryEscape(alice), nil, nil).want(t, http.StatusOK)
 		if csp := r.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors http://127.0.0.1:9999") {
 			t.Errorf("CSP %q lacks the tenant's frame-ancestors", csp)
 		}
