@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/css"
 	"github.com/chromedp/chromedp"
 
 	"github.com/tallyhq/tally"
@@ -49,6 +51,13 @@ func TestBrowserEmbed(t *testing.T) {
 		t.Errorf("embedded 30-day total = %q; want 3", got)
 	}
 	frameWait(b, `#chart-file_uploads_daily[data-drawn="30"] canvas`)
+	// The tenant's theme colours the numbers.
+	style := inFrame(b, func(f *chromedp.Node) chromedp.Action[[]*css.ComputedStyleProperty] {
+		return chromedp.ComputedStyle(chromedp.CSS(".embed-total"), chromedp.FromNode(f))
+	})
+	if i := slices.IndexFunc(style, func(p *css.ComputedStyleProperty) bool { return p.Name == "color" }); i < 0 || style[i].Value != "rgb(204, 0, 0)" {
+		t.Errorf("the total's colour is not the theme's #cc0000")
+	}
 	b.wantCleanConsole("embed")
 
 	// Expired: a refusal inside the frame, not a blocked frame.
