@@ -24,6 +24,7 @@ type Store interface {
 	WebhookStore
 	MeterStore
 	ServerKeyStore
+	EmbedStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -27,6 +27,10 @@ var queryParams = map[string][]string{
 	"GET /api/analytics/audit/export.csv":    {"from", "to", "action", "actor", "limit"},
 	"GET /api/analytics/webhooks/deliveries": {"limit", "cursor"},
 	"GET /api/analytics/meters/{slug}/query": {"from", "to", "window", "tz", "group_by", "user_id", "source", "filter[]"},
+	// Embed tokens may come in the URL (an iframe's src).
+	"GET /api/embed/usage":               {"from", "to", "metric", "token"},
+	"GET /api/embed/quotas":              {"token"},
+	"GET /api/embed/meters/{slug}/query": {"from", "to", "window", "token"},
 	// A publishable key may come in the URL (navigator.sendBeacon).
 	"POST /api/analytics/events": {"key"},
 	"POST /api/v1/events":        {"key"},

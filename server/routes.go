@@ -62,6 +62,18 @@ func (s *Server) routes() {
 	s.handle("PATCH /api/analytics/meters/{slug}", s.analytics(admin, adm, s.handleMeterUpdate()))
 	s.handle("DELETE /api/analytics/meters/{slug}", s.analytics(admin, adm, s.handleMeterDelete()))
 	s.handle("GET /api/analytics/meters/{slug}/query", s.analytics(admin, read, s.handleMeterQuery()))
+	s.handle("POST /api/analytics/embed/secrets", s.analytics(admin, adm, s.handleEmbedSecretCreate()))
+	s.handle("GET /api/analytics/embed/secrets", s.analytics(admin, adm, s.handleEmbedSecretList()))
+	s.handle("DELETE /api/analytics/embed/secrets/{id}", s.analytics(admin, adm, s.handleEmbedSecretRevoke()))
+	s.handle("GET /api/analytics/embed/settings", s.analytics(admin, read, s.handleEmbedSettingsGet()))
+	s.handle("PUT /api/analytics/embed/settings", s.analytics(admin, adm, s.handleEmbedSettingsPut()))
+	s.handle("POST /api/analytics/embed/tokens", s.analytics(admin, adm, s.handleEmbedTokenMint()))
+
+	// Embedded views, by embed token (embed.go): read-only, one tenant, one subject.
+	s.handle("GET /api/embed/usage", s.embedded(s.handleEmbedUsage()))
+	s.handle("GET /api/embed/quotas", s.embedded(s.handleEmbedQuotas()))
+	s.handle("GET /api/embed/meters/{slug}/query", s.embedded(s.handleEmbedMeterQuery()))
+	s.handle("GET /embed/usage", s.handleEmbedPage())
 
 	// Ingestion in other tools' formats (handle_compat.go).
 	s.handle("POST /v1/batch", s.handleCompat(segmentFormat("")))

@@ -144,7 +144,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s.logins = newLoginThrottle(limits, d.LoginFailures, s.now, s.log, d.Registry)
 	s.routes()
-	s.handler = s.observe(s.cors(s.mux))
+	s.handler = s.observe(s.cors(embedCORS(s.mux)))
 	return s, nil
 }
 

@@ -575,6 +575,12 @@ func TestUI(t *testing.T) {
 		wantUIStatus(t, uiGet(t, m, base+"/ui/meters?tenant=acme"), http.StatusForbidden)
 	})
 
+	t.Run("EmbedRefusesBadToken", func(t *testing.T) {
+		p := uiGet(t, e.client(t), base+"/embed/usage?token=not-a-token")
+		wantUIStatus(t, p, http.StatusUnauthorized)
+		wantUIContains(t, p, `id="embed-refusal"`, "This usage view is not available")
+	})
+
 	// Keep this last: it checks what the subtests above rendered.
 	t.Run("EveryTemplateRendered", func(t *testing.T) {
 		rendered, all := e.srv.Rendered()

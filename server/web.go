@@ -80,6 +80,11 @@ func pages(t *template.Template, root fs.FS) ([]string, error) {
 // render executes the named template into the response with the
 // dashboard's security headers.
 func (w *web) render(rw http.ResponseWriter, status int, name string, data any) error {
+	return w.renderCSP(rw, status, name, data, csp)
+}
+
+// renderCSP is render with the page's own Content-Security-Policy.
+func (w *web) renderCSP(rw http.ResponseWriter, status int, name string, data any, policy string) error {
 	t := w.tmpl
 	if w.dev {
 		var err error
@@ -96,7 +101,7 @@ func (w *web) render(rw http.ResponseWriter, status int, name string, data any) 
 	w.mu.Unlock()
 	h := rw.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", csp)
+	h.Set("Content-Security-Policy", policy)
 	h.Set("Cache-Control", "no-store")
 	rw.WriteHeader(status)
 	_, err := rw.Write(buf.Bytes())

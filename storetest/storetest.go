@@ -50,6 +50,7 @@ func Run(t *testing.T, open Open) {
 		{"Meters", meterCases()},
 		{"ServerKeys", serverKeyCases()},
 		{"Links", linkCases()},
+		{"Embeds", embedCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
