@@ -49,6 +49,21 @@ type EventFilter struct {
 	Cursor   *Cursor
 }
 
+// Match reports whether f's From, To, Name, UserID and Source select e
+// (f.Limit and f.Cursor play no part): the stores' filters, in Go, for
+// events already read.
+func (f EventFilter) Match(e *Event) bool {
+	switch {
+	case !f.From.IsZero() && e.Timestamp.Before(f.From),
+		!f.To.IsZero() && e.Timestamp.After(f.To),
+		f.Name != "" && !MatchName(f.Name, e.Name),
+		f.UserID != "" && e.UserID != f.UserID,
+		f.Source != "" && e.Source != f.Source:
+		return false
+	}
+	return true
+}
+
 // MatchName reports whether the event name n is selected by pattern p: an
 // exact name, a prefix ending in "*", or "*" alone for every event.
 func MatchName(p, n string) bool {

@@ -25,6 +25,7 @@ type Store interface {
 	MeterStore
 	ServerKeyStore
 	EmbedStore
+	TailStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
@@ -146,6 +147,18 @@ type AuditStore interface {
 	// ListAudit lists a tenant's entries newest first, and the cursor of the
 	// next page (nil on the last). EInvalid when f.Limit < 1.
 	ListAudit(ctx context.Context, tenantID int64, f AuditFilter) ([]AuditEntry, *Cursor, error)
+}
+
+// TailStore reads the event log in insertion order: what the live tail
+// (package live) follows. Event ids grow with each insert, across tenants.
+type TailStore interface {
+	// TailEvents returns a tenant's events with id > afterID selected by
+	// f's From, To, Name, UserID and Source (f.Limit and f.Cursor are
+	// ignored), by id ascending, at most limit. EInvalid when limit < 1.
+	TailEvents(ctx context.Context, tenantID int64, f EventFilter, afterID int64, limit int) ([]Event, error)
+	// LastEventID returns the largest event id stored in any tenant (0 when
+	// the log is empty): a tail that starts now follows the ids above it.
+	LastEventID(ctx context.Context) (int64, error)
 }
 
 // EventStore keeps the event log.

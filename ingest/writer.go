@@ -31,6 +31,12 @@ type WriterConfig struct {
 	// MaxDelay is how long the oldest waiting request may wait for others
 	// to fill its batch (default 2ms; negative: never wait).
 	MaxDelay time.Duration
+	// Committed, when set, is called after each successful commit (and
+	// after its requests were answered) with the transaction's events,
+	// inserted[i] telling which were new: the live tail's hook
+	// (live.Hub.Committed). It runs on the writer's goroutine and must
+	// not block.
+	Committed func(events []tally.Event, inserted []bool)
 }
 
 // Writer is the group-commit writer: one goroutine takes whatever requests
@@ -316,5 +322,8 @@ func (w *Writer) commit(reqs []*writeReq) {
 		}
 		off += k
 		close(r.done)
+	}
+	if err == nil && w.cfg.Committed != nil {
+		w.cfg.Committed(events, inserted)
 	}
 }

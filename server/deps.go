@@ -6,6 +6,7 @@ import (
 
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/ingest"
+	"github.com/tallyhq/tally/live"
 	"github.com/tallyhq/tally/rollup"
 )
 
@@ -49,4 +50,15 @@ type Meters interface {
 	Update(ctx context.Context, tenantID int64, slug string, p tally.MeterPatch) (updated, before *tally.MeterDef, err error)
 	Delete(ctx context.Context, tenantID int64, slug string) error
 	Query(ctx context.Context, tenantID int64, slug string, in tally.MeterQueryInput) (*tally.MeterResult, error)
+}
+
+// Insights answers funnel and retention queries (insight.Service).
+type Insights interface {
+	Funnel(ctx context.Context, tenantID int64, q tally.FunnelQuery) (*tally.FunnelResult, error)
+	Retention(ctx context.Context, tenantID int64, q tally.RetentionQuery) (*tally.RetentionResult, error)
+}
+
+// Live follows a tenant's events as they are committed (live.Hub).
+type Live interface {
+	Subscribe(ctx context.Context, tenantID int64, f tally.EventFilter) (*live.Subscription, error)
 }

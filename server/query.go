@@ -20,6 +20,7 @@ import (
 // api/openapi.yaml.
 var queryParams = map[string][]string{
 	"GET /api/analytics/events":              {"from", "to", "event", "user_id", "source", "limit", "cursor"},
+	"GET /api/analytics/events/stream":       {"from", "to", "event", "user_id", "source", "last_event_id", "tenant"},
 	"GET /api/analytics/export.csv":          {"from", "to", "event", "user_id", "source", "limit", "cursor"},
 	"GET /api/analytics/usage":               {"from", "to", "tz", "metric", "granularity"},
 	"GET /api/analytics/metrics":             {"range", "tz"},

@@ -44,6 +44,7 @@ func (s *Server) routes() {
 	// Analytics: events, usage, quotas, rollups, audit.
 	s.handle("POST /api/analytics/events", s.analytics(member, write, s.handleEventsPost()))
 	s.handle("GET /api/analytics/events", s.analytics(admin, read, s.handleEventsList()))
+	s.handle("GET /api/analytics/events/stream", tenantFromQuery(s.analytics(admin, read, s.handleEventsStream())))
 	s.handle("DELETE /api/analytics/users/{user_id}/events", s.analytics(admin, adm, s.handleUserEventsDelete()))
 	s.handle("GET /api/analytics/export.csv", s.analytics(admin, export, s.handleExport()))
 	s.handle("POST /api/analytics/usage", s.analytics(member, write, s.handleUsagePost()))
@@ -74,6 +75,8 @@ func (s *Server) routes() {
 	s.handle("GET /api/embed/quotas", s.embedded(s.handleEmbedQuotas()))
 	s.handle("GET /api/embed/meters/{slug}/query", s.embedded(s.handleEmbedMeterQuery()))
 	s.handle("GET /embed/usage", s.handleEmbedPage())
+	s.handle("POST /api/analytics/funnels/query", s.analytics(admin, read, s.handleFunnelQuery()))
+	s.handle("POST /api/analytics/retention/query", s.analytics(admin, read, s.handleRetentionQuery()))
 
 	// Ingestion in other tools' formats (handle_compat.go).
 	s.handle("POST /v1/batch", s.handleCompat(segmentFormat("")))
@@ -100,6 +103,7 @@ func (s *Server) routes() {
 	s.handle("POST /ui/logout", s.handleUILogout())
 	s.handle("GET /ui/analytics", s.handleUIAnalytics())
 	s.handle("GET /ui/members", s.handleUIMembers())
+	s.handle("GET /ui/insights", s.handleUIInsights())
 	s.handle("GET /ui/invitation", s.handleUIInvitation())
 	s.handle("GET /ui/meters", s.handleUIMeters())
 	s.handle("GET /ui/static/", s.handleUIStatic())

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,9 @@ type Config struct {
 	// LoginLimits throttle failed logins and bound concurrent password
 	// hashes (DefaultLoginLimits; a zero HashMemory means the default).
 	LoginLimits LoginLimits
+	// LiveHeartbeat is how often an idle live stream sends a comment line
+	// (default 15s), so proxies keep it open and clients see it alive.
+	LiveHeartbeat time.Duration
 }
 
 // DefaultConfig returns the documented defaults (api/openapi.yaml, README).
@@ -67,6 +71,8 @@ type Deps struct {
 	Reports  Reports
 	Rollups  Rollups
 	Meters   Meters
+	Live     Live
+	Insights Insights
 	// ReadyChecks are extra readiness checks by name (e.g. "redis").
 	ReadyChecks map[string]func(context.Context) error
 	// DegradedChecks are readiness checks of parts the instance serves
@@ -99,13 +105,20 @@ type Server struct {
 	logins               *loginThrottle
 	denials              *dedupe.Window // of access.denied entries
 	compat               *compatMetrics
-	keyRates             *keyRates   // of publishable keys
-	draining             atomic.Bool // Drain was called: /readiness answers 503
+	keyRates             *keyRates     // of publishable keys
+	draining             atomic.Bool   // Drain was called: /readiness answers 503
+	drained              chan struct{} // closed by Drain: live streams end
+	drainOne             sync.Once
 }
 
 // Drain makes /readiness answer 503 ("draining") from now on, while every
 // other route keeps serving: the first step of a graceful shutdown.
-func (s *Server) Drain() { s.draining.Store(true) }
+// Live streams end then (with an "end" event), so their clients reconnect
+// to another instance.
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.drainOne.Do(func() { close(s.drained) })
+}
 
 // New builds the server and its routes.
 func New(cfg Config, d Deps) (*Server, error) {
@@ -127,7 +140,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		d.EventIDs = tally.NewEventIDs(key)
 	}
 	auditIDs, webhookIDs := d.EventIDs.Derive("audit"), d.EventIDs.Derive("webhook_deliveries")
-	s := &Server{cfg: cfg, Deps: d, auditIDs: auditIDs, webhookIDs: webhookIDs, log: d.Logger, mux: http.NewServeMux(), httpm: newHTTPMetrics(d.Registry),
+	s := &Server{cfg: cfg, Deps: d, auditIDs: auditIDs, webhookIDs: webhookIDs, log: d.Logger, mux: http.NewServeMux(), drained: make(chan struct{}), httpm: newHTTPMetrics(d.Registry),
 		denials: dedupe.New(tally.RefusalAuditWindow, tally.RefusalAuditMax)}
 	w, err := newWeb(cfg.DevAssetsDir)
 	if err != nil {

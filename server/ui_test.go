@@ -529,7 +529,12 @@ func TestUI(t *testing.T) {
 			t.Error("an invitation's email is not escaped")
 		}
 		p = uiGet(t, admin, base+"/ui/analytics?tenant=acme")
-		wantUIContains(t, p, `href="/ui/members?tenant=acme"`)
+		wantUIContains(t, p, `href="/ui/members?tenant=acme"`, `href="/ui/insights?tenant=acme"`)
+		p = uiGet(t, admin, base+"/ui/insights?tenant=acme")
+		wantUIStatus(t, p, http.StatusOK)
+		wantPageHeaders(t, p)
+		wantNoInlineCode(t, p)
+		wantUIContains(t, p, "<h1>Funnels and retention</h1>", `data-funnel-form`, `data-retention-form`, `src="/ui/static/insights.js"`)
 		p = uiGet(t, admin, base+"/ui/invitation")
 		wantUIStatus(t, p, http.StatusOK)
 		wantUIContains(t, p, e.adminEmail, `data-accept`, `data-csrf="`)

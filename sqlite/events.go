@@ -568,3 +568,38 @@ func checkBounds(bounds []time.Time) error {
 	}
 	return nil
 }
+
+// TailEvents implements tally.TailStore.
+func (db *DB) TailEvents(ctx context.Context, tenantID int64, f tally.EventFilter, afterID int64, limit int) ([]tally.Event, error) {
+	if limit < 1 {
+		return nil, badLimit("limit")
+	}
+	where, args := filterSQL(tenantID, f)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+eventCols+` FROM events`+where+` AND id > ? ORDER BY id LIMIT ?`,
+		append(args, afterID, limit)...)
+	if err != nil {
+		return nil, wrap(err, "event")
+	}
+	defer rows.Close()
+	var out []tally.Event
+	for rows.Next() {
+		e := tally.Event{TenantID: tenantID}
+		if err := scanEvent(rows, &e); err != nil {
+			return nil, wrap(err, "event")
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(err, "event")
+	}
+	return out, nil
+}
+
+// LastEventID implements tally.TailStore.
+func (db *DB) LastEventID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := db.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM events`).Scan(&id); err != nil {
+		return 0, wrap(err, "event")
+	}
+	return id, nil
+}

@@ -51,6 +51,7 @@ func Run(t *testing.T, open Open) {
 		{"ServerKeys", serverKeyCases()},
 		{"Links", linkCases()},
 		{"Embeds", embedCases()},
+		{"Tail", tailCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

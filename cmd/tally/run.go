@@ -27,6 +27,7 @@ commands:
   quota      daily quotas: quota list|set|delete
   meter      a tenant's meters: meter list|create|delete|query
   audit      the audit log: audit list [-action A] [-actor A]
+  events     follow a running tally's events live: events tail -key KEY [-event E]
   bench      load-test a running server, or build a dataset (see tally bench -h)
   version    print the version
 
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runMeter(ctx, rest, getenv, stdout, stderr)
 	case "audit":
 		return runGroup(ctx, cmd, auditCmds, rest, getenv, stdout, stderr)
+	case "events":
+		return runEvents(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "version", "-version", "--version":

@@ -19,6 +19,8 @@ import (
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/identity"
 	"github.com/tallyhq/tally/ingest"
+	"github.com/tallyhq/tally/insight"
+	"github.com/tallyhq/tally/live"
 	"github.com/tallyhq/tally/meter"
 	"github.com/tallyhq/tally/postgres"
 	"github.com/tallyhq/tally/redis"
@@ -64,9 +66,15 @@ type Config struct {
 	// addresses (off by default: a tenant admin must not make tally call
 	// into its own network).
 	AllowPrivateWebhooks bool
-	Server               server.Config
-	Logger               *slog.Logger
-	Now                  func() time.Time
+	// LiveBuffer is how many deliveries (one per read of the log) may wait
+	// for one live-tail subscriber before it is dropped (default 64).
+	LiveBuffer int
+	// LivePoll is how often a followed tenant's log is re-read without a
+	// wake (default 2s).
+	LivePoll time.Duration
+	Server   server.Config
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // App is a running tally.
@@ -75,6 +83,7 @@ type App struct {
 	Accounts *identity.Service
 	Registry *prometheus.Registry
 	Writer   *ingest.Writer
+	Live     *live.Hub // the live tail, fed by the writer
 	Pipeline *ingest.Pipeline
 	Tracker  *ingest.Buffer
 	Recorder *ingest.Recorder
@@ -129,7 +138,16 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		}
 		return t.Slug, nil
 	})
-	a.Writer = ingest.NewWriter(store, ingest.WriterConfig{QueueSize: cfg.IngestQueue}, im)
+	// The stream shows the tenants' opaque event ids; the key is read
+	// below, before anything is ingested.
+	var eventIDs *tally.EventIDs
+	lcfg := live.Config{Buffer: cfg.LiveBuffer, Poll: cfg.LivePoll, Logger: cfg.Logger,
+		PublicID: func(tenantID, id int64) int64 { return eventIDs.Public(tenantID, id) }}
+	if pg, ok := store.(*postgres.DB); ok {
+		lcfg.Broker = pg // every instance's events reach every instance's subscribers
+	}
+	a.Live = live.New(store, lcfg)
+	a.Writer = ingest.NewWriter(store, ingest.WriterConfig{QueueSize: cfg.IngestQueue, Committed: a.Live.Committed}, im)
 	// Counters: in Redis when REDIS_URL is set; else in the database when
 	// it is PostgreSQL (shared by every instance on it, so exact across
 	// them); else in memory, for the one instance a SQLite file serves.
@@ -211,7 +229,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		settle = 5 * time.Second
 	}
 	a.Reconciler = usage.NewReconciler(a.Usage, usage.ReconcileConfig{Interval: cfg.ReconcileInterval, Settle: settle + time.Second})
-	a.start(a.Webhooks, a.Writer, a.Tracker)
+	a.start(a.Webhooks, a.Live, a.Writer, a.Tracker)
 	quotaMetrics := slices.Sorted(maps.Keys(cfg.QuotaDefaults))
 	var leader rollup.Leader
 	if l, ok := store.(rollup.Leader); ok {
@@ -230,6 +248,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.Close(ctx)
 		return nil, err
 	}
+	eventIDs = tally.NewEventIDs(idKey)
 	scfg := cfg.Server
 	scfg.AnalyticsEnabled = cfg.AnalyticsEnabled
 	scfg.AllowPrivateWebhooks = cfg.AllowPrivateWebhooks
@@ -237,8 +256,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Store: store, Accounts: a.Accounts, Logger: cfg.Logger, Registry: reg, Now: cfg.Now,
 		Recorder: a.Recorder, Quotas: a.Usage, Reports: a.Reports, Rollups: a.Rollup,
 		Meters:      meter.New(meter.Config{Rules: cfg.UsageRules}, store),
+		Live:        a.Live,
+		Insights:    insight.New(insight.Config{}, store),
 		ReadyChecks: ready, DegradedChecks: degraded, LoginFailures: a.loginFailures,
-		EventIDs: tally.NewEventIDs(idKey),
+		EventIDs: eventIDs,
 	})
 	if err != nil {
 		a.Close(ctx)

@@ -1,0 +1,113 @@
+// Package insight answers funnel and retention queries: it scans the
+// tenant's events of the query's range from the log (a bounded scan by
+// id, tally.TailStore) and computes the answer in Go with the domain's
+// rules (tally.ComputeFunnel, tally.ComputeRetention), identically on
+// every backend.
+package insight
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tallyhq/tally"
+)
+
+// Config tunes a Service. The zero value is the documented default.
+type Config struct {
+	// MaxEvents is the most events one query scans (default
+	// tally.MaxInsightEvents); past it the query is ETooMany (422).
+	MaxEvents int64
+	// Timeout bounds one query (default 10s; then EUnavailable, 503).
+	Timeout time.Duration
+}
+
+// Service answers funnel and retention queries.
+type Service struct {
+	store tally.TailStore
+	cfg   Config
+}
+
+// New returns a Service reading store.
+func New(cfg Config, store tally.TailStore) *Service {
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = tally.MaxInsightEvents
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	return &Service{store: store, cfg: cfg}
+}
+
+// Funnel validates q and answers it for tenantID.
+func (s *Service) Funnel(ctx context.Context, tenantID int64, q tally.FunnelQuery) (*tally.FunnelResult, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	to := q.To.Add(time.Duration(q.WindowSeconds) * time.Second)
+	events, err := s.scan(ctx, tenantID, q.From, to, func(e *tally.Event) bool {
+		for i := range q.Steps {
+			if tally.MatchName(q.Steps[i].Event, e.Name) {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return nil, err
+	}
+	res, err := tally.ComputeFunnel(&q, events)
+	if err != nil {
+		return nil, err
+	}
+	res.Scanned = int64(len(events))
+	return res, nil
+}
+
+// Retention validates q and answers it for tenantID.
+func (s *Service) Retention(ctx context.Context, tenantID int64, q tally.RetentionQuery) (*tally.RetentionResult, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	events, err := s.scan(ctx, tenantID, q.From, q.To, func(e *tally.Event) bool {
+		return tally.MatchName(q.StartEvent, e.Name) || tally.MatchName(q.ReturnEvent, e.Name)
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := tally.ComputeRetention(&q, events)
+	res.Scanned = int64(len(events))
+	return res, nil
+}
+
+// scan reads the tenant's events of users (user_id set) with timestamps
+// in [from, to] that keep selects, bounded by MaxEvents and Timeout.
+func (s *Service) scan(ctx context.Context, tenantID int64, from, to time.Time, keep func(*tally.Event) bool) ([]tally.InsightEvent, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	var out []tally.InsightEvent
+	var after, read int64
+	for {
+		page, err := s.store.TailEvents(ctx, tenantID, tally.EventFilter{From: from, To: to}, after, 5000)
+		if err != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, tally.Errorf(tally.EUnavailable, "the query took longer than %s; choose a shorter range", s.cfg.Timeout)
+			}
+			return nil, err
+		}
+		for i := range page {
+			e := &page[i]
+			read++
+			if read > s.cfg.MaxEvents {
+				return nil, tally.Errorf(tally.ETooMany, "the range holds more than %d events; choose a shorter range", s.cfg.MaxEvents)
+			}
+			if e.UserID != "" && keep(e) {
+				out = append(out, tally.NewInsightEvent(e))
+			}
+		}
+		if len(page) < 5000 {
+			return out, nil
+		}
+		after = page[len(page)-1].ID
+	}
+}

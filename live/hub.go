@@ -1,0 +1,447 @@
+// Package live is the live tail of the event log: a Hub that the ingest
+// writer tells which tenants just committed events, and that fans each
+// tenant's new events out to its subscribers.
+//
+// Nothing travels in a notification but a tenant id: on a wake, one reader
+// per tenant (per instance) reads the rows after its cursor from the log
+// (tally.TailStore) and hands each subscriber the ones its filter selects.
+// So a lost notification loses nothing (a periodic re-read catches up),
+// payload limits do not matter, and with a Broker (PostgreSQL
+// LISTEN/NOTIFY) every instance's events reach every instance's
+// subscribers.
+//
+// Each subscriber has a bounded buffer. A subscriber whose buffer is full
+// when an event arrives is dropped (Subscription.Dropped), never waited
+// for: ingestion never slows for a slow client, which resumes from the
+// last id it saw.
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tallyhq/tally"
+)
+
+// Broker carries "tenant T committed events" between instances.
+type Broker interface {
+	// Publish tells every instance (this one included) that these tenants
+	// committed events.
+	Publish(ctx context.Context, tenants []int64) error
+	// Listen calls wake for every tenant any instance publishes, until ctx
+	// ends or the connection fails (its error). The Hub listens again
+	// after a failure, and re-reads every followed tenant.
+	Listen(ctx context.Context, wake func(tenantID int64)) error
+}
+
+// Config tunes a Hub. The zero value is the documented default.
+type Config struct {
+	// Buffer is how many deliveries (each the events of one read of the
+	// log, at most Batch) may wait for one subscriber (default 64); one
+	// more drops it.
+	Buffer int
+	// Batch is how many rows one read of the log takes (default 500).
+	Batch int
+	// Poll is how often a followed tenant is re-read without a wake
+	// (default 2s): it bounds the delay of a lost notification.
+	Poll time.Duration
+	// Broker, when set, shares wakes between instances.
+	Broker Broker
+	// PublicID maps a stored event id to the id answers show (the
+	// tenant's opaque ids, tally.EventIDs); nil shows stored ids. Only
+	// the encoding uses it: the hub orders and resumes by stored ids.
+	PublicID func(tenantID, id int64) int64
+	Logger   *slog.Logger
+}
+
+// Hub is the live tail of one instance. It is a tally.Runner: Start before
+// Subscribe; Stop ends every subscription (Dropped, with ReasonShutdown).
+type Hub struct {
+	store tally.TailStore
+	cfg   Config
+	log   *slog.Logger
+
+	mu      sync.Mutex // guards feeds, pending, stopped; taken before a feed's mu
+	feeds   map[int64]*feed
+	pending map[int64]struct{} // tenants to publish
+	stopped bool
+
+	pubWake chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	start   sync.Once
+}
+
+var _ tally.Runner = (*Hub)(nil)
+
+// Reasons a subscription ends from the hub's side.
+const (
+	ReasonSlow     = "slow_consumer" // its buffer was full
+	ReasonShutdown = "shutting_down" // the hub stopped
+	ReasonStore    = "store_unavailable"
+)
+
+// feed is one tenant's reader and its subscribers.
+type feed struct {
+	tenant int64
+	wake   chan struct{} // buffered(1)
+	done   chan struct{} // closed when the last subscriber left
+
+	mu     sync.Mutex // guards cursor and subs; the writer's hook never takes it
+	cursor int64      // every event with id <= cursor has been fanned out
+	subs   map[*Subscription]struct{}
+}
+
+// Event is an event as the hub delivers it: shared by every subscriber,
+// with its JSON encoded once for all of them. Treat it as read-only.
+type Event struct {
+	tally.Event
+	// JSON is the event's encoding (tally.Event's JSON form).
+	JSON []byte
+}
+
+// Subscription is one subscriber's share of a tenant's events.
+type Subscription struct {
+	// Start is the id after which C delivers: events with id <= Start
+	// (from a Last-Event-ID, say) are read from the log by the caller.
+	Start int64
+	// C delivers the subscriber's events in id order, in batches (one
+	// per read of the log; never empty).
+	C <-chan []*Event
+
+	c       chan []*Event
+	filter  tally.EventFilter
+	hub     *Hub
+	feed    *feed
+	dropped chan struct{}
+	reason  string
+	once    sync.Once
+}
+
+// Dropped is closed when the hub ended the subscription; Reason says why.
+func (s *Subscription) Dropped() <-chan struct{} { return s.dropped }
+
+// Reason is why the hub ended the subscription (ReasonSlow,
+// ReasonShutdown, ReasonStore); read it after Dropped is closed.
+func (s *Subscription) Reason() string { return s.reason }
+
+// New returns a Hub reading from store.
+func New(store tally.TailStore, cfg Config) *Hub {
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = 64
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 500
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Hub{store: store, cfg: cfg, log: cfg.Logger, feeds: map[int64]*feed{}, pending: map[int64]struct{}{},
+		pubWake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+}
+
+// Start starts the broker's publisher and listener, when there is a
+// broker. Calling it again does nothing.
+func (h *Hub) Start() {
+	h.start.Do(func() {
+		if h.cfg.Broker == nil {
+			return
+		}
+		h.wg.Add(2)
+		go h.publish()
+		go h.listen()
+	})
+}
+
+// Stop ends every subscription and waits for the hub's goroutines.
+func (h *Hub) Stop(ctx context.Context) error {
+	h.mu.Lock()
+	h.stopped = true
+	for t, f := range h.feeds {
+		f.mu.Lock()
+		for s := range f.subs {
+			s.drop(ReasonShutdown)
+		}
+		clear(f.subs)
+		f.mu.Unlock()
+		delete(h.feeds, t)
+		close(f.done)
+	}
+	h.mu.Unlock()
+	h.cancel()
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Committed is the ingest writer's hook (ingest.WriterConfig.Committed):
+// events were committed, inserted[i] telling which. It never blocks on a
+// subscriber or on the broker.
+func (h *Hub) Committed(events []tally.Event, inserted []bool) {
+	var last int64 = -1
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := range events {
+		t := events[i].TenantID
+		if !inserted[i] || t == last {
+			continue
+		}
+		last = t
+		if f := h.feeds[t]; f != nil {
+			signal(f.wake)
+		}
+		if h.cfg.Broker != nil {
+			h.pending[t] = struct{}{}
+		}
+	}
+	if len(h.pending) > 0 {
+		signal(h.pubWake)
+	}
+}
+
+// Subscribe follows tenantID's events that f selects, from now on (ids
+// above the returned Start). Close the subscription when done.
+func (h *Hub) Subscribe(ctx context.Context, tenantID int64, f tally.EventFilter) (*Subscription, error) {
+	last, err := h.store.LastEventID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := make(chan []*Event, h.cfg.Buffer)
+	s := &Subscription{C: c, c: c, filter: f, hub: h, dropped: make(chan struct{})}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return nil, tally.Errorf(tally.EUnavailable, "shutting down")
+	}
+	fd := h.feeds[tenantID]
+	if fd == nil {
+		fd = &feed{tenant: tenantID, cursor: last, subs: map[*Subscription]struct{}{},
+			wake: make(chan struct{}, 1), done: make(chan struct{})}
+		h.feeds[tenantID] = fd
+		h.wg.Add(1)
+		go h.follow(fd)
+	}
+	fd.mu.Lock()
+	fd.subs[s] = struct{}{}
+	s.feed, s.Start = fd, fd.cursor
+	fd.mu.Unlock()
+	return s, nil
+}
+
+// Close ends the subscription (from the subscriber's side).
+func (s *Subscription) Close() {
+	f := s.feed
+	f.mu.Lock()
+	delete(f.subs, s)
+	f.mu.Unlock()
+	s.hub.retire(f)
+}
+
+// Subscribers returns how many subscriptions are open.
+func (h *Hub) Subscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, f := range h.feeds {
+		f.mu.Lock()
+		n += len(f.subs)
+		f.mu.Unlock()
+	}
+	return n
+}
+
+// retire forgets f once it has no subscriber left, ending its reader.
+func (h *Hub) retire(f *feed) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.subs) == 0 && h.feeds[f.tenant] == f {
+		delete(h.feeds, f.tenant)
+		close(f.done)
+	}
+}
+
+// drop ends s from the hub's side; the caller removes it from its feed.
+func (s *Subscription) drop(reason string) {
+	s.once.Do(func() {
+		s.reason = reason
+		close(s.dropped)
+	})
+}
+
+// follow is one tenant's reader: it reads the log after the feed's cursor
+// on every wake (and every Poll) and fans the events out, until the last
+// subscriber leaves.
+func (h *Hub) follow(f *feed) {
+	defer h.wg.Done()
+	tick := time.NewTicker(h.cfg.Poll)
+	defer tick.Stop()
+	failures := 0
+	for {
+		select {
+		case <-f.done:
+			return
+		case <-h.ctx.Done():
+			return
+		case <-f.wake:
+		case <-tick.C:
+		}
+		for {
+			f.mu.Lock()
+			after := f.cursor
+			f.mu.Unlock()
+			events, err := h.store.TailEvents(h.ctx, f.tenant, tally.EventFilter{}, after, h.cfg.Batch)
+			if err != nil {
+				if h.ctx.Err() != nil {
+					return
+				}
+				failures++
+				h.log.Warn("live tail: reading the log failed", "tenant_id", f.tenant, "err", err)
+				if failures >= 3 {
+					f.mu.Lock()
+					for s := range f.subs {
+						s.drop(ReasonStore)
+					}
+					clear(f.subs)
+					f.mu.Unlock()
+					h.retire(f)
+					return
+				}
+				break
+			}
+			failures = 0
+			h.fanOut(f, events)
+			if len(events) < h.cfg.Batch {
+				break
+			}
+		}
+	}
+}
+
+// fanOut hands events to every subscriber of f whose filter selects them,
+// dropping those whose buffer is full, and moves the cursor past them.
+func (h *Hub) fanOut(f *feed, events []tally.Event) {
+	if len(events) == 0 {
+		return
+	}
+	// Encoded once, shared by every subscriber; one delivery per
+	// subscriber per read, so a subscriber wakes once per read, not once
+	// per event.
+	shared := make([]*Event, 0, len(events))
+	for i := range events {
+		shown := events[i]
+		if h.cfg.PublicID != nil {
+			shown.ID = h.cfg.PublicID(f.tenant, shown.ID)
+		}
+		b, err := json.Marshal(&shown)
+		if err != nil {
+			continue // cannot happen for an event read from the log
+		}
+		shared = append(shared, &Event{Event: events[i], JSON: b})
+	}
+	f.mu.Lock()
+	for s := range f.subs {
+		batch := shared
+		if s.filter != (tally.EventFilter{}) {
+			batch = nil
+			for _, e := range shared {
+				if s.filter.Match(&e.Event) {
+					batch = append(batch, e)
+				}
+			}
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		select {
+		case s.c <- batch:
+		default:
+			s.drop(ReasonSlow)
+			delete(f.subs, s)
+		}
+	}
+	f.cursor = events[len(events)-1].ID
+	empty := len(f.subs) == 0
+	f.mu.Unlock()
+	if empty {
+		h.retire(f)
+	}
+}
+
+// publish sends the pending tenants to the broker, one call per batch of
+// commits that piled up meanwhile.
+func (h *Hub) publish() {
+	defer h.wg.Done()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-h.pubWake:
+		}
+		h.mu.Lock()
+		tenants := make([]int64, 0, len(h.pending))
+		for t := range h.pending {
+			tenants = append(tenants, t)
+		}
+		clear(h.pending)
+		h.mu.Unlock()
+		ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+		if err := h.cfg.Broker.Publish(ctx, tenants); err != nil && h.ctx.Err() == nil {
+			h.log.Warn("live tail: publishing a wake failed; other instances catch up by polling", "err", err)
+		}
+		cancel()
+	}
+}
+
+// listen wakes this instance's feeds for every tenant the broker names,
+// listening again after a failure (and then re-reading every feed, since
+// wakes may have been missed).
+func (h *Hub) listen() {
+	defer h.wg.Done()
+	for {
+		err := h.cfg.Broker.Listen(h.ctx, h.wakeTenant)
+		if h.ctx.Err() != nil {
+			return
+		}
+		h.log.Warn("live tail: listening for other instances' events failed; retrying", "err", err)
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		h.mu.Lock()
+		for _, f := range h.feeds {
+			signal(f.wake)
+		}
+		h.mu.Unlock()
+	}
+}
+
+func (h *Hub) wakeTenant(tenantID int64) {
+	h.mu.Lock()
+	if f := h.feeds[tenantID]; f != nil {
+		signal(f.wake)
+	}
+	h.mu.Unlock()
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
