@@ -2,12 +2,15 @@
 // tenant's events of the query's range from the log (a bounded scan by
 // id, tally.TailStore) and computes the answer in Go with the domain's
 // rules (tally.ComputeFunnel, tally.ComputeRetention), identically on
-// every backend.
+// every backend. An anonymous id linked to a user (tally.LinkStore) counts
+// as that user, for the events stored before the link too.
 package insight
 
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/tallyhq/tally"
@@ -25,10 +28,12 @@ type Config struct {
 // Service answers funnel and retention queries.
 type Service struct {
 	store tally.TailStore
+	links tally.LinkStore // nil: no links
 	cfg   Config
 }
 
-// New returns a Service reading store.
+// New returns a Service reading store, and resolving identity links
+// through it when it is also a tally.LinkStore.
 func New(cfg Config, store tally.TailStore) *Service {
 	if cfg.MaxEvents <= 0 {
 		cfg.MaxEvents = tally.MaxInsightEvents
@@ -36,7 +41,8 @@ func New(cfg Config, store tally.TailStore) *Service {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	return &Service{store: store, cfg: cfg}
+	links, _ := store.(tally.LinkStore)
+	return &Service{store: store, links: links, cfg: cfg}
 }
 
 // Funnel validates q and answers it for tenantID.
@@ -80,6 +86,38 @@ func (s *Service) Retention(ctx context.Context, tenantID int64, q tally.Retenti
 	return res, nil
 }
 
+// resolve replaces each linked anonymous user id of events by its user's.
+func (s *Service) resolve(ctx context.Context, tenantID int64, events []tally.InsightEvent) error {
+	if s.links == nil || len(events) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	var ids []string
+	for i := range events {
+		if u := events[i].UserID; !seen[u] {
+			seen[u] = true
+			ids = append(ids, u)
+		}
+	}
+	to := make(map[string]string)
+	for chunk := range slices.Chunk(ids, 1000) {
+		m, err := s.links.ResolveIdentities(ctx, tenantID, chunk)
+		if err != nil {
+			return err
+		}
+		maps.Copy(to, m)
+	}
+	if len(to) == 0 {
+		return nil
+	}
+	for i := range events {
+		if u, ok := to[events[i].UserID]; ok {
+			events[i].UserID = u
+		}
+	}
+	return nil
+}
+
 // scan reads the tenant's events of users (user_id set) with timestamps
 // in [from, to] that keep selects, bounded by MaxEvents and Timeout.
 func (s *Service) scan(ctx context.Context, tenantID int64, from, to time.Time, keep func(*tally.Event) bool) ([]tally.InsightEvent, error) {
@@ -106,7 +144,7 @@ func (s *Service) scan(ctx context.Context, tenantID int64, from, to time.Time, 
 			}
 		}
 		if len(page) < 5000 {
-			return out, nil
+			return out, s.resolve(ctx, tenantID, out)
 		}
 		after = page[len(page)-1].ID
 	}

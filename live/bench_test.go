@@ -24,11 +24,18 @@ func (wi writerInserter) InsertEvents(ctx context.Context, events []tally.Event)
 // BenchmarkIngestLiveSubscribers measures ingest throughput (writers →
 // group-commit writer → SQLite) without subscribers and then with 100 live
 // subscribers on the ingesting tenant, each encoding every event as a
-// stream would, in the same run, and reports the ratio. It asserts
-// nothing about speed. Run with -benchtime=1x.
+// stream would, in the same run, and reports the ratio: readers taking
+// new events from the writer's last commits (SoleWriter, as on SQLite)
+// and reading them from the log (as on PostgreSQL). It asserts nothing
+// about speed. Run with -benchtime=1x.
 func BenchmarkIngestLiveSubscribers(b *testing.B) {
+	b.Run("memory", func(b *testing.B) { benchLiveSubscribers(b, true) })
+	b.Run("log", func(b *testing.B) { benchLiveSubscribers(b, false) })
+}
+
+func benchLiveSubscribers(b *testing.B, sole bool) {
 	db, tenant := sqlitetest.WithTenant(b)
-	hub := live.New(db, live.Config{})
+	hub := live.New(db, live.Config{SoleWriter: sole})
 	hub.Start()
 	b.Cleanup(func() { hub.Stop(context.Background()) })
 	w := ingest.NewWriter(db, ingest.WriterConfig{Committed: hub.Committed}, nil)

@@ -10,6 +10,13 @@
 // LISTEN/NOTIFY) every instance's events reach every instance's
 // subscribers.
 //
+// When the hub's writer is the only one inserting into the log
+// (Config.SoleWriter: one process on a SQLite file), the reader skips the
+// log: the writer's hook keeps the last commits in memory, and a reader
+// whose cursor they cover takes its tenant's events from them. It reads
+// the log as above whenever they do not cover it (after a burst larger
+// than the memory holds, or when row ids show another writer).
+//
 // Each subscriber has a bounded buffer. A subscriber whose buffer is full
 // when an event arrives is dropped (Subscription.Dropped), never waited
 // for: ingestion never slows for a slow client, which resumes from the
@@ -17,9 +24,11 @@
 package live
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,6 +59,11 @@ type Config struct {
 	Poll time.Duration
 	// Broker, when set, shares wakes between instances.
 	Broker Broker
+	// SoleWriter says that every row of the log is inserted through this
+	// hub's Committed hook, in id order with consecutive ids (a SQLite
+	// file served by one process): readers then take new events from the
+	// hook's memory instead of reading the log.
+	SoleWriter bool
 	// PublicID maps a stored event id to the id answers show (the
 	// tenant's opaque ids, tally.EventIDs); nil shows stored ids. Only
 	// the encoding uses it: the hub orders and resumes by stored ids.
@@ -64,10 +78,16 @@ type Hub struct {
 	cfg   Config
 	log   *slog.Logger
 
-	mu      sync.Mutex // guards feeds, pending, stopped; taken before a feed's mu
+	mu      sync.Mutex // guards feeds, pending, stopped, recent, last; taken before a feed's mu
 	feeds   map[int64]*feed
 	pending map[int64]struct{} // tenants to publish
 	stopped bool
+	// recent holds the last commits (SoleWriter only), oldest first, each
+	// covering the ids after its predecessor's: together every id in
+	// (recent[0].after, last].
+	recent       []commit
+	recentEvents int   // events in recent
+	last         int64 // the highest id committed; -1 until the first commit
 
 	pubWake chan struct{}
 	ctx     context.Context
@@ -95,6 +115,17 @@ type feed struct {
 	cursor int64      // every event with id <= cursor has been fanned out
 	subs   map[*Subscription]struct{}
 }
+
+// commit is one transaction of the writer: every row with an id in
+// (after, upto], the inserted ones of events in id order.
+type commit struct {
+	after, upto int64
+	events      []tally.Event
+}
+
+// maxRecent bounds the events the hub keeps of the last commits; a reader
+// further behind reads the log.
+const maxRecent = 20000
 
 // Event is an event as the hub delivers it: shared by every subscriber,
 // with its JSON encoded once for all of them. Treat it as read-only.
@@ -145,7 +176,7 @@ func New(store tally.TailStore, cfg Config) *Hub {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Hub{store: store, cfg: cfg, log: cfg.Logger, feeds: map[int64]*feed{}, pending: map[int64]struct{}{},
-		pubWake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+		pubWake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, last: -1}
 }
 
 // Start starts the broker's publisher and listener, when there is a
@@ -194,6 +225,9 @@ func (h *Hub) Committed(events []tally.Event, inserted []bool) {
 	var last int64 = -1
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.cfg.SoleWriter {
+		h.remember(events, inserted)
+	}
 	for i := range events {
 		t := events[i].TenantID
 		if !inserted[i] || t == last {
@@ -210,6 +244,60 @@ func (h *Hub) Committed(events []tally.Event, inserted []bool) {
 	if len(h.pending) > 0 {
 		signal(h.pubWake)
 	}
+}
+
+// remember keeps a commit's inserted events in h.recent when their ids
+// follow the last commit's one by one, and forgets every commit when they
+// do not (some other writer took ids): readers then read the log.
+func (h *Hub) remember(events []tally.Event, inserted []bool) {
+	kept := make([]tally.Event, 0, len(events))
+	for i := range events {
+		if inserted[i] {
+			kept = append(kept, events[i])
+		}
+	}
+	if len(kept) == 0 {
+		return
+	}
+	slices.SortFunc(kept, func(a, b tally.Event) int { return cmp.Compare(a.ID, b.ID) })
+	after, upto := kept[0].ID-1, kept[len(kept)-1].ID
+	whole := upto-after == int64(len(kept)) // no other writer's row among them
+	if !whole || after != h.last {
+		clear(h.recent)
+		h.recent, h.recentEvents = h.recent[:0], 0
+	}
+	if whole {
+		h.recent = append(h.recent, commit{after: after, upto: upto, events: kept})
+		h.recentEvents += len(kept)
+	}
+	h.last = max(h.last, upto)
+	for h.recentEvents > maxRecent && len(h.recent) > 1 {
+		h.recentEvents -= len(h.recent[0].events)
+		h.recent[0] = commit{}
+		h.recent = h.recent[1:]
+	}
+}
+
+// fromMemory returns tenant's events after cursor from the last commits
+// and the id up to which they cover every row, or ok false when the
+// commits in memory do not reach back to cursor.
+func (h *Hub) fromMemory(tenant, cursor int64) (events []tally.Event, upto int64, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.recent) == 0 || h.recent[0].after > cursor {
+		return nil, 0, false
+	}
+	for _, c := range h.recent {
+		if c.upto <= cursor {
+			continue
+		}
+		for i := range c.events {
+			if e := &c.events[i]; e.TenantID == tenant && e.ID > cursor {
+				events = append(events, *e)
+			}
+		}
+	}
+	return events, max(cursor, h.recent[len(h.recent)-1].upto), true
 }
 
 // Subscribe follows tenantID's events that f selects, from now on (ids
@@ -292,6 +380,9 @@ func (h *Hub) follow(f *feed) {
 	defer tick.Stop()
 	failures := 0
 	for {
+		// A wake reads the last commits in memory when they cover the
+		// cursor; a tick always reads the log.
+		memory := h.cfg.SoleWriter
 		select {
 		case <-f.done:
 			return
@@ -299,11 +390,18 @@ func (h *Hub) follow(f *feed) {
 			return
 		case <-f.wake:
 		case <-tick.C:
+			memory = false
 		}
 		for {
 			f.mu.Lock()
 			after := f.cursor
 			f.mu.Unlock()
+			if memory {
+				if events, upto, ok := h.fromMemory(f.tenant, after); ok {
+					h.fanOut(f, events, upto)
+					break
+				}
+			}
 			events, err := h.store.TailEvents(h.ctx, f.tenant, tally.EventFilter{}, after, h.cfg.Batch)
 			if err != nil {
 				if h.ctx.Err() != nil {
@@ -324,7 +422,11 @@ func (h *Hub) follow(f *feed) {
 				break
 			}
 			failures = 0
-			h.fanOut(f, events)
+			upto := after
+			if len(events) > 0 {
+				upto = events[len(events)-1].ID
+			}
+			h.fanOut(f, events, upto)
 			if len(events) < h.cfg.Batch {
 				break
 			}
@@ -333,9 +435,13 @@ func (h *Hub) follow(f *feed) {
 }
 
 // fanOut hands events to every subscriber of f whose filter selects them,
-// dropping those whose buffer is full, and moves the cursor past them.
-func (h *Hub) fanOut(f *feed, events []tally.Event) {
+// dropping those whose buffer is full, and moves the cursor to upto (every
+// row of the tenant up to it is in events or was handed out before).
+func (h *Hub) fanOut(f *feed, events []tally.Event, upto int64) {
 	if len(events) == 0 {
+		f.mu.Lock()
+		f.cursor = max(f.cursor, upto)
+		f.mu.Unlock()
 		return
 	}
 	// Encoded once, shared by every subscriber; one delivery per
@@ -374,7 +480,7 @@ func (h *Hub) fanOut(f *feed, events []tally.Event) {
 			delete(f.subs, s)
 		}
 	}
-	f.cursor = events[len(events)-1].ID
+	f.cursor = max(f.cursor, upto)
 	empty := len(f.subs) == 0
 	f.mu.Unlock()
 	if empty {

@@ -1,6 +1,7 @@
 package live_test
 
 import (
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -96,4 +97,100 @@ func TestStopEndsSubscriptions(t *testing.T) {
 	if _, err := hub.Subscribe(t.Context(), tenant.ID, tally.EventFilter{}); tally.ErrorCodeOf(err) != tally.EUnavailable {
 		t.Fatalf("Subscribe after Stop: %v", err)
 	}
+}
+
+// TestSoleWriterMemory: with SoleWriter, subscribers get every event in id
+// order whether it came through the writer (taken from its last commits)
+// or was inserted into the log by another writer (the ids show it; read
+// from the log), across tenants, and after a burst larger than the
+// commits kept in memory.
+func TestSoleWriterMemory(t *testing.T) {
+	t.Parallel()
+	db, tenant := sqlitetest.WithTenant(t)
+	owner := &tally.User{Email: "other@example.com", Name: "Other"}
+	if err := db.CreateUser(t.Context(), owner, "hash"); err != nil {
+		t.Fatal(err)
+	}
+	other := &tally.Tenant{Slug: "other", Name: "Other"}
+	if err := db.CreateTenant(t.Context(), other, owner.ID); err != nil {
+		t.Fatal(err)
+	}
+	hub := live.New(db, live.Config{SoleWriter: true, Poll: time.Hour}) // no catch-up by polling
+	hub.Start()
+	t.Cleanup(func() { hub.Stop(t.Context()) })
+	w := ingest.NewWriter(db, ingest.WriterConfig{Committed: hub.Committed}, nil)
+	w.Start()
+	t.Cleanup(func() { w.Stop(t.Context()) })
+	sub, err := hub.Subscribe(t.Context(), tenant.ID, tally.EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+
+	now := time.Now()
+	ev := func(tenantID int64, id string) tally.Event {
+		return tally.Event{TenantID: tenantID, EventID: id, Name: "x", Timestamp: now, ReceivedAt: now, Props: []byte("{}")}
+	}
+	var want []string
+	write := func(events ...tally.Event) {
+		t.Helper()
+		if _, err := w.Write(t.Context(), events); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
+			if e.TenantID == tenant.ID {
+				want = append(want, e.EventID)
+			}
+		}
+	}
+	write(ev(tenant.ID, "w1"), ev(other.ID, "o1"), ev(tenant.ID, "w2"))
+	// Another writer: its row's id falls between two of the writer's
+	// commits, so the next commit is not taken from memory alone.
+	if _, err := db.InsertEvents(t.Context(), []tally.Event{ev(tenant.ID, "foreign")}); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, "foreign")
+	write(ev(tenant.ID, "w3"))
+	write(ev(other.ID, "o2"))
+	// A burst of more events than the hub keeps, in commits the reader
+	// may fall behind.
+	var burst []tally.Event
+	for i := range 25000 {
+		burst = append(burst, ev(tenant.ID, "b"+strconv.Itoa(i)))
+	}
+	for i := 0; i < len(burst); i += 5000 {
+		write(burst[i : i+5000]...)
+	}
+	write(ev(tenant.ID, "w4"))
+
+	var got []string
+	var last int64
+	for len(got) < len(want) {
+		select {
+		case batch := <-sub.C:
+			for _, e := range batch {
+				if e.ID <= last {
+					t.Fatalf("event %q (id %d) after id %d: not in id order", e.EventID, e.ID, last)
+				}
+				last = e.ID
+				got = append(got, e.EventID)
+			}
+		case <-sub.Dropped():
+			t.Fatalf("dropped: %s", sub.Reason())
+		case <-time.After(30 * time.Second): // a guard against a hang, not an assertion
+			t.Fatalf("got %d of %d events; the last %v", len(got), len(want), got[max(0, len(got)-3):])
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %d events, want %d; first difference at %d", len(got), len(want), firstDiff(got, want))
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }

@@ -74,3 +74,48 @@ func TestCompatClockSkew(t *testing.T) {
 		}
 	}
 }
+
+// TestInsightsUseIdentityLinks: funnels and retention count an anonymous
+// id linked to a user as that user, for the events stored before the
+// link too: a visitor who viewed the pricing page anonymously, then signed
+// up and identified, converts in one funnel and returns in one cohort.
+func TestInsightsUseIdentityLinks(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, opts ...harnessOption) {
+		h := newHarness(t, opts...)
+		o := h.newTenant("links")
+		k := h.createKey(o, "analytics:write")
+		day := time.Now().UTC().Add(-48 * time.Hour).Truncate(time.Hour)
+		at := func(d time.Duration) string { return day.Add(d).Format(time.RFC3339) }
+		seg := func(path, body string) {
+			t.Helper()
+			h.do("POST", path, body, hdr(k.Key, "")).want(t, http.StatusOK)
+		}
+		seg("/v1/track", `{"messageId":"a1","anonymousId":"anon-1","event":"pricing.viewed","timestamp":"`+at(0)+`"}`)
+		seg("/v1/track", `{"messageId":"a2","anonymousId":"anon-2","event":"pricing.viewed","timestamp":"`+at(time.Minute)+`"}`)
+		seg("/v1/identify", `{"messageId":"l1","anonymousId":"anon-1","userId":"u1","timestamp":"`+at(2*time.Minute)+`"}`)
+		seg("/v1/track", `{"messageId":"s1","userId":"u1","event":"signup","timestamp":"`+at(3*time.Minute)+`"}`)
+		seg("/v1/track", `{"messageId":"r1","userId":"u1","event":"pricing.viewed","timestamp":"`+at(25*time.Hour)+`"}`)
+
+		if got := eventsOf(t, h, o, "segment")["a1"].UserID; got != "anon-1" {
+			t.Fatalf("the event before the link is stored for %q, want anon-1", got)
+		}
+		var f funnelAnswer
+		h.doT(t, "POST", "/api/analytics/funnels/query", map[string]any{
+			"steps":          []map[string]any{{"event": "pricing.viewed"}, {"event": "signup"}},
+			"window_seconds": 3600, "from": at(-time.Hour), "to": at(time.Hour),
+		}, o.h()).want(t, http.StatusOK).decode(t, &f)
+		if f.Steps[0].Entered != 2 || f.Steps[1].Entered != 1 {
+			t.Fatalf("funnel %+v: want 2 visitors entering (anon-1 as u1, anon-2) and u1 converting", f.Steps)
+		}
+		var r retentionAnswer
+		h.doT(t, "POST", "/api/analytics/retention/query", map[string]any{
+			"start_event": "pricing.viewed", "return_event": "pricing.viewed", "period": "day",
+			"from": day.Truncate(24 * time.Hour).Format(time.RFC3339), "to": at(26 * time.Hour),
+		}, o.h()).want(t, http.StatusOK).decode(t, &r)
+		if len(r.Cohorts) < 2 || r.Cohorts[0].Size != 2 || r.Cohorts[0].Counts[1] != 1 {
+			t.Fatalf("retention %+v: want a first-day cohort of 2 (u1, anon-2) with u1 back the next day", r.Cohorts)
+		}
+		h.noPanic(t)
+	})
+}
