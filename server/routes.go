@@ -104,6 +104,7 @@ func (s *Server) routes() {
 	s.handle("GET /ui/analytics", s.handleUIAnalytics())
 	s.handle("GET /ui/members", s.handleUIMembers())
 	s.handle("GET /ui/insights", s.handleUIInsights())
+	s.handle("GET /ui/embeds", s.handleUIEmbed())
 	s.handle("GET /ui/invitation", s.handleUIInvitation())
 	s.handle("GET /ui/meters", s.handleUIMeters())
 	s.handle("GET /ui/static/", s.handleUIStatic())

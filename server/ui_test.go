@@ -535,6 +535,11 @@ func TestUI(t *testing.T) {
 		wantPageHeaders(t, p)
 		wantNoInlineCode(t, p)
 		wantUIContains(t, p, "<h1>Funnels and retention</h1>", `data-funnel-form`, `data-retention-form`, `src="/ui/static/insights.js"`)
+		p = uiGet(t, admin, base+"/ui/embeds?tenant=acme")
+		wantUIStatus(t, p, http.StatusOK)
+		wantPageHeaders(t, p)
+		wantNoInlineCode(t, p)
+		wantUIContains(t, p, "<h1>Embeds</h1>", `data-secret-form`, `data-settings-form`, `data-token-form`, `src="/ui/static/embed-admin.js"`, `aria-current="page">Embeds`)
 		p = uiGet(t, admin, base+"/ui/invitation")
 		wantUIStatus(t, p, http.StatusOK)
 		wantUIContains(t, p, e.adminEmail, `data-accept`, `data-csrf="`)
@@ -544,6 +549,7 @@ func TestUI(t *testing.T) {
 		uiLogin(t, member, base, e.memberEmail, uiPassword)
 		p = uiGet(t, member, base+"/ui/members?tenant=acme")
 		wantUIStatus(t, p, http.StatusForbidden)
+		wantUIStatus(t, uiGet(t, member, base+"/ui/embeds?tenant=acme"), http.StatusForbidden)
 		if strings.Contains(p.body, "pending-") {
 			t.Error("the 403 page shows invitations")
 		}

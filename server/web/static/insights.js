@@ -11,20 +11,8 @@
   const pct = new Intl.NumberFormat('en-US', { style: 'percent', maximumFractionDigits: 1 });
   const charts = {};
 
-  async function post(path, body) {
-    const res = await fetch(path, {
-      method: 'POST', credentials: 'same-origin', body: JSON.stringify(body),
-      headers: { 'X-Tenant-Slug': root.dataset.tenant, 'X-CSRF-Token': root.dataset.csrf, 'Content-Type': 'application/json', Accept: 'application/json' },
-    });
-    if (res.status === 401) { window.location.assign('/ui/login'); throw new Error('Your session has ended.'); }
-    const v = await res.json();
-    if (!res.ok) {
-      let msg = v.detail || v.title || 'Request failed';
-      if (v.errors && v.errors.length) msg += ': ' + v.errors.map((e) => e.field + ' ' + e.message).join(', ');
-      throw new Error(msg);
-    }
-    return v;
-  }
+  const api = window.tallyAPI(root);
+  const post = (path, body) => api(path, { method: 'POST', body });
 
   function range(days) {
     const to = new Date();

@@ -6,32 +6,6 @@
 
   document.documentElement.classList.add('js');
 
-  // api calls the JSON API with the session cookie and the CSRF token; it
-  // resolves to the decoded answer (null for 204) or rejects with the
-  // problem's detail.
-  async function api(method, path, csrf, opts) {
-    opts = opts || {};
-    const headers = { Accept: 'application/json', 'X-CSRF-Token': csrf };
-    if (opts.tenant) headers['X-Tenant-Slug'] = opts.tenant;
-    if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
-    const res = await fetch(path, { method, headers, credentials: 'same-origin',
-      body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
-    if (res.status === 401) {
-      window.location.assign('/ui/login');
-      throw new Error('Your session has ended. Please sign in again.');
-    }
-    if (!res.ok) {
-      let detail = res.statusText || 'Request failed';
-      try {
-        const p = await res.json();
-        detail = p.detail || p.title || detail;
-        if (p.errors && p.errors.length) detail += ': ' + p.errors.map((e) => e.field + ' ' + e.message).join(', ');
-      } catch (_) { /* not a problem document */ }
-      throw new Error(detail);
-    }
-    return res.status === 204 ? null : res.json();
-  }
-
   function showError(box, err) {
     box.textContent = err ? err.message || String(err) : '';
     box.hidden = !err;
@@ -48,7 +22,7 @@
   const members = document.getElementById('members');
   if (members) {
     const tenant = members.dataset.tenant;
-    const csrf = members.dataset.csrf;
+    const api = window.tallyAPI(members);
     const errorBox = members.querySelector('[data-error]');
     const form = members.querySelector('[data-invite-form]');
     const result = members.querySelector('[data-invite-result]');
@@ -86,7 +60,7 @@
       button.disabled = true;
       try {
         const body = { email: form.elements.email.value.trim(), role: form.elements.role.value };
-        const res = await api('POST', base, csrf, { body });
+        const res = await api(base, { method: 'POST', body });
         showError(errorBox, null);
         result.querySelector('[data-invite-email]').textContent = res.invitation.email;
         result.querySelector('[data-invite-link]').value =
@@ -108,7 +82,7 @@
       if (!btn) return;
       btn.disabled = true;
       try {
-        await api('DELETE', base + '/' + encodeURIComponent(btn.dataset.revoke), csrf);
+        await api(base + '/' + encodeURIComponent(btn.dataset.revoke), { method: 'DELETE' });
         showError(errorBox, null);
         btn.closest('tr').remove();
         if (!pending.querySelector('tr')) pending.appendChild(emptyRow());
@@ -124,7 +98,7 @@
   const invitation = document.getElementById('invitation');
   const accept = invitation && invitation.querySelector('[data-accept]');
   if (accept) {
-    const csrf = invitation.dataset.csrf;
+    const api = window.tallyAPI(invitation);
     const errorBox = invitation.querySelector('[data-error]');
     const joined = invitation.querySelector('[data-joined]');
     const token = decodeURIComponent(window.location.hash.slice(1));
@@ -135,7 +109,7 @@
     accept.addEventListener('click', async () => {
       accept.disabled = true;
       try {
-        const res = await api('POST', '/api/invitations/' + encodeURIComponent(token) + '/accept', csrf);
+        const res = await api('/api/invitations/' + encodeURIComponent(token) + '/accept', { method: 'POST' });
         showError(errorBox, null);
         joined.textContent = 'You joined ' + res.tenant.name + ' as ' + res.tenant.role + '.';
         if (res.tenant.role !== 'member') {

@@ -7,36 +7,13 @@
   const root = document.getElementById('meters');
   if (!root) return;
 
-  const tenant = root.dataset.tenant;
-  const csrf = root.dataset.csrf;
   const $ = (sel) => root.querySelector(sel);
   const num = new Intl.NumberFormat();
   const palette = ['#2563eb', '#16a34a', '#dc2626', '#9333ea', '#ea580c', '#0891b2', '#4b5563'];
   let meters = [];
   let chart = null;
 
-  async function api(path, opts) {
-    opts = opts || {};
-    const method = opts.method || 'GET';
-    const headers = { 'X-Tenant-Slug': tenant, Accept: 'application/json' };
-    if (method !== 'GET') headers['X-CSRF-Token'] = csrf;
-    if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
-    const res = await fetch(path, { method, headers, credentials: 'same-origin', body: opts.body });
-    if (res.status === 401) {
-      window.location.assign('/ui/login');
-      throw new Error('Your session has ended. Please sign in again.');
-    }
-    if (!res.ok) {
-      let detail = res.statusText || 'Request failed';
-      try {
-        const p = await res.json();
-        detail = p.detail || p.title || detail;
-        if (p.errors && p.errors.length) detail += ': ' + p.errors.map((e) => e.field + ' ' + e.message).join(', ');
-      } catch (_) { /* not a problem document */ }
-      throw new Error(detail);
-    }
-    return res.status === 204 ? null : res.json();
-  }
+  const api = window.tallyAPI(root);
 
   function show(sel, err) {
     const el = $(sel);
