@@ -46,6 +46,14 @@ type Broker interface {
 	Listen(ctx context.Context, wake func(tenantID int64)) error
 }
 
+// Horizon tells how far the log may be read in id order without skipping
+// an event that a running transaction has yet to commit.
+type Horizon interface {
+	// Settled returns an id up to which every event is committed or never
+	// will be, and whether a gap in the ids above it may still fill.
+	Settled(ctx context.Context) (settled int64, waiting bool, err error)
+}
+
 // Config tunes a Hub. The zero value is the documented default.
 type Config struct {
 	// Buffer is how many deliveries (each the events of one read of the
@@ -59,6 +67,11 @@ type Config struct {
 	Poll time.Duration
 	// Broker, when set, shares wakes between instances.
 	Broker Broker
+	// Horizon, when set, bounds the log reads to ids no transaction can
+	// still fill (postgres.TailHorizon): with several writers, an id taken
+	// by a transaction that commits after a higher one is otherwise
+	// skipped.
+	Horizon Horizon
 	// SoleWriter says that every row of the log is inserted through this
 	// hub's Committed hook, in id order with consecutive ids (a SQLite
 	// file served by one process): readers then take new events from the
@@ -303,7 +316,13 @@ func (h *Hub) fromMemory(tenant, cursor int64) (events []tally.Event, upto int64
 // Subscribe follows tenantID's events that f selects, from now on (ids
 // above the returned Start). Close the subscription when done.
 func (h *Hub) Subscribe(ctx context.Context, tenantID int64, f tally.EventFilter) (*Subscription, error) {
-	last, err := h.store.LastEventID(ctx)
+	var last int64
+	var err error
+	if h.cfg.Horizon != nil {
+		last, _, err = h.cfg.Horizon.Settled(ctx)
+	} else {
+		last, err = h.store.LastEventID(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -402,7 +421,7 @@ func (h *Hub) follow(f *feed) {
 					break
 				}
 			}
-			events, err := h.store.TailEvents(h.ctx, f.tenant, tally.EventFilter{}, after, h.cfg.Batch)
+			events, upto, held, err := h.read(f.tenant, after)
 			if err != nil {
 				if h.ctx.Err() != nil {
 					return
@@ -422,16 +441,53 @@ func (h *Hub) follow(f *feed) {
 				break
 			}
 			failures = 0
-			upto := after
-			if len(events) > 0 {
-				upto = events[len(events)-1].ID
-			}
 			h.fanOut(f, events, upto)
+			if held { // a gap in the ids holds the reader back: read again soon
+				time.AfterFunc(gapRetry, func() { signal(f.wake) })
+				break
+			}
 			if len(events) < h.cfg.Batch {
 				break
 			}
 		}
 	}
+}
+
+// gapRetry is how soon a reader held back by a gap in the ids reads again.
+const gapRetry = 100 * time.Millisecond
+
+// read returns tenant's events after cursor from the log and the id up to
+// which they cover every row. With a Horizon it keeps to the settled ids,
+// and held says that a gap in the ids holds them back.
+func (h *Hub) read(tenant, cursor int64) (events []tally.Event, upto int64, held bool, err error) {
+	settled := int64(-1)
+	if h.cfg.Horizon != nil {
+		if settled, held, err = h.cfg.Horizon.Settled(h.ctx); err != nil {
+			return nil, 0, false, err
+		}
+		if settled <= cursor {
+			return nil, cursor, held, nil
+		}
+	}
+	events, err = h.store.TailEvents(h.ctx, tenant, tally.EventFilter{}, cursor, h.cfg.Batch)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	if settled < 0 {
+		upto = cursor
+		if len(events) > 0 {
+			upto = events[len(events)-1].ID
+		}
+		return events, upto, false, nil
+	}
+	n := 0
+	for n < len(events) && events[n].ID <= settled {
+		n++
+	}
+	if n == h.cfg.Batch { // a full batch, all settled: the next read goes on after it
+		return events, events[n-1].ID, false, nil
+	}
+	return events[:n], settled, held, nil
 }
 
 // fanOut hands events to every subscriber of f whose filter selects them,

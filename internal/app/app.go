@@ -145,6 +145,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		PublicID: func(tenantID, id int64) int64 { return eventIDs.Public(tenantID, id) }}
 	if pg, ok := store.(*postgres.DB); ok {
 		lcfg.Broker = pg // every instance's events reach every instance's subscribers
+		lcfg.Horizon = pg.TailHorizon() // never past an id another instance has yet to commit
 	} else {
 		lcfg.SoleWriter = true // one process writes a SQLite file: new events from the writer's memory
 	}
