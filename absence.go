@@ -2,6 +2,7 @@ package tally
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"time"
 )
@@ -57,8 +58,18 @@ type AbsenceAlert struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// MarshalJSON writes a with its silence in whole seconds
+// (silence_seconds), as the API takes it.
+func (a AbsenceAlert) MarshalJSON() ([]byte, error) {
+	type plain AbsenceAlert
+	return json.Marshal(struct {
+		plain
+		SilenceSeconds int64 `json:"silence_seconds"`
+	}{plain(a), a.SilenceSeconds()})
+}
+
 // SilenceSeconds is a.Silence in whole seconds (the API's field).
-func (a *AbsenceAlert) SilenceSeconds() int64 { return int64(a.Silence / time.Second) }
+func (a AbsenceAlert) SilenceSeconds() int64 { return int64(a.Silence / time.Second) }
 
 // AbsenceAlertInput is the body of an absence alert's create or update
 // (PUT-like: every field is given).
@@ -78,7 +89,7 @@ func (in AbsenceAlertInput) Validate() error {
 	if in.Event == "" || in.Event == "*" || !ValidEventPattern(in.Event) || (name == in.Event && !ValidEventName(in.Event)) {
 		bad = append(bad, FieldError{Field: "event", Message: "must be an event name or a prefix ending in * (" + MsgEventName + ")"})
 	}
-	if s := time.Duration(in.SilenceSeconds) * time.Second; in.SilenceSeconds <= 0 || s < MinAbsenceSilence || s > MaxAbsenceSilence {
+	if in.SilenceSeconds < int64(MinAbsenceSilence/time.Second) || in.SilenceSeconds > int64(MaxAbsenceSilence/time.Second) {
 		bad = append(bad, FieldError{Field: "silence_seconds", Message: "must be from " +
 			strconv.Itoa(int(MinAbsenceSilence/time.Second)) + " to " + strconv.Itoa(int(MaxAbsenceSilence/time.Second)) + " (90 days)"})
 	}
