@@ -52,6 +52,15 @@ type Meters interface {
 	Query(ctx context.Context, tenantID int64, slug string, in tally.MeterQueryInput) (*tally.MeterResult, error)
 }
 
+// Absence manages each tenant's absence alerts (usage.Absence).
+type Absence interface {
+	List(ctx context.Context, tenantID int64) ([]tally.AbsenceAlert, error)
+	Get(ctx context.Context, tenantID, id int64) (*tally.AbsenceAlert, error)
+	Create(ctx context.Context, tenantID int64, in tally.AbsenceAlertInput) (*tally.AbsenceAlert, error)
+	Update(ctx context.Context, tenantID, id int64, in tally.AbsenceAlertInput) (updated, before *tally.AbsenceAlert, err error)
+	Delete(ctx context.Context, tenantID, id int64) error
+}
+
 // Insights answers funnel and retention queries (insight.Service).
 type Insights interface {
 	Funnel(ctx context.Context, tenantID int64, q tally.FunnelQuery) (*tally.FunnelResult, error)
