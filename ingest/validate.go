@@ -259,6 +259,17 @@ func (v *Validator) Prepare(in tally.Event, tenant *tally.Tenant, now time.Time)
 	return ev, nil
 }
 
+// prepareOwn is Prepare for one of tally's own events (names under
+// tally.OwnEventPrefix, which Prepare refuses).
+func (v *Validator) prepareOwn(in tally.Event, tenant *tally.Tenant, now time.Time) (tally.Event, error) {
+	ev, rerr := v.finish(eventInput{name: in.Name, source: in.Source, value: in.Value, props: in.Props, own: true},
+		tenant, now.UTC().Truncate(time.Microsecond), 0)
+	if rerr != nil {
+		return tally.Event{}, tally.Invalid("invalid event: "+rerr.text(), tally.FieldError{Field: rerr.fieldName(), Message: rerr.msg})
+	}
+	return ev, nil
+}
+
 // prepare is Prepare with the receiving time now (UTC, in microseconds)
 // and a clock-skew correction applied to a set Timestamp.
 func (v *Validator) prepare(in tally.Event, tenant *tally.Tenant, now time.Time, skew time.Duration) (tally.Event, *ruleError) {
@@ -329,6 +340,7 @@ type eventInput struct {
 	value                         float64
 	props                         []byte
 	trusted                       bool // props is part of a valid JSON body
+	own                           bool // one of tally's own events (Recorder.Track)
 }
 
 // decodeEvent decodes one event object of a request.
@@ -429,6 +441,9 @@ func jsonString(raw []byte) (s string, ok bool, err error) {
 func (v *Validator) finish(in eventInput, tenant *tally.Tenant, now time.Time, skew time.Duration) (tally.Event, *ruleError) {
 	if !tally.ValidEventName(in.name) {
 		return tally.Event{}, fail("event", tally.MsgEventName)
+	}
+	if tally.IsOwnEvent(in.name) != in.own {
+		return tally.Event{}, fail("event", tally.MsgOwnEvent)
 	}
 	if in.source == "" {
 		in.source = tally.DefaultSource

@@ -15,6 +15,8 @@ import (
 
 	"github.com/tallyhq/tally/internal/app"
 	"github.com/tallyhq/tally/postgres/pgtest"
+
+	"github.com/tallyhq/tally"
 )
 
 // sseFrame is one Server-Sent Event as a client reads it.
@@ -87,8 +89,9 @@ func (s *sseStream) close() {
 	s.res.Body.Close()
 }
 
-// next returns the next frame that is not one of tally's own api.request
-// events (the requests of the test itself), failing when the stream ends.
+// next returns the next frame, failing when the stream ends or shows one
+// of tally's own events (the test's own requests, tally.api.request): the
+// stream leaves them out unless asked for by source or name.
 func (s *sseStream) next() (sseFrame, apiEvent) {
 	s.t.Helper()
 	for f := range s.frames {
@@ -102,8 +105,8 @@ func (s *sseStream) next() (sseFrame, apiEvent) {
 		if strconv.FormatInt(e.ID, 10) != f.ID {
 			s.t.Fatalf("frame id %q for event id %d", f.ID, e.ID)
 		}
-		if e.Event == "api.request" {
-			continue
+		if tally.IsOwnEvent(e.Event) {
+			s.t.Fatalf("the stream shows tally's own %+v", e)
 		}
 		return f, e
 	}
@@ -181,8 +184,7 @@ func TestAPIStreamLiveTail(t *testing.T) {
 
 		// Draining the instance ends streams with a clear last frame.
 		h.app.Server.Drain()
-		// Frames still in flight (tally's own api.request events) may
-		// come first.
+		// Frames still in flight may come first.
 		f, _ := resumed.next()
 		for f.Event != "end" {
 			f, _ = resumed.next()

@@ -21,7 +21,7 @@ type Recorder interface {
 	Foreign(ctx context.Context, t *tally.Tenant, f *ingest.Foreign) (*ingest.Result, error)
 	Increment(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (int64, error)
 	Consume(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (bool, tally.QuotaStatus, error)
-	Track(ctx context.Context, t *tally.Tenant, name, userID string, props map[string]any)
+	Track(ctx context.Context, t *tally.Tenant, name, account string, props map[string]any)
 }
 
 // Quotas reads and configures quotas (usage.Service).

@@ -53,6 +53,7 @@ func Run(t *testing.T, open Open) {
 		{"Embeds", embedCases()},
 		{"Tail", tailCases()},
 		{"Absence", absenceCases()},
+		{"Own", ownCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
