@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"bytes"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // secretWords are the words of a props key that always mark it secret,
@@ -64,25 +66,120 @@ func keyWords(key string) []string {
 }
 
 // secretKey reports whether the words of key name a credential (the rule
-// of secretWords).
+// of secretWords). It runs on every props key of every event, so ASCII
+// keys (nearly all) are cut in place, without allocating.
 func secretKey(key string) bool {
-	words := keyWords(key)
-	for i, w := range words {
-		for _, s := range secretWords {
-			if strings.Contains(w, s) {
+	var lowerBuf [128]byte
+	var boundsBuf [32][2]int
+	if len(key) > len(lowerBuf) || !isASCII(key) {
+		ws := keyWords(key)
+		lower := []byte(strings.Join(ws, " "))
+		bounds := boundsBuf[:0]
+		at := 0
+		for _, w := range ws {
+			bounds = append(bounds, [2]int{at, at + len(w)})
+			at += len(w) + 1
+		}
+		return secretIn(lower, bounds)
+	}
+	lower := lowerBuf[:len(key)]
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	if !mayBeSecret(lower) {
+		return false // no word can match: most keys stop here
+	}
+	bounds := boundsBuf[:0]
+	start := -1
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c == '_' || c == '-' || c == '.' || c == ':' || c == '/' || c == ' ' || c == '\t':
+			if start >= 0 {
+				bounds = append(bounds, [2]int{start, i})
+			}
+			start = -1
+			continue
+		case start >= 0 && isUpper(c):
+			prev := key[i-1]
+			nextLower := i+1 < len(key) && isLower(key[i+1])
+			if isLower(prev) || isDigit(prev) || (isUpper(prev) && nextLower) {
+				bounds = append(bounds, [2]int{start, i})
+				start = -1
+			}
+		}
+		if start < 0 {
+			start = i
+		}
+	}
+	if start >= 0 {
+		bounds = append(bounds, [2]int{start, len(key)})
+	}
+	return secretIn(lower, bounds)
+}
+
+// secretIn applies the rule of secretWords to the lower-cased words
+// lower[b[0]:b[1]] of a key, for each b of bounds.
+func secretIn(lower []byte, bounds [][2]int) bool {
+	for i, b := range bounds {
+		w := lower[b[0]:b[1]]
+		for _, s := range secretWordBytes {
+			if bytes.Contains(w, s) {
 				return true
 			}
 		}
-		next := ""
-		if i+1 < len(words) {
-			next = words[i+1]
+		var next []byte
+		if i+1 < len(bounds) {
+			next = lower[bounds[i+1][0]:bounds[i+1][1]]
 		}
 		switch {
-		case strings.HasSuffix(w, "token") && !tokenMeasures[next],
-			strings.HasSuffix(w, "apikey"),
-			w == "api" && (next == "key" || next == "keys"):
+		case bytes.HasSuffix(w, wordToken) && !tokenMeasures[string(next)],
+			bytes.HasSuffix(w, wordAPIKey),
+			string(w) == "api" && (string(next) == "key" || string(next) == "keys"):
 			return true
 		}
 	}
 	return false
 }
+
+var (
+	secretWordBytes = func() [][]byte {
+		out := make([][]byte, len(secretWords))
+		for i, w := range secretWords {
+			out[i] = []byte(w)
+		}
+		return out
+	}()
+	wordToken  = []byte("token")
+	wordAPIKey = []byte("apikey")
+)
+
+// secretHints are what a lower-cased key holds when one of its words can
+// name a credential.
+var secretHints = [][]byte{[]byte("passw"), []byte("secret"), []byte("token"), []byte("api")}
+
+func mayBeSecret(lower []byte) bool {
+	for _, h := range secretHints {
+		if bytes.Contains(lower, h) {
+			return true
+		}
+	}
+	return false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+func isUpper(c byte) bool { return 'A' <= c && c <= 'Z' }
+func isLower(c byte) bool { return 'a' <= c && c <= 'z' }
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
