@@ -94,24 +94,24 @@ func (s *sseStream) close() {
 // stream leaves them out unless asked for by source or name.
 func (s *sseStream) next() (sseFrame, apiEvent) {
 	s.t.Helper()
-	for f := range s.frames {
-		if f.Event != "" {
-			return f, apiEvent{}
-		}
-		var e apiEvent
-		if err := json.Unmarshal([]byte(f.Data), &e); err != nil {
-			s.t.Fatalf("stream data %q: %v", f.Data, err)
-		}
-		if strconv.FormatInt(e.ID, 10) != f.ID {
-			s.t.Fatalf("frame id %q for event id %d", f.ID, e.ID)
-		}
-		if tally.IsOwnEvent(e.Event) {
-			s.t.Fatalf("the stream shows tally's own %+v", e)
-		}
-		return f, e
+	f, ok := <-s.frames
+	if !ok {
+		s.t.Fatal("the stream ended")
 	}
-	s.t.Fatal("the stream ended")
-	return sseFrame{}, apiEvent{}
+	if f.Event != "" {
+		return f, apiEvent{}
+	}
+	var e apiEvent
+	if err := json.Unmarshal([]byte(f.Data), &e); err != nil {
+		s.t.Fatalf("stream data %q: %v", f.Data, err)
+	}
+	if strconv.FormatInt(e.ID, 10) != f.ID {
+		s.t.Fatalf("frame id %q for event id %d", f.ID, e.ID)
+	}
+	if tally.IsOwnEvent(e.Event) {
+		s.t.Fatalf("the stream shows tally's own %+v", e)
+	}
+	return f, e
 }
 
 // nextEvent is next, wanting an event of the log.
