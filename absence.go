@@ -68,6 +68,21 @@ func (a AbsenceAlert) MarshalJSON() ([]byte, error) {
 	}{plain(a), a.SilenceSeconds()})
 }
 
+// UnmarshalJSON reads a as MarshalJSON writes it.
+func (a *AbsenceAlert) UnmarshalJSON(b []byte) error {
+	type plain AbsenceAlert
+	var v struct {
+		plain
+		SilenceSeconds int64 `json:"silence_seconds"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*a = AbsenceAlert(v.plain)
+	a.Silence = time.Duration(v.SilenceSeconds) * time.Second
+	return nil
+}
+
 // SilenceSeconds is a.Silence in whole seconds (the API's field).
 func (a AbsenceAlert) SilenceSeconds() int64 { return int64(a.Silence / time.Second) }
 
