@@ -73,7 +73,9 @@ type AbsenceStore interface {
 // outbox (the Dispatcher sends it). Every instance runs it; each
 // transition is a conditional update of the alert's row
 // (AbsenceStore.TransitionAbsenceAlert), so among instances exactly one
-// announces it. Absence implements tally.Runner.
+// audits and counts it, and its delivery is written first under a key
+// every instance computes alike, so the outbox holds exactly one.
+// Absence implements tally.Runner.
 type Absence struct {
 	cfg   AbsenceConfig
 	store AbsenceStore
@@ -217,11 +219,27 @@ func (s *Absence) evaluate(ctx context.Context, a *tally.AbsenceAlert) (bool, er
 	if seen.IsZero() && a.LastSeenAt != nil {
 		seen = *a.LastSeenAt
 	}
+	// The webhook goes into the outbox first, keyed by the state the
+	// transition ends (its start, a.StateSince): every instance that
+	// computed this transition enqueues the same key, so the outbox holds
+	// one delivery even when the instance that wins the transition stops
+	// before announcing it. Audit entry and metric follow the win.
+	prev := a.StateSince
+	next := *a
+	next.State, next.StateSince = t.State, t.Since.UTC()
+	if !seen.IsZero() {
+		u := seen.UTC()
+		next.LastSeenAt = &u
+	}
+	created := s.enqueue(ctx, &next, prev, now)
 	won, err := s.store.TransitionAbsenceAlert(ctx, a, t, seen)
 	if err != nil || !won {
 		return false, err
 	}
 	s.announce(ctx, a, now)
+	if created && s.cfg.Wake != nil {
+		s.cfg.Wake()
+	}
 	return true, nil
 }
 
@@ -250,54 +268,77 @@ type AbsenceData struct {
 	LastSeenAt     *string `json:"last_seen_at,omitempty"`
 }
 
-// announce records a won transition: the metric, an audit entry and a
-// delivery in the outbox (event type absence.silent or absence.resumed,
-// metric the alert's event, threshold 0, period start the state's
-// Since). Only the instance that won the transition calls it.
-func (s *Absence) announce(ctx context.Context, a *tally.AbsenceAlert, now time.Time) {
+// kinds returns the metric label and the webhook type (the audit action)
+// of a transition into a's state.
+func kinds(a *tally.AbsenceAlert) (kind, typ string) {
+	if a.State == tally.AbsenceOK {
+		return "resumed", WebhookResumedType
+	}
+	return "silent", WebhookAbsenceType
+}
+
+// absenceData returns the webhook data of a transition into a's state.
+func absenceData(a *tally.AbsenceAlert) AbsenceData {
+	d := AbsenceData{AlertID: a.ID, Event: a.Event, SilenceSeconds: a.SilenceSeconds(), Description: a.Description,
+		State: string(a.State), Since: a.StateSince.UTC().Format(time.RFC3339Nano)}
+	if a.LastSeenAt != nil {
+		v := a.LastSeenAt.UTC().Format(time.RFC3339Nano)
+		d.LastSeenAt = &v
+	}
+	return d
+}
+
+// enqueue puts the webhook of the transition into a's state (from the
+// state that began at prev) into the outbox when the tenant has a webhook
+// (event type absence.silent or absence.resumed, metric the alert's
+// event, threshold 0, period start prev); it reports whether this call
+// created the delivery (false: none, or another instance's came first).
+func (s *Absence) enqueue(ctx context.Context, a *tally.AbsenceAlert, prev, now time.Time) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alertTimeout)
 	defer cancel()
 	log := s.cfg.Logger.With("tenant", a.TenantID, "alert", a.ID, "event", a.Event)
-	kind, typ := "silent", WebhookAbsenceType
-	if a.State == tally.AbsenceOK {
-		kind, typ = "resumed", WebhookResumedType
-	}
-	s.fired.WithLabelValues(s.tenantLabel.Value(ctx, a.TenantID), kind).Inc()
-	data := AbsenceData{AlertID: a.ID, Event: a.Event, SilenceSeconds: a.SilenceSeconds(), Description: a.Description,
-		State: string(a.State), Since: a.StateSince.UTC().Format(time.RFC3339Nano)}
-	meta := map[string]any{"alert_id": a.ID, "silence_seconds": a.SilenceSeconds(), "since": data.Since}
-	if a.LastSeenAt != nil {
-		v := a.LastSeenAt.UTC().Format(time.RFC3339Nano)
-		data.LastSeenAt, meta["last_seen_at"] = &v, v
-	}
-	if err := s.store.WriteAudit(ctx, &tally.AuditEntry{TenantID: a.TenantID, At: now, Actor: "system", Action: typ,
-		Target: a.Event, Meta: meta}); err != nil {
-		log.Error("usage: audit absence alert", "err", err)
-	}
 	t, err := s.store.TenantByID(ctx, a.TenantID)
 	if err != nil {
 		log.Error("usage: absence alert tenant", "err", err)
-		return
+		return false
 	}
 	if t.WebhookURL == "" {
-		return
+		return false
 	}
+	_, typ := kinds(a)
+	data := absenceData(a)
 	data.Tenant = t.Slug
 	body, err := json.Marshal(AbsencePayload{Type: typ, Timestamp: now.Format(time.RFC3339), Data: data})
 	if err != nil {
 		log.Error("usage: encode absence webhook", "err", err)
-		return
+		return false
 	}
 	created, err := s.store.EnqueueWebhook(ctx, &tally.WebhookDelivery{
 		TenantID: a.TenantID, WebhookID: tally.NewWebhookID(), EventType: typ, Metric: a.Event,
-		Threshold: 0, PeriodStart: a.StateSince.UTC(), Payload: body, CreatedAt: now, NextAttemptAt: now,
+		Threshold: 0, PeriodStart: prev.UTC(), Payload: body, CreatedAt: now, NextAttemptAt: now,
 	})
 	if err != nil {
 		log.Error("usage: enqueue absence webhook", "err", err)
-		return
+		return false
 	}
-	if created && s.cfg.Wake != nil {
-		s.cfg.Wake()
+	return created
+}
+
+// announce records a transition this instance won: the metric and an
+// audit entry.
+func (s *Absence) announce(ctx context.Context, a *tally.AbsenceAlert, now time.Time) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alertTimeout)
+	defer cancel()
+	kind, typ := kinds(a)
+	s.fired.WithLabelValues(s.tenantLabel.Value(ctx, a.TenantID), kind).Inc()
+	d := absenceData(a)
+	meta := map[string]any{"alert_id": a.ID, "silence_seconds": a.SilenceSeconds(), "since": d.Since}
+	if d.LastSeenAt != nil {
+		meta["last_seen_at"] = *d.LastSeenAt
+	}
+	if err := s.store.WriteAudit(ctx, &tally.AuditEntry{TenantID: a.TenantID, At: now, Actor: "system", Action: typ,
+		Target: a.Event, Meta: meta}); err != nil {
+		s.cfg.Logger.Error("usage: audit absence alert", "tenant", a.TenantID, "alert", a.ID, "err", err)
 	}
 }
 
