@@ -25,11 +25,12 @@ type Event struct {
 	Props      json.RawMessage `json:"props"`
 }
 
-// Event names used by tally itself.
+// Event names that tally's KPIs and default usage rules read: the host
+// app's sign-ups, logins and API requests (tally's own activity has names of
+// its own, EventOwnAPIRequest and the rest).
 const (
 	EventRegister       = "auth.user.register"
 	EventLogin          = "auth.user.login"
-	EventTenantCreated  = "tenant.created"
 	EventAPIRequest     = "api.request"
 	EventUsageIncrement = "usage.increment"
 )
@@ -39,7 +40,8 @@ const (
 const UsageMetricProp = "metric"
 
 // EventFilter selects events of one tenant. Name is an exact event name or a
-// prefix ending in "*".
+// prefix ending in "*". tally's own events (IsOwnEvent) are selected only
+// when Name names them or Source is OwnSource (ExcludesOwn).
 type EventFilter struct {
 	From, To time.Time // inclusive bounds on Timestamp; zero means open
 	Name     string
@@ -58,7 +60,8 @@ func (f EventFilter) Match(e *Event) bool {
 		!f.To.IsZero() && e.Timestamp.After(f.To),
 		f.Name != "" && !MatchName(f.Name, e.Name),
 		f.UserID != "" && e.UserID != f.UserID,
-		f.Source != "" && e.Source != f.Source:
+		f.Source != "" && e.Source != f.Source,
+		IsOwnEvent(e.Name) && ExcludesOwn(f.Name, f.Source):
 		return false
 	}
 	return true

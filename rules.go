@@ -41,7 +41,9 @@ const (
 
 // Messages of the broken event rules, each completing "<field> ...".
 var (
-	MsgEventName  = fmt.Sprintf("must be 1-%d chars of dot-separated [A-Za-z0-9_-] segments", MaxEventNameLen)
+	MsgEventName = fmt.Sprintf("must be 1-%d chars of dot-separated [A-Za-z0-9_-] segments", MaxEventNameLen)
+	// MsgOwnEvent refuses a client's event under OwnEventPrefix.
+	MsgOwnEvent   = "names starting with " + OwnEventPrefix + " are reserved for tally's own activity"
 	MsgSource     = fmt.Sprintf("must be 1-%d chars of [a-z0-9_-]", MaxSourceLen)
 	MsgEventID    = fmt.Sprintf("must be 1-%d chars", MaxEventIDLen)
 	MsgUserID     = fmt.Sprintf("must be at most %d chars", MaxUserIDLen)

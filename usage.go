@@ -15,7 +15,8 @@ var metricRE = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
 func ValidMetric(s string) bool { return metricRE.MatchString(s) }
 
 // UsageRule maps events to a daily usage metric. Event is an exact name, a
-// prefix ending in "*", or "*" for every event. A rule counts matching
+// prefix ending in "*", or "*" for every event; tally's own events count
+// only for a rule that names them ("tally.*", see SelectsEvent). A rule counts matching
 // events, or with Sum adds up their values (each rounded to an integer).
 type UsageRule struct {
 	Event  string `json:"event"`
@@ -81,7 +82,7 @@ func (rs UsageRules) Apply(e *Event) []Amount {
 		}
 	}
 	for _, r := range rs {
-		if MatchName(r.Event, e.Name) {
+		if SelectsEvent(r.Event, e.Name) {
 			n := int64(1)
 			if r.Sum {
 				n = roundValue(e.Value)
@@ -101,7 +102,7 @@ func (rs UsageRules) ApplyRows(rows []HourRow) map[string]int64 {
 			out[row.Metric] += row.SumRounded
 		}
 		for _, r := range rs {
-			if MatchName(r.Event, row.Event) {
+			if SelectsEvent(r.Event, row.Event) {
 				if r.Sum {
 					out[r.Metric] += row.SumRounded
 				} else {

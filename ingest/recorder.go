@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/tallyhq/tally"
@@ -154,15 +155,24 @@ func (r *Recorder) usageEvent(t *tally.Tenant, in tally.UsageIncrement, at time.
 		Timestamp: at, Value: float64(in.Amount), Props: props}, t, r.now())
 }
 
-// Track records an event of tally's own (a login, an API request) through
-// the non-blocking buffer: it never fails or slows the request it
-// describes. An event the rules refuse is logged and dropped.
-func (r *Recorder) Track(ctx context.Context, t *tally.Tenant, name, userID string, props map[string]any) {
+// Track records an event of tally's own (a login, an API request: name
+// under tally.OwnEventPrefix) through the non-blocking buffer: it never
+// fails or slows the request it describes. It has source tally.OwnSource
+// and no user id; account (a tally account, "user:ID"; "" for none) goes
+// into props.account. An event the rules refuse is logged and dropped.
+func (r *Recorder) Track(ctx context.Context, t *tally.Tenant, name, account string, props map[string]any) {
 	if r.buf == nil || t == nil {
 		return
 	}
+	if account != "" {
+		props = maps.Clone(props)
+		if props == nil {
+			props = map[string]any{}
+		}
+		props[tally.OwnAccountProp] = account
+	}
 	raw, _ := json.Marshal(props)
-	e, err := r.v.Prepare(tally.Event{Name: name, UserID: userID, Source: "tally", Value: 1, Props: raw}, t, r.now())
+	e, err := r.v.prepareOwn(tally.Event{Name: name, Source: tally.OwnSource, Value: 1, Props: raw}, t, r.now())
 	if err != nil {
 		r.log.WarnContext(ctx, "auto-track event invalid", "event", name, "err", err)
 		return

@@ -27,7 +27,8 @@ const (
 
 // DefaultRedactKeys are the props keys whose values are redacted unless
 // Config.RedactKeys says otherwise. Matching is case-insensitive and exact;
-// keys containing one of redactSubstrings are redacted whatever the list.
+// keys whose words name a credential (secretKey) are redacted whatever the
+// list.
 var DefaultRedactKeys = []string{
 	"password", "passwd", "secret", "token", "access_token", "refresh_token",
 	"authorization", "api_key", "apikey", "card_number", "cvv", "ssn",
@@ -36,20 +37,15 @@ var DefaultRedactKeys = []string{
 	"session_id", "sessionid", "jwt", "credentials",
 }
 
-// redactSubstrings are always redacted when a (lower-cased) key contains
-// them, so that "user_password", "githubToken" or "STRIPE_API_KEY" never
-// reach the log whatever RedactKeys holds. The price is that harmless keys
-// such as "prompt_tokens" are redacted too: a leaked secret costs more than
-// a lost count.
-var redactSubstrings = []string{"password", "passwd", "secret", "token", "api_key", "apikey"}
-
 // Config tunes a Validator. The zero value is the documented default.
 type Config struct {
 	// RedactKeys are the props keys (at any depth, also inside arrays)
 	// whose values are stored as "[redacted]". A key matches when it
-	// equals an entry ignoring case, or when it contains password,
-	// passwd, secret, token, api_key or apikey ignoring case (that rule
-	// always applies). Nil means DefaultRedactKeys; a non-nil list
+	// equals an entry ignoring case, or when its words name a credential
+	// (a word containing password, passwd or secret; a word token or
+	// ending in token not followed by a measure such as count; apikey or
+	// api followed by key — that rule always applies, see secretWords).
+	// Nil means DefaultRedactKeys; a non-nil list
 	// replaces it (append to DefaultRedactKeys to extend it).
 	RedactKeys []string
 	// MaxFuture is how far after the time received an event's timestamp
@@ -87,15 +83,7 @@ func NewValidator(cfg Config) *Validator {
 // Redacts reports whether the value of a props key named key is redacted.
 func (v *Validator) Redacts(key string) bool {
 	k := strings.ToLower(key)
-	if v.redact[k] {
-		return true
-	}
-	for _, s := range redactSubstrings {
-		if strings.Contains(k, s) {
-			return true
-		}
-	}
-	return false
+	return v.redact[k] || secretKey(key)
 }
 
 // Decoded is a decoded request: the valid events, ready to store, and the
@@ -271,6 +259,17 @@ func (v *Validator) Prepare(in tally.Event, tenant *tally.Tenant, now time.Time)
 	return ev, nil
 }
 
+// prepareOwn is Prepare for one of tally's own events (names under
+// tally.OwnEventPrefix, which Prepare refuses).
+func (v *Validator) prepareOwn(in tally.Event, tenant *tally.Tenant, now time.Time) (tally.Event, error) {
+	ev, rerr := v.finish(eventInput{name: in.Name, source: in.Source, value: in.Value, props: in.Props, own: true},
+		tenant, now.UTC().Truncate(time.Microsecond), 0)
+	if rerr != nil {
+		return tally.Event{}, tally.Invalid("invalid event: "+rerr.text(), tally.FieldError{Field: rerr.fieldName(), Message: rerr.msg})
+	}
+	return ev, nil
+}
+
 // prepare is Prepare with the receiving time now (UTC, in microseconds)
 // and a clock-skew correction applied to a set Timestamp.
 func (v *Validator) prepare(in tally.Event, tenant *tally.Tenant, now time.Time, skew time.Duration) (tally.Event, *ruleError) {
@@ -341,6 +340,7 @@ type eventInput struct {
 	value                         float64
 	props                         []byte
 	trusted                       bool // props is part of a valid JSON body
+	own                           bool // one of tally's own events (Recorder.Track)
 }
 
 // decodeEvent decodes one event object of a request.
@@ -441,6 +441,9 @@ func jsonString(raw []byte) (s string, ok bool, err error) {
 func (v *Validator) finish(in eventInput, tenant *tally.Tenant, now time.Time, skew time.Duration) (tally.Event, *ruleError) {
 	if !tally.ValidEventName(in.name) {
 		return tally.Event{}, fail("event", tally.MsgEventName)
+	}
+	if tally.IsOwnEvent(in.name) != in.own {
+		return tally.Event{}, fail("event", tally.MsgOwnEvent)
 	}
 	if in.source == "" {
 		in.source = tally.DefaultSource

@@ -361,7 +361,7 @@ func TestRedaction(t *testing.T) {
 		t.Fatal(rej.Error)
 	}
 	want := `{"Password":"[redacted]","user":{"API_KEY":"[redacted]","name":"n","list":[{"token":"[redacted]"},{"ok":1,"Cookie":"[redacted]"}]},` +
-		`"deep":[[{"SSN":"[redacted]","x":"y"}]],"my_secret_thing":"[redacted]","githubToken":"[redacted]","StripeApiKey":"[redacted]","tokens":"[redacted]",` +
+		`"deep":[[{"SSN":"[redacted]","x":"y"}]],"my_secret_thing":"[redacted]","githubToken":"[redacted]","StripeApiKey":"[redacted]","tokens":3,` +
 		`"passwordHints":"[redacted]","authorization":"[redacted]","cvv":"[redacted]","card_number":"[redacted]","normal":"keep","email":"a@b"}`
 	if string(ev.Props) != want {
 		t.Fatalf("redacted props\n got %s\nwant %s", ev.Props, want)
@@ -384,6 +384,9 @@ func TestRedaction(t *testing.T) {
 		"x-api-key": true, "X-Api-Key": true, "Set-Cookie": true, "X-Auth-Token": true, "Proxy-Authorization": true,
 		"apikey": true, "refresh_token": true, "session_id": true, "jwt": true, "credentials": true,
 		"session": false, "name": false, "cookies": false, "card": false, "key": false, "auth": false, "": false,
+		// LLM token meters are counts, not credentials.
+		"tokens": false, "prompt_tokens": false, "completion_tokens": false, "promptTokens": false,
+		"token_count": false, "tokenCount": false, "max_tokens": false, "total_tokens": false, "tokenizer": false,
 	} {
 		if got := v.Redacts(key); got != want {
 			t.Errorf("Redacts(%q) = %v, want %v", key, got, want)
@@ -783,4 +786,69 @@ func FuzzProps(f *testing.F) {
 			t.Fatalf("%d bytes", len(out))
 		}
 	})
+}
+
+// TestSecretKeyWords holds the always-on rule to its words: credentials by
+// any spelling are secret, counts of tokens are not.
+func TestSecretKeyWords(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		key   string
+		words []string
+		want  bool
+	}{
+		{"token", []string{"token"}, true},
+		{"access_token", []string{"access", "token"}, true},
+		{"apiToken", []string{"api", "token"}, true},
+		{"APIToken", []string{"api", "token"}, true},
+		{"X-Auth-Token", []string{"x", "auth", "token"}, true},
+		{"githubToken", []string{"github", "token"}, true},
+		{"csrftoken", []string{"csrftoken"}, true},
+		{"id_token", []string{"id", "token"}, true},
+		{"session.token", []string{"session", "token"}, true},
+		{"tokenValue", []string{"token", "value"}, true},
+		{"password", []string{"password"}, true},
+		{"db_password", []string{"db", "password"}, true},
+		{"dbpassword", []string{"dbpassword"}, true},
+		{"passwordHints", []string{"password", "hints"}, true},
+		{"PASSWD", []string{"passwd"}, true},
+		{"clientSecret", []string{"client", "secret"}, true},
+		{"my_secret_thing", []string{"my", "secret", "thing"}, true},
+		{"STRIPE_API_KEY", []string{"stripe", "api", "key"}, true},
+		{"StripeApiKey", []string{"stripe", "api", "key"}, true},
+		{"APIKey", []string{"api", "key"}, true},
+		{"apikey", []string{"apikey"}, true},
+		{"x_api_key_2", []string{"x", "api", "key", "2"}, true},
+		{"api_keys", []string{"api", "keys"}, true},
+		{"tokens", []string{"tokens"}, false},
+		{"prompt_tokens", []string{"prompt", "tokens"}, false},
+		{"completion_tokens", []string{"completion", "tokens"}, false},
+		{"completionTokens", []string{"completion", "tokens"}, false},
+		{"token_count", []string{"token", "count"}, false},
+		{"tokenCount", []string{"token", "count"}, false},
+		{"token-type", []string{"token", "type"}, false},
+		{"max_tokens", []string{"max", "tokens"}, false},
+		{"usage.input_tokens", []string{"usage", "input", "tokens"}, false},
+		{"tokenizer", []string{"tokenizer"}, false},
+		{"api_version", []string{"api", "version"}, false},
+		{"keyboard", []string{"keyboard"}, false},
+		{"", nil, false},
+	} {
+		if got := keyWords(tt.key); !reflect.DeepEqual(got, tt.words) {
+			t.Errorf("keyWords(%q) = %q, want %q", tt.key, got, tt.words)
+		}
+		if got := secretKey(tt.key); got != tt.want {
+			t.Errorf("secretKey(%q) = %v, want %v", tt.key, got, tt.want)
+		}
+	}
+	// A configured list cannot switch the rule off, and token meters
+	// reach the log as numbers.
+	v := NewValidator(Config{RedactKeys: []string{}})
+	ev, rej := decodeOne(t, v, `{"event":"llm.completion","props":{"prompt_tokens":120,"completion_tokens":30,"apiToken":"sk-1"}}`)
+	if rej != nil {
+		t.Fatal(rej.Error)
+	}
+	if want := `{"prompt_tokens":120,"completion_tokens":30,"apiToken":"[redacted]"}`; string(ev.Props) != want {
+		t.Fatalf("props = %s, want %s", ev.Props, want)
+	}
 }

@@ -186,6 +186,10 @@ func filter(tenantID int64, f tally.EventFilter) *query {
 	if f.Source != "" {
 		q.equal(`source`, f.Source)
 	}
+	if tally.ExcludesOwn(f.Name, f.Source) {
+		lo, hi := tally.OwnEventRange()
+		q.and(`(event < ` + q.arg(lo) + ` OR event >= ` + q.arg(hi) + `)`)
+	}
 	return q
 }
 

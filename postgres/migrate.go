@@ -82,7 +82,13 @@ func (d migrateDriver) Applied(ctx context.Context) ([]int, error) {
 	return pgx.CollectRows(rows, pgx.RowTo[int])
 }
 
+// Apply runs m in one transaction. A migration may rewrite much of the log
+// (0016): its file lifts statement_timeout for itself, and the
+// connection's per-read I/O deadline is held an hour ahead meanwhile.
 func (d migrateDriver) Apply(ctx context.Context, m migrate.Migration) error {
+	nc := d.conn.Conn().PgConn().Conn()
+	nc.SetDeadline(time.Now().Add(time.Hour))
+	defer nc.SetDeadline(time.Time{})
 	return pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
 		// No arguments: the simple protocol, which runs every statement of
 		// the file.

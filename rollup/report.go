@@ -395,7 +395,7 @@ func (r *Reports) kpiValues(rows []tally.HourRow) map[string]int64 {
 	for _, row := range rows {
 		for _, k := range tally.KPIs {
 			switch {
-			case k.Kind == tally.KPIAllEvents, k.Kind == tally.KPIEvent && row.Event == k.Event:
+			case k.Kind == tally.KPIAllEvents && !tally.IsOwnEvent(row.Event), k.Kind == tally.KPIEvent && row.Event == k.Event:
 				out[k.Name] += row.Count
 			}
 		}

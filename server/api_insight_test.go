@@ -56,7 +56,7 @@ func seedInsights(t *testing.T, h *harness, o owner) []insightEvent {
 	var out []insightEvent
 	for _, e := range h.allEvents(o.h(), url.Values{"from": {base.Add(-time.Hour).Format(time.RFC3339)}, "limit": {"1000"}}) {
 		if !strings.HasPrefix(e.EventID, "u") || !strings.Contains(e.EventID, "-") {
-			continue // tally's own events (tenant.created, api.request)
+			continue // not one of the seed's
 		}
 		var props struct {
 			Plan *string `json:"plan"`

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the driver the test's own lock connection uses
+
+	"github.com/tallyhq/tally"
 )
 
 func TestAPIAutoTrackLogin(t *testing.T) {
@@ -25,8 +27,13 @@ func TestAPIAutoTrackLogin(t *testing.T) {
 	two := owner{token: o.token, slug: "two"}
 	user := "user:" + strconv.FormatInt(o.id, 10)
 	logins := func(who owner) int {
-		q := url.Values{"event": {"auth.user.login"}, "user_id": {user}}
-		return len(h.listEvents(who.h(), q.Encode()).Events)
+		n := 0
+		for _, e := range h.listEvents(who.h(), "event="+tally.EventOwnLogin).Events {
+			if ownAccount(t, e) == user && e.UserID == "" && e.Source == tally.OwnSource {
+				n++
+			}
+		}
+		return n
 	}
 
 	// Without X-Tenant-Slug: one login event in every tenant of the user.
@@ -48,7 +55,7 @@ func TestAPIAutoTrackLogin(t *testing.T) {
 		t.Errorf("logins %d, %d after a failed login and one into a foreign tenant", a, b)
 	}
 	// The tenant's creation is tracked too.
-	eventually(t, "tenant.created", func() bool { return len(h.listEvents(two.h(), "event=tenant.created").Events) == 1 })
+	eventually(t, "tally.tenant.created", func() bool { return len(h.listEvents(two.h(), "event=tally.tenant.created").Events) == 1 })
 }
 
 func TestAPIAutoTrackAPIRequest(t *testing.T) {
@@ -63,8 +70,8 @@ func TestAPIAutoTrackAPIRequest(t *testing.T) {
 
 	var page eventsPage
 	var raw []byte
-	eventually(t, "three api.request events", func() bool {
-		r := h.do("GET", "/api/analytics/events?event=api.request", nil, o.h())
+	eventually(t, "three tally.api.request events", func() bool {
+		r := h.do("GET", "/api/analytics/events?event=tally.api.request", nil, o.h())
 		raw = r.Body
 		r.decode(t, &page)
 		return len(page.Events) == 3
@@ -97,7 +104,7 @@ func TestAPIAutoTrackAPIRequest(t *testing.T) {
 	}
 	// Session requests are not api.request events.
 	time.Sleep(100 * time.Millisecond)
-	if n := len(h.listEvents(o.h(), "event=api.request").Events); n != 3 {
+	if n := len(h.listEvents(o.h(), "event=tally.api.request").Events); n != 3 {
 		t.Errorf("%d api.request events after session requests", n)
 	}
 }
@@ -163,7 +170,7 @@ func TestAPIIngestQueueFull(t *testing.T) {
 	h := newHarness(t, withIngestQueue(1))
 	o := h.newTenant("acme")
 	// Let the auto-tracked tenant.created reach the database first.
-	eventually(t, "tenant.created stored", func() bool { return len(h.listEvents(o.h(), "event=tenant.created").Events) == 1 })
+	eventually(t, "tally.tenant.created stored", func() bool { return len(h.listEvents(o.h(), "event=tally.tenant.created").Events) == 1 })
 
 	db, err := sql.Open("sqlite", "file:"+h.dbPath+"?_pragma=busy_timeout(5000)")
 	if err != nil {

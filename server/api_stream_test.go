@@ -15,6 +15,8 @@ import (
 
 	"github.com/tallyhq/tally/internal/app"
 	"github.com/tallyhq/tally/postgres/pgtest"
+
+	"github.com/tallyhq/tally"
 )
 
 // sseFrame is one Server-Sent Event as a client reads it.
@@ -87,28 +89,29 @@ func (s *sseStream) close() {
 	s.res.Body.Close()
 }
 
-// next returns the next frame that is not one of tally's own api.request
-// events (the requests of the test itself), failing when the stream ends.
+// next returns the next frame, failing when the stream ends or shows one
+// of tally's own events (the test's own requests, tally.api.request): the
+// stream leaves them out unless asked for by source or name.
 func (s *sseStream) next() (sseFrame, apiEvent) {
 	s.t.Helper()
-	for f := range s.frames {
-		if f.Event != "" {
-			return f, apiEvent{}
-		}
-		var e apiEvent
-		if err := json.Unmarshal([]byte(f.Data), &e); err != nil {
-			s.t.Fatalf("stream data %q: %v", f.Data, err)
-		}
-		if strconv.FormatInt(e.ID, 10) != f.ID {
-			s.t.Fatalf("frame id %q for event id %d", f.ID, e.ID)
-		}
-		if e.Event == "api.request" {
-			continue
-		}
-		return f, e
+	f, ok := <-s.frames
+	if !ok {
+		s.t.Fatal("the stream ended")
 	}
-	s.t.Fatal("the stream ended")
-	return sseFrame{}, apiEvent{}
+	if f.Event != "" {
+		return f, apiEvent{}
+	}
+	var e apiEvent
+	if err := json.Unmarshal([]byte(f.Data), &e); err != nil {
+		s.t.Fatalf("stream data %q: %v", f.Data, err)
+	}
+	if strconv.FormatInt(e.ID, 10) != f.ID {
+		s.t.Fatalf("frame id %q for event id %d", f.ID, e.ID)
+	}
+	if tally.IsOwnEvent(e.Event) {
+		s.t.Fatalf("the stream shows tally's own %+v", e)
+	}
+	return f, e
 }
 
 // nextEvent is next, wanting an event of the log.
@@ -181,8 +184,7 @@ func TestAPIStreamLiveTail(t *testing.T) {
 
 		// Draining the instance ends streams with a clear last frame.
 		h.app.Server.Drain()
-		// Frames still in flight (tally's own api.request events) may
-		// come first.
+		// Frames still in flight may come first.
 		f, _ := resumed.next()
 		for f.Event != "end" {
 			f, _ = resumed.next()

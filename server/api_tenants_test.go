@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tallyhq/tally"
 )
 
 func TestAPITenantCreateAndList(t *testing.T) {
@@ -286,11 +288,13 @@ func TestAPISignupIntoTenant(t *testing.T) {
 		t.Errorf("eve's tenants %+v", login.Tenants)
 	}
 
-	// auth.user.register is tracked in that tenant (asynchronously).
+	// The registration is tracked in that tenant (asynchronously) as
+	// tally's own event, naming eve's account in props, not as a user.
 	user := "user:" + strconv.FormatInt(id, 10)
-	q := url.Values{"event": {"auth.user.register"}, "user_id": {user}}.Encode()
-	eventually(t, "auth.user.register of eve in tenant open", func() bool {
-		return len(h.listEvents(open.h(), q).Events) == 1
+	q := url.Values{"event": {tally.EventOwnRegister}}.Encode()
+	eventually(t, "tally.auth.register of eve in tenant open", func() bool {
+		evs := h.listEvents(open.h(), q).Events
+		return len(evs) == 1 && evs[0].UserID == "" && evs[0].Source == tally.OwnSource && ownAccount(t, evs[0]) == user
 	})
 
 	// A tenant that does not allow sign-up, and one that does not exist,

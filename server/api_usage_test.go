@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tallyhq/tally"
 )
 
 // quotaJSON is a quota status as the API shows it.
@@ -131,13 +133,19 @@ func TestAPIUsageRecord(t *testing.T) {
 	if got["builds_daily"] != 6 || got["file_uploads_daily"] != 1 || got["storage_mb"] != 1<<30 {
 		t.Errorf("usage today %v", got)
 	}
-	// Every key request counts as api_requests_daily (tracked
-	// asynchronously); every event as events_daily.
-	eventually(t, "api_requests_daily counts the key's requests", func() bool {
-		return h.usageToday(o.h(), "api_requests_daily")["api_requests_daily"] >= 17
+	// Every key request is tracked (asynchronously) as tally's own
+	// tally.api.request; neither api_requests_daily (the host app's
+	// api.request events) nor events_daily counts them.
+	eventually(t, "the key's requests tracked as tally.api.request", func() bool {
+		return len(h.allEvents(o.h(), url.Values{"event": {tally.EventOwnAPIRequest}})) >= 17
 	})
-	if n := h.usageToday(o.h(), "events_daily")["events_daily"]; n < 4+3+17 {
-		t.Errorf("events_daily %d", n)
+	got = h.usageToday(o.h(), "api_requests_daily", "events_daily")
+	if got["api_requests_daily"] != 0 || got["events_daily"] != 4+3 {
+		t.Errorf("usage today %v, want no api_requests_daily and the 7 events the host app sent", got)
+	}
+	h.send(hdr(key.Key, ""), map[string]any{"event": "api.request", "props": map[string]any{"route": "GET /v1/projects"}})
+	if got := h.usageToday(o.h(), "api_requests_daily")["api_requests_daily"]; got != 1 {
+		t.Errorf("api_requests_daily %d after the host app's api.request, want 1", got)
 	}
 }
 

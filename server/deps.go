@@ -21,7 +21,7 @@ type Recorder interface {
 	Foreign(ctx context.Context, t *tally.Tenant, f *ingest.Foreign) (*ingest.Result, error)
 	Increment(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (int64, error)
 	Consume(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (bool, tally.QuotaStatus, error)
-	Track(ctx context.Context, t *tally.Tenant, name, userID string, props map[string]any)
+	Track(ctx context.Context, t *tally.Tenant, name, account string, props map[string]any)
 }
 
 // Quotas reads and configures quotas (usage.Service).
@@ -50,6 +50,15 @@ type Meters interface {
 	Update(ctx context.Context, tenantID int64, slug string, p tally.MeterPatch) (updated, before *tally.MeterDef, err error)
 	Delete(ctx context.Context, tenantID int64, slug string) error
 	Query(ctx context.Context, tenantID int64, slug string, in tally.MeterQueryInput) (*tally.MeterResult, error)
+}
+
+// Absence manages each tenant's absence alerts (usage.Absence).
+type Absence interface {
+	List(ctx context.Context, tenantID int64) ([]tally.AbsenceAlert, error)
+	Get(ctx context.Context, tenantID, id int64) (*tally.AbsenceAlert, error)
+	Create(ctx context.Context, tenantID int64, in tally.AbsenceAlertInput) (*tally.AbsenceAlert, error)
+	Update(ctx context.Context, tenantID, id int64, in tally.AbsenceAlertInput) (updated, before *tally.AbsenceAlert, err error)
+	Delete(ctx context.Context, tenantID, id int64) error
 }
 
 // Insights answers funnel and retention queries (insight.Service).

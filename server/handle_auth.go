@@ -40,7 +40,7 @@ func (s *Server) handleRegister() http.Handler {
 			}
 			if tenant != nil {
 				s.audit(r.Context(), tenant.ID, &tally.Principal{User: u}, "member.added", u.Email, map[string]any{"role": "member", "via": "signup"})
-				s.track(r.Context(), tenant, tally.EventRegister, userRef(u), nil)
+				s.track(r.Context(), tenant, tally.EventOwnRegister, userRef(u), nil)
 			}
 			encode(w, http.StatusCreated, response{User: u})
 			return nil
@@ -93,7 +93,7 @@ func (s *Server) login(r *http.Request, email, password, slug string) (*loginRes
 		}
 		t, err := s.Store.TenantByID(r.Context(), m.TenantID)
 		if err == nil {
-			s.track(r.Context(), t, tally.EventLogin, userRef(l.User), nil)
+			s.track(r.Context(), t, tally.EventOwnLogin, userRef(l.User), nil)
 		}
 	}
 	return &loginResult{Token: l.Token, ExpiresAt: l.Session.ExpiresAt, User: l.User, Tenants: l.Tenants}, nil

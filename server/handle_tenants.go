@@ -44,7 +44,7 @@ func (s *Server) handleTenantCreate() apiHandler {
 			return err
 		}
 		s.audit(r.Context(), t.ID, p, "tenant.created", t.Slug, map[string]any{"name": t.Name})
-		s.track(r.Context(), t, tally.EventTenantCreated, userRef(p.User), map[string]any{"slug": t.Slug})
+		s.track(r.Context(), t, tally.EventOwnTenantCreated, userRef(p.User), map[string]any{"slug": t.Slug})
 		encode(w, http.StatusCreated, response{Tenant: t})
 		return nil
 	}

@@ -71,6 +71,7 @@ type Deps struct {
 	Reports  Reports
 	Rollups  Rollups
 	Meters   Meters
+	Absence  Absence // absence alerts (nil: their routes answer 503)
 	Live     Live
 	Insights Insights
 	// ReadyChecks are extra readiness checks by name (e.g. "redis").

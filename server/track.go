@@ -8,17 +8,18 @@ import (
 	"github.com/tallyhq/tally"
 )
 
-// track records an event of tally's own; auto-tracking never fails or
-// slows the request it describes.
-func (s *Server) track(ctx context.Context, t *tally.Tenant, name, userID string, props map[string]any) {
+// track records an event of tally's own (a name under
+// tally.OwnEventPrefix, about the tally account account, "" for none);
+// auto-tracking never fails or slows the request it describes.
+func (s *Server) track(ctx context.Context, t *tally.Tenant, name, account string, props map[string]any) {
 	if s.cfg.AnalyticsEnabled && s.Recorder != nil {
-		s.Recorder.Track(ctx, t, name, userID, props)
+		s.Recorder.Track(ctx, t, name, account, props)
 	}
 }
 
 // trackAPIRequest auto-tracks an API-key request (never the key itself).
 func (s *Server) trackAPIRequest(r *http.Request, p *tally.Principal, status int, d time.Duration) {
-	s.track(r.Context(), p.Tenant, tally.EventAPIRequest, "", map[string]any{
+	s.track(r.Context(), p.Tenant, tally.EventOwnAPIRequest, "", map[string]any{
 		"route":       r.Pattern,
 		"method":      r.Method,
 		"status":      status,

@@ -141,6 +141,11 @@ func filterSQL(tenantID int64, f tally.EventFilter) (string, []any) {
 		b.WriteString(` AND source = ?`)
 		args = append(args, f.Source)
 	}
+	if tally.ExcludesOwn(f.Name, f.Source) {
+		lo, hi := tally.OwnEventRange()
+		b.WriteString(` AND (event < ? OR event >= ?)`)
+		args = append(args, lo, hi)
+	}
 	return b.String(), args
 }
 

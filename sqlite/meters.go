@@ -202,6 +202,10 @@ func (b *meterSQL) build(tenantID int64, q tally.MeterQuery, filter map[string]s
 	} else if lo != "" {
 		sb.WriteString(" AND e.event >= " + b.arg(lo) + " AND e.event < " + b.arg(hi))
 	}
+	if tally.ExcludesOwn(m.Event, filter["source"]) {
+		lo, hi := tally.OwnEventRange()
+		sb.WriteString(" AND (e.event < " + b.arg(lo) + " OR e.event >= " + b.arg(hi) + ")")
+	}
 	for _, k := range keys {
 		switch k {
 		case "source", "user_id":

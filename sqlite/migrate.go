@@ -61,8 +61,10 @@ func (d migrateDriver) Applied(ctx context.Context) ([]int, error) {
 	return versions, rows.Err()
 }
 
+// Apply runs m in one write transaction bounded by ctx only, not by the
+// statement timeout: a migration may rewrite much of the log (0016).
 func (d migrateDriver) Apply(ctx context.Context, m migrate.Migration) error {
-	return d.db.inTx(ctx, func(tx *sql.Tx) error {
+	return d.db.inJobTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 			return err
 		}

@@ -1,8 +1,13 @@
 package sqlite
 
 import (
+	"io/fs"
+	"path"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/tallyhq/tally/internal/migrate"
 	"github.com/tallyhq/tally/internal/migrate/migratetest"
@@ -39,5 +44,86 @@ func TestMigrateTwice(t *testing.T) {
 				t.Errorf("%s not applied", s.Migration)
 			}
 		}
+	}
+}
+
+// TestMigrateOwnEvents applies 0016 over events that tally tracked before
+// it, under the host app's names: they get tally's own names, the account
+// moves to props.account, the host app's events stay, and the hours are
+// marked for the next rollup.
+func TestMigrateOwnEvents(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, err := open(filepath.Join(t.TempDir(), "tally.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	before := fstest.MapFS{}
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if path.Base(f) < "0016" {
+			b, _ := fs.ReadFile(migrations, f)
+			before[f] = &fstest.MapFile{Data: b}
+		}
+	}
+	m, err := db.migrator(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.w.ExecContext(ctx, `INSERT INTO users (id, email, name, password_hash, created_at) VALUES (1, 'o@x', 'O', 'h', 0);
+		INSERT INTO tenants (id, slug, name, created_at) VALUES (1, 'acme', 'Acme', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	ts := int64(1772971200000000) + 90*60*1000000 // 13:30 UTC
+	for i, e := range []struct{ name, user, source, props string }{
+		{"api.request", "", "tally", `{"route":"GET /x"}`},
+		{"auth.user.login", "user:1", "tally", `{}`},
+		{"auth.user.register", "user:1", "tally", `{}`},
+		{"tenant.created", "user:1", "tally", `{"slug":"acme"}`},
+		{"api.request", "alice", "api", `{"route":"GET /v1"}`},
+		{"auth.user.login", "alice", "web", `{}`},
+	} {
+		if _, err := db.w.ExecContext(ctx, `INSERT INTO events (tenant_id, event_id, event, user_id, source, ts, received_at, value, props)
+			VALUES (1, ?, ?, ?, ?, ?, ?, 1, ?)`, "e"+strconv.Itoa(i), e.name, e.user, e.source, ts, ts, e.props); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT event, user_id, source, props FROM events ORDER BY event_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var n, u, s, p string
+		if err := rows.Scan(&n, &u, &s, &p); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, n+"|"+u+"|"+s+"|"+p)
+	}
+	want := []string{
+		`tally.api.request||tally|{"route":"GET /x"}`,
+		`tally.auth.login||tally|{"account":"user:1"}`,
+		`tally.auth.register||tally|{"account":"user:1"}`,
+		`tally.tenant.created||tally|{"slug":"acme","account":"user:1"}`,
+		`api.request|alice|api|{"route":"GET /v1"}`,
+		`auth.user.login|alice|web|{}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("after 0016:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var hour int64
+	if err := db.r.QueryRowContext(ctx, `SELECT hour FROM rollup_dirty WHERE tenant_id = 1`).Scan(&hour); err != nil || hour != ts-30*60*1000000 {
+		t.Fatalf("dirty hour %d (%v), want %d", hour, err, ts-30*60*1000000)
 	}
 }

@@ -175,7 +175,7 @@ func MeterBruteForce(q tally.MeterQuery, events []tally.Event) map[string]*float
 	m := q.Meter
 	for i := range events {
 		e := &events[i]
-		if !tally.MatchName(m.Event, e.Name) {
+		if !tally.MatchName(m.Event, e.Name) || tally.IsOwnEvent(e.Name) && tally.ExcludesOwn(m.Event, filter["source"]) {
 			continue
 		}
 		w := -1

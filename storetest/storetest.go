@@ -52,6 +52,8 @@ func Run(t *testing.T, open Open) {
 		{"Links", linkCases()},
 		{"Embeds", embedCases()},
 		{"Tail", tailCases()},
+		{"Absence", absenceCases()},
+		{"Own", ownCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

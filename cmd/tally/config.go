@@ -40,6 +40,7 @@ type config struct {
 	DrainDelay       time.Duration    // SHUTDOWN_DRAIN_DELAY: /readiness answers 503 this long before the listener stops
 	RedisTimeout     time.Duration    // REDIS_TIMEOUT: bound of one Redis call
 	Reconcile        time.Duration    // RECONCILE_INTERVAL: how often usage counters are compared with the log
+	AbsenceInterval  time.Duration    // ABSENCE_INTERVAL: how often absence alerts are evaluated
 	LabelCap         int              // METRICS_LABEL_CAP: distinct values per metric label
 	MetricsAddr      string           // METRICS_ADDR: the operator listener (/metrics, /readiness details); "off": none
 	MetricsToken     string           // METRICS_TOKEN: bearer token for /metrics on the public listener
@@ -72,6 +73,7 @@ func defaultConfig() config {
 		DrainDelay:       5 * time.Second,
 		RedisTimeout:     50 * time.Millisecond,
 		Reconcile:        time.Minute,
+		AbsenceInterval:  time.Minute,
 		LabelCap:         100,
 		MetricsAddr:      "127.0.0.1:9091",
 		RollupDailyAt:    10 * time.Minute,
@@ -159,6 +161,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	duration("SHUTDOWN_DRAIN_DELAY", &c.DrainDelay)
 	duration("REDIS_TIMEOUT", &c.RedisTimeout)
 	duration("RECONCILE_INTERVAL", &c.Reconcile)
+	duration("ABSENCE_INTERVAL", &c.AbsenceInterval)
 	integer("METRICS_LABEL_CAP", &c.LabelCap)
 	str("METRICS_ADDR", &c.MetricsAddr)
 	str("METRICS_TOKEN", &c.MetricsToken)
@@ -228,6 +231,9 @@ func (c *config) validate() error {
 	}
 	if c.Reconcile < time.Second || c.Reconcile > 24*time.Hour {
 		errs = append(errs, "RECONCILE_INTERVAL must be 1s-24h, like 1m")
+	}
+	if c.AbsenceInterval < time.Second || c.AbsenceInterval > time.Hour {
+		errs = append(errs, "ABSENCE_INTERVAL must be 1s-1h, like 1m")
 	}
 	if c.LabelCap < 1 {
 		errs = append(errs, "METRICS_LABEL_CAP must be positive")

@@ -73,7 +73,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		AnalyticsEnabled: c.AnalyticsEnabled, QuotasEnabled: c.QuotasEnabled, QuotaDefaults: c.QuotaDefaults,
 		UsageRules: c.UsageRules, RedactKeys: c.RedactKeys, IngestQueue: c.IngestQueue, LabelCap: c.LabelCap,
 		StatementTimeout: c.StatementTimeout, RedisTimeout: c.RedisTimeout, ReconcileInterval: c.Reconcile,
-		RollupDailyAt: c.RollupDailyAt, AllowPrivateWebhooks: c.WebhookPrivate, Server: cfg, Logger: log,
+		AbsenceInterval: c.AbsenceInterval,
+		RollupDailyAt:   c.RollupDailyAt, AllowPrivateWebhooks: c.WebhookPrivate, Server: cfg, Logger: log,
 	})
 	if err != nil {
 		return err

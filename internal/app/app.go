@@ -48,7 +48,10 @@ type Config struct {
 	// ReconcileInterval is how often the usage counters are compared
 	// with the event log (RECONCILE_INTERVAL, default 1m).
 	ReconcileInterval time.Duration
-	SQLiteSync        string // FULL (default) or NORMAL
+	// AbsenceInterval is how often every absence alert is evaluated
+	// (ABSENCE_INTERVAL, default 1m).
+	AbsenceInterval time.Duration
+	SQLiteSync      string // FULL (default) or NORMAL
 	// StatementTimeout bounds one database statement or write
 	// transaction on either backend (default 5s).
 	StatementTimeout time.Duration
@@ -89,6 +92,9 @@ type App struct {
 	Recorder *ingest.Recorder
 	Usage    *usage.Service
 	Webhooks *usage.Dispatcher // sends the webhook outbox
+	// Absence manages and evaluates absence alerts (nil when the store
+	// does not keep them).
+	Absence *usage.Absence
 	// Reconciler keeps the usage counters equal to the event log.
 	Reconciler *usage.Reconciler
 	Rollup     *rollup.Rollup    // the rollup and retention jobs
@@ -233,6 +239,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.Reconciler = usage.NewReconciler(a.Usage, usage.ReconcileConfig{Interval: cfg.ReconcileInterval, Settle: settle + time.Second})
 	a.start(a.Webhooks, a.Live, a.Writer, a.Tracker)
+	var absence server.Absence
+	if as, ok := store.(usage.AbsenceStore); ok {
+		a.Absence = usage.NewAbsence(usage.AbsenceConfig{Interval: cfg.AbsenceInterval, Wake: a.Webhooks.Wake,
+			LabelCap: cfg.LabelCap, Now: cfg.Now, Logger: cfg.Logger}, as, reg)
+		absence = a.Absence
+	}
 	quotaMetrics := slices.Sorted(maps.Keys(cfg.QuotaDefaults))
 	var leader rollup.Leader
 	if l, ok := store.(rollup.Leader); ok {
@@ -260,6 +272,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Recorder: a.Recorder, Quotas: a.Usage, Reports: a.Reports, Rollups: a.Rollup,
 		Meters:      meter.New(meter.Config{Rules: cfg.UsageRules}, store),
 		Live:        a.Live,
+		Absence:     absence,
 		Insights:    insight.New(insight.Config{}, store),
 		ReadyChecks: ready, DegradedChecks: degraded, LoginFailures: a.loginFailures,
 		EventIDs: eventIDs,
@@ -269,6 +282,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.start(a.Reconciler)
+	if a.Absence != nil {
+		a.start(a.Absence) // every instance evaluates; each transition is won by one
+	}
 	return a, nil
 }
 
