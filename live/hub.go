@@ -77,6 +77,9 @@ type Config struct {
 	// file served by one process): readers then take new events from the
 	// hook's memory instead of reading the log.
 	SoleWriter bool
+	// Recent is how many events of the last commits a SoleWriter hub
+	// keeps (default 20000); a reader further behind reads the log.
+	Recent int
 	// PublicID maps a stored event id to the id answers show (the
 	// tenant's opaque ids, tally.EventIDs); nil shows stored ids. Only
 	// the encoding uses it: the hub orders and resumes by stored ids.
@@ -136,10 +139,6 @@ type commit struct {
 	events      []tally.Event
 }
 
-// maxRecent bounds the events the hub keeps of the last commits; a reader
-// further behind reads the log.
-const maxRecent = 20000
-
 // Event is an event as the hub delivers it: shared by every subscriber,
 // with its JSON encoded once for all of them. Treat it as read-only.
 type Event struct {
@@ -180,6 +179,9 @@ func New(store tally.TailStore, cfg Config) *Hub {
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 500
+	}
+	if cfg.Recent <= 0 {
+		cfg.Recent = 20000
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = 2 * time.Second
@@ -284,7 +286,7 @@ func (h *Hub) remember(events []tally.Event, inserted []bool) {
 		h.recentEvents += len(kept)
 	}
 	h.last = max(h.last, upto)
-	for h.recentEvents > maxRecent && len(h.recent) > 1 {
+	for h.recentEvents > h.cfg.Recent && len(h.recent) > 1 {
 		h.recentEvents -= len(h.recent[0].events)
 		h.recent[0] = commit{}
 		h.recent = h.recent[1:]
@@ -505,6 +507,9 @@ func (h *Hub) fanOut(f *feed, events []tally.Event, upto int64) {
 	// per event.
 	shared := make([]*Event, 0, len(events))
 	for i := range events {
+		if tally.IsOwnEvent(events[i].Name) {
+			continue // the tail shows the host app's events, never tally's own (as its log reads)
+		}
 		shown := events[i]
 		if h.cfg.PublicID != nil {
 			shown.ID = h.cfg.PublicID(f.tenant, shown.ID)
