@@ -96,7 +96,9 @@ func TestBrowserInvitations(t *testing.T) {
 	s.do(chromedp.Navigate(link))
 	s.do(chromedp.WaitVisible(chromedp.CSS(`#invitation a[href="/ui/login"]`)))
 	s.loginForm(e.memberEmail, uiPassword)
-	s.do(chromedp.WaitVisible(chromedp.CSS(`body`)))
+	// Signed in once the form's answer moved the page on (a navigation
+	// started before would cancel the sign-in).
+	s.waitJS("signed in", `location.pathname !== '/ui/login'`)
 	maxTok := e.apiToken(t, e.memberEmail)
 	var me struct {
 		Tenants []struct{ Slug, Role string } `json:"tenants"`
