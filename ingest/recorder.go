@@ -128,7 +128,13 @@ func (r *Recorder) Consume(ctx context.Context, t *tally.Tenant, in tally.UsageI
 		return false, st, err
 	}
 	at := r.now()
-	if end := st.ResetsAt.Add(-time.Microsecond); at.After(end) {
+	end := st.ResetsAt
+	if !resv.At.IsZero() {
+		if dayEnd := tally.DayStart(resv.At).Add(24 * time.Hour); dayEnd.Before(end) {
+			end = dayEnd // the UTC day whose counter holds the reservation
+		}
+	}
+	if end = end.Add(-time.Microsecond); at.After(end) {
 		at = end
 	}
 	e, err := r.usageEvent(t, in, at)

@@ -29,6 +29,7 @@ type Quotas interface {
 	Statuses(ctx context.Context, tenantID int64) ([]tally.QuotaStatus, error)
 	Status(ctx context.Context, tenantID int64, metric string) (tally.QuotaStatus, error)
 	SetQuota(ctx context.Context, tenantID int64, q tally.Quota) (tally.QuotaStatus, error)
+	DeleteQuota(ctx context.Context, tenantID int64, metric string) error
 }
 
 // Reports answers the usage and KPI queries (rollup.Rollup).

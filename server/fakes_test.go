@@ -62,7 +62,7 @@ func TestHandlersOverFakeRecorder(t *testing.T) {
 	}
 	rec := &fakeRecorder{
 		eventsErr: tally.Errorf(tally.EUnavailable, "ingest queue full"),
-		consumeSt: tally.NewQuotaStatus(tally.Quota{Metric: "builds_daily", Limit: 3, Enforced: true}, 3, now),
+		consumeSt: tally.NewQuotaStatus(tally.Quota{Metric: "builds_daily", Limit: 3, Enforced: true}, 3, 0, now, nil),
 		incrErr:   tally.Errorf(tally.ERateLimited, "quota builds_daily exceeded"),
 	}
 	srv, err := server.New(server.DefaultConfig(), server.Deps{Store: db, Accounts: accounts, Recorder: rec,

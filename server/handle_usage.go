@@ -148,10 +148,15 @@ func (s *Server) handleQuotaGet() apiHandler {
 	}
 }
 
+// handleQuotaPut replaces the tenant's quota of a metric whole: limit is
+// required; enforced defaults to false and period to "day" (anchor_day
+// only with "billing"), whatever the previous override said.
 func (s *Server) handleQuotaPut() apiHandler {
 	type request struct {
-		Limit    *int64 `json:"limit"`
-		Enforced bool   `json:"enforced"`
+		Limit     *int64 `json:"limit"`
+		Enforced  bool   `json:"enforced"`
+		Period    string `json:"period"`
+		AnchorDay int    `json:"anchor_day"`
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		m := r.PathValue("metric")
@@ -165,11 +170,42 @@ func (s *Server) handleQuotaPut() apiHandler {
 		if req.Limit == nil || *req.Limit < 0 {
 			return tally.Invalid("invalid limit", tally.FieldError{Field: "limit", Message: "must be a non-negative integer"})
 		}
-		st, err := s.Quotas.SetQuota(r.Context(), p.Tenant.ID, tally.Quota{Metric: m, Limit: *req.Limit, Enforced: req.Enforced})
+		q := tally.Quota{Metric: m, Limit: *req.Limit, Enforced: req.Enforced, Period: req.Period, AnchorDay: req.AnchorDay}
+		st, err := s.Quotas.SetQuota(r.Context(), p.Tenant.ID, q)
 		if err != nil {
 			return err
 		}
-		s.audit(r.Context(), p.Tenant.ID, p, "quota.set", m, map[string]any{"limit": *req.Limit, "enforced": req.Enforced})
+		meta := map[string]any{"limit": *req.Limit, "enforced": req.Enforced, "period": q.PeriodOf()}
+		if q.AnchorDay != 0 {
+			meta["anchor_day"] = q.AnchorDay
+		}
+		s.audit(r.Context(), p.Tenant.ID, p, "quota.set", m, meta)
+		encode(w, http.StatusOK, st)
+		return nil
+	}
+}
+
+// handleQuotaDelete removes the tenant's override of a metric's quota:
+// the configured default applies again (or no quota at all). It answers
+// the quota now in force, or 204 when none is.
+func (s *Server) handleQuotaDelete() apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		m := r.PathValue("metric")
+		if !tally.ValidMetric(m) {
+			return tally.Errorf(tally.ENotFound, "no quota override for this metric")
+		}
+		if err := s.Quotas.DeleteQuota(r.Context(), p.Tenant.ID, m); err != nil {
+			return err
+		}
+		s.audit(r.Context(), p.Tenant.ID, p, "quota.delete", m, nil)
+		st, err := s.Quotas.Status(r.Context(), p.Tenant.ID, m)
+		if tally.ErrorCodeOf(err) == tally.ENotFound {
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 		encode(w, http.StatusOK, st)
 		return nil
 	}
@@ -216,7 +252,7 @@ func (s *Server) handleQuotaConsume() apiHandler {
 		w.Header().Set("RateLimit-Policy", policy)
 		w.Header().Set("RateLimit", limit)
 		if !allowed {
-			w.Header().Set("Retry-After", strconv.Itoa(int(usage.RetryAfter(now).Seconds())))
+			w.Header().Set("Retry-After", strconv.Itoa(int(usage.RetryAfterOf(st, now).Seconds())))
 			writeJSON(w, http.StatusTooManyRequests, "application/problem+json", consumeResult{
 				Type: "urn:tally:problem:rate_limited", Title: "Too Many Requests", Status: http.StatusTooManyRequests,
 				Detail: "quota " + m + " has no room for " + strconv.FormatInt(amount, 10), QuotaStatus: st})

@@ -53,6 +53,7 @@ func (s *Server) routes() {
 	s.handle("GET /api/analytics/quotas", s.analytics(admin, read, s.handleQuotaList()))
 	s.handle("GET /api/analytics/quotas/{metric}", s.analytics(admin, read, s.handleQuotaGet()))
 	s.handle("PUT /api/analytics/quotas/{metric}", s.analytics(admin, adm, s.handleQuotaPut()))
+	s.handle("DELETE /api/analytics/quotas/{metric}", s.analytics(admin, adm, s.handleQuotaDelete()))
 	s.handle("POST /api/analytics/quotas/{metric}/consume", s.analytics(member, write, s.handleQuotaConsume()))
 	s.handle("POST /api/analytics/rollup", s.analytics(admin, adm, s.handleRollup()))
 	s.handle("GET /api/analytics/audit", s.analytics(admin, adm, s.handleAudit()))
