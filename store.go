@@ -20,6 +20,7 @@ type Store interface {
 	AuditStore
 	EventStore
 	QuotaStore
+	ReservationStore
 	RollupStore
 	WebhookStore
 	MeterStore

@@ -17,6 +17,10 @@ type Quotas interface {
 	Consume(ctx context.Context, tenantID int64, metric string, amount int64) (bool, tally.QuotaStatus, *tally.Reservation, error)
 	// Today returns the tenant's counters of the current UTC day.
 	Today(ctx context.Context, tenantID int64) (map[string]int64, error)
+	// BeginCommit and EndCommit bracket the write of a reservation's
+	// usage event; see usage.Service.BeginCommit.
+	BeginCommit(ctx context.Context, tenantID int64, metric, id string, amount *int64) (*tally.QuotaReservation, bool, error)
+	EndCommit(ctx context.Context, r *tally.QuotaReservation) (*tally.QuotaReservation, error)
 }
 
 // Recorder is the one way events enter tally, whatever brings them: a
@@ -151,6 +155,44 @@ func (r *Recorder) Consume(ctx context.Context, t *tally.Tenant, in tally.UsageI
 		st.Exceeded = st.Current >= st.Limit
 	}
 	return true, st, nil
+}
+
+// Commit commits reservation id of metric with amount (nil: all of it):
+// the committed amount becomes a durable usage.increment event (event id
+// tally.QuotaReservation.EventID, so a retried commit counts once) in the
+// UTC day and quota period the reservation was taken in, and the unused
+// rest returns to the quota. Committing a committed reservation again
+// answers it as it is; see usage.Service.BeginCommit for the errors.
+func (r *Recorder) Commit(ctx context.Context, t *tally.Tenant, metric, id string, amount *int64) (*tally.QuotaReservation, error) {
+	resv, first, err := r.quotas.BeginCommit(ctx, t.ID, metric, id, amount)
+	if err != nil || resv.State == tally.ReservationCommitted {
+		return resv, err
+	}
+	if resv.Committed > 0 {
+		at := r.now()
+		end := resv.ResetsAt
+		if dayEnd := tally.DayStart(resv.Day).Add(24 * time.Hour); dayEnd.Before(end) {
+			end = dayEnd
+		}
+		if end = end.Add(-time.Microsecond); at.After(end) {
+			at = end
+		}
+		e, err := r.usageEvent(t, tally.UsageIncrement{Metric: metric, Amount: resv.Committed, EventID: resv.EventID()}, at)
+		if err != nil {
+			return nil, err
+		}
+		// The first attempt settles against the hold; a retry holds
+		// nothing (the first attempt's outcome settled it) and counts
+		// only when its event had not been stored.
+		hold := &tally.Reservation{Amounts: [][]tally.Amount{{}}}
+		if first {
+			hold.Amounts[0] = []tally.Amount{{Metric: metric, N: resv.Committed}}
+		}
+		if _, err := r.p.SubmitReserved(ctx, []tally.Event{e}, hold); err != nil {
+			return nil, err
+		}
+	}
+	return r.quotas.EndCommit(ctx, resv)
 }
 
 // usageEvent is the usage.increment event of in at time at (zero: now).

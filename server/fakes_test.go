@@ -43,6 +43,10 @@ func (f *fakeRecorder) Consume(_ context.Context, _ *tally.Tenant, in tally.Usag
 	return f.consumeOK, f.consumeSt, nil
 }
 
+func (f *fakeRecorder) Commit(context.Context, *tally.Tenant, string, string, *int64) (*tally.QuotaReservation, error) {
+	return nil, tally.Errorf(tally.ENotFound, "reservation not found")
+}
+
 func (f *fakeRecorder) Track(_ context.Context, _ *tally.Tenant, name, _ string, _ map[string]any) {
 	f.tracked = append(f.tracked, name)
 }

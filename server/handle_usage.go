@@ -248,19 +248,153 @@ func (s *Server) handleQuotaConsume() apiHandler {
 		if err != nil {
 			return err
 		}
-		policy, limit := usage.RateLimitHeaders(st, now)
-		w.Header().Set("RateLimit-Policy", policy)
-		w.Header().Set("RateLimit", limit)
+		writeQuotaHeaders(w, st, now, !allowed)
 		if !allowed {
-			w.Header().Set("Retry-After", strconv.Itoa(int(usage.RetryAfterOf(st, now).Seconds())))
-			writeJSON(w, http.StatusTooManyRequests, "application/problem+json", consumeResult{
-				Type: "urn:tally:problem:rate_limited", Title: "Too Many Requests", Status: http.StatusTooManyRequests,
-				Detail: "quota " + m + " has no room for " + strconv.FormatInt(amount, 10), QuotaStatus: st})
+			writeRefused(w, st, amount)
 			return nil
 		}
 		encode(w, http.StatusOK, consumeResult{Allowed: true, QuotaStatus: st})
 		return nil
 	}
+}
+
+// reservationAnswer is a reservation with the quota's remaining allowance
+// and its status after the call.
+type reservationAnswer struct {
+	*tally.QuotaReservation
+	Remaining int64             `json:"remaining"`
+	Quota     tally.QuotaStatus `json:"quota"`
+}
+
+// writeQuotaHeaders sets the RateLimit fields of st (and, when refused,
+// Retry-After until the period ends).
+func writeQuotaHeaders(w http.ResponseWriter, st tally.QuotaStatus, now time.Time, refused bool) {
+	policy, limit := usage.RateLimitHeaders(st, now)
+	w.Header().Set("RateLimit-Policy", policy)
+	w.Header().Set("RateLimit", limit)
+	if refused {
+		w.Header().Set("Retry-After", strconv.Itoa(int(usage.RetryAfterOf(st, now).Seconds())))
+	}
+}
+
+// writeRefused answers a consume or reservation the quota had no room for:
+// 429, a problem document extended with allowed false and the quota.
+func writeRefused(w http.ResponseWriter, st tally.QuotaStatus, amount int64) {
+	writeJSON(w, http.StatusTooManyRequests, "application/problem+json", consumeResult{
+		Type: "urn:tally:problem:rate_limited", Title: "Too Many Requests", Status: http.StatusTooManyRequests,
+		Detail: "quota " + st.Metric + " has no room for " + strconv.FormatInt(amount, 10), QuotaStatus: st})
+}
+
+// handleReserve holds part of a quota for a while: 201 with the
+// reservation (200 when the idempotency key names one made before), 429
+// like a refused consume.
+func (s *Server) handleReserve() apiHandler {
+	type request struct {
+		Amount         *int64 `json:"amount"`
+		TTLSeconds     int64  `json:"ttl_seconds"`
+		IdempotencyKey string `json:"idempotency_key"`
+	}
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		m := r.PathValue("metric")
+		if !tally.ValidMetric(m) {
+			return tally.InvalidMetric()
+		}
+		req, err := decode[request](r)
+		if err != nil {
+			return err
+		}
+		if req.Amount == nil {
+			return tally.Invalid("invalid amount", tally.FieldError{Field: "amount", Message: "is required"})
+		}
+		if req.TTLSeconds < 0 || req.TTLSeconds > int64(tally.MaxReservationTTL/time.Second) {
+			return tally.Invalid("invalid ttl_seconds", tally.FieldError{Field: "ttl_seconds", Message: "must be from 1 to 86400"})
+		}
+		in := tally.ReserveInput{Metric: m, Amount: *req.Amount, TTL: time.Duration(req.TTLSeconds) * time.Second, IdempotencyKey: req.IdempotencyKey}
+		now := s.now()
+		resv, st, created, err := s.Quotas.Reserve(r.Context(), p.Tenant.ID, in)
+		if err != nil {
+			return err
+		}
+		writeQuotaHeaders(w, st, now, resv == nil)
+		if resv == nil {
+			writeRefused(w, st, in.Amount)
+			return nil
+		}
+		status := http.StatusCreated
+		if !created {
+			status = http.StatusOK
+		}
+		encode(w, status, reservationAnswer{QuotaReservation: resv, Remaining: st.Remaining, Quota: st})
+		return nil
+	}
+}
+
+// handleReservationGet answers one reservation.
+func (s *Server) handleReservationGet() apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		m := r.PathValue("metric")
+		resv, err := s.Quotas.Reservation(r.Context(), p.Tenant.ID, m, r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		st, err := s.Quotas.Status(r.Context(), p.Tenant.ID, m)
+		if err != nil {
+			return err
+		}
+		encode(w, http.StatusOK, reservationAnswer{QuotaReservation: resv, Remaining: st.Remaining, Quota: st})
+		return nil
+	}
+}
+
+// handleReservationCommit records the used part of a reservation as
+// usage and returns the rest to the quota.
+func (s *Server) handleReservationCommit() apiHandler {
+	type request struct {
+		Amount *int64 `json:"amount"`
+	}
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		m := r.PathValue("metric")
+		req := request{}
+		if r.ContentLength != 0 {
+			var err error
+			if req, err = decode[request](r); err != nil {
+				return err
+			}
+		}
+		resv, err := s.Recorder.Commit(r.Context(), p.Tenant, m, r.PathValue("id"), req.Amount)
+		if err != nil {
+			return err
+		}
+		return s.answerReservation(w, r, p, resv)
+	}
+}
+
+// handleReservationRelease returns a reservation whole to the quota.
+func (s *Server) handleReservationRelease() apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		m := r.PathValue("metric")
+		if r.ContentLength != 0 {
+			if _, err := decode[struct{}](r); err != nil {
+				return err
+			}
+		}
+		resv, err := s.Quotas.Release(r.Context(), p.Tenant.ID, m, r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		return s.answerReservation(w, r, p, resv)
+	}
+}
+
+// answerReservation answers 200 with resv and its quota's status now.
+func (s *Server) answerReservation(w http.ResponseWriter, r *http.Request, p *tally.Principal, resv *tally.QuotaReservation) error {
+	st, err := s.Quotas.Status(r.Context(), p.Tenant.ID, resv.Metric)
+	if err != nil {
+		return err
+	}
+	writeQuotaHeaders(w, st, s.now(), false)
+	encode(w, http.StatusOK, reservationAnswer{QuotaReservation: resv, Remaining: st.Remaining, Quota: st})
+	return nil
 }
 
 func (s *Server) handleRollup() apiHandler {

@@ -127,46 +127,63 @@ func (s *Service) DeleteQuota(ctx context.Context, tenantID int64, metric string
 // with the write's outcome, so that the event is not counted twice (and
 // the reservation is released when the write fails).
 func (s *Service) Consume(ctx context.Context, tenantID int64, metric string, amount int64) (allowed bool, st tally.QuotaStatus, res *tally.Reservation, err error) {
+	t, err := s.take(ctx, tenantID, metric, amount)
+	if err != nil || !t.allowed {
+		return false, t.st, nil, err
+	}
+	return true, t.st, &tally.Reservation{At: t.now, Amounts: [][]tally.Amount{{{Metric: metric, N: amount}}}}, nil
+}
+
+// taken is the outcome of take.
+type taken struct {
+	allowed bool
+	st      tally.QuotaStatus // after the call
+	w       periodWindow
+	now     time.Time
+	day     time.Time // the UTC day whose counter holds what was taken
+}
+
+// take adds amount to the counter of metric's current period when that
+// keeps it within the allowance (with quotas disabled: always), and
+// announces the thresholds it crossed: the step Consume and Reserve share.
+func (s *Service) take(ctx context.Context, tenantID int64, metric string, amount int64) (taken, error) {
+	var t taken
 	if amount < 1 {
-		return false, st, nil, tally.Invalid("invalid amount", tally.FieldError{Field: "amount", Message: "must be a positive integer"})
+		return t, tally.Invalid("invalid amount", tally.FieldError{Field: "amount", Message: "must be a positive integer"})
 	}
 	qs, err := s.quotas(ctx, tenantID)
 	if err != nil {
-		return false, st, nil, err
+		return t, err
 	}
 	q, ok := qs.by[metric]
 	if !ok {
-		return false, st, nil, noQuota(metric)
+		return t, noQuota(metric)
 	}
 	loc, err := s.zone(ctx, qs)
 	if err != nil {
-		return false, st, nil, err
+		return t, err
 	}
-	now := s.cfg.Now()
-	w, err := s.window(ctx, tenantID, q, loc, now)
-	if err != nil {
-		return false, st, nil, quotasUnavailable(err)
+	t.now = s.cfg.Now()
+	t.day = day(t.now)
+	if t.w, err = s.window(ctx, tenantID, q, loc, t.now); err != nil {
+		return t, quotasUnavailable(err)
 	}
-	d := day(now)
 	var v int64
 	if s.cfg.QuotasEnabled {
-		allowed, v, err = s.counters.Consume(ctx, tenantID, d, metric, amount, w.counterLimit())
+		t.allowed, v, err = s.counters.Consume(ctx, tenantID, t.day, metric, amount, t.w.counterLimit())
 	} else {
-		allowed = true
-		v, err = s.counters.Add(ctx, tenantID, d, metric, amount)
+		t.allowed = true
+		v, err = s.counters.Add(ctx, tenantID, t.day, metric, amount)
 	}
 	if err != nil {
 		s.cfg.Logger.Error("usage: consume", "tenant", tenantID, "metric", metric, "err", err)
-		return false, st, nil, countersUnavailable(err)
+		return t, countersUnavailable(err)
 	}
-	st = s.status(w, v+w.offset, now, loc)
-	if !allowed {
-		return false, st, nil, nil
+	t.st = s.status(t.w, v+t.w.offset, t.now, loc)
+	if t.allowed && s.cfg.QuotasEnabled {
+		s.checkAlerts(ctx, tenantID, t.w, v+t.w.offset)
 	}
-	if s.cfg.QuotasEnabled {
-		s.checkAlerts(ctx, tenantID, w, v+w.offset)
-	}
-	return true, st, &tally.Reservation{At: now, Amounts: [][]tally.Amount{{{Metric: metric, N: amount}}}}, nil
+	return t, nil
 }
 
 // RetryAfter returns how long from now until the daily quotas of a UTC

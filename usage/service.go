@@ -566,13 +566,23 @@ func (s *Service) todayValues(ctx context.Context, tenantID int64, now time.Time
 	return s.logValues(ctx, tenantID, day(now))
 }
 
-// logValues is what the rules give over the tenant's events of day d.
+// logValues is what the counters of day d must hold: what the rules give
+// over the tenant's events of the day, plus what its open reservations
+// (and those being committed) hold in them.
 func (s *Service) logValues(ctx context.Context, tenantID int64, d time.Time) (map[string]int64, error) {
 	rows, err := s.store.AggregateEvents(ctx, tenantID, d, d.Add(24*time.Hour), time.Hour)
 	if err != nil {
 		return nil, err
 	}
-	return s.cfg.Rules.ApplyRows(rows), nil
+	values := s.cfg.Rules.ApplyRows(rows)
+	held, err := s.store.HeldReservations(ctx, tenantID, d)
+	if err != nil {
+		return nil, err
+	}
+	for m, n := range held {
+		values[m] += n
+	}
+	return values, nil
 }
 
 // quotasUnavailable is the error of an admission whose quotas (or past

@@ -48,6 +48,9 @@ type Config struct {
 	// ReconcileInterval is how often the usage counters are compared
 	// with the event log (RECONCILE_INTERVAL, default 1m).
 	ReconcileInterval time.Duration
+	// ReservationSweep is how often expired quota reservations are
+	// released (default 1s).
+	ReservationSweep time.Duration
 	SQLiteSync        string // FULL (default) or NORMAL
 	// StatementTimeout bounds one database statement or write
 	// transaction on either backend (default 5s).
@@ -265,7 +268,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.Close(ctx)
 		return nil, err
 	}
-	a.start(a.Reconciler)
+	a.start(a.Reconciler, usage.NewExpirer(a.Usage, cfg.ReservationSweep))
 	return a, nil
 }
 
