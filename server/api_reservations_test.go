@@ -1,0 +1,234 @@
+package server_test
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tallyhq/tally/internal/app"
+	"github.com/tallyhq/tally/postgres/pgtest"
+)
+
+// reservationJSON is a reservation answer.
+type reservationJSON struct {
+	ID             string          `json:"id"`
+	Metric         string          `json:"metric"`
+	Amount         int64           `json:"amount"`
+	State          string          `json:"state"`
+	Committed      int64           `json:"committed"`
+	IdempotencyKey string          `json:"idempotency_key"`
+	ExpiresAt      time.Time       `json:"expires_at"`
+	Remaining      int64           `json:"remaining"`
+	Quota          periodQuotaJSON `json:"quota"`
+}
+
+func withReservationSweep(d time.Duration) harnessOption {
+	return func(c *app.Config) { c.ReservationSweep = d }
+}
+
+func TestAPIReservationsSQLite(t *testing.T) {
+	t.Parallel()
+	raceReservations(t, newHarness(t, withReservationSweep(100*time.Millisecond)))
+}
+
+func TestAPIReservationsPostgres(t *testing.T) {
+	t.Parallel()
+	pg, sweep := withPostgres(pgtest.FreshSchema(t)), withReservationSweep(100*time.Millisecond)
+	raceReservations(t, newHarness(t, pg, sweep), newHarness(t, pg, sweep), newHarness(t, pg, sweep))
+}
+
+func TestAPIReservationsPostgresRedis(t *testing.T) {
+	t.Parallel()
+	pg, rd, sweep := withPostgres(pgtest.FreshSchema(t)), withRedis(redisURL(t)), withReservationSweep(100*time.Millisecond)
+	raceReservations(t, newHarness(t, pg, rd, sweep), newHarness(t, pg, rd, sweep), newHarness(t, pg, rd, sweep))
+}
+
+// raceReservations runs 64 callers against one enforced quota across the
+// instances hs: reserve (some with idempotency keys, retried), commit all
+// or part (some twice), release, abandon to expiry, consume, with random
+// amounts and lifetimes. Meanwhile watchers read the quota on every
+// instance. It checks that no answer ever shows the quota past its limit,
+// that an idempotency key never makes a second reservation nor a retried
+// commit a second count, that a commit after expiry is refused, and in the
+// end that every instance's current equals the sum of what was committed
+// and consumed, as the log's usage does.
+func raceReservations(t *testing.T, hs ...*harness) {
+	const (
+		metric  = "gen_tokens"
+		limit   = 120
+		callers = 64
+		rounds  = 4
+	)
+	o := hs[0].newTenant("acme")
+	k := hs[0].createKey(o, "analytics:write", "analytics:read")
+	auth := hdr(k.Key, "")
+	hs[0].do("PUT", "/api/analytics/quotas/"+metric, map[string]any{"limit": limit, "enforced": true}, o.h()).want(t, http.StatusOK)
+	base := "/api/analytics/quotas/" + metric
+
+	var committed, maxSeen atomic.Int64
+	seen := func(cur int64) {
+		for {
+			m := maxSeen.Load()
+			if cur <= m || maxSeen.CompareAndSwap(m, cur) {
+				return
+			}
+		}
+	}
+	stop := make(chan struct{})
+	var watchers sync.WaitGroup
+	for _, h := range hs {
+		watchers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := h.do("GET", base, nil, auth)
+				var q periodQuotaJSON
+				if r.Status == http.StatusOK {
+					r.decode(t, &q)
+					seen(q.Current)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+
+	var wg sync.WaitGroup
+	var refused, expiredRefused, replays atomic.Int64
+	for c := range callers {
+		h := hs[c%len(hs)]
+		other := hs[(c+1)%len(hs)]
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(c), 13))
+			for round := range rounds {
+				if rng.IntN(4) == 0 { // a plain consume
+					n := int64(1 + rng.IntN(3))
+					r := h.do("POST", base+"/consume", map[string]any{"amount": n}, auth)
+					var q periodQuotaJSON
+					r.decode(t, &q)
+					seen(q.Current)
+					switch r.Status {
+					case http.StatusOK:
+						committed.Add(n)
+					case http.StatusTooManyRequests:
+						refused.Add(1)
+					default:
+						t.Errorf("consume: %s", r)
+					}
+					continue
+				}
+				n := int64(1 + rng.IntN(5))
+				action := rng.IntN(4)
+				// Only reservations left to expire live briefly: the others
+				// must not expire before this caller acts on them.
+				ttl := 30 + rng.IntN(60)
+				if action == 3 {
+					ttl = 1
+				}
+				body := map[string]any{"amount": n, "ttl_seconds": ttl}
+				key := ""
+				if rng.IntN(2) == 0 {
+					key = "k-" + strconv.Itoa(c) + "-" + strconv.Itoa(round)
+					body["idempotency_key"] = key
+				}
+				r := h.do("POST", base+"/reservations", body, auth)
+				if r.Status == http.StatusTooManyRequests {
+					var q periodQuotaJSON
+					r.decode(t, &q)
+					seen(q.Current)
+					if r.Header.Get("Retry-After") == "" || r.Header.Get("RateLimit") == "" {
+						t.Errorf("refused reservation without Retry-After/RateLimit: %v", r.Header)
+					}
+					refused.Add(1)
+					continue
+				}
+				if r.Status != http.StatusCreated {
+					t.Errorf("reserve: %s", r)
+					continue
+				}
+				var resv reservationJSON
+				r.decode(t, &resv)
+				seen(resv.Quota.Current)
+				// One left to expire (1 s) may already have when answered.
+				if resv.Remaining != max(limit-resv.Quota.Current, 0) || resv.Amount != n || (resv.State != "open" && action != 3) {
+					t.Errorf("reservation %+v", resv)
+				}
+				if key != "" { // the retry, on another instance, is the same reservation
+					var again reservationJSON
+					r := other.do("POST", base+"/reservations", body, auth)
+					r.want(t, http.StatusOK).decode(t, &again)
+					if again.ID != resv.ID {
+						t.Errorf("idempotency key %s made %s and %s", key, resv.ID, again.ID)
+					}
+					replays.Add(1)
+				}
+				path := base + "/reservations/" + resv.ID
+				switch action {
+				case 0: // commit all, retried on another instance
+					var c1, c2 reservationJSON
+					h.do("POST", path+"/commit", nil, auth).want(t, http.StatusOK).decode(t, &c1)
+					other.do("POST", path+"/commit", nil, auth).want(t, http.StatusOK).decode(t, &c2)
+					if c1.State != "committed" || c1.Committed != n || c2.Committed != n {
+						t.Errorf("commit all: %+v then %+v", c1, c2)
+					}
+					committed.Add(n)
+				case 1: // commit part
+					part := rng.Int64N(n + 1)
+					var c1 reservationJSON
+					h.do("POST", path+"/commit", map[string]any{"amount": part}, auth).want(t, http.StatusOK).decode(t, &c1)
+					if c1.Committed != part {
+						t.Errorf("commit %d of %d: %+v", part, n, c1)
+					}
+					committed.Add(part)
+					wantProblem(t, other.do("POST", path+"/release", nil, auth), http.StatusConflict)
+				case 2: // release
+					var rel reservationJSON
+					other.do("POST", path+"/release", nil, auth).want(t, http.StatusOK).decode(t, &rel)
+					if rel.State != "released" {
+						t.Errorf("release: %+v", rel)
+					}
+					wantProblem(t, h.do("POST", path+"/commit", nil, auth), http.StatusConflict)
+				default: // abandon: it expires, and a late commit is refused
+					time.Sleep(time.Until(resv.ExpiresAt) + 50*time.Millisecond)
+					wantProblem(t, h.do("POST", path+"/commit", nil, auth), http.StatusConflict)
+					expiredRefused.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	watchers.Wait()
+
+	want := committed.Load()
+	if maxSeen.Load() > limit {
+		t.Errorf("the quota was seen at %d, past its limit %d", maxSeen.Load(), limit)
+	}
+	for i, h := range hs {
+		var last periodQuotaJSON
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			h.do("GET", base, nil, auth).want(t, http.StatusOK).decode(t, &last)
+			if last.Current == want || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if last.Current != want {
+			t.Errorf("instance %d: current %d, want the %d committed", i, last.Current, want)
+		}
+	}
+	if got := hs[len(hs)-1].usageToday(auth, metric)[metric]; got != want {
+		t.Errorf("usage in the log %d, want %d", got, want)
+	}
+	if refused.Load() == 0 || expiredRefused.Load() == 0 || replays.Load() == 0 {
+		t.Errorf("the run did not reach every case: %d refused, %d expired, %d replays", refused.Load(), expiredRefused.Load(), replays.Load())
+	}
+	t.Logf("%d committed of %d; %d refused, %d expired, %d key replays", want, limit, refused.Load(), expiredRefused.Load(), replays.Load())
+}
