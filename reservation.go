@@ -80,8 +80,9 @@ type ReserveInput struct {
 }
 
 // Validate checks the input: a valid metric, an amount from 1 to
-// MaxAmount, a TTL of 1 s to MaxReservationTTL (or 0), and a printable key
-// of at most MaxIdempotencyKeyLen characters. EInvalid naming the field.
+// MaxAmount, a TTL of 1 s to MaxReservationTTL (or 0), and a key of at
+// most MaxIdempotencyKeyLen printable ASCII characters. EInvalid naming
+// the field.
 func (in ReserveInput) Validate() error {
 	if !ValidMetric(in.Metric) {
 		return InvalidMetric()
@@ -92,12 +93,24 @@ func (in ReserveInput) Validate() error {
 	if in.TTL != 0 && (in.TTL < time.Second || in.TTL > MaxReservationTTL) {
 		return Invalid("invalid ttl_seconds", FieldError{Field: "ttl_seconds", Message: "must be from 1 to 86400"})
 	}
-	if in.IdempotencyKey != "" {
-		if msg := CheckText(in.IdempotencyKey, MaxIdempotencyKeyLen, "must be printable text of at most 128 characters"); msg != "" {
-			return Invalid("invalid idempotency_key", FieldError{Field: "idempotency_key", Message: msg})
-		}
+	if !validKey(in.IdempotencyKey) {
+		return Invalid("invalid idempotency_key", FieldError{Field: "idempotency_key", Message: "must be at most 128 printable ASCII characters"})
 	}
 	return nil
+}
+
+// validKey reports whether k is "" or at most MaxIdempotencyKeyLen
+// printable ASCII characters.
+func validKey(k string) bool {
+	if len(k) > MaxIdempotencyKeyLen {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // ReservationStore keeps quota reservations. Every method is scoped by

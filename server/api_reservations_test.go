@@ -3,6 +3,7 @@ package server_test
 import (
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -231,4 +232,66 @@ func raceReservations(t *testing.T, hs ...*harness) {
 		t.Errorf("the run did not reach every case: %d refused, %d expired, %d replays", refused.Load(), expiredRefused.Load(), replays.Load())
 	}
 	t.Logf("%d committed of %d; %d refused, %d expired, %d key replays", want, limit, refused.Load(), expiredRefused.Load(), replays.Load())
+}
+
+// TestAPIReservationInput: bad input is a 400 naming the field, unknown
+// ids 404, a commit above the reservation 400, scopes as for consume.
+func TestAPIReservationInput(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	o := h.newTenant("acme")
+	w := h.createKey(o, "analytics:write")
+	ro := h.createKey(o, "analytics:read")
+	h.do("PUT", "/api/analytics/quotas/gen", map[string]any{"limit": 10, "enforced": true}, o.h()).want(t, http.StatusOK)
+	base := "/api/analytics/quotas/gen/reservations"
+	for _, tt := range []struct {
+		body  any
+		field string
+	}{
+		{map[string]any{}, "amount"},
+		{map[string]any{"amount": 0}, "amount"},
+		{map[string]any{"amount": "3"}, "amount"},
+		{map[string]any{"amount": 1, "ttl_seconds": 86401}, "ttl_seconds"},
+		{map[string]any{"amount": 1, "ttl_seconds": -1}, "ttl_seconds"},
+		{map[string]any{"amount": 1, "idempotency_key": "bad\nkey"}, "idempotency_key"},
+	} {
+		r := h.do("POST", base, tt.body, hdr(w.Key, ""))
+		if p := wantProblem(t, r, http.StatusBadRequest); !p.hasField(tt.field) {
+			t.Errorf("%v: %s does not name %s", tt.body, r, tt.field)
+		}
+	}
+	wantProblem(t, h.do("POST", "/api/analytics/quotas/no_quota/reservations", map[string]any{"amount": 1}, hdr(w.Key, "")), http.StatusNotFound)
+	wantProblem(t, h.do("POST", base, map[string]any{"amount": 1}, hdr(ro.Key, "")), http.StatusForbidden)
+	for _, id := range []string{"nope", "rsv_00000000000000000000000000000000", "rsv_' OR 1=1 --"} {
+		wantProblem(t, h.do("POST", base+"/"+url.PathEscape(id)+"/commit", nil, hdr(w.Key, "")), http.StatusNotFound)
+		wantProblem(t, h.do("POST", base+"/"+url.PathEscape(id)+"/release", nil, hdr(w.Key, "")), http.StatusNotFound)
+	}
+	if q := h.quota(o.h(), "gen"); q.Current != 0 {
+		t.Fatalf("refused reservations hold %d", q.Current)
+	}
+	var resv reservationJSON
+	h.do("POST", base, map[string]any{"amount": 4}, hdr(w.Key, "")).want(t, http.StatusCreated).decode(t, &resv)
+	if resv.Quota.Current != 4 || resv.Remaining != 6 || time.Until(resv.ExpiresAt) < 4*time.Minute {
+		t.Errorf("reservation %+v (default ttl 5 minutes)", resv)
+	}
+	// Another tenant cannot see or touch it.
+	b := h.newTenant("bravo")
+	h.do("PUT", "/api/analytics/quotas/gen", map[string]any{"limit": 10}, b.h()).want(t, http.StatusOK)
+	wantProblem(t, h.do("POST", base+"/"+resv.ID+"/release", nil, b.h()), http.StatusNotFound)
+	wantProblem(t, h.do("GET", base+"/"+resv.ID, nil, b.h()), http.StatusNotFound)
+	r := h.do("POST", base+"/"+resv.ID+"/commit", map[string]any{"amount": 5}, hdr(w.Key, ""))
+	if p := wantProblem(t, r, http.StatusBadRequest); !p.hasField("amount") {
+		t.Errorf("commit above the reservation: %s", r)
+	}
+	wantProblem(t, h.do("POST", base+"/"+resv.ID+"/commit", map[string]any{"amount": 3, "extra": 1}, hdr(w.Key, "")), http.StatusBadRequest)
+	var c reservationJSON
+	h.do("POST", base+"/"+resv.ID+"/commit", map[string]any{"amount": 3}, hdr(w.Key, "")).want(t, http.StatusOK).decode(t, &c)
+	if c.State != "committed" || c.Committed != 3 || c.Quota.Current != 3 || c.Remaining != 7 {
+		t.Errorf("commit 3 of 4: %+v", c)
+	}
+	wantProblem(t, h.do("POST", base+"/"+resv.ID+"/commit", map[string]any{"amount": 2}, hdr(w.Key, "")), http.StatusConflict)
+	h.do("GET", base+"/"+resv.ID, nil, hdr(ro.Key, "")).want(t, http.StatusOK)
+	if got := h.usageToday(hdr(ro.Key, ""), "gen")["gen"]; got != 3 {
+		t.Errorf("usage of gen %d, want 3", got)
+	}
 }
