@@ -51,7 +51,7 @@ type Config struct {
 	// ReservationSweep is how often expired quota reservations are
 	// released (default 1s).
 	ReservationSweep time.Duration
-	SQLiteSync        string // FULL (default) or NORMAL
+	SQLiteSync       string // FULL (default) or NORMAL
 	// StatementTimeout bounds one database statement or write
 	// transaction on either backend (default 5s).
 	StatementTimeout time.Duration
