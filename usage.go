@@ -72,7 +72,8 @@ func roundValue(v float64) int64 {
 	return int64(math.Round(v))
 }
 
-// Apply returns the metric increments one event gives.
+// Apply returns the metric increments one event gives. An event settled
+// for a metric (Event.Settled) gives nothing to that metric by the rules.
 func (rs UsageRules) Apply(e *Event) []Amount {
 	var out []Amount
 	if e.Name == EventUsageIncrement {
@@ -81,7 +82,7 @@ func (rs UsageRules) Apply(e *Event) []Amount {
 		}
 	}
 	for _, r := range rs {
-		if MatchName(r.Event, e.Name) {
+		if MatchName(r.Event, e.Name) && (e.Settled != r.Metric || e.Name == EventUsageIncrement) {
 			n := int64(1)
 			if r.Sum {
 				n = roundValue(e.Value)
@@ -101,7 +102,9 @@ func (rs UsageRules) ApplyRows(rows []HourRow) map[string]int64 {
 			out[row.Metric] += row.SumRounded
 		}
 		for _, r := range rs {
-			if MatchName(r.Event, row.Event) {
+			// The metric of a row of other events names the metric they
+			// were settled for (Event.Settled): counted by the consume.
+			if MatchName(r.Event, row.Event) && (row.Event == EventUsageIncrement || row.Metric != r.Metric) {
 				if r.Sum {
 					out[r.Metric] += row.SumRounded
 				} else {

@@ -21,7 +21,7 @@ type Recorder interface {
 	Foreign(ctx context.Context, t *tally.Tenant, f *ingest.Foreign) (*ingest.Result, error)
 	Increment(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (int64, error)
 	Consume(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (bool, tally.QuotaStatus, error)
-	Commit(ctx context.Context, t *tally.Tenant, metric, id string, amount *int64) (*tally.QuotaReservation, error)
+	Commit(ctx context.Context, t *tally.Tenant, metric, id string, amount *int64, eventID string) (*tally.QuotaReservation, error)
 	Track(ctx context.Context, t *tally.Tenant, name, userID string, props map[string]any)
 }
 

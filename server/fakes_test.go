@@ -43,7 +43,7 @@ func (f *fakeRecorder) Consume(_ context.Context, _ *tally.Tenant, in tally.Usag
 	return f.consumeOK, f.consumeSt, nil
 }
 
-func (f *fakeRecorder) Commit(context.Context, *tally.Tenant, string, string, *int64) (*tally.QuotaReservation, error) {
+func (f *fakeRecorder) Commit(context.Context, *tally.Tenant, string, string, *int64, string) (*tally.QuotaReservation, error) {
 	return nil, tally.Errorf(tally.ENotFound, "reservation not found")
 }
 

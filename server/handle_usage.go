@@ -350,7 +350,8 @@ func (s *Server) handleReservationGet() apiHandler {
 // usage and returns the rest to the quota.
 func (s *Server) handleReservationCommit() apiHandler {
 	type request struct {
-		Amount *int64 `json:"amount"`
+		Amount  *int64 `json:"amount"`
+		EventID string `json:"event_id"`
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		m := r.PathValue("metric")
@@ -361,7 +362,7 @@ func (s *Server) handleReservationCommit() apiHandler {
 				return err
 			}
 		}
-		resv, err := s.Recorder.Commit(r.Context(), p.Tenant, m, r.PathValue("id"), req.Amount)
+		resv, err := s.Recorder.Commit(r.Context(), p.Tenant, m, r.PathValue("id"), req.Amount, req.EventID)
 		if err != nil {
 			return err
 		}

@@ -238,3 +238,14 @@ func (e *Expirer) Stop(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// EventStored reports whether the tenant's log holds an event with id
+// eventID.
+func (s *Service) EventStored(ctx context.Context, tenantID int64, eventID string) (bool, error) {
+	got, err := s.store.StoredEventIDs(ctx, tenantID, []string{eventID})
+	if err != nil {
+		return false, err
+	}
+	_, ok := got[eventID]
+	return ok, nil
+}

@@ -214,15 +214,19 @@ func (t *tenantQuotas) get(tenantID int64) (*quotaSet, error) {
 func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *tally.Reservation) {
 	errs := make([]error, len(events))
 	res := &tally.Reservation{Amounts: make([][]tally.Amount, len(events))}
+	tq := tenantQuotas{s: s, ctx: ctx}
+	s.markSettled(ctx, events, &tq, errs)
 	if !s.cfg.QuotasEnabled {
 		return errs, res
 	}
-	tq := tenantQuotas{s: s, ctx: ctx}
 	now := s.cfg.Now()
 	today := day(now)
 	past := pastUsage{s: s, ctx: ctx}
 	for i := range events {
 		e := &events[i]
+		if errs[i] != nil {
+			continue
+		}
 		qs, err := tq.get(e.TenantID)
 		if err != nil {
 			// Without the quotas no event can be checked: fail closed
@@ -285,6 +289,66 @@ func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *ta
 		res.Amounts[i] = reserved
 	}
 	return errs, res
+}
+
+// markSettled sets Event.Settled on each event that a quota consume or
+// commit already counted: one carrying the event's id wrote the
+// usage.increment tally.SettlementID(metric, id) for a metric the event's
+// rules give and that has a quota. The lookups are one query per tenant,
+// for the events that touch a quota only. When the log cannot be read, the
+// events that needed the lookup get an EUnavailable error.
+func (s *Service) markSettled(ctx context.Context, events []tally.Event, tq *tenantQuotas, errs []error) {
+	type cand struct {
+		i      int
+		metric string
+		id     string
+	}
+	byTenant := map[int64][]cand{}
+	for i := range events {
+		e := &events[i]
+		if e.EventID == "" || e.Name == tally.EventUsageIncrement {
+			continue
+		}
+		var amounts []tally.Amount
+		for _, a := range s.cfg.Rules.Apply(e) {
+			if a.N > 0 {
+				amounts = append(amounts, a)
+			}
+		}
+		if len(amounts) == 0 {
+			continue
+		}
+		qs, err := tq.get(e.TenantID)
+		if err != nil {
+			s.cfg.Logger.Error("usage: read quotas", "tenant", e.TenantID, "err", err)
+			errs[i] = quotasUnavailable(err)
+			continue
+		}
+		for _, a := range amounts {
+			if _, ok := qs.by[a.Metric]; ok {
+				byTenant[e.TenantID] = append(byTenant[e.TenantID], cand{i, a.Metric, tally.SettlementID(a.Metric, e.EventID)})
+			}
+		}
+	}
+	for tenant, cs := range byTenant {
+		ids := make([]string, len(cs))
+		for j, c := range cs {
+			ids[j] = c.id
+		}
+		stored, err := s.store.StoredEventIDs(ctx, tenant, ids)
+		if err != nil {
+			s.cfg.Logger.Error("usage: read settlements", "tenant", tenant, "err", err)
+			for _, c := range cs {
+				errs[c.i] = quotasUnavailable(err)
+			}
+			continue
+		}
+		for _, c := range cs {
+			if _, ok := stored[c.id]; ok && events[c.i].Settled == "" {
+				events[c.i].Settled = c.metric
+			}
+		}
+	}
 }
 
 // exceededError is the ERateLimited error of an amount that q's period
