@@ -14,6 +14,7 @@ func reservationCases() []testCase {
 		{"CreateAndKey", testReservationCreate},
 		{"ClaimRace", testReservationClaimRace},
 		{"ExpireOnce", testReservationExpire},
+		{"SettledEvents", testSettledEvents},
 	}
 }
 
@@ -203,5 +204,41 @@ func testReservationExpire(t *testing.T, s tally.Store) {
 	check(t, err)
 	if held["gen"] != 7 { // of the 10 not due, 3 belong to other
 		t.Errorf("held after the sweep %v, want 7", held)
+	}
+}
+
+// testSettledEvents: an event's Settled metric is stored with it and
+// aggregates as the row's metric; StoredEventIDs finds stored ids only,
+// of the tenant only.
+func testSettledEvents(t *testing.T, s tally.Store) {
+	ctx := t.Context()
+	acme, other := newTenant(t, s, "acme"), newTenant(t, s, "other")
+	at := time.Date(2026, 3, 8, 10, 0, 0, 0, time.UTC)
+	settled := ev(acme.ID, "b-1", "builder.generate.completed", "", at)
+	settled.Settled = "builds_daily"
+	insertNew(t, s, settled, ev(acme.ID, "b-2", "builder.generate.completed", "", at),
+		increment(acme.ID, tally.SettlementID("builds_daily", "b-1"), "builds_daily", "", at, 1),
+		ev(other.ID, "b-9", "builder.generate.completed", "", at))
+	rows, err := s.AggregateEvents(ctx, acme.ID, at.Truncate(time.Hour), at.Add(time.Hour), time.Hour)
+	check(t, err)
+	byMetric := map[string]int64{}
+	for _, r := range rows {
+		if r.Event == "builder.generate.completed" {
+			byMetric[r.Metric] += r.Count
+		}
+	}
+	if byMetric[""] != 1 || byMetric["builds_daily"] != 1 {
+		t.Errorf("build rows by metric %v, want one settled, one not", byMetric)
+	}
+	if got := tally.DefaultUsageRules().ApplyRows(rows)["builds_daily"]; got != 2 {
+		t.Errorf("builds_daily over the rows %d, want 2 (one build, one increment)", got)
+	}
+	stored, err := s.StoredEventIDs(ctx, acme.ID, []string{"b-1", "b-2", "b-9", "nope", tally.SettlementID("builds_daily", "b-1")})
+	check(t, err)
+	if len(stored) != 3 || stored["b-1"] != "builds_daily" || stored["b-2"] != "" || stored[tally.SettlementID("builds_daily", "b-1")] != "builds_daily" {
+		t.Errorf("stored %v", stored)
+	}
+	if got, err := s.StoredEventIDs(ctx, acme.ID, nil); err != nil || len(got) != 0 {
+		t.Errorf("no ids: %v, %v", got, err)
 	}
 }
