@@ -21,6 +21,7 @@ type Store interface {
 	EventStore
 	QuotaStore
 	ReservationStore
+	GrantStore
 	RollupStore
 	WebhookStore
 	MeterStore

@@ -34,6 +34,8 @@ type Quotas interface {
 	Reserve(ctx context.Context, tenantID int64, in tally.ReserveInput) (*tally.QuotaReservation, tally.QuotaStatus, bool, error)
 	Release(ctx context.Context, tenantID int64, metric, id string) (*tally.QuotaReservation, error)
 	Reservation(ctx context.Context, tenantID int64, metric, id string) (*tally.QuotaReservation, error)
+	Grant(ctx context.Context, tenantID int64, in tally.GrantInput, actor string) (*tally.QuotaGrant, tally.QuotaStatus, error)
+	Grants(ctx context.Context, tenantID int64, metric string) ([]tally.QuotaGrant, error)
 }
 
 // Reports answers the usage and KPI queries (rollup.Rollup).

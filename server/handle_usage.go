@@ -398,6 +398,63 @@ func (s *Server) answerReservation(w http.ResponseWriter, r *http.Request, p *ta
 	return nil
 }
 
+// handleGrantCreate adds one-off allowance to a quota's current period.
+func (s *Server) handleGrantCreate() apiHandler {
+	type request struct {
+		Amount    *int64     `json:"amount"`
+		Reason    string     `json:"reason"`
+		ExpiresAt *time.Time `json:"expires_at"`
+	}
+	type response struct {
+		Grant *tally.QuotaGrant `json:"grant"`
+		Quota tally.QuotaStatus `json:"quota"`
+	}
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		m := r.PathValue("metric")
+		if !tally.ValidMetric(m) {
+			return tally.InvalidMetric()
+		}
+		req, err := decode[request](r)
+		if err != nil {
+			return err
+		}
+		if req.Amount == nil {
+			return tally.Invalid("invalid amount", tally.FieldError{Field: "amount", Message: "is required"})
+		}
+		in := tally.GrantInput{Metric: m, Amount: *req.Amount, Reason: req.Reason, ExpiresAt: req.ExpiresAt}
+		g, st, err := s.Quotas.Grant(r.Context(), p.Tenant.ID, in, p.Actor())
+		if err != nil {
+			return err
+		}
+		meta := map[string]any{"grant": g.ID, "amount": g.Amount, "reason": g.Reason, "period_start": g.PeriodStart.Format(time.RFC3339)}
+		if g.ExpiresAt != nil {
+			meta["expires_at"] = g.ExpiresAt.Format(time.RFC3339)
+		}
+		s.audit(r.Context(), p.Tenant.ID, p, "quota.grant", m, meta)
+		encode(w, http.StatusCreated, response{Grant: g, Quota: st})
+		return nil
+	}
+}
+
+// handleGrantList lists a quota's grants, newest first.
+func (s *Server) handleGrantList() apiHandler {
+	type response struct {
+		Grants []tally.QuotaGrant `json:"grants"`
+	}
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		m := r.PathValue("metric")
+		if !tally.ValidMetric(m) {
+			return tally.Errorf(tally.ENotFound, "no quota for this metric")
+		}
+		gs, err := s.Quotas.Grants(r.Context(), p.Tenant.ID, m)
+		if err != nil {
+			return err
+		}
+		encode(w, http.StatusOK, response{Grants: gs})
+		return nil
+	}
+}
+
 func (s *Server) handleRollup() apiHandler {
 	type request struct {
 		From string `json:"from"`

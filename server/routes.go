@@ -55,6 +55,8 @@ func (s *Server) routes() {
 	s.handle("PUT /api/analytics/quotas/{metric}", s.analytics(admin, adm, s.handleQuotaPut()))
 	s.handle("DELETE /api/analytics/quotas/{metric}", s.analytics(admin, adm, s.handleQuotaDelete()))
 	s.handle("POST /api/analytics/quotas/{metric}/consume", s.analytics(member, write, s.handleQuotaConsume()))
+	s.handle("GET /api/analytics/quotas/{metric}/grants", s.analytics(admin, read, s.handleGrantList()))
+	s.handle("POST /api/analytics/quotas/{metric}/grants", s.analytics(admin, adm, s.handleGrantCreate()))
 	s.handle("POST /api/analytics/quotas/{metric}/reservations", s.analytics(member, write, s.handleReserve()))
 	s.handle("GET /api/analytics/quotas/{metric}/reservations/{id}", s.analytics(admin, read, s.handleReservationGet()))
 	s.handle("POST /api/analytics/quotas/{metric}/reservations/{id}/commit", s.analytics(member, write, s.handleReservationCommit()))

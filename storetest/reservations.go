@@ -15,6 +15,7 @@ func reservationCases() []testCase {
 		{"ClaimRace", testReservationClaimRace},
 		{"ExpireOnce", testReservationExpire},
 		{"SettledEvents", testSettledEvents},
+		{"Grants", testGrants},
 	}
 }
 
@@ -240,5 +241,47 @@ func testSettledEvents(t *testing.T, s tally.Store) {
 	}
 	if got, err := s.StoredEventIDs(ctx, acme.ID, nil); err != nil || len(got) != 0 {
 		t.Errorf("no ids: %v, %v", got, err)
+	}
+}
+
+// testGrants: grants are listed newest first per tenant and metric; the
+// active ones are those not expired, of recent periods.
+func testGrants(t *testing.T, s tally.Store) {
+	ctx := t.Context()
+	acme, other := newTenant(t, s, "acme"), newTenant(t, s, "other")
+	now := time.Date(2026, 3, 8, 10, 0, 0, 0, time.UTC)
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	soon, past := now.Add(time.Hour), now.Add(-time.Minute)
+	for _, g := range []*tally.QuotaGrant{
+		{TenantID: acme.ID, Metric: "gen", Amount: 5, Reason: "a", PeriodStart: start, CreatedBy: "cli", CreatedAt: now},
+		{TenantID: acme.ID, Metric: "gen", Amount: 2, Reason: "b", PeriodStart: start, ExpiresAt: &soon, CreatedBy: "cli", CreatedAt: now},
+		{TenantID: acme.ID, Metric: "gen", Amount: 7, Reason: "expired", PeriodStart: start, ExpiresAt: &past, CreatedBy: "cli", CreatedAt: now},
+		{TenantID: acme.ID, Metric: "gen", Amount: 9, Reason: "old period", PeriodStart: start.AddDate(0, -3, 0), CreatedBy: "cli", CreatedAt: now},
+		{TenantID: acme.ID, Metric: "other", Amount: 1, Reason: "c", PeriodStart: start, CreatedBy: "cli", CreatedAt: now},
+		{TenantID: other.ID, Metric: "gen", Amount: 100, Reason: "d", PeriodStart: start, CreatedBy: "cli", CreatedAt: now},
+	} {
+		check(t, s.CreateGrant(ctx, g))
+		if g.ID == 0 {
+			t.Fatalf("no id for %+v", g)
+		}
+	}
+	list, err := s.Grants(ctx, acme.ID, "gen", 10)
+	check(t, err)
+	if len(list) != 4 || list[0].Reason != "old period" || list[3].Reason != "a" || list[2].ExpiresAt == nil || !list[2].ExpiresAt.Equal(soon) || !list[3].PeriodStart.Equal(start) {
+		t.Fatalf("grants %+v", list)
+	}
+	if list, _ := s.Grants(ctx, acme.ID, "gen", 2); len(list) != 2 {
+		t.Errorf("limit 2: %d", len(list))
+	}
+	active, err := s.ActiveGrants(ctx, acme.ID, now)
+	check(t, err)
+	sum := map[string]int64{}
+	for _, g := range active {
+		if g.ActiveAt(start, now) {
+			sum[g.Metric] += g.Amount
+		}
+	}
+	if len(active) != 3 || sum["gen"] != 7 || sum["other"] != 1 {
+		t.Errorf("active %+v (sums %v), want gen 5+2, other 1", active, sum)
 	}
 }

@@ -34,7 +34,8 @@ func (w periodWindow) allowance() int64 { return w.q.Limit + w.granted }
 
 // window returns q's period containing now, in loc, with its offset and
 // grants.
-func (s *Service) window(ctx context.Context, tenantID int64, q tally.Quota, loc *time.Location, now time.Time) (periodWindow, error) {
+func (s *Service) window(ctx context.Context, qs *quotaSet, q tally.Quota, loc *time.Location, now time.Time) (periodWindow, error) {
+	tenantID := qs.tenantID
 	w := periodWindow{q: q}
 	w.start, w.end = q.PeriodAt(now, loc)
 	d := day(now)
@@ -52,7 +53,7 @@ func (s *Service) window(ctx context.Context, tenantID int64, q tally.Quota, loc
 		}
 		w.offset = -v[q.Metric]
 	}
-	g, err := s.granted(ctx, tenantID, q.Metric, w.start, now)
+	g, err := s.granted(ctx, qs, q.Metric, w.start, now)
 	if err != nil {
 		return w, err
 	}
@@ -128,7 +129,24 @@ func (c *offsetCache) forget(tenantID int64, t time.Time) {
 }
 
 // granted returns the extra allowance of metric's grants in the period
-// that started at start, active at now.
-func (s *Service) granted(ctx context.Context, tenantID int64, metric string, start, now time.Time) (int64, error) {
-	return 0, nil
+// that started at start, active at now. The tenant's active grants are
+// read once per quotaSet (one call).
+func (s *Service) granted(ctx context.Context, qs *quotaSet, metric string, start, now time.Time) (int64, error) {
+	if qs.grants == nil {
+		gs, err := s.store.ActiveGrants(ctx, qs.tenantID, now)
+		if err != nil {
+			return 0, err
+		}
+		qs.grants = gs
+		if qs.grants == nil {
+			qs.grants = []tally.QuotaGrant{}
+		}
+	}
+	var n int64
+	for i := range qs.grants {
+		if g := &qs.grants[i]; g.Metric == metric && g.ActiveAt(start, now) {
+			n += g.Amount
+		}
+	}
+	return n, nil
 }

@@ -68,7 +68,7 @@ func (s *Service) statuses(ctx context.Context, qs *quotaSet, list []tally.Quota
 		return nil, err
 	}
 	for _, q := range list {
-		w, err := s.window(ctx, qs.tenantID, q, loc, now)
+		w, err := s.window(ctx, qs, q, loc, now)
 		if err != nil {
 			return nil, err
 		}
@@ -165,7 +165,7 @@ func (s *Service) take(ctx context.Context, tenantID int64, metric string, amoun
 	}
 	t.now = s.cfg.Now()
 	t.day = day(t.now)
-	if t.w, err = s.window(ctx, tenantID, q, loc, t.now); err != nil {
+	if t.w, err = s.window(ctx, qs, q, loc, t.now); err != nil {
 		return t, quotasUnavailable(err)
 	}
 	var v int64

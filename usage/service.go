@@ -141,6 +141,7 @@ type quotaSet struct {
 	by       map[string]tally.Quota
 	tenantID int64
 	loc      *time.Location
+	grants   []tally.QuotaGrant // active ones, read on first use (nil: not yet)
 }
 
 // zone returns the tenant's time zone, reading the tenant on first use.
@@ -260,7 +261,7 @@ func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *ta
 		var reserved []tally.Amount
 		for _, a := range enforced {
 			q := qs.by[a.Metric]
-			w, err := s.window(ctx, e.TenantID, q, loc, now)
+			w, err := s.window(ctx, qs, q, loc, now)
 			if err != nil {
 				s.cfg.Logger.Error("usage: read period usage", "tenant", e.TenantID, "metric", a.Metric, "err", err)
 				s.release(ctx, e, reserved)
@@ -506,7 +507,7 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 			s.cfg.Logger.Error("usage: read tenant", "tenant", k.tenant, "err", err)
 			continue
 		}
-		w, err := s.window(ctx, k.tenant, q, loc, now)
+		w, err := s.window(ctx, qs, q, loc, now)
 		if err != nil {
 			s.cfg.Logger.Error("usage: read period usage", "tenant", k.tenant, "metric", k.metric, "err", err)
 			continue
@@ -596,7 +597,7 @@ func (s *Service) rebuildTenant(ctx context.Context, tenantID int64, from time.T
 	}
 	now := s.cfg.Now()
 	for m, q := range qs.by {
-		w, err := s.window(ctx, tenantID, q, loc, now)
+		w, err := s.window(ctx, qs, q, loc, now)
 		if err != nil {
 			return err
 		}
