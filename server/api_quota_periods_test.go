@@ -95,7 +95,7 @@ func TestAPIQuotaPeriods(t *testing.T) {
 	wantProblem(t, h.do("GET", "/api/analytics/quotas/gen_units", nil, o.h()), http.StatusNotFound)
 	wantProblem(t, h.do("DELETE", "/api/analytics/quotas/gen_units", nil, o.h()), http.StatusNotFound)
 	wantProblem(t, h.do("DELETE", "/api/analytics/quotas/Bad-Name", nil, o.h()), http.StatusNotFound)
-	r = h.do("GET", "/api/analytics/audit?action=quota.delete", nil, o.h())
+	r = h.do("GET", "/api/analytics/audit?action=quota.deleted", nil, o.h())
 	var audit struct {
 		Entries []struct {
 			Target string `json:"target"`
@@ -103,7 +103,7 @@ func TestAPIQuotaPeriods(t *testing.T) {
 	}
 	r.want(t, http.StatusOK).decode(t, &audit)
 	if len(audit.Entries) != 2 {
-		t.Errorf("quota.delete audit %s", r.Body)
+		t.Errorf("quota.deleted audit %s", r.Body)
 	}
 	// A member may not delete.
 	memberTok, _ := h.member(o, "member")

@@ -197,7 +197,7 @@ func (s *Server) handleQuotaDelete() apiHandler {
 		if err := s.Quotas.DeleteQuota(r.Context(), p.Tenant.ID, m); err != nil {
 			return err
 		}
-		s.audit(r.Context(), p.Tenant.ID, p, "quota.delete", m, nil)
+		s.audit(r.Context(), p.Tenant.ID, p, "quota.deleted", m, nil)
 		st, err := s.Quotas.Status(r.Context(), p.Tenant.ID, m)
 		if tally.ErrorCodeOf(err) == tally.ENotFound {
 			w.WriteHeader(http.StatusNoContent)
