@@ -139,13 +139,18 @@ func (s *Server) handleQuotaGet() apiHandler {
 		if !tally.ValidMetric(m) {
 			return tally.Errorf(tally.ENotFound, "no quota for this metric")
 		}
-		st, err := s.Quotas.Status(r.Context(), p.Tenant.ID, m)
-		if err != nil {
-			return err
-		}
-		encode(w, http.StatusOK, st)
-		return nil
+		return s.answerQuota(w, r, p, m)
 	}
+}
+
+// answerQuota answers 200 with the status of metric's quota.
+func (s *Server) answerQuota(w http.ResponseWriter, r *http.Request, p *tally.Principal, metric string) error {
+	st, err := s.Quotas.Status(r.Context(), p.Tenant.ID, metric)
+	if err != nil {
+		return err
+	}
+	encode(w, http.StatusOK, st)
+	return nil
 }
 
 // handleQuotaPut replaces the tenant's quota of a metric whole: limit is
@@ -198,16 +203,12 @@ func (s *Server) handleQuotaDelete() apiHandler {
 			return err
 		}
 		s.audit(r.Context(), p.Tenant.ID, p, "quota.deleted", m, nil)
-		st, err := s.Quotas.Status(r.Context(), p.Tenant.ID, m)
+		err := s.answerQuota(w, r, p, m)
 		if tally.ErrorCodeOf(err) == tally.ENotFound {
 			w.WriteHeader(http.StatusNoContent)
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		encode(w, http.StatusOK, st)
-		return nil
+		return err
 	}
 }
 

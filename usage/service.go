@@ -183,6 +183,20 @@ type tenantQuotas struct {
 	by  map[int64]*quotaSet
 }
 
+// forEvent returns the quotas of events[i]'s tenant, or nil after setting
+// errs[i] to an EUnavailable error when they cannot be read: without the
+// quotas no event can be checked, so it fails closed (the write would
+// most likely fail on the same store).
+func (t *tenantQuotas) forEvent(e *tally.Event, i int, errs []error) *quotaSet {
+	qs, err := t.get(e.TenantID)
+	if err != nil {
+		t.s.cfg.Logger.Error("usage: read quotas", "tenant", e.TenantID, "err", err)
+		errs[i] = quotasUnavailable(err)
+		return nil
+	}
+	return qs
+}
+
 func (t *tenantQuotas) get(tenantID int64) (*quotaSet, error) {
 	if qs, ok := t.by[tenantID]; ok {
 		return qs, nil
@@ -228,12 +242,8 @@ func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *ta
 		if errs[i] != nil {
 			continue
 		}
-		qs, err := tq.get(e.TenantID)
-		if err != nil {
-			// Without the quotas no event can be checked: fail closed
-			// (the write would most likely fail on the same store).
-			s.cfg.Logger.Error("usage: read quotas", "tenant", e.TenantID, "err", err)
-			errs[i] = quotasUnavailable(err)
+		qs := tq.forEvent(e, i, errs)
+		if qs == nil {
 			continue
 		}
 		var enforced []tally.Amount
@@ -319,10 +329,8 @@ func (s *Service) markSettled(ctx context.Context, events []tally.Event, tq *ten
 		if len(amounts) == 0 {
 			continue
 		}
-		qs, err := tq.get(e.TenantID)
-		if err != nil {
-			s.cfg.Logger.Error("usage: read quotas", "tenant", e.TenantID, "err", err)
-			errs[i] = quotasUnavailable(err)
+		qs := tq.forEvent(e, i, errs)
+		if qs == nil {
 			continue
 		}
 		for _, a := range amounts {
