@@ -171,8 +171,8 @@ func (r *Recorder) Consume(ctx context.Context, t *tally.Tenant, in tally.UsageI
 	}
 	if res.Duplicates > 0 { // stored before: this call's reservation was released
 		st.Current -= amount
-		st.Remaining = max(st.Limit-st.Current, 0)
-		st.Exceeded = st.Current >= st.Limit
+		st.Remaining = max(st.Limit+st.Granted-st.Current, 0)
+		st.Exceeded = st.Current >= st.Limit+st.Granted
 	}
 	return true, st, nil
 }
