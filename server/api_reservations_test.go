@@ -27,6 +27,20 @@ type reservationJSON struct {
 	Quota          periodQuotaJSON `json:"quota"`
 }
 
+// until503 calls do again while it answers 503 (a store or Redis too slow
+// on a loaded machine): the calls it is used for are idempotent, so a
+// retry settles what the 503 left unknown, as a client would.
+func until503(do func() *apiResponse) *apiResponse {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := do()
+		if r.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func withReservationSweep(d time.Duration) harnessOption {
 	return func(c *app.Config) { c.ReservationSweep = d }
 }
@@ -108,9 +122,10 @@ func raceReservations(t *testing.T, hs ...*harness) {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(c), 13))
 			for round := range rounds {
-				if rng.IntN(4) == 0 { // a plain consume
+				if rng.IntN(4) == 0 { // a plain consume (with an event id: safe to retry)
 					n := int64(1 + rng.IntN(3))
-					r := h.do("POST", base+"/consume", map[string]any{"amount": n}, auth)
+					body := map[string]any{"amount": n, "event_id": "c-" + strconv.Itoa(c) + "-" + strconv.Itoa(round)}
+					r := until503(func() *apiResponse { return h.do("POST", base+"/consume", body, auth) })
 					var q periodQuotaJSON
 					r.decode(t, &q)
 					seen(q.Current)
@@ -133,12 +148,12 @@ func raceReservations(t *testing.T, hs ...*harness) {
 					ttl = 1
 				}
 				body := map[string]any{"amount": n, "ttl_seconds": ttl}
-				key := ""
-				if rng.IntN(2) == 0 {
-					key = "k-" + strconv.Itoa(c) + "-" + strconv.Itoa(round)
-					body["idempotency_key"] = key
-				}
-				r := h.do("POST", base+"/reservations", body, auth)
+				// Every reservation has a key, so that a 503 is retried
+				// safely; half of them are also replayed on purpose.
+				key := "k-" + strconv.Itoa(c) + "-" + strconv.Itoa(round)
+				body["idempotency_key"] = key
+				replay := rng.IntN(2) == 0
+				r := until503(func() *apiResponse { return h.do("POST", base+"/reservations", body, auth) })
 				if r.Status == http.StatusTooManyRequests {
 					var q periodQuotaJSON
 					r.decode(t, &q)
@@ -149,7 +164,7 @@ func raceReservations(t *testing.T, hs ...*harness) {
 					refused.Add(1)
 					continue
 				}
-				if r.Status != http.StatusCreated {
+				if r.Status != http.StatusCreated && r.Status != http.StatusOK { // 200: a retry found the first
 					t.Errorf("reserve: %s", r)
 					continue
 				}
@@ -160,9 +175,9 @@ func raceReservations(t *testing.T, hs ...*harness) {
 				if resv.Remaining != max(limit-resv.Quota.Current, 0) || resv.Amount != n || (resv.State != "open" && action != 3) {
 					t.Errorf("reservation %+v", resv)
 				}
-				if key != "" { // the retry, on another instance, is the same reservation
+				if replay { // the retry, on another instance, is the same reservation
 					var again reservationJSON
-					r := other.do("POST", base+"/reservations", body, auth)
+					r := until503(func() *apiResponse { return other.do("POST", base+"/reservations", body, auth) })
 					r.want(t, http.StatusOK).decode(t, &again)
 					if again.ID != resv.ID {
 						t.Errorf("idempotency key %s made %s and %s", key, resv.ID, again.ID)
@@ -173,8 +188,8 @@ func raceReservations(t *testing.T, hs ...*harness) {
 				switch action {
 				case 0: // commit all, retried on another instance
 					var c1, c2 reservationJSON
-					h.do("POST", path+"/commit", nil, auth).want(t, http.StatusOK).decode(t, &c1)
-					other.do("POST", path+"/commit", nil, auth).want(t, http.StatusOK).decode(t, &c2)
+					until503(func() *apiResponse { return h.do("POST", path+"/commit", nil, auth) }).want(t, http.StatusOK).decode(t, &c1)
+					until503(func() *apiResponse { return other.do("POST", path+"/commit", nil, auth) }).want(t, http.StatusOK).decode(t, &c2)
 					if c1.State != "committed" || c1.Committed != n || c2.Committed != n {
 						t.Errorf("commit all: %+v then %+v", c1, c2)
 					}
@@ -182,22 +197,22 @@ func raceReservations(t *testing.T, hs ...*harness) {
 				case 1: // commit part
 					part := rng.Int64N(n + 1)
 					var c1 reservationJSON
-					h.do("POST", path+"/commit", map[string]any{"amount": part}, auth).want(t, http.StatusOK).decode(t, &c1)
+					until503(func() *apiResponse { return h.do("POST", path+"/commit", map[string]any{"amount": part}, auth) }).want(t, http.StatusOK).decode(t, &c1)
 					if c1.Committed != part {
 						t.Errorf("commit %d of %d: %+v", part, n, c1)
 					}
 					committed.Add(part)
-					wantProblem(t, other.do("POST", path+"/release", nil, auth), http.StatusConflict)
+					wantProblem(t, until503(func() *apiResponse { return other.do("POST", path+"/release", nil, auth) }), http.StatusConflict)
 				case 2: // release
 					var rel reservationJSON
-					other.do("POST", path+"/release", nil, auth).want(t, http.StatusOK).decode(t, &rel)
+					until503(func() *apiResponse { return other.do("POST", path+"/release", nil, auth) }).want(t, http.StatusOK).decode(t, &rel)
 					if rel.State != "released" {
 						t.Errorf("release: %+v", rel)
 					}
-					wantProblem(t, h.do("POST", path+"/commit", nil, auth), http.StatusConflict)
+					wantProblem(t, until503(func() *apiResponse { return h.do("POST", path+"/commit", nil, auth) }), http.StatusConflict)
 				default: // abandon: it expires, and a late commit is refused
 					time.Sleep(time.Until(resv.ExpiresAt) + 50*time.Millisecond)
-					wantProblem(t, h.do("POST", path+"/commit", nil, auth), http.StatusConflict)
+					wantProblem(t, until503(func() *apiResponse { return h.do("POST", path+"/commit", nil, auth) }), http.StatusConflict)
 					expiredRefused.Add(1)
 				}
 			}
