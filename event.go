@@ -1,7 +1,9 @@
 package tally
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -23,6 +25,24 @@ type Event struct {
 	ReceivedAt time.Time       `json:"received_at"`
 	Value      float64         `json:"value"`
 	Props      json.RawMessage `json:"props"`
+	// Settled names the metric a quota consume or commit already counted
+	// this event for (it carried the event's id; see SettlementID): the
+	// usage rules do not count the event for that metric again. Stored
+	// in the log with the event (the metric column of a usage.increment).
+	Settled string `json:"-"`
+}
+
+// SettlementID is the event id of the usage.increment a consume or
+// commit writes when it carries eventID, the id of the event it settles
+// for metric: one per event and metric, so the consume's retries and the
+// event itself each count once. Ids too long for an event id are hashed.
+func SettlementID(metric, eventID string) string {
+	id := "settle:" + metric + ":" + eventID
+	if len(id) <= MaxEventIDLen {
+		return id
+	}
+	sum := sha256.Sum256([]byte(eventID))
+	return "settle:" + metric + ":sha256:" + hex.EncodeToString(sum[:])
 }
 
 // Event names that tally's KPIs and default usage rules read: the host
@@ -131,7 +151,8 @@ type ExportInfo struct {
 }
 
 // HourRow is the aggregate of one tenant's events in one hour (or day) for
-// one event name; Metric is set for usage.increment events, which are
+// one event name; Metric is set for usage.increment events (and, for
+// other events, names the metric they were settled for), which are
 // grouped by the metric they name.
 type HourRow struct {
 	Start      time.Time

@@ -20,6 +20,8 @@ type Store interface {
 	AuditStore
 	EventStore
 	QuotaStore
+	ReservationStore
+	GrantStore
 	RollupStore
 	WebhookStore
 	MeterStore
@@ -169,6 +171,10 @@ type EventStore interface {
 	// inserted (false: a duplicate). It also marks the hours of inserted
 	// events dirty for the next rollup.
 	InsertEvents(ctx context.Context, events []Event) (inserted []bool, err error)
+	// StoredEventIDs returns which of eventIDs the tenant's log holds,
+	// each with its metric column (the metric of a usage.increment, the
+	// metric an event was settled for, else "").
+	StoredEventIDs(ctx context.Context, tenantID int64, eventIDs []string) (map[string]string, error)
 	// ListEvents lists a tenant's events newest first (by timestamp, then id)
 	// after f.Cursor, at most f.Limit, and returns the next page's cursor
 	// (nil on the last page). EInvalid when f.Limit < 1.

@@ -2,6 +2,7 @@ package tally_test
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -127,11 +128,11 @@ func TestUsageRules(t *testing.T) {
 func TestQuotaStatus(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 3, 8, 23, 59, 0, 0, time.UTC)
-	st := tally.NewQuotaStatus(tally.Quota{Metric: "m", Limit: 10, Enforced: true}, 12, now)
+	st := tally.NewQuotaStatus(tally.Quota{Metric: "m", Limit: 10, Enforced: true}, 12, 0, now, nil)
 	if st.Remaining != 0 || !st.Exceeded || st.Period != "day" || !st.ResetsAt.Equal(time.Date(2026, 3, 9, 0, 0, 0, 0, time.UTC)) {
 		t.Fatalf("status %+v", st)
 	}
-	if st := tally.NewQuotaStatus(tally.Quota{Metric: "m", Limit: 10}, 3, now); st.Remaining != 7 || st.Exceeded {
+	if st := tally.NewQuotaStatus(tally.Quota{Metric: "m", Limit: 10}, 3, 0, now, nil); st.Remaining != 7 || st.Exceeded {
 		t.Fatalf("status %+v", st)
 	}
 }
@@ -166,5 +167,95 @@ func TestTenantChanges(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Changes = %v, want %v", got, want)
+	}
+}
+
+func TestQuotaPeriodAt(t *testing.T) {
+	t.Parallel()
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(loc *time.Location, y int, m time.Month, d, h int) time.Time {
+		return time.Date(y, m, d, h, 0, 0, 0, loc)
+	}
+	for _, tt := range []struct {
+		name        string
+		q           tally.Quota
+		now         time.Time
+		loc         *time.Location
+		start, end  time.Time
+		wantSeconds int64
+	}{
+		// Berlin springs forward on 2026-03-29: a 23-hour day, and the
+		// week and the month around it lose that hour too.
+		{"day across spring-forward", tally.Quota{Period: "day"}, at(berlin, 2026, 3, 29, 12), berlin,
+			at(berlin, 2026, 3, 29, 0), at(berlin, 2026, 3, 30, 0), 23 * 3600},
+		{"unset period is a day", tally.Quota{}, at(berlin, 2026, 3, 29, 1), berlin,
+			at(berlin, 2026, 3, 29, 0), at(berlin, 2026, 3, 30, 0), 23 * 3600},
+		{"day across fall-back", tally.Quota{Period: "day"}, at(berlin, 2026, 10, 25, 23), berlin,
+			at(berlin, 2026, 10, 25, 0), at(berlin, 2026, 10, 26, 0), 25 * 3600},
+		{"week from Monday across DST", tally.Quota{Period: "week"}, at(berlin, 2026, 3, 29, 23), berlin,
+			at(berlin, 2026, 3, 23, 0), at(berlin, 2026, 3, 30, 0), 7*86400 - 3600},
+		{"week on its Monday", tally.Quota{Period: "week"}, at(ny, 2026, 3, 9, 0), ny,
+			at(ny, 2026, 3, 9, 0), at(ny, 2026, 3, 16, 0), 7 * 86400},
+		{"month across DST", tally.Quota{Period: "month"}, at(ny, 2026, 3, 31, 23), ny,
+			at(ny, 2026, 3, 1, 0), at(ny, 2026, 4, 1, 0), 31*86400 - 3600},
+		{"month in UTC", tally.Quota{Period: "month"}, time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC), nil,
+			time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), 31 * 86400},
+		// Anchor 31: January 31, then February's last day, then March 31.
+		{"billing 31 before February's end", tally.Quota{Period: "billing", AnchorDay: 31}, at(ny, 2027, 2, 27, 12), ny,
+			at(ny, 2027, 1, 31, 0), at(ny, 2027, 2, 28, 0), 28 * 86400},
+		{"billing 31 on February 28", tally.Quota{Period: "billing", AnchorDay: 31}, at(ny, 2027, 2, 28, 0), ny,
+			at(ny, 2027, 2, 28, 0), at(ny, 2027, 3, 31, 0), 31*86400 - 3600},
+		{"billing 31 in a leap February", tally.Quota{Period: "billing", AnchorDay: 31}, at(berlin, 2028, 2, 29, 8), berlin,
+			at(berlin, 2028, 2, 29, 0), at(berlin, 2028, 3, 31, 0), 31*86400 - 3600},
+		{"billing 30 in April", tally.Quota{Period: "billing", AnchorDay: 30}, at(berlin, 2026, 4, 29, 23), berlin,
+			at(berlin, 2026, 3, 30, 0), at(berlin, 2026, 4, 30, 0), 31 * 86400},
+		{"billing 15 across the year", tally.Quota{Period: "billing", AnchorDay: 15}, time.Date(2027, 1, 3, 0, 0, 0, 0, time.UTC), nil,
+			time.Date(2026, 12, 15, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 15, 0, 0, 0, 0, time.UTC), 31 * 86400},
+	} {
+		start, end := tt.q.PeriodAt(tt.now, tt.loc)
+		if !start.Equal(tt.start) || !end.Equal(tt.end) {
+			t.Errorf("%s: PeriodAt(%s) = [%s, %s), want [%s, %s)", tt.name, tt.now, start, end, tt.start, tt.end)
+		}
+		if got := int64(end.Sub(start) / time.Second); got != tt.wantSeconds {
+			t.Errorf("%s: period of %d s, want %d", tt.name, got, tt.wantSeconds)
+		}
+		if tt.now.Before(start) || !tt.now.Before(end) {
+			t.Errorf("%s: %s is outside its period", tt.name, tt.now)
+		}
+	}
+}
+
+func TestQuotaValidatePeriod(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		q     tally.Quota
+		field string // "" valid
+	}{
+		{tally.Quota{Metric: "m", Limit: 1}, ""},
+		{tally.Quota{Metric: "m", Limit: 1, Period: "week"}, ""},
+		{tally.Quota{Metric: "m", Limit: 1, Period: "billing", AnchorDay: 31}, ""},
+		{tally.Quota{Metric: "m", Limit: 1, Period: "billing"}, "anchor_day"},
+		{tally.Quota{Metric: "m", Limit: 1, Period: "billing", AnchorDay: 32}, "anchor_day"},
+		{tally.Quota{Metric: "m", Limit: 1, Period: "month", AnchorDay: 1}, "anchor_day"},
+		{tally.Quota{Metric: "m", Limit: 1, Period: "hour"}, "period"},
+	} {
+		err := tt.q.Validate()
+		if tt.field == "" {
+			if err != nil {
+				t.Errorf("%+v: %v", tt.q, err)
+			}
+			continue
+		}
+		var e *tally.Error
+		if !errors.As(err, &e) || len(e.Fields) != 1 || e.Fields[0].Field != tt.field {
+			t.Errorf("%+v: %v, want an error on %s", tt.q, err, tt.field)
+		}
 	}
 }

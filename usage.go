@@ -73,7 +73,8 @@ func roundValue(v float64) int64 {
 	return int64(math.Round(v))
 }
 
-// Apply returns the metric increments one event gives.
+// Apply returns the metric increments one event gives. An event settled
+// for a metric (Event.Settled) gives nothing to that metric by the rules.
 func (rs UsageRules) Apply(e *Event) []Amount {
 	var out []Amount
 	if e.Name == EventUsageIncrement {
@@ -82,7 +83,7 @@ func (rs UsageRules) Apply(e *Event) []Amount {
 		}
 	}
 	for _, r := range rs {
-		if SelectsEvent(r.Event, e.Name) {
+		if SelectsEvent(r.Event, e.Name) && (e.Settled != r.Metric || e.Name == EventUsageIncrement) {
 			n := int64(1)
 			if r.Sum {
 				n = roundValue(e.Value)
@@ -102,7 +103,9 @@ func (rs UsageRules) ApplyRows(rows []HourRow) map[string]int64 {
 			out[row.Metric] += row.SumRounded
 		}
 		for _, r := range rs {
-			if SelectsEvent(r.Event, row.Event) {
+			// The metric of a row of other events names the metric they
+			// were settled for (Event.Settled): counted by the consume.
+			if SelectsEvent(r.Event, row.Event) && (row.Event == EventUsageIncrement || row.Metric != r.Metric) {
 				if r.Sum {
 					out[r.Metric] += row.SumRounded
 				} else {
@@ -138,16 +141,38 @@ func UsageMetricOf(props json.RawMessage) string {
 	return p.Metric
 }
 
-// Quota is a daily limit on one metric. A soft quota only reports and
+// Quota periods: a quota's limit applies to each period in turn, and its
+// usage starts again from 0 when the next period starts. Calendar periods
+// (day, week from Monday, month) and billing periods follow the tenant's
+// time zone, stepping by local midnights, so a DST day has 23 or 25 hours.
+const (
+	PeriodDay     = "day"
+	PeriodWeek    = "week"
+	PeriodMonth   = "month"
+	PeriodBilling = "billing" // monthly from the quota's AnchorDay
+)
+
+// Quota is a limit on one metric per period. A soft quota only reports and
 // alerts; an enforced one rejects what would pass the limit.
+//
+// A quota set over the API is a full replacement: a field left out takes
+// its default (Period "day", Enforced false), never the previous value.
 type Quota struct {
 	Metric   string `json:"metric"`
 	Limit    int64  `json:"limit"`
 	Enforced bool   `json:"enforced"`
+	// Period is PeriodDay ("" means day), PeriodWeek, PeriodMonth or
+	// PeriodBilling.
+	Period string `json:"period"`
+	// AnchorDay is the day of the month (1–31) a billing period starts
+	// on; a month shorter than it starts on its last day. 0 for the
+	// other periods.
+	AnchorDay int `json:"anchor_day,omitempty"`
 }
 
-// Validate checks a quota override: a valid metric name and a limit of 0
-// or more. A broken rule is an EInvalid *Error naming the fields.
+// Validate checks a quota override: a valid metric name, a limit of 0 or
+// more, a known period, and an anchor day of 1–31 with the billing period
+// only. A broken rule is an EInvalid *Error naming the fields.
 func (q Quota) Validate() error {
 	var bad []FieldError
 	if !ValidMetric(q.Metric) {
@@ -156,37 +181,121 @@ func (q Quota) Validate() error {
 	if q.Limit < 0 {
 		bad = append(bad, FieldError{Field: "limit", Message: "must be 0 or more"})
 	}
+	switch q.Period {
+	case "", PeriodDay, PeriodWeek, PeriodMonth:
+		if q.AnchorDay != 0 {
+			bad = append(bad, FieldError{Field: "anchor_day", Message: "only a billing period has an anchor day"})
+		}
+	case PeriodBilling:
+		if q.AnchorDay < 1 || q.AnchorDay > 31 {
+			bad = append(bad, FieldError{Field: "anchor_day", Message: "must be a day of the month, 1 to 31"})
+		}
+	default:
+		bad = append(bad, FieldError{Field: "period", Message: "must be day, week, month or billing"})
+	}
 	if bad != nil {
 		return Invalid("invalid quota", bad...)
 	}
 	return nil
 }
 
-// QuotaStatus is a quota with the current usage of its period.
-type QuotaStatus struct {
-	Metric    string    `json:"metric"`
-	Current   int64     `json:"current"`
-	Limit     int64     `json:"limit"`
-	Remaining int64     `json:"remaining"`
-	Exceeded  bool      `json:"exceeded"`
-	Enforced  bool      `json:"enforced"`
-	Period    string    `json:"period"`
-	ResetsAt  time.Time `json:"resets_at"`
+// PeriodOf returns the period name of q, "day" when unset.
+func (q Quota) PeriodOf() string {
+	if q.Period == "" {
+		return PeriodDay
+	}
+	return q.Period
 }
 
-// NewQuotaStatus computes the status of q at usage current in the UTC day
-// that contains now.
-func NewQuotaStatus(q Quota, current int64, now time.Time) QuotaStatus {
-	return QuotaStatus{
-		Metric:    q.Metric,
-		Current:   current,
-		Limit:     q.Limit,
-		Remaining: max(q.Limit-current, 0),
-		Exceeded:  current >= q.Limit,
-		Enforced:  q.Enforced,
-		Period:    "day",
-		ResetsAt:  DayStart(now).Add(24 * time.Hour),
+// PeriodAt returns the start and end of q's period that contains t, in
+// loc (nil: UTC): local midnights, so that a day across a DST change has
+// 23 or 25 hours. Weeks start on Monday. A billing period starts on the
+// anchor day of each month, or the month's last day when it is shorter
+// (anchor 31: January 31, February 28 or 29, March 31, …).
+func (q Quota) PeriodAt(t time.Time, loc *time.Location) (start, end time.Time) {
+	if loc == nil {
+		loc = time.UTC
 	}
+	l := t.In(loc)
+	y, m, d := l.Date()
+	switch q.PeriodOf() {
+	case PeriodWeek:
+		back := (int(l.Weekday()) + 6) % 7 // days since Monday
+		start = time.Date(y, m, d-back, 0, 0, 0, 0, loc)
+		end = time.Date(y, m, d-back+7, 0, 0, 0, 0, loc)
+	case PeriodMonth:
+		start = time.Date(y, m, 1, 0, 0, 0, 0, loc)
+		end = time.Date(y, m+1, 1, 0, 0, 0, 0, loc)
+	case PeriodBilling:
+		start = anchorIn(y, m, q.AnchorDay, loc)
+		if l.Before(start) {
+			end = start
+			start = anchorIn(y, m-1, q.AnchorDay, loc)
+		} else {
+			end = anchorIn(y, m+1, q.AnchorDay, loc)
+		}
+	default:
+		start = time.Date(y, m, d, 0, 0, 0, 0, loc)
+		end = time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+	}
+	return start, end
+}
+
+// anchorIn is the local midnight of day anchor of month m of year y (m may
+// be out of 1–12, as time.Date takes it), clamped to the month's last day.
+func anchorIn(y int, m time.Month, anchor int, loc *time.Location) time.Time {
+	first := time.Date(y, m, 1, 0, 0, 0, 0, loc)
+	last := first.AddDate(0, 1, -1).Day()
+	return time.Date(first.Year(), first.Month(), min(anchor, last), 0, 0, 0, 0, loc)
+}
+
+// QuotaStatus is a quota with the usage of its current period. Granted is
+// the extra allowance of the period's grants (top-ups), counted in
+// Remaining and Exceeded: the period's allowance is Limit + Granted.
+type QuotaStatus struct {
+	Metric      string    `json:"metric"`
+	Current     int64     `json:"current"`
+	Limit       int64     `json:"limit"`
+	Granted     int64     `json:"granted"`
+	Remaining   int64     `json:"remaining"`
+	Exceeded    bool      `json:"exceeded"`
+	Enforced    bool      `json:"enforced"`
+	Period      string    `json:"period"`
+	AnchorDay   int       `json:"anchor_day,omitempty"`
+	PeriodStart time.Time `json:"period_start"`
+	ResetsAt    time.Time `json:"resets_at"`
+}
+
+// NewQuotaStatus computes the status of q at usage current and extra
+// allowance granted in q's period that contains now, in loc (nil: UTC).
+func NewQuotaStatus(q Quota, current, granted int64, now time.Time, loc *time.Location) QuotaStatus {
+	start, end := q.PeriodAt(now, loc)
+	allowance := q.Limit + granted
+	return QuotaStatus{
+		Metric:      q.Metric,
+		Current:     current,
+		Limit:       q.Limit,
+		Granted:     granted,
+		Remaining:   max(allowance-current, 0),
+		Exceeded:    current >= allowance,
+		Enforced:    q.Enforced,
+		Period:      q.PeriodOf(),
+		AnchorDay:   q.AnchorDay,
+		PeriodStart: start.UTC(),
+		ResetsAt:    end.UTC(),
+	}
+}
+
+// Location returns the tenant's time zone (UTC when unset or unknown).
+func (t *Tenant) Location() *time.Location {
+	if t == nil || t.Timezone == "" {
+		return time.UTC
+	}
+	loc, err := time.LoadLocation(t.Timezone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
 }
 
 // DayStart returns the start of the UTC day containing t.
@@ -238,9 +347,12 @@ type Meter interface {
 	Settle(ctx context.Context, events []Event, inserted []bool, r *Reservation)
 }
 
-// Reservation is what Admit reserved, per event.
+// Reservation is what Admit (or a quota consume) reserved, per event.
+// At is when a consume reserved: its event is written in At's UTC day,
+// whose counter holds the reservation.
 type Reservation struct {
 	Amounts [][]Amount
+	At      time.Time
 }
 
 // RollupBucket names the rollup bucket of length d, "hour" or "day" (the

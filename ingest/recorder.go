@@ -18,6 +18,15 @@ type Quotas interface {
 	Consume(ctx context.Context, tenantID int64, metric string, amount int64) (bool, tally.QuotaStatus, *tally.Reservation, error)
 	// Today returns the tenant's counters of the current UTC day.
 	Today(ctx context.Context, tenantID int64) (map[string]int64, error)
+	// BeginCommit and EndCommit bracket the write of a reservation's
+	// usage event; see usage.Service.BeginCommit.
+	BeginCommit(ctx context.Context, tenantID int64, metric, id string, amount *int64) (*tally.QuotaReservation, bool, error)
+	EndCommit(ctx context.Context, r *tally.QuotaReservation) (*tally.QuotaReservation, error)
+	// Status returns the quota of metric now.
+	Status(ctx context.Context, tenantID int64, metric string) (tally.QuotaStatus, error)
+	// EventStored reports whether the tenant's log holds an event with
+	// that id.
+	EventStored(ctx context.Context, tenantID int64, eventID string) (bool, error)
 }
 
 // Recorder is the one way events enter tally, whatever brings them: a
@@ -114,25 +123,46 @@ const CurrentUnknown int64 = -1
 
 // Consume takes in.Amount from the quota of in.Metric, atomically, and
 // when the quota had room records the amount as a usage.increment event
-// (with in.EventID, when given) in the quota period it was reserved in
-// (also when the clock passed the period's end since). It returns whether
-// the quota had room and its status; a metric without a quota is
-// ENotFound. A retry with an event id already stored is a duplicate: it
-// answers allowed and counts nothing (its reservation is released).
+// in the quota period it was reserved in (also when the clock passed the
+// period's end since). It returns whether the quota had room and its
+// status; a metric without a quota is ENotFound.
+//
+// With in.EventID, the consume settles that event for the metric: the
+// increment's id is tally.SettlementID(metric, EventID), so a retry is a
+// duplicate (allowed, counts nothing, its reservation released), and the
+// event with that id, when it is ingested later, is not counted for the
+// metric again (usage.Service.Admit marks it settled). When that event is
+// stored already, its rules counted it: the consume counts nothing.
 func (r *Recorder) Consume(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (bool, tally.QuotaStatus, error) {
 	if err := in.Validate(); err != nil {
 		return false, tally.QuotaStatus{}, err
 	}
 	metric, amount := in.Metric, in.Amount
+	if in.EventID != "" {
+		// The event the consume settles is stored already: its rules
+		// counted it, so the consume is a duplicate and counts nothing.
+		if stored, err := r.quotas.EventStored(ctx, t.ID, in.EventID); err != nil {
+			return false, tally.QuotaStatus{}, err
+		} else if stored {
+			st, err := r.quotas.Status(ctx, t.ID, metric)
+			return err == nil, st, err
+		}
+	}
 	allowed, st, resv, err := r.quotas.Consume(ctx, t.ID, metric, amount)
 	if err != nil || !allowed {
 		return false, st, err
 	}
 	at := r.now()
-	if end := st.ResetsAt.Add(-time.Microsecond); at.After(end) {
+	end := st.ResetsAt
+	if !resv.At.IsZero() {
+		if dayEnd := tally.DayStart(resv.At).Add(24 * time.Hour); dayEnd.Before(end) {
+			end = dayEnd // the UTC day whose counter holds the reservation
+		}
+	}
+	if end = end.Add(-time.Microsecond); at.After(end) {
 		at = end
 	}
-	e, err := r.usageEvent(t, in, at)
+	e, err := r.settlingEvent(t, in, at)
 	var res *Result
 	if err == nil {
 		res, err = r.p.SubmitReserved(ctx, []tally.Event{e}, resv)
@@ -142,10 +172,69 @@ func (r *Recorder) Consume(ctx context.Context, t *tally.Tenant, in tally.UsageI
 	}
 	if res.Duplicates > 0 { // stored before: this call's reservation was released
 		st.Current -= amount
-		st.Remaining = max(st.Limit-st.Current, 0)
-		st.Exceeded = st.Current >= st.Limit
+		st.Remaining = max(st.Limit+st.Granted-st.Current, 0)
+		st.Exceeded = st.Current >= st.Limit+st.Granted
 	}
 	return true, st, nil
+}
+
+// Commit commits reservation id of metric with amount (nil: all of it):
+// the committed amount becomes a durable usage.increment event (event id
+// tally.QuotaReservation.EventID, so a retried commit counts once) in the
+// UTC day and quota period the reservation was taken in, and the unused
+// rest returns to the quota. Committing a committed reservation again
+// answers it as it is; see usage.Service.BeginCommit for the errors.
+func (r *Recorder) Commit(ctx context.Context, t *tally.Tenant, metric, id string, amount *int64, eventID string) (*tally.QuotaReservation, error) {
+	if eventID != "" {
+		if msg := tally.CheckEventID(eventID); msg != "" {
+			return nil, tally.Invalid("invalid event_id", tally.FieldError{Field: "event_id", Message: msg})
+		}
+	}
+	resv, first, err := r.quotas.BeginCommit(ctx, t.ID, metric, id, amount)
+	if err != nil || resv.State == tally.ReservationCommitted {
+		return resv, err
+	}
+	if resv.Committed > 0 {
+		at := r.now()
+		end := resv.ResetsAt
+		if dayEnd := tally.DayStart(resv.Day).Add(24 * time.Hour); dayEnd.Before(end) {
+			end = dayEnd
+		}
+		if end = end.Add(-time.Microsecond); at.After(end) {
+			at = end
+		}
+		in := tally.UsageIncrement{Metric: metric, Amount: resv.Committed, EventID: eventID}
+		e, err := r.settlingEvent(t, in, at)
+		if eventID == "" {
+			e, err = r.usageEvent(t, tally.UsageIncrement{Metric: metric, Amount: resv.Committed, EventID: resv.EventID()}, at)
+		}
+		if err != nil {
+			return nil, err
+		}
+		// The first attempt settles against the hold; a retry holds
+		// nothing (the first attempt's outcome settled it) and counts
+		// only when its event had not been stored.
+		hold := &tally.Reservation{Amounts: [][]tally.Amount{{}}}
+		if first {
+			hold.Amounts[0] = []tally.Amount{{Metric: metric, N: resv.Committed}}
+		}
+		if _, err := r.p.SubmitReserved(ctx, []tally.Event{e}, hold); err != nil {
+			return nil, err
+		}
+	}
+	return r.quotas.EndCommit(ctx, resv)
+}
+
+// settlingEvent is the usage.increment of a consume or commit: with
+// in.EventID, one that settles that event for in.Metric (its id
+// tally.SettlementID, props "settles" naming the event).
+func (r *Recorder) settlingEvent(t *tally.Tenant, in tally.UsageIncrement, at time.Time) (tally.Event, error) {
+	if in.EventID == "" {
+		return r.usageEvent(t, in, at)
+	}
+	props, _ := json.Marshal(map[string]any{tally.UsageMetricProp: in.Metric, "amount": in.Amount, "settles": in.EventID})
+	return r.v.Prepare(tally.Event{Name: tally.EventUsageIncrement, EventID: tally.SettlementID(in.Metric, in.EventID), Source: "usage",
+		Timestamp: at, Value: float64(in.Amount), Props: props}, t, r.now())
 }
 
 // usageEvent is the usage.increment event of in at time at (zero: now).

@@ -98,6 +98,8 @@ func (db *DB) InsertEvents(ctx context.Context, events []tally.Event) ([]bool, e
 			metric := ""
 			if e.Name == tally.EventUsageIncrement {
 				metric = tally.UsageMetricOf(e.Props)
+			} else if tally.ValidMetric(e.Settled) {
+				metric = e.Settled // counted by a consume that settled it
 			}
 			b.Queue(insertEvent, e.TenantID, e.EventID, e.Name, []byte(e.UserID), e.Source,
 				e.Timestamp, e.ReceivedAt, e.Value, props, metric)
@@ -586,4 +588,26 @@ func (db *DB) LastEventID(ctx context.Context) (int64, error) {
 		return 0, wrap(err, "event")
 	}
 	return id, nil
+}
+
+// StoredEventIDs implements tally.EventStore on the (tenant_id, event_id)
+// index.
+func (db *DB) StoredEventIDs(ctx context.Context, tenantID int64, eventIDs []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(eventIDs) == 0 {
+		return out, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT event_id, metric FROM events WHERE tenant_id = $1 AND event_id = ANY($2)`, tenantID, eventIDs)
+	if err != nil {
+		return nil, wrap(err, "event")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, m string
+		if err := rows.Scan(&id, &m); err != nil {
+			return nil, wrap(err, "event")
+		}
+		out[id] = m
+	}
+	return out, wrap(rows.Err(), "event")
 }

@@ -446,21 +446,22 @@ func (db *DB) ListAudit(ctx context.Context, tenantID int64, f tally.AuditFilter
 // SetQuota implements tally.QuotaStore.
 func (db *DB) SetQuota(ctx context.Context, tenantID int64, q tally.Quota) error {
 	_, err := db.pool.Exec(ctx,
-		`INSERT INTO quotas (tenant_id, metric, lim, enforced) VALUES ($1, $2, $3, $4)
-		 ON CONFLICT (tenant_id, metric) DO UPDATE SET lim = excluded.lim, enforced = excluded.enforced`,
-		tenantID, q.Metric, q.Limit, q.Enforced)
+		`INSERT INTO quotas (tenant_id, metric, lim, enforced, period, anchor_day) VALUES ($1, $2, $3, $4, $5, $6)
+		 ON CONFLICT (tenant_id, metric) DO UPDATE SET lim = excluded.lim, enforced = excluded.enforced,
+		 period = excluded.period, anchor_day = excluded.anchor_day`,
+		tenantID, q.Metric, q.Limit, q.Enforced, q.PeriodOf(), q.AnchorDay)
 	return wrap(err, "quota")
 }
 
 // Quotas implements tally.QuotaStore.
 func (db *DB) Quotas(ctx context.Context, tenantID int64) ([]tally.Quota, error) {
-	rows, err := db.pool.Query(ctx, `SELECT metric, lim, enforced FROM quotas WHERE tenant_id = $1 ORDER BY metric`, tenantID)
+	rows, err := db.pool.Query(ctx, `SELECT metric, lim, enforced, period, anchor_day FROM quotas WHERE tenant_id = $1 ORDER BY metric`, tenantID)
 	if err != nil {
 		return nil, wrap(err, "quota")
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (tally.Quota, error) {
 		var q tally.Quota
-		err := row.Scan(&q.Metric, &q.Limit, &q.Enforced)
+		err := row.Scan(&q.Metric, &q.Limit, &q.Enforced, &q.Period, &q.AnchorDay)
 		return q, err
 	})
 	return out, wrap(err, "quota")

@@ -84,7 +84,7 @@ func TestAPIErrorsAreProblems(t *testing.T) {
 		{"DELETE", "/healthz", "GET"},
 		{"PUT", "/api/auth/login", "POST"},
 		{"GET", "/api/auth/logout", "POST"},
-		{"DELETE", "/api/analytics/quotas/x", "GET, PUT"},
+		{"POST", "/api/analytics/quotas/x", "GET, PUT, DELETE"},
 	} {
 		r := h.do(rt.method, rt.path, nil, o.h())
 		wantProblem(t, r, http.StatusMethodNotAllowed)

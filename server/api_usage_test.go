@@ -330,7 +330,10 @@ func TestAPIQuotas(t *testing.T) {
 		{"builds_daily", map[string]any{"limit": -1}, "limit"},
 		{"builds_daily", map[string]any{"enforced": true}, "limit"},
 		{"builds_daily", map[string]any{"limit": "10"}, "limit"},
-		{"builds_daily", map[string]any{"limit": 10, "period": "week"}, "period"},
+		{"builds_daily", map[string]any{"limit": 10, "period": "fortnight"}, "period"},
+		{"builds_daily", map[string]any{"limit": 10, "period": "billing"}, "anchor_day"},
+		{"builds_daily", map[string]any{"limit": 10, "period": "billing", "anchor_day": 32}, "anchor_day"},
+		{"builds_daily", map[string]any{"limit": 10, "period": "month", "anchor_day": 3}, "anchor_day"},
 		{"Bad-Metric", map[string]any{"limit": 10}, "metric"},
 	} {
 		r := h.do("PUT", "/api/analytics/quotas/"+tt.path, tt.body, o.h())

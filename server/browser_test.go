@@ -417,6 +417,9 @@ func TestBrowserDashboard(t *testing.T) {
 			t.Errorf("quota %s has class %q, want %s", metric, cls, level)
 		}
 	}
+	if note := browserEval[string](s, `document.querySelector('[data-quotas] [data-metric="builds_daily"] .quota-note').textContent`); !strings.Contains(note, "per day") {
+		t.Errorf("builds_daily quota note %q does not name its period", note)
+	}
 
 	// The events table shows the API's first page, newest first. (The
 	// test's own logins are tracked asynchronously: reload until the page

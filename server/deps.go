@@ -21,6 +21,7 @@ type Recorder interface {
 	Foreign(ctx context.Context, t *tally.Tenant, f *ingest.Foreign) (*ingest.Result, error)
 	Increment(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (int64, error)
 	Consume(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (bool, tally.QuotaStatus, error)
+	Commit(ctx context.Context, t *tally.Tenant, metric, id string, amount *int64, eventID string) (*tally.QuotaReservation, error)
 	Track(ctx context.Context, t *tally.Tenant, name, account string, props map[string]any)
 }
 
@@ -29,6 +30,12 @@ type Quotas interface {
 	Statuses(ctx context.Context, tenantID int64) ([]tally.QuotaStatus, error)
 	Status(ctx context.Context, tenantID int64, metric string) (tally.QuotaStatus, error)
 	SetQuota(ctx context.Context, tenantID int64, q tally.Quota) (tally.QuotaStatus, error)
+	DeleteQuota(ctx context.Context, tenantID int64, metric string) error
+	Reserve(ctx context.Context, tenantID int64, in tally.ReserveInput) (*tally.QuotaReservation, tally.QuotaStatus, bool, error)
+	Release(ctx context.Context, tenantID int64, metric, id string) (*tally.QuotaReservation, error)
+	Reservation(ctx context.Context, tenantID int64, metric, id string) (*tally.QuotaReservation, error)
+	Grant(ctx context.Context, tenantID int64, in tally.GrantInput, actor string) (*tally.QuotaGrant, tally.QuotaStatus, error)
+	Grants(ctx context.Context, tenantID int64, metric string) ([]tally.QuotaGrant, error)
 }
 
 // Reports answers the usage and KPI queries (rollup.Rollup).

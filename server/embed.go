@@ -342,8 +342,7 @@ func (s *Server) handleEmbedUsage() embedHandler {
 }
 
 // embedQuotas returns the quotas of the scope's metrics: the tenant's
-// status, with a subject its current use in the quota's period (today,
-// UTC) against the tenant's limit.
+// status, with a subject its current use in the quota's current period against the tenant's limit.
 func (s *Server) embedQuotas(ctx context.Context, e *embedScope) ([]tally.QuotaStatus, error) {
 	all, err := s.Quotas.Statuses(ctx, e.Tenant.ID)
 	if err != nil {
@@ -356,8 +355,7 @@ func (s *Server) embedQuotas(ctx context.Context, e *embedScope) ([]tally.QuotaS
 		}
 		if e.Claims.Subject != nil {
 			now := s.now()
-			day := tally.DayStart(now)
-			res, err := s.Meters.Query(ctx, e.Tenant.ID, st.Metric, tally.MeterQueryInput{From: day, To: day.Add(24 * time.Hour), Loc: time.UTC, Filter: e.filter()})
+			res, err := s.Meters.Query(ctx, e.Tenant.ID, st.Metric, tally.MeterQueryInput{From: st.PeriodStart, To: st.ResetsAt, Loc: time.UTC, Filter: e.filter()})
 			if tally.ErrorCodeOf(err) == tally.ENotFound {
 				continue // a quota on a metric no meter defines: nothing to show per subject
 			}
@@ -370,7 +368,8 @@ func (s *Server) embedQuotas(ctx context.Context, e *embedScope) ([]tally.QuotaS
 					used += int64(*p.Value)
 				}
 			}
-			st = tally.NewQuotaStatus(tally.Quota{Metric: st.Metric, Limit: st.Limit, Enforced: st.Enforced}, used, now)
+			q := tally.Quota{Metric: st.Metric, Limit: st.Limit, Enforced: st.Enforced, Period: st.Period, AnchorDay: st.AnchorDay}
+			st = tally.NewQuotaStatus(q, used, st.Granted, now, e.Tenant.Location())
 		}
 		out = append(out, st)
 	}

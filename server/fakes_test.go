@@ -43,6 +43,10 @@ func (f *fakeRecorder) Consume(_ context.Context, _ *tally.Tenant, in tally.Usag
 	return f.consumeOK, f.consumeSt, nil
 }
 
+func (f *fakeRecorder) Commit(context.Context, *tally.Tenant, string, string, *int64, string) (*tally.QuotaReservation, error) {
+	return nil, tally.Errorf(tally.ENotFound, "reservation not found")
+}
+
 func (f *fakeRecorder) Track(_ context.Context, _ *tally.Tenant, name, _ string, _ map[string]any) {
 	f.tracked = append(f.tracked, name)
 }
@@ -62,7 +66,7 @@ func TestHandlersOverFakeRecorder(t *testing.T) {
 	}
 	rec := &fakeRecorder{
 		eventsErr: tally.Errorf(tally.EUnavailable, "ingest queue full"),
-		consumeSt: tally.NewQuotaStatus(tally.Quota{Metric: "builds_daily", Limit: 3, Enforced: true}, 3, now),
+		consumeSt: tally.NewQuotaStatus(tally.Quota{Metric: "builds_daily", Limit: 3, Enforced: true}, 3, 0, now, nil),
 		incrErr:   tally.Errorf(tally.ERateLimited, "quota builds_daily exceeded"),
 	}
 	srv, err := server.New(server.DefaultConfig(), server.Deps{Store: db, Accounts: accounts, Recorder: rec,

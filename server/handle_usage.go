@@ -139,19 +139,29 @@ func (s *Server) handleQuotaGet() apiHandler {
 		if !tally.ValidMetric(m) {
 			return tally.Errorf(tally.ENotFound, "no quota for this metric")
 		}
-		st, err := s.Quotas.Status(r.Context(), p.Tenant.ID, m)
-		if err != nil {
-			return err
-		}
-		encode(w, http.StatusOK, st)
-		return nil
+		return s.answerQuota(w, r, p, m)
 	}
 }
 
+// answerQuota answers 200 with the status of metric's quota.
+func (s *Server) answerQuota(w http.ResponseWriter, r *http.Request, p *tally.Principal, metric string) error {
+	st, err := s.Quotas.Status(r.Context(), p.Tenant.ID, metric)
+	if err != nil {
+		return err
+	}
+	encode(w, http.StatusOK, st)
+	return nil
+}
+
+// handleQuotaPut replaces the tenant's quota of a metric whole: limit is
+// required; enforced defaults to false and period to "day" (anchor_day
+// only with "billing"), whatever the previous override said.
 func (s *Server) handleQuotaPut() apiHandler {
 	type request struct {
-		Limit    *int64 `json:"limit"`
-		Enforced bool   `json:"enforced"`
+		Limit     *int64 `json:"limit"`
+		Enforced  bool   `json:"enforced"`
+		Period    string `json:"period"`
+		AnchorDay int    `json:"anchor_day"`
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		m := r.PathValue("metric")
@@ -165,13 +175,40 @@ func (s *Server) handleQuotaPut() apiHandler {
 		if req.Limit == nil || *req.Limit < 0 {
 			return tally.Invalid("invalid limit", tally.FieldError{Field: "limit", Message: "must be a non-negative integer"})
 		}
-		st, err := s.Quotas.SetQuota(r.Context(), p.Tenant.ID, tally.Quota{Metric: m, Limit: *req.Limit, Enforced: req.Enforced})
+		q := tally.Quota{Metric: m, Limit: *req.Limit, Enforced: req.Enforced, Period: req.Period, AnchorDay: req.AnchorDay}
+		st, err := s.Quotas.SetQuota(r.Context(), p.Tenant.ID, q)
 		if err != nil {
 			return err
 		}
-		s.audit(r.Context(), p.Tenant.ID, p, "quota.set", m, map[string]any{"limit": *req.Limit, "enforced": req.Enforced})
+		meta := map[string]any{"limit": *req.Limit, "enforced": req.Enforced, "period": q.PeriodOf()}
+		if q.AnchorDay != 0 {
+			meta["anchor_day"] = q.AnchorDay
+		}
+		s.audit(r.Context(), p.Tenant.ID, p, "quota.set", m, meta)
 		encode(w, http.StatusOK, st)
 		return nil
+	}
+}
+
+// handleQuotaDelete removes the tenant's override of a metric's quota:
+// the configured default applies again (or no quota at all). It answers
+// the quota now in force, or 204 when none is.
+func (s *Server) handleQuotaDelete() apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		m := r.PathValue("metric")
+		if !tally.ValidMetric(m) {
+			return tally.Errorf(tally.ENotFound, "no quota override for this metric")
+		}
+		if err := s.Quotas.DeleteQuota(r.Context(), p.Tenant.ID, m); err != nil {
+			return err
+		}
+		s.audit(r.Context(), p.Tenant.ID, p, "quota.deleted", m, nil)
+		err := s.answerQuota(w, r, p, m)
+		if tally.ErrorCodeOf(err) == tally.ENotFound {
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+		return err
 	}
 }
 
@@ -212,17 +249,209 @@ func (s *Server) handleQuotaConsume() apiHandler {
 		if err != nil {
 			return err
 		}
-		policy, limit := usage.RateLimitHeaders(st, now)
-		w.Header().Set("RateLimit-Policy", policy)
-		w.Header().Set("RateLimit", limit)
+		writeQuotaHeaders(w, st, now, !allowed)
 		if !allowed {
-			w.Header().Set("Retry-After", strconv.Itoa(int(usage.RetryAfter(now).Seconds())))
-			writeJSON(w, http.StatusTooManyRequests, "application/problem+json", consumeResult{
-				Type: "urn:tally:problem:rate_limited", Title: "Too Many Requests", Status: http.StatusTooManyRequests,
-				Detail: "quota " + m + " has no room for " + strconv.FormatInt(amount, 10), QuotaStatus: st})
+			writeRefused(w, st, amount)
 			return nil
 		}
 		encode(w, http.StatusOK, consumeResult{Allowed: true, QuotaStatus: st})
+		return nil
+	}
+}
+
+// reservationAnswer is a reservation with the quota's remaining allowance
+// and its status after the call.
+type reservationAnswer struct {
+	*tally.QuotaReservation
+	Remaining int64             `json:"remaining"`
+	Quota     tally.QuotaStatus `json:"quota"`
+}
+
+// writeQuotaHeaders sets the RateLimit fields of st (and, when refused,
+// Retry-After until the period ends).
+func writeQuotaHeaders(w http.ResponseWriter, st tally.QuotaStatus, now time.Time, refused bool) {
+	policy, limit := usage.RateLimitHeaders(st, now)
+	w.Header().Set("RateLimit-Policy", policy)
+	w.Header().Set("RateLimit", limit)
+	if refused {
+		w.Header().Set("Retry-After", strconv.Itoa(int(usage.RetryAfterOf(st, now).Seconds())))
+	}
+}
+
+// writeRefused answers a consume or reservation the quota had no room for:
+// 429, a problem document extended with allowed false and the quota.
+func writeRefused(w http.ResponseWriter, st tally.QuotaStatus, amount int64) {
+	writeJSON(w, http.StatusTooManyRequests, "application/problem+json", consumeResult{
+		Type: "urn:tally:problem:rate_limited", Title: "Too Many Requests", Status: http.StatusTooManyRequests,
+		Detail: "quota " + st.Metric + " has no room for " + strconv.FormatInt(amount, 10), QuotaStatus: st})
+}
+
+// handleReserve holds part of a quota for a while: 201 with the
+// reservation (200 when the idempotency key names one made before), 429
+// like a refused consume.
+func (s *Server) handleReserve() apiHandler {
+	type request struct {
+		Amount         *int64 `json:"amount"`
+		TTLSeconds     int64  `json:"ttl_seconds"`
+		IdempotencyKey string `json:"idempotency_key"`
+	}
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		m := r.PathValue("metric")
+		if !tally.ValidMetric(m) {
+			return tally.InvalidMetric()
+		}
+		req, err := decode[request](r)
+		if err != nil {
+			return err
+		}
+		if req.Amount == nil {
+			return tally.Invalid("invalid amount", tally.FieldError{Field: "amount", Message: "is required"})
+		}
+		if req.TTLSeconds < 0 || req.TTLSeconds > int64(tally.MaxReservationTTL/time.Second) {
+			return tally.Invalid("invalid ttl_seconds", tally.FieldError{Field: "ttl_seconds", Message: "must be from 1 to 86400"})
+		}
+		in := tally.ReserveInput{Metric: m, Amount: *req.Amount, TTL: time.Duration(req.TTLSeconds) * time.Second, IdempotencyKey: req.IdempotencyKey}
+		now := s.now()
+		resv, st, created, err := s.Quotas.Reserve(r.Context(), p.Tenant.ID, in)
+		if err != nil {
+			return err
+		}
+		writeQuotaHeaders(w, st, now, resv == nil)
+		if resv == nil {
+			writeRefused(w, st, in.Amount)
+			return nil
+		}
+		status := http.StatusCreated
+		if !created {
+			status = http.StatusOK
+		}
+		encode(w, status, reservationAnswer{QuotaReservation: resv, Remaining: st.Remaining, Quota: st})
+		return nil
+	}
+}
+
+// handleReservationGet answers one reservation.
+func (s *Server) handleReservationGet() apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		m := r.PathValue("metric")
+		resv, err := s.Quotas.Reservation(r.Context(), p.Tenant.ID, m, r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		st, err := s.Quotas.Status(r.Context(), p.Tenant.ID, m)
+		if err != nil {
+			return err
+		}
+		encode(w, http.StatusOK, reservationAnswer{QuotaReservation: resv, Remaining: st.Remaining, Quota: st})
+		return nil
+	}
+}
+
+// handleReservationCommit records the used part of a reservation as
+// usage and returns the rest to the quota.
+func (s *Server) handleReservationCommit() apiHandler {
+	type request struct {
+		Amount  *int64 `json:"amount"`
+		EventID string `json:"event_id"`
+	}
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		m := r.PathValue("metric")
+		req := request{}
+		if r.ContentLength != 0 {
+			var err error
+			if req, err = decode[request](r); err != nil {
+				return err
+			}
+		}
+		resv, err := s.Recorder.Commit(r.Context(), p.Tenant, m, r.PathValue("id"), req.Amount, req.EventID)
+		if err != nil {
+			return err
+		}
+		return s.answerReservation(w, r, p, resv)
+	}
+}
+
+// handleReservationRelease returns a reservation whole to the quota.
+func (s *Server) handleReservationRelease() apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		m := r.PathValue("metric")
+		if r.ContentLength != 0 {
+			if _, err := decode[struct{}](r); err != nil {
+				return err
+			}
+		}
+		resv, err := s.Quotas.Release(r.Context(), p.Tenant.ID, m, r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		return s.answerReservation(w, r, p, resv)
+	}
+}
+
+// answerReservation answers 200 with resv and its quota's status now.
+func (s *Server) answerReservation(w http.ResponseWriter, r *http.Request, p *tally.Principal, resv *tally.QuotaReservation) error {
+	st, err := s.Quotas.Status(r.Context(), p.Tenant.ID, resv.Metric)
+	if err != nil {
+		return err
+	}
+	writeQuotaHeaders(w, st, s.now(), false)
+	encode(w, http.StatusOK, reservationAnswer{QuotaReservation: resv, Remaining: st.Remaining, Quota: st})
+	return nil
+}
+
+// handleGrantCreate adds one-off allowance to a quota's current period.
+func (s *Server) handleGrantCreate() apiHandler {
+	type request struct {
+		Amount    *int64     `json:"amount"`
+		Reason    string     `json:"reason"`
+		ExpiresAt *time.Time `json:"expires_at"`
+	}
+	type response struct {
+		Grant *tally.QuotaGrant `json:"grant"`
+		Quota tally.QuotaStatus `json:"quota"`
+	}
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		m := r.PathValue("metric")
+		if !tally.ValidMetric(m) {
+			return tally.InvalidMetric()
+		}
+		req, err := decode[request](r)
+		if err != nil {
+			return err
+		}
+		if req.Amount == nil {
+			return tally.Invalid("invalid amount", tally.FieldError{Field: "amount", Message: "is required"})
+		}
+		in := tally.GrantInput{Metric: m, Amount: *req.Amount, Reason: req.Reason, ExpiresAt: req.ExpiresAt}
+		g, st, err := s.Quotas.Grant(r.Context(), p.Tenant.ID, in, p.Actor())
+		if err != nil {
+			return err
+		}
+		meta := map[string]any{"grant": g.ID, "amount": g.Amount, "reason": g.Reason, "period_start": g.PeriodStart.Format(time.RFC3339)}
+		if g.ExpiresAt != nil {
+			meta["expires_at"] = g.ExpiresAt.Format(time.RFC3339)
+		}
+		s.audit(r.Context(), p.Tenant.ID, p, "quota.grant", m, meta)
+		encode(w, http.StatusCreated, response{Grant: g, Quota: st})
+		return nil
+	}
+}
+
+// handleGrantList lists a quota's grants, newest first.
+func (s *Server) handleGrantList() apiHandler {
+	type response struct {
+		Grants []tally.QuotaGrant `json:"grants"`
+	}
+	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
+		m := r.PathValue("metric")
+		if !tally.ValidMetric(m) {
+			return tally.Errorf(tally.ENotFound, "no quota for this metric")
+		}
+		gs, err := s.Quotas.Grants(r.Context(), p.Tenant.ID, m)
+		if err != nil {
+			return err
+		}
+		encode(w, http.StatusOK, response{Grants: gs})
 		return nil
 	}
 }

@@ -38,6 +38,8 @@ func (db *DB) InsertEvents(ctx context.Context, events []tally.Event) ([]bool, e
 			metric := ""
 			if e.Name == tally.EventUsageIncrement {
 				metric = tally.UsageMetricOf(e.Props)
+			} else if tally.ValidMetric(e.Settled) {
+				metric = e.Settled // counted by a consume that settled it
 			}
 			res, err := ins.ExecContext(ctx, e.TenantID, e.EventID, e.Name, e.UserID, e.Source,
 				micros(e.Timestamp), micros(e.ReceivedAt), e.Value, props, metric)
@@ -607,4 +609,37 @@ func (db *DB) LastEventID(ctx context.Context) (int64, error) {
 		return 0, wrap(err, "event")
 	}
 	return id, nil
+}
+
+// StoredEventIDs implements tally.EventStore on the (tenant_id, event_id)
+// index.
+func (db *DB) StoredEventIDs(ctx context.Context, tenantID int64, eventIDs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for len(eventIDs) > 0 {
+		chunk := eventIDs[:min(len(eventIDs), 500)]
+		eventIDs = eventIDs[len(chunk):]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, tenantID)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		rows, err := db.r.QueryContext(ctx, `SELECT event_id, metric FROM events WHERE tenant_id = ? AND event_id IN (?`+
+			strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, wrap(err, "event")
+		}
+		for rows.Next() {
+			var id, m string
+			if err := rows.Scan(&id, &m); err != nil {
+				rows.Close()
+				return nil, wrap(err, "event")
+			}
+			out[id] = m
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, wrap(err, "event")
+		}
+	}
+	return out, nil
 }

@@ -465,15 +465,16 @@ func (db *DB) ListAudit(ctx context.Context, tenantID int64, f tally.AuditFilter
 // SetQuota implements tally.QuotaStore.
 func (db *DB) SetQuota(ctx context.Context, tenantID int64, q tally.Quota) error {
 	_, err := db.w.ExecContext(ctx,
-		`INSERT INTO quotas (tenant_id, metric, lim, enforced) VALUES (?, ?, ?, ?)
-		 ON CONFLICT (tenant_id, metric) DO UPDATE SET lim = excluded.lim, enforced = excluded.enforced`,
-		tenantID, q.Metric, q.Limit, q.Enforced)
+		`INSERT INTO quotas (tenant_id, metric, lim, enforced, period, anchor_day) VALUES (?, ?, ?, ?, ?, ?)
+		 ON CONFLICT (tenant_id, metric) DO UPDATE SET lim = excluded.lim, enforced = excluded.enforced,
+		 period = excluded.period, anchor_day = excluded.anchor_day`,
+		tenantID, q.Metric, q.Limit, q.Enforced, q.PeriodOf(), q.AnchorDay)
 	return wrap(err, "quota")
 }
 
 // Quotas implements tally.QuotaStore.
 func (db *DB) Quotas(ctx context.Context, tenantID int64) ([]tally.Quota, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT metric, lim, enforced FROM quotas WHERE tenant_id = ? ORDER BY metric`, tenantID)
+	rows, err := db.r.QueryContext(ctx, `SELECT metric, lim, enforced, period, anchor_day FROM quotas WHERE tenant_id = ? ORDER BY metric`, tenantID)
 	if err != nil {
 		return nil, wrap(err, "quota")
 	}
@@ -481,7 +482,7 @@ func (db *DB) Quotas(ctx context.Context, tenantID int64) ([]tally.Quota, error)
 	var out []tally.Quota
 	for rows.Next() {
 		var q tally.Quota
-		if err := rows.Scan(&q.Metric, &q.Limit, &q.Enforced); err != nil {
+		if err := rows.Scan(&q.Metric, &q.Limit, &q.Enforced, &q.Period, &q.AnchorDay); err != nil {
 			return nil, wrap(err, "quota")
 		}
 		out = append(out, q)

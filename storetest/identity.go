@@ -531,13 +531,18 @@ func quotaCases() []testCase {
 			check(t, s.SetQuota(ctx, b.ID, tally.Quota{Metric: "builds_daily", Limit: 99, Enforced: true}))
 			check(t, s.SetQuota(ctx, a.ID, tally.Quota{Metric: "builds_daily", Limit: 20, Enforced: true}))
 			check(t, s.SetQuota(ctx, a.ID, tally.Quota{Metric: "api_requests_daily", Limit: 500, Enforced: false}))
+			check(t, s.SetQuota(ctx, b.ID, tally.Quota{Metric: "seats", Limit: 3, Period: tally.PeriodBilling, AnchorDay: 31}))
+			check(t, s.SetQuota(ctx, b.ID, tally.Quota{Metric: "weekly", Limit: 3, Period: tally.PeriodWeek}))
 
+			// An unset period is stored as day; period and anchor day
+			// are kept.
 			for _, c := range []struct {
 				tenant int64
 				want   []tally.Quota
 			}{
-				{a.ID, []tally.Quota{{Metric: "api_requests_daily", Limit: 500}, {Metric: "builds_daily", Limit: 20, Enforced: true}}},
-				{b.ID, []tally.Quota{{Metric: "builds_daily", Limit: 99, Enforced: true}}},
+				{a.ID, []tally.Quota{{Metric: "api_requests_daily", Limit: 500, Period: "day"}, {Metric: "builds_daily", Limit: 20, Enforced: true, Period: "day"}}},
+				{b.ID, []tally.Quota{{Metric: "builds_daily", Limit: 99, Enforced: true, Period: "day"},
+					{Metric: "seats", Limit: 3, Period: "billing", AnchorDay: 31}, {Metric: "weekly", Limit: 3, Period: "week"}}},
 			} {
 				got, err := s.Quotas(ctx, c.tenant)
 				check(t, err)
@@ -556,7 +561,7 @@ func quotaCases() []testCase {
 			if len(got) != 1 || got[0].Metric != "api_requests_daily" {
 				t.Fatalf("after DeleteQuota, Quotas(a) = %+v", got)
 			}
-			if got, _ = s.Quotas(ctx, b.ID); len(got) != 1 || got[0].Metric != "builds_daily" {
+			if got, _ = s.Quotas(ctx, b.ID); len(got) != 3 || got[0].Metric != "builds_daily" {
 				t.Fatalf("DeleteQuota of tenant a touched tenant b: %+v", got)
 			}
 		}},

@@ -39,6 +39,7 @@ func Run(t *testing.T, open Open) {
 		{"Keys", append(keyCases(), authVersionCases()...)},
 		{"Audit", auditCases()},
 		{"Quotas", quotaCases()},
+		{"Reservations", reservationCases()},
 		{"Events", eventCases()},
 		{"Export", exportCases()},
 		{"Aggregate", append(aggregateCases(), bucketUserCases()...)},

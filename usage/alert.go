@@ -22,9 +22,15 @@ func crossed(current, limit int64, threshold int) bool {
 // run detached from the caller's context, which may be a request's.
 const alertTimeout = 10 * time.Second
 
-// checkAlerts announces the thresholds that current crossed for the first
-// time in day.
-func (s *Service) checkAlerts(ctx context.Context, tenantID int64, day time.Time, q tally.Quota, current int64) {
+// checkAlerts announces the thresholds of w's allowance that current (the
+// period's usage) crossed for the first time in the period. The marks of
+// Counters.FirstCrossing are kept a few days, so a period longer than
+// that may announce a crossing again in the audit log and the metric (at
+// most once a day); the webhook outbox keeps one delivery per period.
+func (s *Service) checkAlerts(ctx context.Context, tenantID int64, w periodWindow, current int64) {
+	q := w.q
+	q.Limit = w.allowance()
+	day := w.start.UTC()
 	for _, th := range thresholds {
 		if !crossed(current, q.Limit, th) {
 			continue
@@ -83,10 +89,12 @@ func (s *Service) alert(ctx context.Context, tenantID int64, day time.Time, q ta
 		Action:   WebhookThresholdType,
 		Target:   q.Metric,
 		Meta: map[string]any{
-			"threshold": threshold,
-			"current":   current,
-			"limit":     q.Limit,
-			"day":       day.Format(time.DateOnly),
+			"threshold":    threshold,
+			"current":      current,
+			"limit":        q.Limit,
+			"day":          day.Format(time.DateOnly),
+			"period":       q.PeriodOf(),
+			"period_start": day.Format(time.RFC3339),
 		},
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package usage
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -11,39 +12,76 @@ import (
 )
 
 // Quota returns the tenant's quota for metric: its override when it has
-// one, else the configured default (a soft quota). ok is false when
+// one, else the configured default (a soft daily quota). ok is false when
 // neither exists.
 func (s *Service) Quota(ctx context.Context, tenantID int64, metric string) (q tally.Quota, ok bool, err error) {
 	qs, err := s.quotas(ctx, tenantID)
 	if err != nil {
 		return tally.Quota{}, false, err
 	}
-	q, ok = qs[metric]
+	q, ok = qs.by[metric]
 	return q, ok, nil
 }
 
-// Status returns the quota of metric with today's (UTC) usage; ENotFound
-// when the metric has no quota.
+// Status returns the quota of metric with the usage of its current
+// period; ENotFound when the metric has no quota.
 func (s *Service) Status(ctx context.Context, tenantID int64, metric string) (tally.QuotaStatus, error) {
-	q, ok, err := s.Quota(ctx, tenantID, metric)
+	qs, err := s.quotas(ctx, tenantID)
 	if err != nil {
 		return tally.QuotaStatus{}, err
 	}
+	q, ok := qs.by[metric]
 	if !ok {
 		return tally.QuotaStatus{}, noQuota(metric)
 	}
-	now := s.cfg.Now()
-	values, err := s.todayValues(ctx, tenantID, now)
+	out, err := s.statuses(ctx, qs, []tally.Quota{q})
 	if err != nil {
 		return tally.QuotaStatus{}, err
 	}
-	return s.status(q, values[metric], now), nil
+	return out[0], nil
 }
 
-// status is the quota's status at now with value v. With quotas disabled
-// (QUOTAS_ENABLED=false) nothing is enforced, and the status says so.
-func (s *Service) status(q tally.Quota, v int64, now time.Time) tally.QuotaStatus {
-	st := tally.NewQuotaStatus(q, v, now)
+// Statuses returns every quota of the tenant (overrides and defaults) with
+// the usage of its current period, sorted by metric.
+func (s *Service) Statuses(ctx context.Context, tenantID int64) ([]tally.QuotaStatus, error) {
+	qs, err := s.quotas(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	list := slices.SortedFunc(maps.Values(qs.by), func(a, b tally.Quota) int { return strings.Compare(a.Metric, b.Metric) })
+	return s.statuses(ctx, qs, list)
+}
+
+// statuses computes the status of each of list (quotas of qs) now.
+func (s *Service) statuses(ctx context.Context, qs *quotaSet, list []tally.Quota) ([]tally.QuotaStatus, error) {
+	out := make([]tally.QuotaStatus, 0, len(list))
+	if len(list) == 0 {
+		return out, nil
+	}
+	loc, err := s.zone(ctx, qs)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	values, err := s.todayValues(ctx, qs.tenantID, now)
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range list {
+		w, err := s.window(ctx, qs, q, loc, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s.status(w, values[q.Metric]+w.offset, now, loc))
+	}
+	return out, nil
+}
+
+// status is the quota's status at now with period usage v. With quotas
+// disabled (QUOTAS_ENABLED=false) nothing is enforced, and the status says
+// so.
+func (s *Service) status(w periodWindow, v int64, now time.Time, loc *time.Location) tally.QuotaStatus {
+	st := tally.NewQuotaStatus(w.q, v, w.granted, now, loc)
 	st.Enforced = st.Enforced && s.cfg.QuotasEnabled
 	return st
 }
@@ -52,86 +90,113 @@ func noQuota(metric string) error {
 	return tally.Errorf(tally.ENotFound, "no quota for metric %q", metric)
 }
 
-// Statuses returns every quota of the tenant (overrides and defaults) with
-// today's usage, sorted by metric.
-func (s *Service) Statuses(ctx context.Context, tenantID int64) ([]tally.QuotaStatus, error) {
-	qs, err := s.quotas(ctx, tenantID)
-	if err != nil {
-		return nil, err
-	}
-	now := s.cfg.Now()
-	values, err := s.todayValues(ctx, tenantID, now)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]tally.QuotaStatus, 0, len(qs))
-	for m, q := range qs {
-		out = append(out, s.status(q, values[m], now))
-	}
-	slices.SortFunc(out, func(a, b tally.QuotaStatus) int { return strings.Compare(a.Metric, b.Metric) })
-	return out, nil
-}
-
-// SetQuota stores the tenant's override of q.Metric's quota and returns its
-// status. EInvalid when the metric name or the limit (< 0) is bad.
+// SetQuota stores the tenant's override of q.Metric's quota, replacing
+// the whole previous one (an unset Period is "day"), and returns its
+// status. EInvalid when the metric name, the limit (< 0), the period or
+// the anchor day is bad.
 func (s *Service) SetQuota(ctx context.Context, tenantID int64, q tally.Quota) (tally.QuotaStatus, error) {
 	if err := q.Validate(); err != nil {
 		return tally.QuotaStatus{}, err
 	}
+	q.Period = q.PeriodOf()
 	if err := s.store.SetQuota(ctx, tenantID, q); err != nil {
 		return tally.QuotaStatus{}, err
 	}
 	return s.Status(ctx, tenantID, q.Metric)
 }
 
-// Consume atomically adds amount (>= 1) to today's (UTC) usage of metric
-// when that keeps it within the quota's limit, whether the quota is
-// enforced or not, and returns the status after the call. It returns
-// ENotFound when the metric has no quota. A denied consume adds nothing.
+// DeleteQuota removes the tenant's override of metric, so that the
+// configured default (if any) applies again. ENotFound when the tenant
+// has no override of metric.
+func (s *Service) DeleteQuota(ctx context.Context, tenantID int64, metric string) error {
+	if !tally.ValidMetric(metric) {
+		return tally.Errorf(tally.ENotFound, "no quota override for metric %q", metric)
+	}
+	return s.store.DeleteQuota(ctx, tenantID, metric)
+}
+
+// Consume atomically adds amount (>= 1) to the usage of metric's current
+// quota period when that keeps it within the quota's limit (plus the
+// period's grants), whether the quota is enforced or not, and returns the
+// status after the call. It returns ENotFound when the metric has no
+// quota. A denied consume adds nothing.
 //
 // An allowed consume must be made durable by the caller: write one
 // usage.increment event for metric with Value amount and a timestamp in
-// the current UTC day, and pass res to Settle with the write's outcome, so
-// that the event is not counted twice (and the reservation is released
-// when the write fails).
+// the UTC day of res.At and before st.ResetsAt, and pass res to Settle
+// with the write's outcome, so that the event is not counted twice (and
+// the reservation is released when the write fails).
 func (s *Service) Consume(ctx context.Context, tenantID int64, metric string, amount int64) (allowed bool, st tally.QuotaStatus, res *tally.Reservation, err error) {
+	t, err := s.take(ctx, tenantID, metric, amount)
+	if err != nil || !t.allowed {
+		return false, t.st, nil, err
+	}
+	return true, t.st, &tally.Reservation{At: t.now, Amounts: [][]tally.Amount{{{Metric: metric, N: amount}}}}, nil
+}
+
+// taken is the outcome of take.
+type taken struct {
+	allowed bool
+	st      tally.QuotaStatus // after the call
+	w       periodWindow
+	now     time.Time
+	day     time.Time // the UTC day whose counter holds what was taken
+}
+
+// take adds amount to the counter of metric's current period when that
+// keeps it within the allowance (with quotas disabled: always), and
+// announces the thresholds it crossed: the step Consume and Reserve share.
+func (s *Service) take(ctx context.Context, tenantID int64, metric string, amount int64) (taken, error) {
+	var t taken
 	if amount < 1 {
-		return false, st, nil, tally.Invalid("invalid amount", tally.FieldError{Field: "amount", Message: "must be a positive integer"})
+		return t, tally.Invalid("invalid amount", tally.FieldError{Field: "amount", Message: "must be a positive integer"})
 	}
-	q, ok, err := s.Quota(ctx, tenantID, metric)
+	qs, err := s.quotas(ctx, tenantID)
 	if err != nil {
-		return false, st, nil, err
+		return t, err
 	}
+	q, ok := qs.by[metric]
 	if !ok {
-		return false, st, nil, noQuota(metric)
+		return t, noQuota(metric)
 	}
-	now := s.cfg.Now()
-	d := day(now)
+	loc, err := s.zone(ctx, qs)
+	if err != nil {
+		return t, err
+	}
+	t.now = s.cfg.Now()
+	t.day = day(t.now)
+	if t.w, err = s.window(ctx, qs, q, loc, t.now); err != nil {
+		return t, quotasUnavailable(err)
+	}
 	var v int64
 	if s.cfg.QuotasEnabled {
-		allowed, v, err = s.counters.Consume(ctx, tenantID, d, metric, amount, q.Limit)
+		t.allowed, v, err = s.counters.Consume(ctx, tenantID, t.day, metric, amount, t.w.counterLimit())
 	} else {
-		allowed = true
-		v, err = s.counters.Add(ctx, tenantID, d, metric, amount)
+		t.allowed = true
+		v, err = s.counters.Add(ctx, tenantID, t.day, metric, amount)
 	}
 	if err != nil {
 		s.cfg.Logger.Error("usage: consume", "tenant", tenantID, "metric", metric, "err", err)
-		return false, st, nil, countersUnavailable(err)
+		return t, countersUnavailable(err)
 	}
-	st = s.status(q, v, now)
-	if !allowed {
-		return false, st, nil, nil
+	t.st = s.status(t.w, v+t.w.offset, t.now, loc)
+	if t.allowed && s.cfg.QuotasEnabled {
+		s.checkAlerts(ctx, tenantID, t.w, v+t.w.offset)
 	}
-	if s.cfg.QuotasEnabled {
-		s.checkAlerts(ctx, tenantID, d, q, v)
-	}
-	return true, st, &tally.Reservation{Amounts: [][]tally.Amount{{{Metric: metric, N: amount}}}}, nil
+	return t, nil
 }
 
-// RetryAfter returns how long from now until the quotas reset: the time to
-// the next UTC midnight, rounded up to whole seconds.
+// RetryAfter returns how long from now until the daily quotas of a UTC
+// tenant reset: the time to the next UTC midnight, rounded up to whole
+// seconds. A quota status knows its own reset (RetryAfterOf).
 func RetryAfter(now time.Time) time.Duration {
 	return ceilSeconds(day(now).Add(24 * time.Hour).Sub(now))
+}
+
+// RetryAfterOf returns how long from now until st's period ends, rounded
+// up to whole seconds.
+func RetryAfterOf(st tally.QuotaStatus, now time.Time) time.Duration {
+	return ceilSeconds(st.ResetsAt.Sub(now))
 }
 
 func ceilSeconds(d time.Duration) time.Duration {
@@ -143,11 +208,14 @@ func ceilSeconds(d time.Duration) time.Duration {
 
 // RateLimitHeaders returns the values of the RateLimit-Policy and RateLimit
 // response headers (draft-ietf-httpapi-ratelimit-headers) for a quota
-// status at time now: `"<metric>";q=<limit>;w=86400` and
-// `"<metric>";r=<remaining>;t=<seconds until reset>`.
+// status at time now: `"<metric>";q=<allowance>;w=<period seconds>` and
+// `"<metric>";r=<remaining>;t=<seconds until reset>`, where the allowance
+// is the limit plus the period's grants and the window is the length of
+// the current period (86400 for a UTC day, 23 or 25 hours across DST).
 func RateLimitHeaders(st tally.QuotaStatus, now time.Time) (policy, limit string) {
 	reset := ceilSeconds(st.ResetsAt.Sub(now))
-	policy = fmt.Sprintf("%q;q=%d;w=86400", st.Metric, st.Limit)
+	window := int64(st.ResetsAt.Sub(st.PeriodStart) / time.Second)
+	policy = fmt.Sprintf("%q;q=%d;w=%d", st.Metric, st.Limit+st.Granted, window)
 	limit = fmt.Sprintf("%q;r=%d;t=%d", st.Metric, st.Remaining, int64(reset/time.Second))
 	return policy, limit
 }

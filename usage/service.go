@@ -72,6 +72,8 @@ type Service struct {
 	metricLabel *metrics.Limiter
 	counted     *prometheus.CounterVec
 	exceeded    *prometheus.CounterVec
+
+	offsets offsetCache // usage of past ranges of quota periods
 }
 
 var _ tally.Meter = (*Service)(nil)
@@ -133,29 +135,43 @@ next:
 	return out
 }
 
-// quotaSet is a tenant's quotas, overrides over defaults, by metric.
-type quotaSet map[string]tally.Quota
+// quotaSet is a tenant's quotas, overrides over defaults, by metric, and
+// the tenant's time zone, which places their periods (read on first use).
+type quotaSet struct {
+	by       map[string]tally.Quota
+	tenantID int64
+	loc      *time.Location
+	grants   []tally.QuotaGrant // active ones, read on first use (nil: not yet)
+}
+
+// zone returns the tenant's time zone, reading the tenant on first use.
+func (s *Service) zone(ctx context.Context, qs *quotaSet) (*time.Location, error) {
+	if qs.loc != nil {
+		return qs.loc, nil
+	}
+	t, err := s.store.TenantByID(ctx, qs.tenantID)
+	if err != nil {
+		return nil, err
+	}
+	qs.loc = t.Location()
+	return qs.loc, nil
+}
 
 // quotas returns a tenant's quotas, overrides over defaults, read from
 // the store on every call (memoised only within one call, see
 // tenantQuotas): a quota change on any instance applies on every instance
 // at its next request. There is no per-instance cache to wait out.
-func (s *Service) quotas(ctx context.Context, tenantID int64) (quotaSet, error) {
-	return s.loadQuotas(ctx, tenantID)
-}
-
-// loadQuotas reads a tenant's quotas from the store.
-func (s *Service) loadQuotas(ctx context.Context, tenantID int64) (quotaSet, error) {
+func (s *Service) quotas(ctx context.Context, tenantID int64) (*quotaSet, error) {
 	over, err := s.store.Quotas(ctx, tenantID)
 	if err != nil {
 		return nil, err
 	}
-	qs := make(quotaSet, len(s.cfg.Defaults)+len(over))
+	qs := &quotaSet{by: make(map[string]tally.Quota, len(s.cfg.Defaults)+len(over)), tenantID: tenantID}
 	for m, limit := range s.cfg.Defaults {
-		qs[m] = tally.Quota{Metric: m, Limit: limit}
+		qs.by[m] = tally.Quota{Metric: m, Limit: limit, Period: tally.PeriodDay}
 	}
 	for _, q := range over {
-		qs[q.Metric] = q
+		qs.by[q.Metric] = q
 	}
 	return qs, nil
 }
@@ -164,10 +180,24 @@ func (s *Service) loadQuotas(ctx context.Context, tenantID int64) (quotaSet, err
 type tenantQuotas struct {
 	s   *Service
 	ctx context.Context
-	by  map[int64]quotaSet
+	by  map[int64]*quotaSet
 }
 
-func (t *tenantQuotas) get(tenantID int64) (quotaSet, error) {
+// forEvent returns the quotas of events[i]'s tenant, or nil after setting
+// errs[i] to an EUnavailable error when they cannot be read: without the
+// quotas no event can be checked, so it fails closed (the write would
+// most likely fail on the same store).
+func (t *tenantQuotas) forEvent(e *tally.Event, i int, errs []error) *quotaSet {
+	qs, err := t.get(e.TenantID)
+	if err != nil {
+		t.s.cfg.Logger.Error("usage: read quotas", "tenant", e.TenantID, "err", err)
+		errs[i] = quotasUnavailable(err)
+		return nil
+	}
+	return qs
+}
+
+func (t *tenantQuotas) get(tenantID int64) (*quotaSet, error) {
 	if qs, ok := t.by[tenantID]; ok {
 		return qs, nil
 	}
@@ -176,7 +206,7 @@ func (t *tenantQuotas) get(tenantID int64) (quotaSet, error) {
 		return nil, err
 	}
 	if t.by == nil {
-		t.by = map[int64]quotaSet{}
+		t.by = map[int64]*quotaSet{}
 	}
 	t.by[tenantID] = qs
 	return qs, nil
@@ -184,8 +214,10 @@ func (t *tenantQuotas) get(tenantID int64) (quotaSet, error) {
 
 // Admit implements tally.Meter. With quotas enabled, it reserves through
 // tally.Counters.Consume each positive amount an event adds to a metric with an
-// enforced quota, when the event's timestamp is in today's UTC day; an
-// event of another day is checked against that day's usage in the log
+// enforced quota, when the event's timestamp is in today's UTC day and in
+// the quota's current period (see Service.window: the counter of today
+// plus what the log holds of the period outside today); an event of
+// another day or period is checked against that period's usage in the log
 // (see pastUsage) and reserves nothing. An event that
 // would pass any of those limits gets an ERateLimited error naming the
 // metric and the limit, and what it had reserved is released. When the
@@ -197,33 +229,57 @@ func (t *tenantQuotas) get(tenantID int64) (quotaSet, error) {
 func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *tally.Reservation) {
 	errs := make([]error, len(events))
 	res := &tally.Reservation{Amounts: make([][]tally.Amount, len(events))}
+	tq := tenantQuotas{s: s, ctx: ctx}
+	s.markSettled(ctx, events, &tq, errs)
 	if !s.cfg.QuotasEnabled {
 		return errs, res
 	}
-	tq := tenantQuotas{s: s, ctx: ctx}
-	today := day(s.cfg.Now())
+	now := s.cfg.Now()
+	today := day(now)
 	past := pastUsage{s: s, ctx: ctx}
 	for i := range events {
 		e := &events[i]
-		qs, err := tq.get(e.TenantID)
+		if errs[i] != nil {
+			continue
+		}
+		qs := tq.forEvent(e, i, errs)
+		if qs == nil {
+			continue
+		}
+		var enforced []tally.Amount
+		for _, a := range amountsOf(s.cfg.Rules, e) {
+			if q, ok := qs.by[a.Metric]; ok && q.Enforced && a.N > 0 {
+				enforced = append(enforced, a)
+			}
+		}
+		if len(enforced) == 0 {
+			continue
+		}
+		loc, err := s.zone(ctx, qs)
 		if err != nil {
-			// Without the quotas no event can be checked: fail closed
-			// (the write would most likely fail on the same store).
-			s.cfg.Logger.Error("usage: read quotas", "tenant", e.TenantID, "err", err)
+			s.cfg.Logger.Error("usage: read tenant", "tenant", e.TenantID, "err", err)
 			errs[i] = quotasUnavailable(err)
 			continue
 		}
-		if d := day(e.Timestamp); !d.Equal(today) {
-			errs[i] = past.admit(e, d, qs)
+		if !day(e.Timestamp).Equal(today) || slices.ContainsFunc(enforced, func(a tally.Amount) bool {
+			start, _ := qs.by[a.Metric].PeriodAt(now, loc)
+			return e.Timestamp.Before(start)
+		}) {
+			errs[i] = past.admit(e, enforced, qs, loc)
 			continue
 		}
 		var reserved []tally.Amount
-		for _, a := range amountsOf(s.cfg.Rules, e) {
-			q, ok := qs[a.Metric]
-			if !ok || !q.Enforced || a.N <= 0 {
-				continue
+		for _, a := range enforced {
+			q := qs.by[a.Metric]
+			w, err := s.window(ctx, qs, q, loc, now)
+			if err != nil {
+				s.cfg.Logger.Error("usage: read period usage", "tenant", e.TenantID, "metric", a.Metric, "err", err)
+				s.release(ctx, e, reserved)
+				reserved = nil
+				errs[i] = quotasUnavailable(err)
+				break
 			}
-			allowed, _, err := s.counters.Consume(ctx, e.TenantID, day(e.Timestamp), a.Metric, a.N, q.Limit)
+			allowed, _, err := s.counters.Consume(ctx, e.TenantID, today, a.Metric, a.N, w.counterLimit())
 			if err != nil {
 				// Fail closed: an enforced quota is never passed because
 				// its counter could not be read.
@@ -236,7 +292,7 @@ func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *ta
 			if !allowed {
 				s.release(ctx, e, reserved)
 				reserved = nil
-				errs[i] = tally.Errorf(tally.ERateLimited, "quota exceeded: %s is limited to %d per day", a.Metric, q.Limit)
+				errs[i] = exceededError(q, w.granted)
 				break
 			}
 			reserved = append(reserved, a)
@@ -246,13 +302,81 @@ func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *ta
 	return errs, res
 }
 
-// pastUsage admits events of another UTC day than today (back-dated, or
-// just past midnight) against enforced quotas. Counters keep only recent
-// days, so the usage of such a day is read from the log, once per call,
-// and the events admitted in the call are added to it. It is not atomic
-// across concurrent requests, as today's counters are: back-dated events
-// are rare, and a day's usage can be off by what concurrent requests for
-// that same past day admit at once.
+// markSettled sets Event.Settled on each event that a quota consume or
+// commit already counted: one carrying the event's id wrote the
+// usage.increment tally.SettlementID(metric, id) for a metric the event's
+// rules give and that has a quota. The lookups are one query per tenant,
+// for the events that touch a quota only. When the log cannot be read, the
+// events that needed the lookup get an EUnavailable error.
+func (s *Service) markSettled(ctx context.Context, events []tally.Event, tq *tenantQuotas, errs []error) {
+	type cand struct {
+		i      int
+		metric string
+		id     string
+	}
+	byTenant := map[int64][]cand{}
+	for i := range events {
+		e := &events[i]
+		if e.EventID == "" || e.Name == tally.EventUsageIncrement {
+			continue
+		}
+		var amounts []tally.Amount
+		for _, a := range s.cfg.Rules.Apply(e) {
+			if a.N > 0 {
+				amounts = append(amounts, a)
+			}
+		}
+		if len(amounts) == 0 {
+			continue
+		}
+		qs := tq.forEvent(e, i, errs)
+		if qs == nil {
+			continue
+		}
+		for _, a := range amounts {
+			if _, ok := qs.by[a.Metric]; ok {
+				byTenant[e.TenantID] = append(byTenant[e.TenantID], cand{i, a.Metric, tally.SettlementID(a.Metric, e.EventID)})
+			}
+		}
+	}
+	for tenant, cs := range byTenant {
+		ids := make([]string, len(cs))
+		for j, c := range cs {
+			ids[j] = c.id
+		}
+		stored, err := s.store.StoredEventIDs(ctx, tenant, ids)
+		if err != nil {
+			s.cfg.Logger.Error("usage: read settlements", "tenant", tenant, "err", err)
+			for _, c := range cs {
+				errs[c.i] = quotasUnavailable(err)
+			}
+			continue
+		}
+		for _, c := range cs {
+			if _, ok := stored[c.id]; ok && events[c.i].Settled == "" {
+				events[c.i].Settled = c.metric
+			}
+		}
+	}
+}
+
+// exceededError is the ERateLimited error of an amount that q's period
+// has no room for.
+func exceededError(q tally.Quota, granted int64) error {
+	if granted > 0 {
+		return tally.Errorf(tally.ERateLimited, "quota exceeded: %s is limited to %d per %s (+%d granted)", q.Metric, q.Limit, q.PeriodOf(), granted)
+	}
+	return tally.Errorf(tally.ERateLimited, "quota exceeded: %s is limited to %d per %s", q.Metric, q.Limit, q.PeriodOf())
+}
+
+// pastUsage admits events outside the current UTC day or the current
+// period of their quota (back-dated, or just past a boundary) against
+// enforced quotas. Counters keep only recent UTC days, so the usage of
+// such a period is read from the log, once per call, and the events
+// admitted in the call are added to it. It is not atomic across
+// concurrent requests, as the current period's counters are: back-dated
+// events are rare, and a period's usage can be off by what concurrent
+// requests for that same past period admit at once.
 type pastUsage struct {
 	s    *Service
 	ctx  context.Context
@@ -260,38 +384,40 @@ type pastUsage struct {
 }
 
 type pastKey struct {
-	tenant int64
-	day    time.Time
+	tenant     int64
+	start, end int64
 }
 
-// admit checks e's enforced amounts against the log's usage of day d and
-// counts them when all fit; nil when admitted.
-func (p *pastUsage) admit(e *tally.Event, d time.Time, qs quotaSet) error {
-	amounts := amountsOf(p.s.cfg.Rules, e)
-	if !slices.ContainsFunc(amounts, func(a tally.Amount) bool { q, ok := qs[a.Metric]; return ok && q.Enforced && a.N > 0 }) {
-		return nil // nothing enforced: nothing to check
-	}
-	k := pastKey{e.TenantID, d}
-	used, ok := p.used[k]
-	if !ok {
-		rows, err := p.s.store.AggregateEvents(p.ctx, e.TenantID, d, d.Add(24*time.Hour), 24*time.Hour)
-		if err != nil {
-			p.s.cfg.Logger.Error("usage: read past usage", "tenant", e.TenantID, "day", d, "err", err)
-			return quotasUnavailable(err)
+// admit checks e's enforced amounts against the log's usage of each
+// quota's period that contains the event, and counts them when all fit;
+// nil when admitted.
+func (p *pastUsage) admit(e *tally.Event, enforced []tally.Amount, qs *quotaSet, loc *time.Location) error {
+	useds := make([]map[string]int64, len(enforced))
+	for i, a := range enforced {
+		q := qs.by[a.Metric]
+		start, end := q.PeriodAt(e.Timestamp, loc)
+		k := pastKey{e.TenantID, start.Unix(), end.Unix()}
+		used, ok := p.used[k]
+		if !ok {
+			rows, err := p.s.store.AggregateEvents(p.ctx, e.TenantID, start, end, time.Hour)
+			if err != nil {
+				p.s.cfg.Logger.Error("usage: read past usage", "tenant", e.TenantID, "from", start, "err", err)
+				return quotasUnavailable(err)
+			}
+			used = p.s.cfg.Rules.ApplyRows(rows)
+			if p.used == nil {
+				p.used = map[pastKey]map[string]int64{}
+			}
+			p.used[k] = used
 		}
-		used = p.s.cfg.Rules.ApplyRows(rows)
-		if p.used == nil {
-			p.used = map[pastKey]map[string]int64{}
+		if used[a.Metric]+a.N > q.Limit {
+			return tally.Errorf(tally.ERateLimited, "quota exceeded: %s is limited to %d per %s (the %s from %s)",
+				a.Metric, q.Limit, q.PeriodOf(), q.PeriodOf(), start.Format(time.DateOnly))
 		}
-		p.used[k] = used
+		useds[i] = used
 	}
-	for _, a := range amounts {
-		if q, ok := qs[a.Metric]; ok && q.Enforced && a.N > 0 && used[a.Metric]+a.N > q.Limit {
-			return tally.Errorf(tally.ERateLimited, "quota exceeded: %s is limited to %d per day (%s)", a.Metric, q.Limit, d.Format(time.DateOnly))
-		}
-	}
-	for _, a := range amounts {
-		used[a.Metric] += a.N
+	for i, a := range enforced {
+		useds[i][a.Metric] += a.N
 	}
 	return nil
 }
@@ -324,6 +450,8 @@ type counterKey struct {
 func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []bool, r *tally.Reservation) {
 	grown := map[counterKey]struct{}{}
 	var deltas []tally.CounterDelta
+	now := s.cfg.Now()
+	todayStart := day(now)
 	for i := range events {
 		e := &events[i]
 		var reserved []tally.Amount
@@ -354,6 +482,9 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 			if n != 0 {
 				deltas = append(deltas, tally.CounterDelta{TenantID: e.TenantID, Day: day(e.Timestamp), Metric: a.Metric, N: n})
 			}
+			if a.N > 0 && e.Timestamp.Before(todayStart) {
+				s.offsets.forget(e.TenantID, e.Timestamp) // a back-dated event changes a past range
+			}
 			if a.N > 0 {
 				tl, ml := s.labels(ctx, e.TenantID, a.Metric)
 				s.counted.WithLabelValues(tl, ml).Add(float64(a.N))
@@ -367,13 +498,26 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 	}
 	tq := tenantQuotas{s: s, ctx: ctx}
 	for k := range grown {
+		if !k.day.Equal(todayStart) {
+			continue // a back-dated event: alerts are of the current period
+		}
 		qs, err := tq.get(k.tenant)
 		if err != nil {
 			s.cfg.Logger.Error("usage: read quotas", "tenant", k.tenant, "err", err)
 			continue
 		}
-		q, ok := qs[k.metric]
+		q, ok := qs.by[k.metric]
 		if !ok {
+			continue
+		}
+		loc, err := s.zone(ctx, qs)
+		if err != nil {
+			s.cfg.Logger.Error("usage: read tenant", "tenant", k.tenant, "err", err)
+			continue
+		}
+		w, err := s.window(ctx, qs, q, loc, now)
+		if err != nil {
+			s.cfg.Logger.Error("usage: read period usage", "tenant", k.tenant, "metric", k.metric, "err", err)
 			continue
 		}
 		v, err := s.counters.Get(ctx, k.tenant, k.day, k.metric)
@@ -381,7 +525,7 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 			s.cfg.Logger.Error("usage: read counter", "tenant", k.tenant, "metric", k.metric, "err", err)
 			continue
 		}
-		s.checkAlerts(ctx, k.tenant, k.day, q, v)
+		s.checkAlerts(ctx, k.tenant, w, v+w.offset)
 	}
 }
 
@@ -452,13 +596,22 @@ func (s *Service) rebuildTenant(ctx context.Context, tenantID int64, from time.T
 		return err
 	}
 	qs, err := s.quotas(ctx, tenantID)
+	if err != nil || len(qs.by) == 0 {
+		return err
+	}
+	loc, err := s.zone(ctx, qs)
 	if err != nil {
 		return err
 	}
-	for m, q := range qs {
+	now := s.cfg.Now()
+	for m, q := range qs.by {
+		w, err := s.window(ctx, qs, q, loc, now)
+		if err != nil {
+			return err
+		}
 		for _, th := range thresholds {
-			if crossed(values[m], q.Limit, th) {
-				if _, err := s.counters.FirstCrossing(ctx, tenantID, from, m, th); err != nil {
+			if crossed(values[m]+w.offset, w.allowance(), th) {
+				if _, err := s.counters.FirstCrossing(ctx, tenantID, w.start.UTC(), m, th); err != nil {
 					return err
 				}
 			}
@@ -486,13 +639,23 @@ func (s *Service) todayValues(ctx context.Context, tenantID int64, now time.Time
 	return s.logValues(ctx, tenantID, day(now))
 }
 
-// logValues is what the rules give over the tenant's events of day d.
+// logValues is what the counters of day d must hold: what the rules give
+// over the tenant's events of the day, plus what its open reservations
+// (and those being committed) hold in them.
 func (s *Service) logValues(ctx context.Context, tenantID int64, d time.Time) (map[string]int64, error) {
 	rows, err := s.store.AggregateEvents(ctx, tenantID, d, d.Add(24*time.Hour), time.Hour)
 	if err != nil {
 		return nil, err
 	}
-	return s.cfg.Rules.ApplyRows(rows), nil
+	values := s.cfg.Rules.ApplyRows(rows)
+	held, err := s.store.HeldReservations(ctx, tenantID, d)
+	if err != nil {
+		return nil, err
+	}
+	for m, n := range held {
+		values[m] += n
+	}
+	return values, nil
 }
 
 // quotasUnavailable is the error of an admission whose quotas (or past

@@ -184,7 +184,7 @@ func TestQuotaDefaultsAndOverrides(t *testing.T) {
 	track(t, svc, db, event(tn, tally.EventAPIRequest, day1), event(tn, tally.EventAPIRequest, day1))
 
 	q, ok, err := svc.Quota(ctx, tn, "api_requests_daily")
-	if err != nil || !ok || q != (tally.Quota{Metric: "api_requests_daily", Limit: 100}) {
+	if err != nil || !ok || q != (tally.Quota{Metric: "api_requests_daily", Limit: 100, Period: "day"}) {
 		t.Errorf("default Quota = %+v, %v, %v", q, ok, err)
 	}
 	if _, ok, _ := svc.Quota(ctx, tn, "seats_daily"); ok {
@@ -199,7 +199,7 @@ func TestQuotaDefaultsAndOverrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := tally.QuotaStatus{Metric: "api_requests_daily", Current: 2, Limit: 2, Remaining: 0, Exceeded: true, Enforced: true,
-		Period: "day", ResetsAt: time.Date(2026, 3, 9, 0, 0, 0, 0, time.UTC)}
+		Period: "day", PeriodStart: time.Date(2026, 3, 8, 0, 0, 0, 0, time.UTC), ResetsAt: time.Date(2026, 3, 9, 0, 0, 0, 0, time.UTC)}
 	if st != want {
 		t.Errorf("SetQuota = %+v, want %+v", st, want)
 	}
@@ -444,7 +444,7 @@ func TestRetryAfter(t *testing.T) {
 func TestRateLimitHeaders(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 3, 8, 23, 0, 0, 0, time.UTC)
-	st := tally.NewQuotaStatus(tally.Quota{Metric: "api_requests_daily", Limit: 100}, 40, now)
+	st := tally.NewQuotaStatus(tally.Quota{Metric: "api_requests_daily", Limit: 100}, 40, 0, now, nil)
 	policy, limit := usage.RateLimitHeaders(st, now)
 	if want := `"api_requests_daily";q=100;w=86400`; policy != want {
 		t.Errorf("policy = %s, want %s", policy, want)
@@ -452,7 +452,7 @@ func TestRateLimitHeaders(t *testing.T) {
 	if want := `"api_requests_daily";r=60;t=3600`; limit != want {
 		t.Errorf("limit = %s, want %s", limit, want)
 	}
-	st = tally.NewQuotaStatus(tally.Quota{Metric: "builds_daily", Limit: 5}, 9, now)
+	st = tally.NewQuotaStatus(tally.Quota{Metric: "builds_daily", Limit: 5}, 9, 0, now, nil)
 	if _, limit := usage.RateLimitHeaders(st, now.Add(-time.Second/2)); limit != `"builds_daily";r=0;t=3601` {
 		t.Errorf("exceeded: limit = %s", limit)
 	}

@@ -52,7 +52,8 @@ type admin struct {
 	action, actor, scopes, timezone  string
 	allowSignup                      bool
 	id, limit                        int64
-	retention, max                   int
+	retention, max, anchorDay        int
+	period                           string
 	enforced                         bool
 	expires                          time.Duration
 }
@@ -579,7 +580,7 @@ var quotaCmds = map[string]adminCmd{
 			}
 			byMetric := map[string]quotaView{}
 			for m, n := range a.c.QuotaDefaults {
-				byMetric[m] = quotaView{Quota: tally.Quota{Metric: m, Limit: n}, Source: "default"}
+				byMetric[m] = quotaView{Quota: tally.Quota{Metric: m, Limit: n, Period: tally.PeriodDay}, Source: "default"}
 			}
 			for _, q := range qs {
 				byMetric[q.Metric] = quotaView{Quota: q, Source: "override"}
@@ -596,28 +597,34 @@ var quotaCmds = map[string]adminCmd{
 	},
 	"set": {
 		tenant: true,
-		usage:  "-metric M -limit N [-enforced] [-json]",
+		usage:  "-metric M -limit N [-enforced] [-period day|week|month|billing] [-anchor-day D] [-json]",
 		flags: func(fs *flag.FlagSet, a *admin) {
 			metricFlags(fs, a)
-			fs.Int64Var(&a.limit, "limit", -1, "daily limit (UTC day), 0 or more")
+			fs.Int64Var(&a.limit, "limit", -1, "limit per period, 0 or more")
 			fs.BoolVar(&a.enforced, "enforced", false, "refuse usage past the limit (default: report only)")
+			fs.StringVar(&a.period, "period", "day", "day, week or month in the tenant's time zone, or billing (with -anchor-day)")
+			fs.IntVar(&a.anchorDay, "anchor-day", 0, "the day of the month a billing period starts, 1-31")
 		},
 		run: func(ctx context.Context, a *admin) error {
 			t := a.t
 			if !a.set["limit"] {
 				return &configError{msg: "missing -limit"}
 			}
-			q := tally.Quota{Metric: a.metric, Limit: a.limit, Enforced: a.enforced}
+			q := tally.Quota{Metric: a.metric, Limit: a.limit, Enforced: a.enforced, Period: a.period, AnchorDay: a.anchorDay}
 			if err := q.Validate(); err != nil {
 				return flagError(err)
 			}
 			if err := a.db.SetQuota(ctx, t.ID, q); err != nil {
 				return err
 			}
-			if err := a.audit(ctx, t.ID, "quota.set", q.Metric, map[string]any{"limit": q.Limit, "enforced": q.Enforced}); err != nil {
+			meta := map[string]any{"limit": q.Limit, "enforced": q.Enforced, "period": q.PeriodOf()}
+			if q.AnchorDay != 0 {
+				meta["anchor_day"] = q.AnchorDay
+			}
+			if err := a.audit(ctx, t.ID, "quota.set", q.Metric, meta); err != nil {
 				return err
 			}
-			return a.say(q, "quota %s of %s set to %d a day (enforced: %t)", q.Metric, t.Slug, q.Limit, q.Enforced)
+			return a.say(q, "quota %s of %s set to %d a %s (enforced: %t)", q.Metric, t.Slug, q.Limit, q.PeriodOf(), q.Enforced)
 		},
 	},
 	"delete": {

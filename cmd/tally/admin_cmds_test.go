@@ -156,11 +156,13 @@ func testAdminCommands(t *testing.T, c adminCLI) {
 	// Quotas: the configured default, an override, its deletion.
 	c.fails("-limit", "quota", "set", "-tenant", "acme", "-metric", "api_calls", "-limit", "-5")
 	c.fails("-metric", "quota", "set", "-tenant", "acme", "-metric", "Bad Name", "-limit", "5")
-	c.ok("quota", "set", "-tenant", "acme", "-metric", "builds", "-limit", "20", "-enforced")
+	c.fails("anchor_day", "quota", "set", "-tenant", "acme", "-metric", "builds", "-limit", "5", "-period", "billing")
+	c.fails("period", "quota", "set", "-tenant", "acme", "-metric", "builds", "-limit", "5", "-period", "hour")
+	c.ok("quota", "set", "-tenant", "acme", "-metric", "builds", "-limit", "20", "-enforced", "-period", "billing", "-anchor-day", "31")
 	var qs []quotaView
 	c.json(&qs, "quota", "list", "-tenant", "acme")
 	if len(qs) != 2 || qs[0].Metric != "api_calls" || qs[0].Source != "default" || qs[0].Limit != 1000 ||
-		qs[1].Metric != "builds" || qs[1].Limit != 20 || !qs[1].Enforced || qs[1].Source != "override" {
+		qs[1].Metric != "builds" || qs[1].Limit != 20 || !qs[1].Enforced || qs[1].Source != "override" || qs[1].Period != "billing" || qs[1].AnchorDay != 31 {
 		t.Fatalf("quota list %+v", qs)
 	}
 	c.json(&qs, "quota", "list", "-tenant", "other")

@@ -1,7 +1,8 @@
 // Command hostapp is a tiny host app that reports to tally through the Go
 // SDK: it accepts file uploads (tracked as files.uploaded, value = bytes)
-// and runs builds gated by the builds_daily quota (tracked as
-// builder.generate.completed). Every request is also tracked as
+// and runs builds gated by the builds_daily quota with a reservation that
+// each finished build commits (tracked as builder.generate.completed,
+// counted once). Every request is also tracked as
 // http.request by the middleware. See README.md to run it.
 package main
 
@@ -117,14 +118,20 @@ func (a *hostApp) upload(w http.ResponseWriter, r *http.Request) {
 	answer(w, http.StatusCreated, map[string]any{"bytes": n})
 }
 
+// build gates a build by the builds_daily quota with a reservation: one
+// build is held before it runs, committed when it is done (settling the
+// build's completion event, so that tally counts each build exactly once,
+// whether the quota is soft or enforced and whether a usage rule also maps
+// builder.generate.completed to builds_daily), released when it fails.
 func (a *hostApp) build(w http.ResponseWriter, r *http.Request) {
-	q, err := a.tally.Consume(r.Context(), "builds_daily", 1)
+	resv, err := a.tally.Reserve(r.Context(), "builds_daily", 1, client.ReserveOptions{TTL: time.Minute})
 	if qe, ok := errors.AsType[*client.QuotaExceededError](err); ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(qe.RetryAfter.Seconds()))))
 		answer(w, http.StatusTooManyRequests, map[string]any{
-			"error": "daily build quota used up", "limit": q.Limit, "resets_at": q.ResetsAt})
+			"error": "build quota used up", "limit": qe.Quota.Limit, "resets_at": qe.Quota.ResetsAt})
 		return
 	}
+	held := err == nil
 	if err != nil {
 		// tally is down or has no quota for builds_daily: this app chooses
 		// to let builds run rather than stop its users (fail open).
@@ -134,13 +141,27 @@ func (a *hostApp) build(w http.ResponseWriter, r *http.Request) {
 	select { // the "build"
 	case <-time.After(20 * time.Millisecond):
 	case <-r.Context().Done():
+		if held {
+			if _, err := a.tally.Release(context.WithoutCancel(r.Context()), resv); err != nil {
+				a.log.Warn("build reservation not released; it expires by itself", "err", err)
+			}
+		}
 		return
 	}
-	if err := a.tally.Track(client.Event{Name: "builder.generate.completed", UserID: userOf(r),
-		Props: map[string]any{"duration_ms": time.Since(start).Milliseconds()}}); err != nil {
+	done := client.Event{Name: "builder.generate.completed", UserID: userOf(r), EventID: client.NewEventID(),
+		Props: map[string]any{"duration_ms": time.Since(start).Milliseconds()}}
+	remaining := int64(-1)
+	if held {
+		c, err := a.tally.Commit(r.Context(), resv, 1, done.EventID)
+		if err != nil {
+			a.log.Warn("build not committed; its reservation expires", "err", err)
+		}
+		remaining = c.Remaining
+	}
+	if err := a.tally.Track(done); err != nil {
 		a.log.Warn("build not tracked", "err", err)
 	}
-	answer(w, http.StatusOK, map[string]any{"build": "done", "remaining": q.Remaining})
+	answer(w, http.StatusOK, map[string]any{"build": "done", "remaining": remaining})
 }
 
 func answer(w http.ResponseWriter, status int, v any) {

@@ -51,7 +51,10 @@ type Config struct {
 	// AbsenceInterval is how often every absence alert is evaluated
 	// (ABSENCE_INTERVAL, default 1m).
 	AbsenceInterval time.Duration
-	SQLiteSync      string // FULL (default) or NORMAL
+	// ReservationSweep is how often expired quota reservations are
+	// released (default 1s).
+	ReservationSweep time.Duration
+	SQLiteSync       string // FULL (default) or NORMAL
 	// StatementTimeout bounds one database statement or write
 	// transaction on either backend (default 5s).
 	StatementTimeout time.Duration
@@ -281,7 +284,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.Close(ctx)
 		return nil, err
 	}
-	a.start(a.Reconciler)
+	a.start(a.Reconciler, usage.NewExpirer(a.Usage, cfg.ReservationSweep))
 	if a.Absence != nil {
 		a.start(a.Absence) // every instance evaluates; each transition is won by one
 	}

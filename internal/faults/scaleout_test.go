@@ -336,8 +336,10 @@ func (tr *tier) put(metric string) int {
 // stored units within the limit.
 func (tr *tier) checkStored(l *load) {
 	t := tr.t
-	checkStoredOnce(t, tr.direct, l.acked, `SELECT event_id, count(*) FROM events
-		WHERE tenant_id = $1 AND event_id LIKE $2 GROUP BY event_id`, tr.tenant, l.name+"-%")
+	// A consume's usage.increment is stored under the settlement id of
+	// the event id it carried (tally.SettlementID): counted by that id.
+	checkStoredOnce(t, tr.direct, l.acked, `SELECT regexp_replace(event_id, '^settle:[a-z0-9_]+:', ''), count(*) FROM events
+		WHERE tenant_id = $1 AND (event_id LIKE $2 OR event_id LIKE 'settle:%:' || $2) GROUP BY 1`, tr.tenant, l.name+"-%")
 	if v := tr.logValues()[l.enforced]; v > enforcedLimit {
 		t.Errorf("the log holds %d units of %s, past its enforced limit of %d", v, l.enforced, enforcedLimit)
 	}

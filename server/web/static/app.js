@@ -352,7 +352,8 @@
   }
 
   function quotaItem(q) {
-    const share = q.limit > 0 ? (q.current / q.limit) * 100 : q.current > 0 ? 100 : 0;
+    const allowance = q.limit + (q.granted || 0); // grants top up the period
+    const share = allowance > 0 ? (q.current / allowance) * 100 : q.current > 0 ? 100 : 0;
     const level = share >= 100 ? 'over' : share >= 80 ? 'warn' : 'ok';
     const li = document.createElement('li');
     li.className = 'quota ' + level;
@@ -361,7 +362,7 @@
     const row = document.createElement('div');
     row.className = 'quota-row';
     const name = span(q.metric, 'quota-name');
-    const nums = span(num.format(q.current) + ' / ' + num.format(q.limit), 'quota-nums');
+    const nums = span(num.format(q.current) + ' / ' + num.format(allowance), 'quota-nums');
     row.append(name, nums);
 
     const bar = document.createElement('div');
@@ -369,8 +370,8 @@
     bar.setAttribute('role', 'progressbar');
     bar.setAttribute('aria-label', q.metric + ' quota used');
     bar.setAttribute('aria-valuemin', '0');
-    bar.setAttribute('aria-valuemax', String(q.limit));
-    bar.setAttribute('aria-valuenow', String(Math.min(q.current, q.limit)));
+    bar.setAttribute('aria-valuemax', String(allowance));
+    bar.setAttribute('aria-valuenow', String(Math.min(q.current, allowance)));
     bar.setAttribute('aria-valuetext', Math.round(share) + '% used');
     const fill = document.createElement('div');
     fill.className = 'bar-fill';
@@ -382,6 +383,8 @@
     const words = { ok: 'OK', warn: 'Near limit', over: 'Over limit' };
     note.append(span(Math.round(share) + '% · ' + words[level], 'tag tag-level'), ' ');
     note.append(span(q.enforced ? 'enforced' : 'soft', 'tag'), ' ');
+    note.append(span(q.period === 'billing' ? 'billing from day ' + q.anchor_day : 'per ' + (q.period || 'day'), 'tag'), ' ');
+    if (q.granted > 0) note.append(span('+' + num.format(q.granted) + ' granted', 'tag'), ' ');
     note.append('resets ' + clockFmt.format(new Date(q.resets_at)));
     li.append(row, bar, note);
     return li;

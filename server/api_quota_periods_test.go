@@ -1,0 +1,111 @@
+package server_test
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// periodQuotaJSON is a quota status with its period fields.
+type periodQuotaJSON struct {
+	quotaJSON
+	Granted     int64     `json:"granted"`
+	AnchorDay   int       `json:"anchor_day"`
+	PeriodStart time.Time `json:"period_start"`
+}
+
+// TestAPIQuotaPeriods: a tenant in New York sets weekly, monthly and
+// billing quotas; the answers carry the period in the tenant's zone, a
+// refused consume the period's Retry-After and RateLimit fields; a PUT
+// replaces the override whole and a DELETE returns to the default.
+func TestAPIQuotaPeriods(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, withQuotaDefaults(map[string]int64{"builds_daily": 10}))
+	o := h.newTenant("acme")
+	h.do("PATCH", "/api/tenants/acme", map[string]any{"timezone": "America/New_York"}, hdr(o.token, "")).want(t, http.StatusOK)
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().In(ny)
+	y, m, d := now.Date()
+	monday := time.Date(y, m, d-(int(now.Weekday())+6)%7, 0, 0, 0, 0, ny)
+	anchor := func(y int, m time.Month) time.Time { // anchor 31, clamped
+		first := time.Date(y, m, 1, 0, 0, 0, 0, ny)
+		return time.Date(first.Year(), first.Month(), first.AddDate(0, 1, -1).Day(), 0, 0, 0, 0, ny)
+	}
+	billStart, billEnd := anchor(y, m), anchor(y, m+1)
+	if now.Before(billStart) {
+		billStart, billEnd = anchor(y, m-1), anchor(y, m)
+	}
+	for _, tt := range []struct {
+		body       map[string]any
+		start, end time.Time
+	}{
+		{map[string]any{"limit": 3, "enforced": true}, time.Date(y, m, d, 0, 0, 0, 0, ny), time.Date(y, m, d+1, 0, 0, 0, 0, ny)},
+		{map[string]any{"limit": 3, "enforced": true, "period": "week"}, monday, monday.AddDate(0, 0, 7)},
+		{map[string]any{"limit": 3, "enforced": true, "period": "month"}, time.Date(y, m, 1, 0, 0, 0, 0, ny), time.Date(y, m+1, 1, 0, 0, 0, 0, ny)},
+		{map[string]any{"limit": 3, "enforced": true, "period": "billing", "anchor_day": 31}, billStart, billEnd},
+	} {
+		var q periodQuotaJSON
+		h.do("PUT", "/api/analytics/quotas/gen_units", tt.body, o.h()).want(t, http.StatusOK).decode(t, &q)
+		if !q.PeriodStart.Equal(tt.start) || !q.ResetsAt.Equal(tt.end) || !q.Enforced || q.Limit != 3 {
+			t.Errorf("PUT %v: %+v, want [%s, %s)", tt.body, q, tt.start, tt.end)
+		}
+		if p, _ := tt.body["period"].(string); (p == "" && q.Period != "day") || (p != "" && q.Period != p) {
+			t.Errorf("PUT %v: period %q", tt.body, q.Period)
+		}
+	}
+	// The billing quota: 3 units fit, the fourth is refused until billEnd.
+	r := h.do("POST", "/api/analytics/quotas/gen_units/consume", map[string]any{"amount": 3}, o.h())
+	r.want(t, http.StatusOK)
+	r = h.do("POST", "/api/analytics/quotas/gen_units/consume", nil, o.h())
+	wantProblem(t, r, http.StatusTooManyRequests)
+	retry, err := strconv.Atoi(r.Header.Get("Retry-After"))
+	if want := time.Until(billEnd).Seconds(); err != nil || float64(retry) < want-2 || float64(retry) > want+2 {
+		t.Errorf("Retry-After %q, want about %.0f", r.Header.Get("Retry-After"), want)
+	}
+	wantPolicy := `"gen_units";q=3;w=` + strconv.FormatInt(int64(billEnd.Sub(billStart)/time.Second), 10)
+	if got := r.Header.Get("RateLimit-Policy"); got != wantPolicy {
+		t.Errorf("RateLimit-Policy %q, want %q", got, wantPolicy)
+	}
+	if got := r.Header.Get("RateLimit"); got != `"gen_units";r=0;t=`+strconv.Itoa(retry) {
+		t.Errorf("RateLimit %q (Retry-After %d)", got, retry)
+	}
+
+	// A PUT is a full replacement: without enforced the quota is soft,
+	// without period it is daily again; the usage of today stays.
+	var q periodQuotaJSON
+	h.do("PUT", "/api/analytics/quotas/gen_units", map[string]any{"limit": 2}, o.h()).want(t, http.StatusOK).decode(t, &q)
+	if q.Enforced || q.Period != "day" || q.AnchorDay != 0 || q.Current != 3 || !q.Exceeded {
+		t.Errorf("PUT {limit: 2} after a billing override: %+v", q)
+	}
+	h.do("POST", "/api/analytics/quotas/gen_units/consume", nil, o.h()).want(t, http.StatusTooManyRequests) // soft: still no room
+
+	// DELETE: the override goes; a metric with a default gets it back,
+	// one without has no quota; a second DELETE is 404.
+	h.do("PUT", "/api/analytics/quotas/builds_daily", map[string]any{"limit": 1, "enforced": true, "period": "week"}, o.h()).want(t, http.StatusOK)
+	r = h.do("DELETE", "/api/analytics/quotas/builds_daily", nil, o.h())
+	r.want(t, http.StatusOK).decode(t, &q)
+	if q.Limit != 10 || q.Enforced || q.Period != "day" {
+		t.Errorf("builds_daily after DELETE %+v, want the default", q)
+	}
+	h.do("DELETE", "/api/analytics/quotas/gen_units", nil, o.h()).want(t, http.StatusNoContent)
+	wantProblem(t, h.do("GET", "/api/analytics/quotas/gen_units", nil, o.h()), http.StatusNotFound)
+	wantProblem(t, h.do("DELETE", "/api/analytics/quotas/gen_units", nil, o.h()), http.StatusNotFound)
+	wantProblem(t, h.do("DELETE", "/api/analytics/quotas/Bad-Name", nil, o.h()), http.StatusNotFound)
+	r = h.do("GET", "/api/analytics/audit?action=quota.deleted", nil, o.h())
+	var audit struct {
+		Entries []struct {
+			Target string `json:"target"`
+		} `json:"entries"`
+	}
+	r.want(t, http.StatusOK).decode(t, &audit)
+	if len(audit.Entries) != 2 {
+		t.Errorf("quota.deleted audit %s", r.Body)
+	}
+	// A member may not delete.
+	memberTok, _ := h.member(o, "member")
+	wantProblem(t, h.do("DELETE", "/api/analytics/quotas/builds_daily", nil, hdr(memberTok, "acme")), http.StatusForbidden)
+}

@@ -1,1 +1,0 @@
--- Reserved for migration 0014 of another change; replaced when it lands.

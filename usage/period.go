@@ -1,0 +1,152 @@
+package usage
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/tallyhq/tally"
+)
+
+// A quota's period rarely coincides with the UTC day the counters count
+// in: a month, a week or a day in the tenant's zone starts before today's
+// UTC midnight, or later within it. The period's usage is therefore
+// today's counter plus an offset read from the log: the usage of
+// [period start, today) when the period started before today, minus the
+// usage of [today, period start) when it started within today. Both
+// ranges are in the past, so their usage changes only by back-dated
+// events, and enforcement stays one atomic Counters.Consume against the
+// limit minus the offset, exact across instances like a daily quota.
+
+// periodWindow is a quota's current period seen through today's counter.
+type periodWindow struct {
+	q          tally.Quota
+	start, end time.Time
+	offset     int64 // the period's usage = today's counter + offset
+	granted    int64 // the grants of the period (extra allowance)
+}
+
+// counterLimit is the limit today's counter may reach.
+func (w periodWindow) counterLimit() int64 { return w.q.Limit + w.granted - w.offset }
+
+// allowance is the quota's limit with the period's grants.
+func (w periodWindow) allowance() int64 { return w.q.Limit + w.granted }
+
+// window returns q's period containing now, in loc, with its offset and
+// grants.
+func (s *Service) window(ctx context.Context, qs *quotaSet, q tally.Quota, loc *time.Location, now time.Time) (periodWindow, error) {
+	tenantID := qs.tenantID
+	w := periodWindow{q: q}
+	w.start, w.end = q.PeriodAt(now, loc)
+	d := day(now)
+	switch {
+	case w.start.Before(d):
+		v, err := s.offsets.values(ctx, s, tenantID, w.start, d)
+		if err != nil {
+			return w, err
+		}
+		w.offset = v[q.Metric]
+	case w.start.After(d):
+		v, err := s.offsets.values(ctx, s, tenantID, d, w.start)
+		if err != nil {
+			return w, err
+		}
+		w.offset = -v[q.Metric]
+	}
+	g, err := s.granted(ctx, qs, q.Metric, w.start, now)
+	if err != nil {
+		return w, err
+	}
+	w.granted = g
+	return w, nil
+}
+
+// offsetTTL bounds how long a range's usage read from the log is reused.
+// The ranges are in the past: only back-dated events change them, and
+// those this instance settles drop the cached range at once.
+const offsetTTL = 30 * time.Second
+
+// offsetCache memoises the usage of past ranges of the log per tenant.
+type offsetCache struct {
+	mu sync.Mutex
+	by map[int64][]offsetEntry
+}
+
+type offsetEntry struct {
+	from, to time.Time
+	values   map[string]int64
+	read     time.Time
+}
+
+// values returns what the rules give over the tenant's events in
+// [from, to), from the cache when read within offsetTTL.
+func (c *offsetCache) values(ctx context.Context, s *Service, tenantID int64, from, to time.Time) (map[string]int64, error) {
+	now := time.Now()
+	c.mu.Lock()
+	for _, e := range c.by[tenantID] {
+		if e.from.Equal(from) && e.to.Equal(to) && now.Sub(e.read) < offsetTTL {
+			c.mu.Unlock()
+			return e.values, nil
+		}
+	}
+	c.mu.Unlock()
+	rows, err := s.store.AggregateEvents(ctx, tenantID, from, to, time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	v := s.cfg.Rules.ApplyRows(rows)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.by == nil {
+		c.by = map[int64][]offsetEntry{}
+	}
+	kept := c.by[tenantID][:0]
+	for _, e := range c.by[tenantID] {
+		if now.Sub(e.read) < offsetTTL && !(e.from.Equal(from) && e.to.Equal(to)) {
+			kept = append(kept, e)
+		}
+	}
+	c.by[tenantID] = append(kept, offsetEntry{from: from, to: to, values: v, read: now})
+	return v, nil
+}
+
+// forget drops the tenant's cached ranges that contain t (an event at t
+// was just stored).
+func (c *offsetCache) forget(tenantID int64, t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	es, ok := c.by[tenantID]
+	if !ok {
+		return
+	}
+	kept := es[:0]
+	for _, e := range es {
+		if t.Before(e.from) || !t.Before(e.to) {
+			kept = append(kept, e)
+		}
+	}
+	c.by[tenantID] = kept
+}
+
+// granted returns the extra allowance of metric's grants in the period
+// that started at start, active at now. The tenant's active grants are
+// read once per quotaSet (one call).
+func (s *Service) granted(ctx context.Context, qs *quotaSet, metric string, start, now time.Time) (int64, error) {
+	if qs.grants == nil {
+		gs, err := s.store.ActiveGrants(ctx, qs.tenantID, now)
+		if err != nil {
+			return 0, err
+		}
+		qs.grants = gs
+		if qs.grants == nil {
+			qs.grants = []tally.QuotaGrant{}
+		}
+	}
+	var n int64
+	for i := range qs.grants {
+		if g := &qs.grants[i]; g.Metric == metric && g.ActiveAt(start, now) {
+			n += g.Amount
+		}
+	}
+	return n, nil
+}
