@@ -178,9 +178,9 @@ func (b *meterSQL) events(tenantID int64, q tally.MeterQuery, filter map[string]
 	case tally.AggCount:
 		sb.WriteString(", 1::float8 AS v")
 	case tally.AggUniqueCount:
-		v := b.scalar(m.ValueProperty)
-		if m.ValueProperty == tally.MeterValueProp {
-			v = "e.value"
+		v := "e.value"
+		if m.ValueProperty != tally.MeterValueProp {
+			v = b.scalar(m.ValueProperty)
 		}
 		if text {
 			v = "(" + v + ")::text"
