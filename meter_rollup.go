@@ -166,12 +166,13 @@ func ParseMeterGroupKey(s string) ([]*string, error) {
 func MeterVersion(m *MeterDef) int64 { return m.UpdatedAt.UnixMicro() }
 
 // MeterRollups is what a store read in one snapshot for a meter query:
-// the UTC days rolled up under the meter's version, the tenant's oldest
-// dirty hour (zero: none), and the hourly partials of those days.
+// the UTC days rolled up under the meter's version, the tenant's dirty
+// hours in the range (an hour without a mark has exact rollups, see
+// RollupStore), and the hourly partials of those days.
 type MeterRollups struct {
-	Days        []time.Time
-	OldestDirty time.Time
-	Rows        []MeterHourRow
+	Days  []time.Time
+	Dirty []time.Time
+	Rows  []MeterHourRow
 }
 
 // MeterRollupStore keeps meters' rollups, next to MeterStore.

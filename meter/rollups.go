@@ -16,8 +16,9 @@ import (
 // aggregates in the database.
 //
 // An hour comes from rollups when its UTC day was rolled up under the
-// meter's current definition, it ends by the tenant's oldest dirty hour
-// (every hour before it has exact rollups), it lies within [From, To), and
+// meter's current definition, it has no dirty mark (so its rollups are
+// exact: a late event marks its hour, which reads raw until the next
+// rollup), it lies within [From, To), and
 // no window bound falls inside it: day windows in a zone whose offset is
 // not whole hours (+05:30, +05:45) cut one hour a day, which is read raw;
 // minute windows cut every hour, so such a query reads the raw log only.
@@ -61,12 +62,16 @@ func fromRollups(ctx context.Context, rs tally.MeterRollupStore, tenantID int64,
 	for _, d := range rolls.Days {
 		days[d.Unix()] = true
 	}
+	dirty := make(map[int64]bool, len(rolls.Dirty))
+	for _, h := range rolls.Dirty {
+		dirty[h.Unix()] = true
+	}
 	window := func(t time.Time) int { // bounds[i] <= t < bounds[i+1]
 		return sort.Search(len(bounds), func(i int) bool { return bounds[i].After(t) }) - 1
 	}
 	usable := func(h time.Time) bool {
 		end := h.Add(time.Hour)
-		return days[tally.DayStart(h).Unix()] && (rolls.OldestDirty.IsZero() || !end.After(rolls.OldestDirty)) &&
+		return days[tally.DayStart(h).Unix()] && !dirty[h.Unix()] &&
 			!h.Before(from) && !end.After(to) && window(h) == window(end.Add(-time.Microsecond))
 	}
 

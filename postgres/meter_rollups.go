@@ -148,20 +148,20 @@ func (db *DB) MeterRollups(ctx context.Context, tenantID int64, m *tally.MeterDe
 	if out.Days, err = meterDays(ctx, tx, tenantID, m, tally.DayStart(from), to); err != nil || len(out.Days) == 0 {
 		return out, wrap(err, "meter")
 	}
-	var oldest *time.Time
-	if err := tx.QueryRow(ctx, `SELECT min(hour) FROM rollup_dirty WHERE tenant_id = $1`, tenantID).Scan(&oldest); err != nil {
+	dirty, err := tx.Query(ctx, `SELECT hour FROM rollup_dirty WHERE tenant_id = $1 AND hour >= $2 AND hour < $3`, tenantID, from, to)
+	if err != nil {
 		return nil, wrap(err, "meter")
 	}
-	end := to
-	if oldest != nil {
-		out.OldestDirty = oldest.UTC()
-		if oldest.Before(end) {
-			end = *oldest
-		}
+	if out.Dirty, err = pgx.CollectRows(dirty, func(row pgx.CollectableRow) (time.Time, error) {
+		var h time.Time
+		err := row.Scan(&h)
+		return h.UTC(), err
+	}); err != nil {
+		return nil, wrap(err, "meter")
 	}
 	rows, err := tx.Query(ctx, `SELECT hour, grp, cnt, n, sum, min, max, last_v, last_ts, last_id, uniq FROM meter_rollup_hour
 		WHERE tenant_id = $1 AND slug = $2 AND hour >= $3 AND hour < $4 AND version = $5`,
-		tenantID, m.Slug, from, end, tally.MeterVersion(m))
+		tenantID, m.Slug, from, to, tally.MeterVersion(m))
 	if err != nil {
 		return nil, wrap(err, "meter")
 	}

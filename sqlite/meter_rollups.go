@@ -192,18 +192,24 @@ func (db *DB) MeterRollups(ctx context.Context, tenantID int64, m *tally.MeterDe
 	if out.Days, err = meterDays(ctx, tx, tenantID, m, tally.DayStart(from), to); err != nil || len(out.Days) == 0 {
 		return out, wrap(err, "meter")
 	}
-	var oldest sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT min(hour) FROM rollup_dirty WHERE tenant_id = ?`, tenantID).Scan(&oldest); err != nil {
+	dirty, err := tx.QueryContext(ctx, `SELECT hour FROM rollup_dirty WHERE tenant_id = ? AND hour >= ? AND hour < ?`, tenantID, micros(from), micros(to))
+	if err != nil {
 		return nil, wrap(err, "meter")
 	}
-	end := micros(to)
-	if oldest.Valid {
-		out.OldestDirty = fromMicros(oldest.Int64)
-		end = min(end, oldest.Int64)
+	defer dirty.Close()
+	for dirty.Next() {
+		var h int64
+		if err := dirty.Scan(&h); err != nil {
+			return nil, wrap(err, "meter")
+		}
+		out.Dirty = append(out.Dirty, fromMicros(h))
+	}
+	if err := dirty.Err(); err != nil {
+		return nil, wrap(err, "meter")
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT hour, grp, cnt, n, sum, min, max, last_v, last_ts, last_id, uniq FROM meter_rollup_hour
 		WHERE tenant_id = ? AND slug = ? AND hour >= ? AND hour < ? AND version = ?`,
-		tenantID, m.Slug, micros(from), end, tally.MeterVersion(m))
+		tenantID, m.Slug, micros(from), micros(to), tally.MeterVersion(m))
 	if err != nil {
 		return nil, wrap(err, "meter")
 	}
