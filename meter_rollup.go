@@ -154,11 +154,21 @@ func MeterGroupKey(g []*string) string {
 	return string(b)
 }
 
-// ParseMeterGroupKey decodes MeterGroupKey.
-func ParseMeterGroupKey(s string) ([]*string, error) {
+// MeterGroupKeys decodes MeterGroupKey, each key once: the rows of one
+// read share the slice of a group (read-only).
+type MeterGroupKeys map[string][]*string
+
+// Parse decodes one key.
+func (c MeterGroupKeys) Parse(s string) ([]*string, error) {
+	if g, ok := c[s]; ok {
+		return g, nil
+	}
 	var g []*string
-	err := json.Unmarshal([]byte(s), &g)
-	return g, err
+	if err := json.Unmarshal([]byte(s), &g); err != nil {
+		return nil, err
+	}
+	c[s] = g
+	return g, nil
 }
 
 // MeterVersion is the version of a meter's definition its rollups are

@@ -166,6 +166,7 @@ func (db *DB) MeterRollups(ctx context.Context, tenantID int64, m *tally.MeterDe
 		return nil, wrap(err, "meter")
 	}
 	defer rows.Close()
+	keys := tally.MeterGroupKeys{}
 	for rows.Next() {
 		var (
 			r    tally.MeterHourRow
@@ -177,7 +178,7 @@ func (db *DB) MeterRollups(ctx context.Context, tenantID int64, m *tally.MeterDe
 			return nil, wrap(err, "meter")
 		}
 		r.Hour, p.LastAt = r.Hour.UTC(), p.LastAt.UTC()
-		if r.Group, err = tally.ParseMeterGroupKey(grp); err != nil {
+		if r.Group, err = keys.Parse(grp); err != nil {
 			return nil, wrap(fmt.Errorf("postgres: meter %s group %q: %w", m.Slug, grp, err), "meter")
 		}
 		if uniq != nil {

@@ -214,6 +214,7 @@ func (db *DB) MeterRollups(ctx context.Context, tenantID int64, m *tally.MeterDe
 		return nil, wrap(err, "meter")
 	}
 	defer rows.Close()
+	keys := tally.MeterGroupKeys{}
 	for rows.Next() {
 		var (
 			r          tally.MeterHourRow
@@ -226,7 +227,7 @@ func (db *DB) MeterRollups(ctx context.Context, tenantID int64, m *tally.MeterDe
 			return nil, wrap(err, "meter")
 		}
 		r.Hour, p.LastAt = fromMicros(hour), fromMicros(last)
-		if r.Group, err = tally.ParseMeterGroupKey(grp); err != nil {
+		if r.Group, err = keys.Parse(grp); err != nil {
 			return nil, wrap(fmt.Errorf("sqlite: meter %s group %q: %w", m.Slug, grp, err), "meter")
 		}
 		if err := parseUniq(p, uniq); err != nil {
