@@ -44,13 +44,13 @@ func benchMeter(ctx context.Context, path string, d time.Duration, rep *report) 
 		}
 	}
 	svc := meter.New(meter.Config{}, st)
-	if _, err := svc.Get(ctx, big.ID, benchMeterSlug); tally.ErrorCodeOf(err) == tally.ENotFound {
-		_, err = svc.Create(ctx, big.ID, tally.MeterDef{Slug: benchMeterSlug, Event: "*", Aggregation: tally.AggSum,
-			ValueProperty: "props.ms", GroupBy: []string{"props.plan"}, Description: "tally bench"})
-		if err != nil {
-			return err
-		}
-	} else if err != nil {
+	// A fresh meter, so its first phase reads the raw log (deleting a
+	// meter drops its rollups).
+	if err := svc.Delete(ctx, big.ID, benchMeterSlug); err != nil && tally.ErrorCodeOf(err) != tally.ENotFound {
+		return err
+	}
+	if _, err := svc.Create(ctx, big.ID, tally.MeterDef{Slug: benchMeterSlug, Event: "*", Aggregation: tally.AggSum,
+		ValueProperty: "props.ms", GroupBy: []string{"props.plan"}, Description: "tally bench"}); err != nil {
 		return err
 	}
 	now := time.Now().UTC()
