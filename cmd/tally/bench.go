@@ -29,7 +29,8 @@ import (
 // baselines of the machine (a lean insert, an insert into tally's own
 // schema, one commit per event), so that figures from a shared, noisy
 // machine read as ratios. With -dataset it builds a SQLite file of
-// generated events instead.
+// generated events instead, and with -meter it times the meter query of
+// the biggest tenant of such a file (bench_meter.go).
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
