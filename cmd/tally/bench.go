@@ -389,13 +389,22 @@ func buildDataset(ctx context.Context, path string, events, tenants, days, props
 	}
 	now := time.Now().UTC()
 	g := dataset.New(dataset.Config{Events: events, Tenants: ids, From: now.AddDate(0, 0, -days), To: now, PropsBytes: propsBytes})
-	batch := make([]tally.Event, 0, 5000)
+	// Batches of 2000 stay well inside the store's write timeout on a
+	// loaded machine with a large table; a batch that still runs out of
+	// it was rolled back and is sent again (the event ids dedupe).
+	batch := make([]tally.Event, 0, 2000)
 	var stored atomic.Int64
 	for {
 		if batch = g.Next(batch); len(batch) == 0 {
 			break
 		}
-		if _, err := st.InsertEvents(ctx, batch); err != nil {
+		var err error
+		for try := 0; try < 3; try++ {
+			if _, err = st.InsertEvents(ctx, batch); tally.ErrorCodeOf(err) != tally.EUnavailable {
+				break
+			}
+		}
+		if err != nil {
 			return err
 		}
 		stored.Add(int64(len(batch)))
