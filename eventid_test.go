@@ -1,6 +1,9 @@
 package tally_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"testing"
 
 	"github.com/tallyhq/tally"
@@ -50,4 +53,62 @@ func TestEventIDs(t *testing.T) {
 	if _, ok := ids.Stored(7, -1); ok {
 		t.Error("a negative id maps back")
 	}
+}
+
+// specifiedPublic is EventIDs.Public as its comment specifies it, with a
+// new HMAC for every round: the oracle of TestEventIDsAsSpecified and the
+// baseline of BenchmarkEventIDs.
+func specifiedPublic(key []byte, tenant, id int64) int64 {
+	round := func(r int, half uint64) uint64 {
+		var b [17]byte
+		binary.BigEndian.PutUint64(b[:8], uint64(tenant))
+		b[8] = byte(r)
+		binary.BigEndian.PutUint64(b[9:], half)
+		m := hmac.New(sha256.New, key)
+		m.Write(b[:])
+		return binary.BigEndian.Uint64(m.Sum(nil)[:8]) & (1<<26 - 1)
+	}
+	l, r := uint64(id)>>26, uint64(id)&(1<<26-1)
+	for i := range 8 {
+		l, r = r, l^round(i, r)
+	}
+	return int64(l<<26 | r)
+}
+
+// TestEventIDsAsSpecified holds Public to the mapping as specified: ids
+// already handed out (cursors, links) must keep their meaning.
+func TestEventIDsAsSpecified(t *testing.T) {
+	t.Parallel()
+	key := []byte("0123456789abcdef0123456789abcdef")
+	ids := tally.NewEventIDs(key)
+	dm := hmac.New(sha256.New, key)
+	dm.Write([]byte("audit"))
+	for _, c := range []struct {
+		ids    *tally.EventIDs
+		key    []byte
+		tenant int64
+	}{{ids, key, 7}, {ids, key, 1 << 40}, {ids.Derive("audit"), dm.Sum(nil), 7}} {
+		for id := int64(0); id < 3000; id += 7 {
+			if want, got := specifiedPublic(c.key, c.tenant, id), c.ids.Public(c.tenant, id); got != want {
+				t.Fatalf("Public(%d, %d) = %d, want %d as specified", c.tenant, id, got, want)
+			}
+		}
+	}
+}
+
+// BenchmarkEventIDs compares Public with the specified computation (a new
+// HMAC per round) in the same run.
+func BenchmarkEventIDs(b *testing.B) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	ids := tally.NewEventIDs(key)
+	b.Run("specified", func(b *testing.B) {
+		for i := range b.N {
+			specifiedPublic(key, 7, int64(i))
+		}
+	})
+	b.Run("Public", func(b *testing.B) {
+		for i := range b.N {
+			ids.Public(7, int64(i))
+		}
+	})
 }

@@ -30,7 +30,7 @@ var allowedImports = map[string][]string{
 	"sqlite":                       {".", "internal/migrate", "internal/userset"},
 	"postgres":                     {".", "internal/migrate", "internal/userset"},
 	"redis":                        {"."},
-	"storetest":                    {".", "internal/userset", "rollup"},
+	"storetest":                    {".", "internal/userset", "meter", "rollup"},
 	"counterstest":                 {"."},
 	"client":                       {"."},
 	"middleware":                   {".", "client"},

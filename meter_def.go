@@ -310,6 +310,9 @@ type MeterQuery struct {
 	Bounds  []time.Time       // window bounds, ascending, at least two
 	GroupBy []string          // props paths
 	Filter  map[string]string // ANDed with Meter.Filter
+	// Skip, when set (one per window), names windows not to compute: a
+	// skipped window gives no row and reads no event.
+	Skip []bool
 }
 
 // EventPrefixRange returns the bounds of the event names a pattern
@@ -337,6 +340,9 @@ func (q *MeterQuery) Plan() (filter map[string]string, keys []string, ok bool, e
 			return nil, nil, false, Invalid("bounds must ascend", FieldError{Field: "bounds", Message: "must ascend strictly"})
 		}
 	}
+	if q.Skip != nil && len(q.Skip) != len(q.Bounds)-1 {
+		return nil, nil, false, Internal(fmt.Errorf("meter query of %d windows skips %d", len(q.Bounds)-1, len(q.Skip)))
+	}
 	filter, ok = q.Filters()
 	if !ok || len(q.Bounds) < 2 {
 		return nil, nil, false, nil
@@ -346,6 +352,19 @@ func (q *MeterQuery) Plan() (filter map[string]string, keys []string, ok bool, e
 	}
 	slices.Sort(keys)
 	return filter, keys, true, nil
+}
+
+// Ranges returns the windows to compute: for each one not skipped, its
+// index and bounds.
+func (q *MeterQuery) Ranges() (index []int, lo, hi []time.Time) {
+	for i := 0; i+1 < len(q.Bounds); i++ {
+		if q.Skip != nil && q.Skip[i] {
+			continue
+		}
+		index = append(index, i)
+		lo, hi = append(lo, q.Bounds[i]), append(hi, q.Bounds[i+1])
+	}
+	return index, lo, hi
 }
 
 // Filters returns the meter's filter and the query's, merged: both must

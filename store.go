@@ -25,6 +25,7 @@ type Store interface {
 	RollupStore
 	WebhookStore
 	MeterStore
+	MeterRollupStore
 	ServerKeyStore
 	EmbedStore
 	TailStore
@@ -281,10 +282,13 @@ type RollupStore interface {
 
 // RollupTx is what a store offers, in one transaction of InRollupTx, to
 // recompute one tenant's rollups: the reads aggregate in the database
-// (GROUP BY), never handing raw events over. Writes may be sent in one
+// (GROUP BY), never handing raw events over, but for meters'
+// (MeterRollupTx.MeterEvents), whose partials are computed once in Go
+// (MeterPartial). Writes may be sent in one
 // batch later, so a write's error may come from a later call or from
 // InRollupTx. Every bucket start is in UTC.
 type RollupTx interface {
+	MeterRollupTx
 	// AggregateEvents is EventStore.AggregateEvents of the tenant within
 	// the transaction.
 	AggregateEvents(ctx context.Context, from, to time.Time, bucket time.Duration) ([]HourRow, error)

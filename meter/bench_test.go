@@ -16,6 +16,7 @@ import (
 	"github.com/tallyhq/tally/meter"
 	"github.com/tallyhq/tally/postgres"
 	"github.com/tallyhq/tally/postgres/pgtest"
+	"github.com/tallyhq/tally/rollup"
 	"github.com/tallyhq/tally/sqlite"
 )
 
@@ -123,8 +124,28 @@ func benchMeterQuery(b *testing.B, db tally.Store) {
 		}
 		return err
 	})
+	began = time.Now()
+	res, err := rollup.New(rollup.Config{}, db, nil).RunDays(ctx, tn.ID, start, now, "", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("rollup of %d days (with the meter's) in %v", res.Days, time.Since(began).Round(time.Millisecond))
+	run("meter_rollups_30d_day_by_plan", func() error {
+		res, err := svc.Query(ctx, tn.ID, "llm_input", in)
+		if err == nil && len(res.Data) < 3*30 {
+			err = fmt.Errorf("%d points", len(res.Data))
+		}
+		return err
+	})
+	kolkata := in
+	kolkata.Loc = time.FixedZone("+05:30", 5*3600+1800)
+	run("meter_rollups_30d_day_by_plan_+0530", func() error {
+		_, err := svc.Query(ctx, tn.ID, "llm_input", kolkata)
+		return err
+	})
 	if base := p95["baseline_raw_count"]; base > 0 {
-		b.Logf("%d events: meter p95 %v = %.1f × the raw count's p95 %v", n, p95["meter_sum_30d_day_by_plan"],
-			float64(p95["meter_sum_30d_day_by_plan"])/float64(base), base)
+		for _, name := range []string{"meter_sum_30d_day_by_plan", "meter_rollups_30d_day_by_plan", "meter_rollups_30d_day_by_plan_+0530"} {
+			b.Logf("%d events: %s p95 %v = %.2f × the raw count's p95 %v", n, name, p95[name], float64(p95[name])/float64(base), base)
+		}
 	}
 }

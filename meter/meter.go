@@ -1,10 +1,12 @@
 // Package meter is the service of tally's meters: each tenant's meter
 // definitions (tally.MeterDef) next to the built-in ones of the usage
-// rules, and their queries, computed by the store from the raw event log.
+// rules, and their queries, computed from the meters' hourly rollups for
+// the hours fully rolled up and from the raw event log for the rest
+// (rollups.go).
 //
-// Reading the log means a meter answers for any period its events are
-// still kept for, as soon as it exists, and late events count as soon as
-// they are stored. Queries are bounded: MaxMeterWindows windows,
+// Reading the log where rollups are missing means a meter answers for any
+// period its events are still kept for, as soon as it exists, and late
+// events count as soon as they are stored. Queries are bounded: MaxMeterWindows windows,
 // MaxMeterGroups groups (ETooMany past it) and Config.QueryTimeout.
 package meter
 
@@ -151,7 +153,14 @@ func (s *Service) Query(ctx context.Context, tenantID int64, slug string, in tal
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	ans := tally.NewMeterAnswer(len(windows) - 1)
-	err = s.store.QueryMeter(ctx, tenantID, tally.MeterQuery{Meter: *m, Bounds: bounds, GroupBy: in.GroupBy, Filter: in.Filter}, ans.Add)
+	q := tally.MeterQuery{Meter: *m, Bounds: bounds, GroupBy: in.GroupBy, Filter: in.Filter}
+	done := false
+	if rs, ok := s.store.(tally.MeterRollupStore); ok && !m.BuiltIn {
+		done, err = fromRollups(ctx, rs, tenantID, q, ans.Add)
+	}
+	if err == nil && !done {
+		err = s.store.QueryMeter(ctx, tenantID, q, ans.Add)
+	}
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, &tally.Error{Code: tally.EUnavailable, Message: "the meter query timed out; query a shorter range or fewer groups", Err: err}

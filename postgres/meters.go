@@ -61,20 +61,25 @@ const meterLockSpace = 0x6d657472 // "metr"
 
 // Meters implements tally.MeterStore.
 func (db *DB) Meters(ctx context.Context, tenantID int64) ([]tally.MeterDef, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+meterCols+` FROM meters WHERE tenant_id = $1 ORDER BY slug`, tenantID)
+	out, err := meters(ctx, db.pool, tenantID)
+	return out, wrap(err, "meter")
+}
+
+func meters(ctx context.Context, qr querier, tenantID int64) ([]tally.MeterDef, error) {
+	rows, err := qr.Query(ctx, `SELECT `+meterCols+` FROM meters WHERE tenant_id = $1 ORDER BY slug`, tenantID)
 	if err != nil {
-		return nil, wrap(err, "meter")
+		return nil, err
 	}
 	defer rows.Close()
 	var out []tally.MeterDef
 	for rows.Next() {
 		m, err := scanMeter(rows)
 		if err != nil {
-			return nil, wrap(err, "meter")
+			return nil, err
 		}
 		out = append(out, m)
 	}
-	return out, wrap(rows.Err(), "meter")
+	return out, rows.Err()
 }
 
 // MeterBySlug implements tally.MeterStore.
@@ -86,27 +91,37 @@ func (db *DB) MeterBySlug(ctx context.Context, tenantID int64, slug string) (*ta
 	return &m, nil
 }
 
-// UpdateMeter implements tally.MeterStore.
+// UpdateMeter implements tally.MeterStore; the meter's rollups of the
+// old definition go with it.
 func (db *DB) UpdateMeter(ctx context.Context, tenantID int64, m *tally.MeterDef) error {
 	m.UpdatedAt = db.now().UTC().Truncate(time.Microsecond)
 	meterDefaults(m)
-	err := db.pool.QueryRow(ctx, `UPDATE meters SET event = $1, aggregation = $2, value_property = $3, group_by = $4,
-		filter = $5, description = $6, updated_at = $7 WHERE tenant_id = $8 AND slug = $9 RETURNING created_at`,
-		m.Event, m.Aggregation, m.ValueProperty, m.GroupBy, m.Filter, m.Description, m.UpdatedAt,
-		tenantID, m.Slug).Scan(&m.CreatedAt)
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `UPDATE meters SET event = $1, aggregation = $2, value_property = $3, group_by = $4,
+			filter = $5, description = $6, updated_at = $7 WHERE tenant_id = $8 AND slug = $9 RETURNING created_at`,
+			m.Event, m.Aggregation, m.ValueProperty, m.GroupBy, m.Filter, m.Description, m.UpdatedAt,
+			tenantID, m.Slug).Scan(&m.CreatedAt)
+		if err != nil {
+			return err
+		}
+		return dropMeterRollups(ctx, tx, tenantID, m.Slug)
+	})
 	return wrap(err, "meter")
 }
 
-// DeleteMeter implements tally.MeterStore.
+// DeleteMeter implements tally.MeterStore, with the meter's rollups.
 func (db *DB) DeleteMeter(ctx context.Context, tenantID int64, slug string) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM meters WHERE tenant_id = $1 AND slug = $2`, tenantID, slug)
-	if err != nil {
-		return wrap(err, "meter")
-	}
-	if tag.RowsAffected() == 0 {
-		return tally.Errorf(tally.ENotFound, "meter not found")
-	}
-	return nil
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM meters WHERE tenant_id = $1 AND slug = $2`, tenantID, slug)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return tally.Errorf(tally.ENotFound, "meter not found")
+		}
+		return dropMeterRollups(ctx, tx, tenantID, slug)
+	})
+	return wrap(err, "meter")
 }
 
 // meterSQL builds the query of a tally.MeterQuery; props are cast to jsonb
@@ -148,40 +163,56 @@ func (b *meterSQL) number(p string) string {
 	return `CASE WHEN jsonb_typeof(j.p #> ` + ph + `) = 'number' THEN least(greatest((j.p #>> ` + ph + `)::numeric, -1e15), 1e15)::float8 END`
 }
 
-func (b *meterSQL) build(tenantID int64, q tally.MeterQuery, filter map[string]string, keys []string) string {
-	lo, hi := q.Bounds[:len(q.Bounds)-1], q.Bounds[1:]
+// events is the statement of the events q matches, one row each: w (the
+// window), g0… (the group's values), v (the value, as text for
+// unique_count when text is set), ts and id.
+func (b *meterSQL) events(tenantID int64, q tally.MeterQuery, filter map[string]string, keys []string, text bool) string {
+	index, lo, hi := q.Ranges()
 	var sb strings.Builder
-	sb.WriteString(`SELECT b.i - 1 AS w`)
-	var groups []string
+	sb.WriteString(`SELECT b.i AS w`)
 	for i, g := range q.GroupBy {
-		col := "g" + strconv.Itoa(i)
-		groups = append(groups, col)
-		sb.WriteString(", " + b.scalar(g) + " AS " + col)
+		sb.WriteString(", " + b.scalar(g) + " AS g" + strconv.Itoa(i))
 	}
 	m := q.Meter
 	switch m.Aggregation {
 	case tally.AggCount:
 		sb.WriteString(", 1::float8 AS v")
 	case tally.AggUniqueCount:
-		if m.ValueProperty == tally.MeterValueProp {
-			sb.WriteString(", e.value AS v")
-		} else {
-			sb.WriteString(", " + b.scalar(m.ValueProperty) + " AS v")
+		v := "e.value"
+		if m.ValueProperty != tally.MeterValueProp {
+			v = b.scalar(m.ValueProperty)
 		}
+		if text {
+			v = "(" + v + ")::text"
+		}
+		sb.WriteString(", " + v + " AS v")
 	default:
 		sb.WriteString(", " + b.number(m.ValueProperty) + " AS v")
 	}
-	sb.WriteString(`, e.ts AS ts, e.id AS id
-		FROM unnest(` + b.arg(lo) + `::timestamptz[], ` + b.arg(hi) + `::timestamptz[]) WITH ORDINALITY AS b(lo, hi, i)
-		JOIN events e ON e.tenant_id = ` + b.arg(tenantID) + ` AND e.ts >= b.lo AND e.ts < b.hi
-		CROSS JOIN LATERAL (SELECT e.props::jsonb AS p OFFSET 0) j
-		WHERE e.ts >= ` + b.arg(q.Bounds[0]) + ` AND e.ts < ` + b.arg(q.Bounds[len(q.Bounds)-1]))
-	// (The whole range again, so the planner bounds its index scan by time
-	// and not only by name.)
+	var event string
 	if lo, hi, prefix := tally.EventPrefixRange(m.Event); !prefix {
-		sb.WriteString(" AND e.event = " + b.arg(lo))
+		event = " AND e.event = " + b.arg(lo)
 	} else if lo != "" {
-		sb.WriteString(" AND e.event >= " + b.arg(lo) + " AND e.event < " + b.arg(hi))
+		event = " AND e.event >= " + b.arg(lo) + " AND e.event < " + b.arg(hi)
+	}
+	windows := `unnest(` + b.arg(lo) + `::timestamptz[], ` + b.arg(hi) + `::timestamptz[], ` + b.arg(index) + `::int[]) AS b(lo, hi, i)`
+	if q.Skip != nil {
+		// Windows with gaps between them (the raw parts of a query that
+		// reads rollups): one range scan of the (tenant_id, ts) index per
+		// window (the name is tested outside, so the planner cannot pick
+		// the name's index and scan every event of the name per window),
+		// where the whole range below would read every event between them.
+		sb.WriteString(`, e.ts AS ts, e.id AS id FROM ` + windows + `
+			CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.tenant_id = ` + b.arg(tenantID) + ` AND e.ts >= b.lo AND e.ts < b.hi OFFSET 0) e
+			CROSS JOIN LATERAL (SELECT e.props::jsonb AS p OFFSET 0) j
+			WHERE true` + event)
+	} else {
+		sb.WriteString(`, e.ts AS ts, e.id AS id FROM ` + windows + `
+			JOIN events e ON e.tenant_id = ` + b.arg(tenantID) + ` AND e.ts >= b.lo AND e.ts < b.hi
+			CROSS JOIN LATERAL (SELECT e.props::jsonb AS p OFFSET 0) j
+			WHERE e.ts >= ` + b.arg(lo[0]) + ` AND e.ts < ` + b.arg(hi[len(hi)-1]) + event)
+		// (The whole range again, so the planner bounds its index scan by
+		// time and not only by name.)
 	}
 	if tally.ExcludesOwn(m.Event, filter["source"]) {
 		lo, hi := tally.OwnEventRange()
@@ -197,7 +228,17 @@ func (b *meterSQL) build(tenantID int64, q tally.MeterQuery, filter map[string]s
 			sb.WriteString(" AND " + b.scalar(k) + " = " + b.arg(filter[k]))
 		}
 	}
-	inner := sb.String()
+	return sb.String()
+}
+
+// build is the statement of q's aggregates; q has a window to compute.
+func (b *meterSQL) build(tenantID int64, q tally.MeterQuery, filter map[string]string, keys []string) string {
+	var groups []string
+	for i := range q.GroupBy {
+		groups = append(groups, "g"+strconv.Itoa(i))
+	}
+	m := q.Meter
+	inner := b.events(tenantID, q, filter, keys, false)
 	cols := strings.Join(append([]string{"w"}, groups...), ", ")
 	var agg string
 	switch m.Aggregation {
@@ -225,6 +266,9 @@ func (db *DB) QueryMeter(ctx context.Context, tenantID int64, q tally.MeterQuery
 	filter, keys, ok, err := q.Plan()
 	if !ok || err != nil {
 		return err
+	}
+	if idx, _, _ := q.Ranges(); len(idx) == 0 {
+		return nil
 	}
 	b := &meterSQL{paths: map[string]string{}}
 	query := b.build(tenantID, q, filter, keys)

@@ -10,9 +10,10 @@ import (
 
 // RecomputeDay recomputes, from the raw log and in one transaction of
 // store.InRollupTx, a tenant's hourly and daily event rows, the metric
-// values rules give, and the day's distinct users (a count for the day and
-// the set of user ids of each of its hours) for the UTC day containing
-// day, and clears the dirty marks of that day. Running it again changes
+// values rules give, the day's distinct users (a count for the day and
+// the set of user ids of each of its hours) and the hourly partials of the
+// tenant's custom meters (meters.go) for the UTC day containing day, and
+// clears the dirty marks of that day. Running it again changes
 // nothing. It returns how many rows it wrote.
 //
 // The store aggregates in SQL; this reads the aggregates and the hours'
@@ -95,7 +96,9 @@ func recomputeDay(ctx context.Context, tx tally.RollupTx, day time.Time, rules t
 			}
 			n++
 		}
-		return nil
+		k, err := rollMetersDay(ctx, tx, from)
+		n += k
+		return err
 	}()
 	if err != nil {
 		return 0, err

@@ -118,8 +118,17 @@ type tenantDay struct {
 }
 
 // RunDirty rolls up every (tenant, UTC day) that has a dirty hour before
-// the current hour, and records the run as "hourly", by the "system" actor.
+// the current hour, and records the run as "hourly", by the "system" actor;
+// then it backfills the meters' rollups (BackfillMeters).
 func (r *Rollup) RunDirty(ctx context.Context) (Result, error) {
+	res, err := r.runDirty(ctx)
+	if _, berr := r.BackfillMeters(ctx); berr != nil {
+		err = errors.Join(err, berr)
+	}
+	return res, err
+}
+
+func (r *Rollup) runDirty(ctx context.Context) (Result, error) {
 	before := tally.HourStart(r.cfg.Now())
 	return r.run(ctx, KindHourly, "", func(ctx context.Context) ([]tenantDay, error) {
 		hours, err := r.store.DirtyHours(ctx, before)

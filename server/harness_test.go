@@ -27,7 +27,7 @@ const harnessPassword = "correct-horse-battery"
 // harness is the whole tally app (real SQLite file, ingest writer, usage,
 // rollups) behind an httptest server. Tests talk to it over HTTP only.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	app    *app.App
 	srv    *httptest.Server
 	dbPath string
@@ -72,7 +72,7 @@ func withQuotaDefaults(m map[string]int64) harnessOption {
 
 // newHarness starts a fresh tally on its own SQLite file; t.Cleanup stops
 // the HTTP server and closes the app (draining the writer).
-func newHarness(t *testing.T, opts ...harnessOption) *harness {
+func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tally.db")
 	logs := &testenv.Buffer{}

@@ -64,20 +64,25 @@ func (db *DB) CreateMeter(ctx context.Context, tenantID int64, m *tally.MeterDef
 
 // Meters implements tally.MeterStore.
 func (db *DB) Meters(ctx context.Context, tenantID int64) ([]tally.MeterDef, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+meterCols+` FROM meters WHERE tenant_id = ? ORDER BY slug`, tenantID)
+	out, err := meters(ctx, db.r, tenantID)
+	return out, wrap(err, "meter")
+}
+
+func meters(ctx context.Context, qr querier, tenantID int64) ([]tally.MeterDef, error) {
+	rows, err := qr.QueryContext(ctx, `SELECT `+meterCols+` FROM meters WHERE tenant_id = ? ORDER BY slug`, tenantID)
 	if err != nil {
-		return nil, wrap(err, "meter")
+		return nil, err
 	}
 	defer rows.Close()
 	var out []tally.MeterDef
 	for rows.Next() {
 		m, err := scanMeter(rows)
 		if err != nil {
-			return nil, wrap(err, "meter")
+			return nil, err
 		}
 		out = append(out, m)
 	}
-	return out, wrap(rows.Err(), "meter")
+	return out, rows.Err()
 }
 
 // MeterBySlug implements tally.MeterStore.
@@ -89,29 +94,39 @@ func (db *DB) MeterBySlug(ctx context.Context, tenantID int64, slug string) (*ta
 	return &m, nil
 }
 
-// UpdateMeter implements tally.MeterStore.
+// UpdateMeter implements tally.MeterStore; the meter's rollups of the
+// old definition go with it.
 func (db *DB) UpdateMeter(ctx context.Context, tenantID int64, m *tally.MeterDef) error {
 	m.UpdatedAt = db.now().UTC().Truncate(time.Microsecond)
 	groupBy, filter := meterJSON(m)
 	var created int64
-	err := db.w.QueryRowContext(ctx, `UPDATE meters SET event = ?, aggregation = ?, value_property = ?, group_by = ?,
-		filter = ?, description = ?, updated_at = ? WHERE tenant_id = ? AND slug = ? RETURNING created_at`,
-		m.Event, m.Aggregation, m.ValueProperty, groupBy, filter, m.Description, micros(m.UpdatedAt),
-		tenantID, m.Slug).Scan(&created)
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `UPDATE meters SET event = ?, aggregation = ?, value_property = ?, group_by = ?,
+			filter = ?, description = ?, updated_at = ? WHERE tenant_id = ? AND slug = ? RETURNING created_at`,
+			m.Event, m.Aggregation, m.ValueProperty, groupBy, filter, m.Description, micros(m.UpdatedAt),
+			tenantID, m.Slug).Scan(&created)
+		if err != nil {
+			return err
+		}
+		return dropMeterRollups(ctx, tx, tenantID, m.Slug)
+	})
 	m.CreatedAt = fromMicros(created)
 	return wrap(err, "meter")
 }
 
-// DeleteMeter implements tally.MeterStore.
+// DeleteMeter implements tally.MeterStore, with the meter's rollups.
 func (db *DB) DeleteMeter(ctx context.Context, tenantID int64, slug string) error {
-	res, err := db.w.ExecContext(ctx, `DELETE FROM meters WHERE tenant_id = ? AND slug = ?`, tenantID, slug)
-	if err != nil {
-		return wrap(err, "meter")
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return tally.Errorf(tally.ENotFound, "meter not found")
-	}
-	return nil
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM meters WHERE tenant_id = ? AND slug = ?`, tenantID, slug)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return tally.Errorf(tally.ENotFound, "meter not found")
+		}
+		return dropMeterRollups(ctx, tx, tenantID, slug)
+	})
+	return wrap(err, "meter")
 }
 
 // meterSQL builds the query of a tally.MeterQuery with numbered
@@ -163,31 +178,35 @@ func (b *meterSQL) number(p string) string {
 	return `CASE WHEN json_type(e.props, ` + ph + `) IN ('integer', 'real') THEN min(max(json_extract(e.props, ` + ph + `), -1e15), 1e15) END`
 }
 
-func (b *meterSQL) build(tenantID int64, q tally.MeterQuery, filter map[string]string, keys []string) string {
-	bounds := make([]int64, len(q.Bounds))
-	for i, t := range q.Bounds {
-		bounds[i] = micros(t)
+// events is the statement of the events q matches, one row each: w (the
+// window), g0… (the group's values), v (the value, as text for
+// unique_count when text is set), ts and id.
+func (b *meterSQL) events(tenantID int64, q tally.MeterQuery, filter map[string]string, keys []string, text bool) string {
+	index, lo, hi := q.Ranges()
+	ranges := make([][3]int64, len(index))
+	for i := range index {
+		ranges[i] = [3]int64{int64(index[i]), micros(lo[i]), micros(hi[i])}
 	}
-	bj, _ := json.Marshal(bounds)
+	rj, _ := json.Marshal(ranges)
 	var sb strings.Builder
-	sb.WriteString(`WITH b(i, lo, hi) AS (SELECT CAST(key AS INTEGER), value, lead(value) OVER (ORDER BY key) FROM json_each(` + b.arg(string(bj)) + `))
+	sb.WriteString(`WITH b(i, lo, hi) AS (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(` + b.arg(string(rj)) + `))
 		SELECT b.i AS w`)
-	var groups []string
 	for i, g := range q.GroupBy {
-		col := "g" + strconv.Itoa(i)
-		groups = append(groups, col)
-		sb.WriteString(", " + b.scalar(g) + " AS " + col)
+		sb.WriteString(", " + b.scalar(g) + " AS g" + strconv.Itoa(i))
 	}
 	m := q.Meter
 	switch m.Aggregation {
 	case tally.AggCount:
 		sb.WriteString(", 1 AS v")
 	case tally.AggUniqueCount:
-		if m.ValueProperty == tally.MeterValueProp {
-			sb.WriteString(", e.value AS v")
-		} else {
-			sb.WriteString(", " + b.scalar(m.ValueProperty) + " AS v")
+		v := "e.value"
+		if m.ValueProperty != tally.MeterValueProp {
+			v = b.scalar(m.ValueProperty)
 		}
+		if text {
+			v = "CAST(" + v + " AS TEXT)"
+		}
+		sb.WriteString(", " + v + " AS v")
 	default:
 		sb.WriteString(", " + b.number(m.ValueProperty) + " AS v")
 	}
@@ -196,7 +215,7 @@ func (b *meterSQL) build(tenantID int64, q tally.MeterQuery, filter map[string]s
 	// planner would otherwise scan every event of the name and every
 	// window for each.
 	sb.WriteString(`, e.ts AS ts, e.id AS id FROM b CROSS JOIN events e ON e.tenant_id = ` + b.arg(tenantID) + ` AND e.ts >= b.lo AND e.ts < b.hi
-		WHERE b.hi IS NOT NULL`)
+		WHERE 1`)
 	if lo, hi, prefix := tally.EventPrefixRange(m.Event); !prefix {
 		sb.WriteString(" AND e.event = " + b.arg(lo))
 	} else if lo != "" {
@@ -214,7 +233,16 @@ func (b *meterSQL) build(tenantID int64, q tally.MeterQuery, filter map[string]s
 			sb.WriteString(" AND " + b.scalar(k) + " = " + b.arg(filter[k]))
 		}
 	}
-	inner := sb.String()
+	return sb.String()
+}
+
+func (b *meterSQL) build(tenantID int64, q tally.MeterQuery, filter map[string]string, keys []string) string {
+	var groups []string
+	for i := range q.GroupBy {
+		groups = append(groups, "g"+strconv.Itoa(i))
+	}
+	m := q.Meter
+	inner := b.events(tenantID, q, filter, keys, false)
 	cols := strings.Join(append([]string{"w"}, groups...), ", ")
 	var agg string
 	switch m.Aggregation {
@@ -245,6 +273,9 @@ func (db *DB) QueryMeter(ctx context.Context, tenantID int64, q tally.MeterQuery
 	filter, keys, ok, err := q.Plan()
 	if !ok || err != nil {
 		return err
+	}
+	if idx, _, _ := q.Ranges(); len(idx) == 0 {
+		return nil
 	}
 	b := &meterSQL{paths: map[string]string{}}
 	query := b.build(tenantID, q, filter, keys)

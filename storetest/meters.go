@@ -21,6 +21,7 @@ func meterCases() []testCase {
 		{"CapUnderRace", testMeterCapRace},
 		{"QueryMatchesBruteForce", testMeterQuery},
 		{"QueryIsolatesTenants", testMeterQueryTenants},
+		{"RollupsMatchBruteForce", testMeterRollups},
 	}
 }
 

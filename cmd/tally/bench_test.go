@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,5 +37,46 @@ func TestBenchBuildsADataset(t *testing.T) {
 	}
 	if err := run(t.Context(), args, func(string) string { return "" }, &out, &errs); err == nil {
 		t.Error("bench -dataset over an existing file: no error")
+	}
+}
+
+// TestBenchMeter runs the meter phases on a small dataset: every phase
+// answers, and the report gives the p95 ratios to the raw count.
+func TestBenchMeter(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "ds.db")
+	var out, errs bytes.Buffer
+	getenv := func(string) string { return "" }
+	if err := run(t.Context(), []string{"bench", "-dataset", path, "-events", "3000", "-tenants", "3", "-days", "40"}, getenv, &out, &errs); err != nil {
+		t.Fatalf("bench -dataset: %v (%s)", err, errs.String())
+	}
+	// Twice: a second run starts from a fresh meter again.
+	for range 2 {
+		out.Reset()
+		if err := run(t.Context(), []string{"bench", "-meter", path, "-d", "300ms", "-json"}, getenv, &out, &errs); err != nil {
+			t.Fatalf("bench -meter: %v (%s)", err, errs.String())
+		}
+	}
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("bench -meter -json printed %q: %v", out.String(), err)
+	}
+	if len(rep.Phases) != 4 {
+		t.Fatalf("phases %+v, want the raw count and three meter queries", rep.Phases)
+	}
+	for _, p := range rep.Phases {
+		if p.OK == 0 || p.Errors != 0 || p.P95MS <= 0 {
+			t.Errorf("phase %+v: want answers and no error", p)
+		}
+	}
+	names := map[string]bool{}
+	for _, r := range rep.Ratios {
+		names[r.Name] = r.Value > 0
+	}
+	if !names["meter p95, rollups / raw count p95"] || !names["meter p95, raw log / raw count p95"] {
+		t.Errorf("ratios %+v", rep.Ratios)
+	}
+	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "rollup of the biggest tenant's 31 days") {
+		t.Errorf("notes %q", rep.Notes)
 	}
 }

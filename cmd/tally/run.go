@@ -28,7 +28,7 @@ commands:
   meter      a tenant's meters: meter list|create|delete|query
   audit      the audit log: audit list [-action A] [-actor A]
   events     follow a running tally's events live: events tail -key KEY [-event E]
-  bench      load-test a running server, or build a dataset (see tally bench -h)
+  bench      load-test a running server, build a dataset, or time meter queries on one (see tally bench -h)
   version    print the version
 
 Admin commands print tables, or JSON with -json; "tally <command>" lists its
