@@ -1,0 +1,301 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/tallyhq/tally"
+)
+
+// KeyState is what ReserveEventKeys found for one event's (tenant,
+// event_id).
+type KeyState int
+
+const (
+	// KeyDuplicate: the key is stored and its event is in the log (or
+	// another event of the batch took it first); the event is left out.
+	KeyDuplicate KeyState = iota
+	// KeyNew: the key is new, reserved under a lease, and the event got
+	// its id.
+	KeyNew
+	// KeyRetaken: the key's earlier writer let its lease run out (it died
+	// or failed); the event got the id that writer had, and the log may or
+	// may not hold it: the caller checks before writing it.
+	KeyRetaken
+)
+
+// The statements of the key table (migration 0018): the dedup keys of an
+// event log kept outside PostgreSQL (package clickhouse).
+const (
+	reserveKeys = `INSERT INTO event_keys (tenant_id, event_id, ts, lease_until)
+		SELECT t, e, ts, $4 FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS k (t, e, ts)
+		ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING tenant_id, event_id, id`
+	lockedKeys = `SELECT tenant_id, event_id, id, lease_until FROM event_keys
+		WHERE (tenant_id, event_id) IN (SELECT * FROM unnest($1::bigint[], $2::text[])) FOR UPDATE`
+	retakeKeys = `UPDATE event_keys SET lease_until = $3
+		WHERE (tenant_id, event_id) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))`
+	confirmKeys = `UPDATE event_keys SET lease_until = NULL
+		WHERE (tenant_id, event_id) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))`
+)
+
+type tenantKey struct {
+	tenant int64
+	id     string
+}
+
+// ReserveEventKeys reserves, in one transaction, the keys of events
+// (which a log outside PostgreSQL is about to store) until leaseUntil, and
+// says for each what it found. New and retaken events get their ID (from
+// one sequence: ids grow with each reservation across tenants) and their
+// hours are marked dirty. Within the batch the first event of a key wins.
+// A key still leased by another writer (its event in flight) makes the
+// whole call a tally.Unavailable error with nothing reserved: the writer
+// either stores it or its lease runs out, and a retry then knows.
+func (db *DB) ReserveEventKeys(ctx context.Context, events []tally.Event, leaseUntil time.Time) ([]KeyState, error) {
+	states := make([]KeyState, len(events))
+	if len(events) == 0 {
+		return states, nil
+	}
+	order := make([]int, len(events))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return cmp.Or(cmp.Compare(events[a].TenantID, events[b].TenantID), strings.Compare(events[a].EventID, events[b].EventID))
+	})
+	first := map[tenantKey]int{} // the event of the batch that has the key
+	var ts []int64
+	var ids []string
+	var at []time.Time
+	for _, i := range order {
+		e := &events[i]
+		k := tenantKey{e.TenantID, e.EventID}
+		if _, ok := first[k]; ok {
+			continue
+		}
+		first[k] = i
+		ts, ids, at = append(ts, e.TenantID), append(ids, e.EventID), append(at, e.Timestamp)
+	}
+	var busy bool
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		clear(states)
+		busy = false
+		got := map[tenantKey]bool{}
+		rows, err := tx.Query(ctx, reserveKeys, ts, ids, at, leaseUntil)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var k tenantKey
+			var id int64
+			if err := rows.Scan(&k.tenant, &k.id, &id); err != nil {
+				rows.Close()
+				return err
+			}
+			i := first[k]
+			events[i].ID, states[i] = id, KeyNew
+			got[k] = true
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var ct []int64
+		var ci []string
+		for j := range ts {
+			if k := (tenantKey{ts[j], ids[j]}); !got[k] {
+				ct, ci = append(ct, k.tenant), append(ci, k.id)
+			}
+		}
+		if len(ct) > 0 {
+			now := db.now()
+			var rt []int64
+			var ri []string
+			rows, err := tx.Query(ctx, lockedKeys, ct, ci)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var k tenantKey
+				var id int64
+				var lease *time.Time
+				if err := rows.Scan(&k.tenant, &k.id, &id, &lease); err != nil {
+					rows.Close()
+					return err
+				}
+				switch {
+				case lease == nil: // stored: a duplicate
+				case lease.After(now):
+					busy = true
+				default:
+					i := first[k]
+					events[i].ID, states[i] = id, KeyRetaken
+					rt, ri = append(rt, k.tenant), append(ri, k.id)
+				}
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if busy {
+				return ErrKeyBusy
+			}
+			if len(rt) > 0 {
+				if _, err := tx.Exec(ctx, retakeKeys, rt, ri, leaseUntil); err != nil {
+					return err
+				}
+			}
+		}
+		return markEventHours(ctx, tx, events, states, db.now())
+	})
+	if busy {
+		return nil, ErrKeyBusy
+	}
+	if err != nil {
+		return nil, wrap(err, "event key")
+	}
+	return states, nil
+}
+
+// ErrKeyBusy is ReserveEventKeys's answer when another writer is storing
+// the event of a key (a tally.EUnavailable error).
+var ErrKeyBusy = &tally.Error{Code: tally.EUnavailable, Message: "an event with this event_id is being stored; retry later"}
+
+// ConfirmEventKeys records that the log holds events (their leases end)
+// and marks their hours dirty again: a rollup that read the log between
+// the reservation and the write cleared the first marks without seeing
+// the events.
+func (db *DB) ConfirmEventKeys(ctx context.Context, events []tally.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	ts := make([]int64, len(events))
+	ids := make([]string, len(events))
+	for i := range events {
+		ts[i], ids[i] = events[i].TenantID, events[i].EventID
+	}
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, confirmKeys, ts, ids); err != nil {
+			return err
+		}
+		return markEventHours(ctx, tx, events, nil, db.now())
+	})
+	return wrap(err, "event key")
+}
+
+// ExpiredEventKeys lists up to limit keys whose lease ran out by now,
+// oldest lease first, as events with only TenantID, EventID, ID and
+// Timestamp set: what a writer that died left unconfirmed.
+func (db *DB) ExpiredEventKeys(ctx context.Context, limit int) ([]tally.Event, error) {
+	rows, err := db.pool.Query(ctx, `SELECT tenant_id, event_id, id, ts FROM event_keys
+		WHERE lease_until IS NOT NULL AND lease_until <= $1 ORDER BY lease_until LIMIT $2`, db.now(), limit)
+	if err != nil {
+		return nil, wrap(err, "event key")
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tally.Event, error) {
+		var e tally.Event
+		err := r.Scan(&e.TenantID, &e.EventID, &e.ID, &e.Timestamp)
+		return e, err
+	})
+	return out, wrap(err, "event key")
+}
+
+// DropExpiredEventKeys deletes the keys of events (the log lacks them)
+// whose lease still ran out: a key retaken meanwhile stays.
+func (db *DB) DropExpiredEventKeys(ctx context.Context, events []tally.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	ts := make([]int64, len(events))
+	ids := make([]string, len(events))
+	for i := range events {
+		ts[i], ids[i] = events[i].TenantID, events[i].EventID
+	}
+	_, err := db.pool.Exec(ctx, `DELETE FROM event_keys WHERE lease_until <= $3
+		AND (tenant_id, event_id) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))`, ts, ids, db.now())
+	return wrap(err, "event key")
+}
+
+// LastEventKeyID is the largest id given to an event (0 when none was).
+func (db *DB) LastEventKeyID(ctx context.Context) (int64, error) {
+	var id int64
+	err := db.pool.QueryRow(ctx, `SELECT COALESCE(MAX(id), 0) FROM event_keys`).Scan(&id)
+	return id, wrap(err, "event key")
+}
+
+// ForgetUserHours does, after a log outside PostgreSQL deleted a user's
+// events of the given hours, what DeleteUserEvents does besides: in one
+// transaction under the tenant's shared lock, it deletes the user's
+// identity links, marks the hours dirty and drops their user sets.
+func (db *DB) ForgetUserHours(ctx context.Context, tenantID int64, userID string, hours []time.Time) error {
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockTenantShared, int32(lockClassTenant), tenantLockKey(tenantID)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM identity_links WHERE tenant_id = $1 AND (user_id = $2 OR anonymous_id = $2)`,
+			tenantID, []byte(userID)); err != nil {
+			return err
+		}
+		if len(hours) == 0 {
+			return nil
+		}
+		tenants := make([]int64, len(hours))
+		for i := range tenants {
+			tenants[i] = tenantID
+		}
+		if _, err := tx.Exec(ctx, markDirty, tenants, hours, db.now().UTC()); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM rollup_hour_users WHERE tenant_id = $1 AND hour = ANY($2)`, tenantID, hours)
+		return err
+	})
+	return wrap(err, "event")
+}
+
+// markEventHours marks dirty, in tx, the hours of events (of those whose
+// state is KeyNew or KeyRetaken when states is not nil), taking the
+// shared locks of their tenants first in key order (see InRollupTx).
+func markEventHours(ctx context.Context, tx pgx.Tx, events []tally.Event, states []KeyState, now time.Time) error {
+	dirty := map[TenantHourKey]bool{}
+	var tenants []int64
+	for i := range events {
+		if states != nil && states[i] == KeyDuplicate {
+			continue
+		}
+		k := TenantHourKey{events[i].TenantID, tally.HourStart(events[i].Timestamp)}
+		if !dirty[k] {
+			dirty[k] = true
+			tenants = append(tenants, k.Tenant)
+		}
+	}
+	if len(dirty) == 0 {
+		return nil
+	}
+	for _, k := range tenantLockKeys(tenants) {
+		if _, err := tx.Exec(ctx, lockTenantShared, int32(lockClassTenant), k); err != nil {
+			return err
+		}
+	}
+	keys := make([]TenantHourKey, 0, len(dirty))
+	for k := range dirty {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b TenantHourKey) int {
+		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), a.Hour.Compare(b.Hour))
+	})
+	ts := make([]int64, len(keys))
+	hs := make([]time.Time, len(keys))
+	for i, k := range keys {
+		ts[i], hs[i] = k.Tenant, k.Hour
+	}
+	_, err := tx.Exec(ctx, markDirty, ts, hs, now.UTC())
+	return err
+}
+
+// TenantHourKey is one hour of one tenant, comparable.
+type TenantHourKey struct {
+	Tenant int64
+	Hour   time.Time
+}
