@@ -156,3 +156,12 @@ func RandomDatabase(prefix string) string {
 }
 
 var _ tally.Store = (*Store)(nil)
+
+// ProbeWrite checks that PostgreSQL takes writes and ClickHouse answers
+// (readiness).
+func (s *Store) ProbeWrite(ctx context.Context) error {
+	if err := s.DB.ProbeWrite(ctx); err != nil {
+		return err
+	}
+	return s.ch.exec(ctx, s.ch.database, "SELECT 1")
+}
