@@ -113,9 +113,10 @@ func Open(ctx context.Context, eventsURL string, db *postgres.DB, opt Options) (
 // Unix epoch in Int64 (DateTime64 came after 18.16); partitions are
 // months, so retention past every tenant's window drops whole
 // partitions; the ordering key starts with the tenant, then the time,
-// which is how every read selects. ReplacingMergeTree folds, at merge
-// time, the rare second copy of a row a writer's retry could leave
-// (see InsertEvents); reads do not rely on it.
+// which is how every read selects. A plain MergeTree: the key table makes
+// every row unique (a writer's insert is bounded by max_execution_time,
+// well inside its lease, so no retaken key is written twice), and a
+// second copy would show in every count rather than hide until a merge.
 const eventsTable = `CREATE TABLE IF NOT EXISTS events (
 	tenant_id Int64,
 	ts Int64,
@@ -128,7 +129,7 @@ const eventsTable = `CREATE TABLE IF NOT EXISTS events (
 	value Float64,
 	props String,
 	metric String
-) ENGINE = ReplacingMergeTree
+) ENGINE = MergeTree
 PARTITION BY toYYYYMM(toDateTime(intDiv(ts, 1000000)))
 ORDER BY (tenant_id, ts, id)`
 

@@ -58,9 +58,10 @@ func FreshDatabase(t testing.TB) string {
 	rand.Read(b)
 	db := "tally_t_" + hex.EncodeToString(b)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// A drop waits for the table's merges and mutations: generous.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		if err := run(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
+		if _, err := Query(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
 			t.Errorf("drop database %s: %v", db, err)
 		}
 	})
