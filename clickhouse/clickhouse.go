@@ -166,3 +166,22 @@ func (s *Store) ProbeWrite(ctx context.Context) error {
 	}
 	return s.ch.exec(ctx, s.ch.database, "SELECT 1")
 }
+
+// DiskUsage is what the event log's active parts hold: rows and bytes on
+// disk (compressed, with the primary index and marks), from system.parts.
+func (s *Store) DiskUsage(ctx context.Context) (rows, bytes int64, err error) {
+	err = s.ch.query(ctx, "SELECT toInt64(sum(rows)), toInt64(sum(bytes_on_disk)) FROM system.parts WHERE active AND database = "+
+		quote(s.ch.database)+" AND table = 'events'", false, func(r *rowReader) error {
+		rows, bytes = r.int64(), r.int64()
+		return nil
+	})
+	return rows, bytes, err
+}
+
+// Optimize merges the event log's parts as far as ClickHouse will
+// (OPTIMIZE … FINAL): what the disk converges to once merges catch up.
+func (s *Store) Optimize(ctx context.Context) error {
+	c := *s.ch
+	c.timeout = 10 * time.Minute
+	return c.exec(ctx, s.ch.database, "OPTIMIZE TABLE events FINAL")
+}

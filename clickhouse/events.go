@@ -3,6 +3,8 @@ package clickhouse
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -88,7 +90,7 @@ func (s *Store) InsertEvents(ctx context.Context, events []tally.Event) ([]bool,
 	if err := s.sweep(ctx); err != nil {
 		return nil, err
 	}
-	states, err := s.reserve(ctx, events)
+	states, batch, err := s.reserve(ctx, events)
 	if err != nil {
 		return nil, err
 	}
@@ -124,8 +126,10 @@ func (s *Store) InsertEvents(ctx context.Context, events []tally.Event) ([]bool,
 			return nil, err
 		}
 	}
-	if err := s.DB.ConfirmEventKeys(ctx, confirm); err != nil {
-		return nil, err
+	if len(confirm) > 0 {
+		if err := s.DB.ConfirmEventKeys(ctx, batch, confirm); err != nil {
+			return nil, err
+		}
 	}
 	return inserted, nil
 }
@@ -133,16 +137,16 @@ func (s *Store) InsertEvents(ctx context.Context, events []tally.Event) ([]bool,
 // reserve reserves the events' keys, waiting while another writer stores
 // an event of the same key (as a unique index makes a second inserter
 // wait), up to the statement timeout.
-func (s *Store) reserve(ctx context.Context, events []tally.Event) ([]postgres.KeyState, error) {
+func (s *Store) reserve(ctx context.Context, events []tally.Event) ([]postgres.KeyState, int64, error) {
 	deadline := time.Now().Add(s.ch.timeout)
 	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-		states, err := s.DB.ReserveEventKeys(ctx, events, s.now().Add(s.lease))
+		states, batch, err := s.DB.ReserveEventKeys(ctx, events, s.now().Add(s.lease))
 		if !errors.Is(err, postgres.ErrKeyBusy) || time.Now().After(deadline) {
-			return states, err
+			return states, batch, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, 0, ctx.Err()
 		case <-time.After(wait):
 		}
 	}
@@ -207,38 +211,44 @@ func (s *Store) sweep(ctx context.Context) error {
 		return nil
 	}
 	for {
-		keys, err := s.DB.ExpiredEventKeys(ctx, 1000)
-		if err != nil || len(keys) == 0 {
-			if err == nil {
-				s.lastSweep = s.now()
-			}
-			return err
-		}
-		idx := make([]int, len(keys))
-		for i := range idx {
-			idx[i] = i
-		}
-		stored, err := s.storedIDs(ctx, keys, idx)
+		keys, err := s.DB.ExpiredEventKeys(ctx, 100)
 		if err != nil {
 			return err
 		}
-		var have, lack []tally.Event
-		for _, k := range keys {
-			if stored[k.ID] {
-				have = append(have, k)
-			} else {
-				lack = append(lack, k)
-			}
-		}
-		if err := s.DB.ConfirmEventKeys(ctx, have); err != nil {
-			return err
-		}
-		if err := s.DB.DropExpiredEventKeys(ctx, lack); err != nil {
-			return err
-		}
-		if len(keys) < 1000 {
+		if len(keys) == 0 {
 			s.lastSweep = s.now()
 			return nil
+		}
+		var events []tally.Event
+		var idx []int
+		var batches []int64
+		for _, k := range keys {
+			if k.Event.ID != 0 {
+				idx = append(idx, len(events))
+				events = append(events, k.Event)
+			}
+			if !slices.Contains(batches, k.Batch) {
+				batches = append(batches, k.Batch)
+			}
+		}
+		stored := map[int64]bool{}
+		for lo := 0; lo < len(idx); lo += 1000 {
+			got, err := s.storedIDs(ctx, events, idx[lo:min(lo+1000, len(idx))])
+			if err != nil {
+				return err
+			}
+			maps.Copy(stored, got)
+		}
+		var have, lack []tally.Event
+		for _, e := range events {
+			if stored[e.ID] {
+				have = append(have, e)
+			} else {
+				lack = append(lack, e)
+			}
+		}
+		if err := s.DB.SettleExpiredKeys(ctx, batches, have, lack); err != nil {
+			return err
 		}
 	}
 }
@@ -489,24 +499,7 @@ func (s *Store) bucketUsers(ctx context.Context, tenantID int64, bounds []time.T
 		return nil
 	}
 	lo, hi := bounds[0].UnixMicro(), bounds[len(bounds)-1].UnixMicro()
-	step := bounds[1].UnixMicro() - lo
-	even := true
-	for i := 1; i < len(bounds); i++ {
-		if bounds[i].UnixMicro()-bounds[i-1].UnixMicro() != step {
-			even = false
-			break
-		}
-	}
-	var b string
-	if even {
-		b = "intDiv(ts - toInt64(" + strconv.FormatInt(lo, 10) + "), toInt64(" + strconv.FormatInt(step, 10) + "))"
-	} else {
-		us := make([]string, len(bounds))
-		for i, t := range bounds {
-			us[i] = strconv.FormatInt(t.UnixMicro(), 10)
-		}
-		b = "arrayCount(x -> x <= ts, [" + strings.Join(us, ",") + "]) - 1"
-	}
+	b := bucketExpr(bounds)
 	sql := "SELECT toInt64(" + b + ") AS b, user_id FROM events WHERE tenant_id = " + strconv.FormatInt(tenantID, 10) +
 		" AND ts >= " + strconv.FormatInt(lo, 10) + " AND ts < " + strconv.FormatInt(hi, 10) +
 		" AND user_id != '' GROUP BY b, user_id ORDER BY b"
@@ -519,6 +512,25 @@ func (s *Store) bucketUsers(ctx context.Context, tenantID int64, bounds []time.T
 		}
 		return fn(int(bucket), user)
 	})
+}
+
+// bucketExpr numbers the bucket bounds[i] <= ts < bounds[i+1] of a row
+// (bounds ascend strictly, at least two; rows outside them are the
+// caller's to leave out): evenly spaced bounds (hours, days) by division,
+// others by counting the bounds a timestamp passes.
+func bucketExpr(bounds []time.Time) string {
+	lo := bounds[0].UnixMicro()
+	step := bounds[1].UnixMicro() - lo
+	for i := 1; i < len(bounds); i++ {
+		if bounds[i].UnixMicro()-bounds[i-1].UnixMicro() != step {
+			us := make([]string, len(bounds))
+			for i, t := range bounds {
+				us[i] = strconv.FormatInt(t.UnixMicro(), 10)
+			}
+			return "arrayCount(x -> x <= ts, [" + strings.Join(us, ",") + "]) - 1"
+		}
+	}
+	return "intDiv(ts - toInt64(" + strconv.FormatInt(lo, 10) + "), toInt64(" + strconv.FormatInt(step, 10) + "))"
 }
 
 // TailEvents implements tally.TailStore.

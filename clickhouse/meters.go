@@ -42,6 +42,11 @@ func (s *Store) QueryMeter(ctx context.Context, tenantID int64, q tally.MeterQue
 			propKeys = append(propKeys, k)
 		}
 	}
+	if len(q.GroupBy) == 0 && len(propKeys) == 0 {
+		if agg, ok := sqlAggregate(m); ok {
+			return s.meterInSQL(ctx, q, c, agg, fn)
+		}
+	}
 	bounds := make([]int64, len(q.Bounds))
 	for i, b := range q.Bounds {
 		bounds[i] = b.UnixMicro()
@@ -85,6 +90,50 @@ func (s *Store) QueryMeter(ctx context.Context, tenantID int64, q tally.MeterQue
 	}
 	for _, a := range accs {
 		if err := fn(a.result(m.Aggregation)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sqlAggregate is ClickHouse's aggregate of a meter that reads no props
+// (the event's value, or the count), ok false for the others.
+func sqlAggregate(m tally.MeterDef) (string, bool) {
+	const v = "multiIf(isNaN(value), 0., value > 1e15, 1e15, value < -1e15, -1e15, value)"
+	if m.Aggregation == tally.AggCount {
+		return "toFloat64(count())", true
+	}
+	if m.ValueProperty != tally.MeterValueProp {
+		return "", false
+	}
+	switch m.Aggregation {
+	case tally.AggSum:
+		return "sum(" + v + ")", true
+	case tally.AggMin:
+		return "min(" + v + ")", true
+	case tally.AggMax:
+		return "max(" + v + ")", true
+	case tally.AggAvg:
+		return "avg(" + v + ")", true
+	}
+	return "", false
+}
+
+// meterInSQL aggregates a meter without groups or props filters in
+// ClickHouse: one row per window.
+func (s *Store) meterInSQL(ctx context.Context, q tally.MeterQuery, conds []string, agg string, fn func(tally.MeterRow) error) error {
+	sql := "SELECT toInt64(" + bucketExpr(q.Bounds) + ") AS w, " + agg + " FROM events" + and(conds) + " GROUP BY w"
+	var rows []tally.MeterRow
+	err := s.ch.query(ctx, sql, false, func(r *rowReader) error {
+		w, v := r.int64(), r.float64()
+		rows = append(rows, tally.MeterRow{Window: int(w), Group: []*string{}, Value: &v})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if err := fn(r); err != nil {
 			return err
 		}
 	}

@@ -31,15 +31,15 @@ const (
 // The statements of the key table (migration 0018): the dedup keys of an
 // event log kept outside PostgreSQL (package clickhouse).
 const (
-	reserveKeys = `INSERT INTO event_keys (tenant_id, event_id, ts, lease_until)
+	reserveKeys = `INSERT INTO event_keys (tenant_id, event_id, ts, batch_id)
 		SELECT t, e, ts, $4 FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS k (t, e, ts)
 		ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING tenant_id, event_id, id`
-	lockedKeys = `SELECT tenant_id, event_id, id, lease_until FROM event_keys
-		WHERE (tenant_id, event_id) IN (SELECT * FROM unnest($1::bigint[], $2::text[])) FOR UPDATE`
-	retakeKeys = `UPDATE event_keys SET lease_until = $3
+	lockedKeys = `SELECT k.tenant_id, k.event_id, k.id, b.lease_until FROM event_keys k
+		LEFT JOIN event_key_batches b ON b.id = k.batch_id
+		WHERE (k.tenant_id, k.event_id) IN (SELECT * FROM unnest($1::bigint[], $2::text[])) FOR UPDATE OF k`
+	retakeKeys = `UPDATE event_keys SET batch_id = $3
 		WHERE (tenant_id, event_id) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))`
-	confirmKeys = `UPDATE event_keys SET lease_until = NULL
-		WHERE (tenant_id, event_id) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))`
+	insertBatch = `INSERT INTO event_key_batches (id, lease_until, tenant_ids, event_ids) VALUES ($1, $2, $3, $4)`
 )
 
 type tenantKey struct {
@@ -48,17 +48,19 @@ type tenantKey struct {
 }
 
 // ReserveEventKeys reserves, in one transaction, the keys of events
-// (which a log outside PostgreSQL is about to store) until leaseUntil, and
-// says for each what it found. New and retaken events get their ID (from
-// one sequence: ids grow with each reservation across tenants) and their
-// hours are marked dirty. Within the batch the first event of a key wins.
-// A key still leased by another writer (its event in flight) makes the
-// whole call a tally.Unavailable error with nothing reserved: the writer
-// either stores it or its lease runs out, and a retry then knows.
-func (db *DB) ReserveEventKeys(ctx context.Context, events []tally.Event, leaseUntil time.Time) ([]KeyState, error) {
-	states := make([]KeyState, len(events))
+// (which a log outside PostgreSQL is about to store) as one batch leased
+// until leaseUntil, and says for each event what it found. New and
+// retaken events get their ID (from one sequence: ids grow with each
+// reservation across tenants) and their hours are marked dirty. Within
+// the batch the first event of a key wins. A key still leased by another
+// writer's batch (its event in flight) makes the whole call ErrKeyBusy
+// with nothing reserved: that writer either stores it or its lease runs
+// out, and a retry then knows. Confirm the batch with ConfirmEventKeys
+// once the log has it.
+func (db *DB) ReserveEventKeys(ctx context.Context, events []tally.Event, leaseUntil time.Time) (states []KeyState, batch int64, err error) {
+	states = make([]KeyState, len(events))
 	if len(events) == 0 {
-		return states, nil
+		return states, 0, nil
 	}
 	order := make([]int, len(events))
 	for i := range order {
@@ -81,11 +83,14 @@ func (db *DB) ReserveEventKeys(ctx context.Context, events []tally.Event, leaseU
 		ts, ids, at = append(ts, e.TenantID), append(ids, e.EventID), append(at, e.Timestamp)
 	}
 	var busy bool
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
+	err = db.inTx(ctx, func(tx pgx.Tx) error {
 		clear(states)
 		busy = false
+		if err := tx.QueryRow(ctx, `SELECT nextval('event_key_batches_id_seq')`).Scan(&batch); err != nil {
+			return err
+		}
 		got := map[tenantKey]bool{}
-		rows, err := tx.Query(ctx, reserveKeys, ts, ids, at, leaseUntil)
+		rows, err := tx.Query(ctx, reserveKeys, ts, ids, at, batch)
 		if err != nil {
 			return err
 		}
@@ -103,11 +108,13 @@ func (db *DB) ReserveEventKeys(ctx context.Context, events []tally.Event, leaseU
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		var ct []int64
-		var ci []string
+		var ct, mine []int64
+		var ci, mineIDs []string
 		for j := range ts {
 			if k := (tenantKey{ts[j], ids[j]}); !got[k] {
 				ct, ci = append(ct, k.tenant), append(ci, k.id)
+			} else {
+				mine, mineIDs = append(mine, k.tenant), append(mineIDs, k.id)
 			}
 		}
 		if len(ct) > 0 {
@@ -127,7 +134,7 @@ func (db *DB) ReserveEventKeys(ctx context.Context, events []tally.Event, leaseU
 					return err
 				}
 				switch {
-				case lease == nil: // stored: a duplicate
+				case lease == nil: // no batch holds it: stored, a duplicate
 				case lease.After(now):
 					busy = true
 				default:
@@ -143,41 +150,40 @@ func (db *DB) ReserveEventKeys(ctx context.Context, events []tally.Event, leaseU
 				return ErrKeyBusy
 			}
 			if len(rt) > 0 {
-				if _, err := tx.Exec(ctx, retakeKeys, rt, ri, leaseUntil); err != nil {
+				if _, err := tx.Exec(ctx, retakeKeys, rt, ri, batch); err != nil {
 					return err
 				}
+				mine, mineIDs = append(mine, rt...), append(mineIDs, ri...)
 			}
+		}
+		if len(mine) == 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, insertBatch, batch, leaseUntil, mine, mineIDs); err != nil {
+			return err
 		}
 		return markEventHours(ctx, tx, events, states, db.now())
 	})
 	if busy {
-		return nil, ErrKeyBusy
+		return nil, 0, ErrKeyBusy
 	}
 	if err != nil {
-		return nil, wrap(err, "event key")
+		return nil, 0, wrap(err, "event key")
 	}
-	return states, nil
+	return states, batch, nil
 }
 
 // ErrKeyBusy is ReserveEventKeys's answer when another writer is storing
 // the event of a key (a tally.EUnavailable error).
 var ErrKeyBusy = &tally.Error{Code: tally.EUnavailable, Message: "an event with this event_id is being stored; retry later"}
 
-// ConfirmEventKeys records that the log holds events (their leases end)
-// and marks their hours dirty again: a rollup that read the log between
-// the reservation and the write cleared the first marks without seeing
-// the events.
-func (db *DB) ConfirmEventKeys(ctx context.Context, events []tally.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	ts := make([]int64, len(events))
-	ids := make([]string, len(events))
-	for i := range events {
-		ts[i], ids[i] = events[i].TenantID, events[i].EventID
-	}
+// ConfirmEventKeys records that the log holds the events of a batch (its
+// lease ends: one row deleted) and marks their hours dirty again: a
+// rollup that read the log between the reservation and the write cleared
+// the first marks without seeing the events.
+func (db *DB) ConfirmEventKeys(ctx context.Context, batch int64, events []tally.Event) error {
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, confirmKeys, ts, ids); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM event_key_batches WHERE id = $1`, batch); err != nil {
 			return err
 		}
 		return markEventHours(ctx, tx, events, nil, db.now())
@@ -185,44 +191,60 @@ func (db *DB) ConfirmEventKeys(ctx context.Context, events []tally.Event) error 
 	return wrap(err, "event key")
 }
 
-// ExpiredEventKeys lists up to limit keys whose lease ran out by now,
-// oldest lease first, as events with only TenantID, EventID, ID and
-// Timestamp set: what a writer that died left unconfirmed.
-func (db *DB) ExpiredEventKeys(ctx context.Context, limit int) ([]tally.Event, error) {
-	rows, err := db.pool.Query(ctx, `SELECT tenant_id, event_id, id, ts FROM event_keys
-		WHERE lease_until IS NOT NULL AND lease_until <= $1 ORDER BY lease_until LIMIT $2`, db.now(), limit)
+// LeasedKey is a key of a batch whose lease ran out.
+type LeasedKey struct {
+	Batch int64
+	Event tally.Event // TenantID, EventID, ID and Timestamp; ID 0 when another batch retook the key
+}
+
+// ExpiredEventKeys lists the keys of up to limit batches whose lease ran
+// out by now, oldest lease first: what writers that died left
+// unconfirmed (keys retaken since by another batch are not listed).
+func (db *DB) ExpiredEventKeys(ctx context.Context, limit int) ([]LeasedKey, error) {
+	rows, err := db.pool.Query(ctx, `SELECT b.id, k.tenant_id, k.event_id, k.id, k.ts
+		FROM (SELECT * FROM event_key_batches WHERE lease_until <= $1 ORDER BY lease_until LIMIT $2) b
+		CROSS JOIN LATERAL unnest(b.tenant_ids, b.event_ids) AS u (t, e)
+		LEFT JOIN event_keys k ON k.tenant_id = u.t AND k.event_id = u.e AND k.batch_id = b.id`, db.now(), limit)
 	if err != nil {
 		return nil, wrap(err, "event key")
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tally.Event, error) {
-		var e tally.Event
-		err := r.Scan(&e.TenantID, &e.EventID, &e.ID, &e.Timestamp)
-		return e, err
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LeasedKey, error) {
+		var k LeasedKey
+		var tenant, id *int64
+		var eventID *string
+		var ts *time.Time
+		err := r.Scan(&k.Batch, &tenant, &eventID, &id, &ts)
+		if err == nil && id != nil { // else the key was retaken: the batch alone
+			k.Event = tally.Event{TenantID: *tenant, EventID: *eventID, ID: *id, Timestamp: *ts}
+		}
+		return k, err
 	})
 	return out, wrap(err, "event key")
 }
 
-// DropExpiredEventKeys deletes the keys of events (the log lacks them)
-// whose lease still ran out: a key retaken meanwhile stays.
-func (db *DB) DropExpiredEventKeys(ctx context.Context, events []tally.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	ts := make([]int64, len(events))
-	ids := make([]string, len(events))
-	for i := range events {
-		ts[i], ids[i] = events[i].TenantID, events[i].EventID
-	}
-	_, err := db.pool.Exec(ctx, `DELETE FROM event_keys WHERE lease_until <= $3
-		AND (tenant_id, event_id) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))`, ts, ids, db.now())
+// SettleExpiredKeys ends expired batches whose keys were looked up in the
+// log: the keys of lack (the log does not hold their events) are dropped
+// unless retaken meanwhile, the batches deleted (which confirms the rest)
+// unless their lease was renewed, and the hours of have marked dirty.
+func (db *DB) SettleExpiredKeys(ctx context.Context, batches []int64, have, lack []tally.Event) error {
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		if len(lack) > 0 {
+			ts := make([]int64, len(lack))
+			ids := make([]string, len(lack))
+			for i := range lack {
+				ts[i], ids[i] = lack[i].TenantID, lack[i].EventID
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM event_keys WHERE batch_id = ANY($3)
+				AND (tenant_id, event_id) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))`, ts, ids, batches); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM event_key_batches WHERE id = ANY($1) AND lease_until <= $2`, batches, db.now()); err != nil {
+			return err
+		}
+		return markEventHours(ctx, tx, have, nil, db.now())
+	})
 	return wrap(err, "event key")
-}
-
-// LastEventKeyID is the largest id given to an event (0 when none was).
-func (db *DB) LastEventKeyID(ctx context.Context) (int64, error) {
-	var id int64
-	err := db.pool.QueryRow(ctx, `SELECT COALESCE(MAX(id), 0) FROM event_keys`).Scan(&id)
-	return id, wrap(err, "event key")
 }
 
 // ForgetUserHours does, after a log outside PostgreSQL deleted a user's

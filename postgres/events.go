@@ -389,7 +389,7 @@ func purge(ctx context.Context, tx pgx.Tx, tenantID int64, before time.Time) (in
 		), marks AS (
 			DELETE FROM rollup_dirty WHERE tenant_id = $1 AND hour + interval '1 hour' <= $2
 		), keys AS (
-			DELETE FROM event_keys WHERE tenant_id = $1 AND ts < $2 AND lease_until IS NULL
+			DELETE FROM event_keys WHERE tenant_id = $1 AND ts < $2
 		)
 		SELECT count(*) FROM gone`, tenantID, before).Scan(&n)
 	return n, err

@@ -48,6 +48,14 @@ start)
     <builtin_dictionaries_reload_interval>3600</builtin_dictionaries_reload_interval>
     <max_session_timeout>3600</max_session_timeout>
     <default_session_timeout>60</default_session_timeout>
+    <!-- ZSTD for every part: 18.16 has no per-column codecs, but this. -->
+    <compression>
+        <case>
+            <min_part_size>0</min_part_size>
+            <min_part_size_ratio>0</min_part_size_ratio>
+            <method>zstd</method>
+        </case>
+    </compression>
     <merge_tree>
         <parts_to_delay_insert>300</parts_to_delay_insert>
         <parts_to_throw_insert>600</parts_to_throw_insert>

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tallyhq/tally/clickhouse/chtest"
 	"github.com/tallyhq/tally/internal/app"
 	"github.com/tallyhq/tally/internal/app/apptest"
 	"github.com/tallyhq/tally/internal/testenv"
-	"github.com/tallyhq/tally/clickhouse/chtest"
 	"github.com/tallyhq/tally/postgres/pgtest"
 )
 
