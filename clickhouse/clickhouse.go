@@ -106,6 +106,9 @@ func Open(ctx context.Context, eventsURL string, db *postgres.DB, opt Options) (
 	if err := s.ch.exec(ctx, database, eventsTable); err != nil {
 		return nil, fmt.Errorf("clickhouse: %w", err)
 	}
+	if err := db.AdvanceEventKeyIDs(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

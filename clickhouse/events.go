@@ -102,7 +102,7 @@ func (s *Store) InsertEvents(ctx context.Context, events []tally.Event) ([]bool,
 	}
 	stored := map[int64]bool{}
 	if len(retaken) > 0 {
-		if stored, err = s.storedIDs(ctx, events, retaken); err != nil {
+		if stored, err = s.storedIDs(ctx, events, retaken, false); err != nil {
 			return nil, err
 		}
 	}
@@ -178,15 +178,35 @@ func appendEvent(w *rowWriter, e *tally.Event) {
 }
 
 // storedIDs returns which of the events at idx (ids set) the log holds.
-func (s *Store) storedIDs(ctx context.Context, events []tally.Event, idx []int) (map[int64]bool, error) {
-	byTenant := map[int64][]string{}
+// byTime bounds the lookup by the events' timestamps, which must then be
+// the stored ones (a retry may carry another timestamp than the event it
+// repeats).
+func (s *Store) storedIDs(ctx context.Context, events []tally.Event, idx []int, byTime bool) (map[int64]bool, error) {
+	type span struct {
+		ids    []string
+		lo, hi int64
+	}
+	byTenant := map[int64]*span{}
 	for _, i := range idx {
 		e := &events[i]
-		byTenant[e.TenantID] = append(byTenant[e.TenantID], strconv.FormatInt(e.ID, 10))
+		ts := e.Timestamp.UnixMicro()
+		sp := byTenant[e.TenantID]
+		if sp == nil {
+			sp = &span{lo: ts, hi: ts}
+			byTenant[e.TenantID] = sp
+		}
+		sp.ids = append(sp.ids, strconv.FormatInt(e.ID, 10))
+		sp.lo, sp.hi = min(sp.lo, ts), max(sp.hi, ts)
 	}
+	// The time range lets the ordering key narrow the read to the
+	// events' granules.
 	var ors []string
-	for t, ids := range byTenant {
-		ors = append(ors, "(tenant_id = "+strconv.FormatInt(t, 10)+" AND id IN ("+strings.Join(ids, ",")+"))")
+	for t, sp := range byTenant {
+		within := ""
+		if byTime {
+			within = " AND ts >= " + strconv.FormatInt(sp.lo, 10) + " AND ts <= " + strconv.FormatInt(sp.hi, 10)
+		}
+		ors = append(ors, "(tenant_id = "+strconv.FormatInt(t, 10)+within+" AND id IN ("+strings.Join(sp.ids, ",")+"))")
 	}
 	out := map[int64]bool{}
 	err := s.ch.query(ctx, "SELECT DISTINCT id FROM events WHERE "+strings.Join(ors, " OR "), false, func(r *rowReader) error {
@@ -233,7 +253,7 @@ func (s *Store) sweep(ctx context.Context) error {
 		}
 		stored := map[int64]bool{}
 		for lo := 0; lo < len(idx); lo += 1000 {
-			got, err := s.storedIDs(ctx, events, idx[lo:min(lo+1000, len(idx))])
+			got, err := s.storedIDs(ctx, events, idx[lo:min(lo+1000, len(idx))], true)
 			if err != nil {
 				return err
 			}
@@ -331,14 +351,19 @@ func (s *Store) ExportEvents(ctx context.Context, tenantID int64, f tally.EventF
 		})
 }
 
+// mutationWait is the least time mutate waits for a mutation.
+const mutationWait = time.Minute
+
 // mutate runs an ALTER TABLE … DELETE and waits until ClickHouse applied
 // it: mutations are asynchronous (18.16 has no mutations_sync), so this
-// polls system.mutations, bounded by the statement timeout.
+// polls system.mutations, for the statement timeout or mutationWait,
+// whichever is longer; past it the caller gets a 503 while ClickHouse
+// goes on.
 func (s *Store) mutate(ctx context.Context, cond string) error {
 	if err := s.ch.exec(ctx, s.ch.database, "ALTER TABLE events DELETE WHERE "+cond); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(s.ch.timeout)
+	deadline := time.Now().Add(max(s.ch.timeout, mutationWait))
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
 		var pending uint64
 		err := s.ch.query(ctx, "SELECT count() FROM system.mutations WHERE database = "+quote(s.ch.database)+
@@ -381,6 +406,11 @@ func (s *Store) DeleteUserEvents(ctx context.Context, tenantID int64, userID str
 		return 0, err
 	}
 	if n > 0 {
+		// Marked before too: should the mutation outlast its wait (a 503),
+		// the hours stay dirty while ClickHouse finishes it.
+		if err := s.DB.ForgetUserHours(ctx, tenantID, userID, hours); err != nil {
+			return 0, err
+		}
 		if err := s.mutate(ctx, cond); err != nil {
 			return 0, err
 		}

@@ -321,3 +321,51 @@ type TenantHourKey struct {
 	Tenant int64
 	Hour   time.Time
 }
+
+// AdvanceEventKeyIDs moves the key table's id sequence past every id of
+// PostgreSQL's own events table, so that events stored in a log outside
+// PostgreSQL never share an id with events stored here before (which
+// MigrateEvents copies across with their ids).
+func (db *DB) AdvanceEventKeyIDs(ctx context.Context) error {
+	_, err := db.pool.Exec(ctx, `SELECT setval('event_keys_id_seq', m) FROM (SELECT max(id) AS m FROM events) e
+		WHERE m IS NOT NULL AND m > (SELECT last_value FROM event_keys_id_seq)`)
+	return wrap(err, "event key")
+}
+
+// MigratedKeys records the keys of events copied from PostgreSQL's events
+// table to a log outside it, with their ids and as stored (no batch).
+// It reports, for each event, whether its key is now the one with its id
+// (false: another event of that key was stored there first; leave it
+// out).
+func (db *DB) MigratedKeys(ctx context.Context, events []tally.Event) ([]bool, error) {
+	ts := make([]int64, len(events))
+	ids := make([]string, len(events))
+	nums := make([]int64, len(events))
+	at := make([]time.Time, len(events))
+	for i, e := range events {
+		ts[i], ids[i], nums[i], at[i] = e.TenantID, e.EventID, e.ID, e.Timestamp
+	}
+	if _, err := db.pool.Exec(ctx, `INSERT INTO event_keys (tenant_id, event_id, id, ts, batch_id)
+		SELECT * , 0 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::timestamptz[])
+		ON CONFLICT (tenant_id, event_id) DO NOTHING`, ts, ids, nums, at); err != nil {
+		return nil, wrap(err, "event key")
+	}
+	rows, err := db.pool.Query(ctx, `SELECT k.id FROM event_keys k
+		JOIN unnest($1::bigint[], $2::text[]) AS u (t, e) ON k.tenant_id = u.t AND k.event_id = u.e`, ts, ids)
+	if err != nil {
+		return nil, wrap(err, "event key")
+	}
+	have, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, wrap(err, "event key")
+	}
+	mine := map[int64]bool{}
+	for _, id := range have {
+		mine[id] = true
+	}
+	out := make([]bool, len(events))
+	for i, e := range events {
+		out[i] = mine[e.ID]
+	}
+	return out, nil
+}

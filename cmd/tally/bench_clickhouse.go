@@ -151,12 +151,29 @@ func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, 
 	meterT := timeIt(ctx, 10, func() error {
 		return ch.QueryMeter(ctx, tenants[0], meterQ, func(tally.MeterRow) error { return nil })
 	})
+	// A privacy deletion: one end user of the biggest tenant (a mutation
+	// that rewrites the parts holding the tenant's rows).
+	var user string
+	if evs, _, err := ch.ListEvents(ctx, tenants[0], tally.EventFilter{Limit: 1}); err == nil && len(evs) == 1 {
+		user = evs[0].UserID
+	}
+	delBegan := time.Now()
+	deleted, err := ch.DeleteUserEvents(ctx, tenants[0], user)
+	if err != nil {
+		return fmt.Errorf("privacy deletion: %w", err)
+	}
+	delTook := time.Since(delBegan)
 	n, _ := ch.CountEvents(ctx, tenants[0], from, now)
 	fmt.Fprintln(stdout)
 	fmt.Fprintf(stdout, "%-50s %9.0f\n", "bytes per event on disk (system.parts, merged)", float64(bytes)/float64(max(rows, 1)))
 	fmt.Fprintf(stdout, "%-50s %9d\n", "events stored", rows)
+	var keyBytes int64
+	if err := conn.QueryRow(ctx, "SELECT pg_total_relation_size('"+name+".event_keys')").Scan(&keyBytes); err == nil {
+		fmt.Fprintf(stdout, "%-50s %9.0f\n", "PostgreSQL key table bytes per event", float64(keyBytes)/float64(max(rows, 1)))
+	}
 	fmt.Fprintf(stdout, "%-50s p50 %7.1f ms  p95 %7.1f ms  (%d events)\n", "30-day hourly aggregate (KPIs), biggest tenant", ms(kpi[0]), ms(kpi[1]), n)
 	fmt.Fprintf(stdout, "%-50s p50 %7.1f ms  p95 %7.1f ms\n", "30-day daily meter (count), biggest tenant", ms(meterT[0]), ms(meterT[1]))
+	fmt.Fprintf(stdout, "%-50s %7.1f ms  (%d events of one user)\n", "privacy deletion (ALTER … DELETE, waited for)", ms(delTook), deleted)
 	fmt.Fprintln(stdout)
 	fmt.Fprintf(stdout, "%-50s %7.2f\n", "ClickHouse / SQLite batch ingest (target ≥ 3)", empty.PerSecond()/sq.PerSecond())
 	fmt.Fprintf(stdout, "%-50s %7.2f\n", "ClickHouse 4 writers / SQLite batch ingest", four.PerSecond()/sq.PerSecond())
