@@ -152,7 +152,14 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		lcfg.Broker = pg // every instance's events reach every instance's subscribers
 	}
 	a.Live = live.New(store, lcfg)
-	a.Writer = ingest.NewWriter(store, ingest.WriterConfig{QueueSize: cfg.IngestQueue, Committed: a.Live.Committed}, im)
+	wcfg := ingest.WriterConfig{QueueSize: cfg.IngestQueue, Committed: a.Live.Committed}
+	if _, ok := store.(*clickhouse.Store); ok {
+		// ClickHouse wants few, large inserts, and each batch costs two
+		// PostgreSQL transactions and one insert whatever its size: let
+		// the batches that pile up during a write grow larger.
+		wcfg.MaxBatch = 5000
+	}
+	a.Writer = ingest.NewWriter(store, wcfg, im)
 	// Counters: in Redis when REDIS_URL is set; else in the database when
 	// it is PostgreSQL (shared by every instance on it, so exact across
 	// them); else in memory, for the one instance a SQLite file serves.
