@@ -580,12 +580,12 @@ func (s *Store) TailEvents(ctx context.Context, tenantID int64, f tally.EventFil
 	return out, err
 }
 
-// LastEventID implements tally.TailStore.
+// LastEventID implements tally.TailStore from the key table's id
+// sequence on PostgreSQL, not from ClickHouse (whose max(id) reads the id
+// column of every row): the largest id given, which is the largest
+// stored but for ids of batches in flight or of duplicates (each key
+// reservation draws one). A tail that starts there follows the ids
+// above it, as on the other tiers.
 func (s *Store) LastEventID(ctx context.Context) (int64, error) {
-	var id int64
-	err := s.ch.query(ctx, "SELECT max(id) FROM events", false, func(r *rowReader) error {
-		id = r.int64()
-		return nil
-	})
-	return id, err
+	return s.DB.LastEventKeyID(ctx)
 }

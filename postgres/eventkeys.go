@@ -369,3 +369,11 @@ func (db *DB) MigratedKeys(ctx context.Context, events []tally.Event) ([]bool, e
 	}
 	return out, nil
 }
+
+// LastEventKeyID is the largest id the key table's sequence gave (0 when
+// none): see clickhouse.Store.LastEventID.
+func (db *DB) LastEventKeyID(ctx context.Context) (int64, error) {
+	var id int64
+	err := db.pool.QueryRow(ctx, `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM event_keys_id_seq`).Scan(&id)
+	return id, wrap(err, "event key")
+}
