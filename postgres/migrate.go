@@ -47,7 +47,7 @@ func (db *DB) withMigrator(ctx context.Context, fsys fs.FS, fn func(*migrate.Mig
 		return err
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lockMigrate); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext(coalesce(current_schema(), '')))`, lockClassMigrate); err != nil {
 		return fmt.Errorf("take the migration lock: %w", err)
 	}
 	defer func() {
@@ -55,7 +55,7 @@ func (db *DB) withMigrator(ctx context.Context, fsys fs.FS, fn func(*migrate.Mig
 		// connection rather than return it to the pool holding the lock.
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, lockMigrate); uerr != nil {
+		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1, hashtext(coalesce(current_schema(), '')))`, lockClassMigrate); uerr != nil {
 			conn.Conn().Close(uctx)
 		}
 	}()

@@ -62,15 +62,17 @@ const DefaultStatementTimeout = 5 * time.Second
 
 var _ tally.Store = (*DB)(nil)
 
-// Advisory lock keys. Locks of one tenant use the two-int4 key space
-// (lockClassTenant, the tenant id's low 32 bits); the migration lock uses
-// the one-bigint key space, which PostgreSQL keeps apart from it. Tenants
-// whose ids share the low 32 bits share a lock: that costs waiting, never
-// correctness.
+// Advisory lock keys, all in the two-int4 key space: (lockClassTenant,
+// the tenant id's low 32 bits) for one tenant; (lockClassLeader or
+// lockClassMigrate, hashtext(current_schema())) per schema, so that
+// instances on one schema exclude each other while those on other
+// schemas of the database (tests, several deployments) do not wait.
+// Tenants whose ids share the low 32 bits share a lock, and so do schemas
+// whose names share a hash: that costs waiting, never correctness.
 const (
-	lockClassTenant = 0x7a11 // "tally": per-tenant rollup vs. writer exclusion
-	lockMigrate     = int64(0x7a11_0000_0000_0001)
-	lockClassLeader = 0x7a12 // with hashtext(current_schema()): the instance running scheduled rollups
+	lockClassTenant  = 0x7a11 // "tally": per-tenant rollup vs. writer exclusion
+	lockClassLeader  = 0x7a12 // the instance running scheduled rollups
+	lockClassMigrate = 0x7a13 // the instance applying migrations
 )
 
 // tenantLockKey is the second key of a tenant's advisory lock.
