@@ -29,6 +29,8 @@ var allowedImports = map[string][]string{
 	"insight":                      {"."},
 	"sqlite":                       {".", "internal/migrate", "internal/userset"},
 	"postgres":                     {".", "internal/migrate", "internal/userset"},
+	"clickhouse":                   {".", "postgres"},
+	"clickhouse/chtest":            {"internal/testenv"},
 	"redis":                        {"."},
 	"storetest":                    {".", "internal/userset", "meter", "rollup"},
 	"counterstest":                 {"."},

@@ -379,8 +379,9 @@ func (db *DB) PurgeEvents(ctx context.Context, tenantID int64, before time.Time)
 }
 
 // purge deletes tenantID's events before the given time, the user sets of
-// the hours that start before it and the dirty marks of the hours that end
-// by it, in tx, which holds the tenant's lock.
+// the hours that start before it, the dirty marks of the hours that end
+// by it and the stored keys of an outside log's events before it
+// (ReserveEventKeys), in tx, which holds the tenant's lock.
 func purge(ctx context.Context, tx pgx.Tx, tenantID int64, before time.Time) (int64, error) {
 	if err := stampTenant(ctx, tx, tenantID); err != nil {
 		return 0, err
@@ -393,6 +394,8 @@ func purge(ctx context.Context, tx pgx.Tx, tenantID int64, before time.Time) (in
 			DELETE FROM rollup_hour_users WHERE tenant_id = $1 AND hour < $2
 		), marks AS (
 			DELETE FROM rollup_dirty WHERE tenant_id = $1 AND hour + interval '1 hour' <= $2
+		), keys AS (
+			DELETE FROM event_keys WHERE tenant_id = $1 AND ts < $2
 		)
 		SELECT count(*) FROM gone`, tenantID, before).Scan(&n)
 	return n, err

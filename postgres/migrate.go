@@ -52,7 +52,7 @@ func (db *DB) withMigrator(ctx context.Context, fsys fs.FS, fn func(*migrate.Mig
 	// (ctx bounds the wait), not for one statement's timeout.
 	nc := conn.Conn().PgConn().Conn()
 	nc.SetDeadline(time.Now().Add(time.Hour))
-	_, err = conn.Exec(ctx, `SET statement_timeout = 0; SELECT pg_advisory_lock(`+strconv.Itoa(lockClassMigrate)+`, hashtext(current_schema())); RESET statement_timeout`)
+	_, err = conn.Exec(ctx, `SET statement_timeout = 0; SELECT pg_advisory_lock(`+strconv.Itoa(lockClassMigrate)+`, hashtext(coalesce(current_schema(), ''))); RESET statement_timeout`)
 	nc.SetDeadline(time.Time{})
 	if err != nil {
 		conn.Conn().Close(context.WithoutCancel(ctx)) // its statement_timeout may be lifted
@@ -63,7 +63,7 @@ func (db *DB) withMigrator(ctx context.Context, fsys fs.FS, fn func(*migrate.Mig
 		// connection rather than return it to the pool holding the lock.
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1, hashtext(current_schema()))`, lockClassMigrate); uerr != nil {
+		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1, hashtext(coalesce(current_schema(), '')))`, lockClassMigrate); uerr != nil {
 			conn.Conn().Close(uctx)
 		}
 	}()

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tallyhq/tally/clickhouse/chtest"
 	"github.com/tallyhq/tally/internal/app"
 	"github.com/tallyhq/tally/internal/app/apptest"
 	"github.com/tallyhq/tally/internal/testenv"
@@ -221,9 +222,10 @@ func (h *harness) noPanic(t testing.TB) {
 	}
 }
 
-// backends runs fn once per store: SQLite, and PostgreSQL on a fresh
-// schema (reported missing like every PostgreSQL test when it is not
-// there).
+// backends runs fn once per store: SQLite, PostgreSQL on a fresh schema,
+// and PostgreSQL with the event log on a fresh ClickHouse database
+// (reported missing like every PostgreSQL or ClickHouse test when it is
+// not there).
 func backends(t *testing.T, fn func(t *testing.T, opts ...harnessOption)) {
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
@@ -233,6 +235,17 @@ func backends(t *testing.T, fn func(t *testing.T, opts ...harnessOption)) {
 		t.Parallel()
 		fn(t, withPostgres(pgtest.FreshSchema(t)))
 	})
+	t.Run("clickhouse", func(t *testing.T) {
+		t.Parallel()
+		fn(t, withClickHouse(t))
+	})
+}
+
+// withClickHouse keeps the event log on a fresh ClickHouse database, the
+// rest on a fresh PostgreSQL schema.
+func withClickHouse(t *testing.T) harnessOption {
+	pg, events := pgtest.FreshSchema(t), chtest.FreshDatabase(t)
+	return func(c *app.Config) { c.PostgresURL, c.EventsURL = pg, events }
 }
 
 // uniq returns a name unique within the harness.

@@ -27,7 +27,7 @@ func openStore(ctx context.Context, name string, args []string, getenv func(stri
 		return nil, c, err
 	}
 	db, err := app.OpenStore(ctx, app.StoreConfig{SQLitePath: c.sqlitePath(), SQLiteSync: c.SQLiteSync,
-		PostgresURL: c.postgresURL(), StatementTimeout: c.StatementTimeout})
+		PostgresURL: c.postgresURL(), EventsURL: c.EventsURL, StatementTimeout: c.StatementTimeout})
 	return db, c, err
 }
 

@@ -48,6 +48,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	tenants := fs.Int("tenants", 100, "tenants of the dataset")
 	days := fs.Int("days", 90, "days the dataset spans, ending now")
 	meterDS := fs.String("meter", "", "measure the meter query on this dataset (of -dataset) instead of load-testing")
+	chURL := fs.String("clickhouse", "", "measure the ClickHouse tier's store at this EVENTS_URL (with -postgres) against the SQLite tier's, instead of load-testing")
+	pgURL := fs.String("postgres", "", "PostgreSQL URL for -clickhouse (a scratch schema is made and dropped)")
+	prefill := fs.Int("prefill", 1_000_000, "events stored before the prefilled phase of -clickhouse")
 	if err := fs.Parse(args); err != nil {
 		return &configError{msg: err.Error()}
 	}
@@ -66,6 +69,12 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 			return &configError{msg: "bench -dataset: -events, -tenants and -days must be at least 1"}
 		}
 		return buildDataset(ctx, *out, *events, *tenants, *days, *propsBytes, stdout)
+	}
+	if *chURL != "" {
+		if *pgURL == "" || *prefill < 1 || *dur <= 0 || *dur > 10*time.Minute {
+			return &configError{msg: "bench -clickhouse needs -postgres, -prefill >= 1 and -d up to 10m"}
+		}
+		return benchClickHouse(ctx, *chURL, *pgURL, *prefill, *dur, *propsBytes, stdout)
 	}
 	var keyList []string
 	for k := range strings.SplitSeq(*keys, ",") {

@@ -8,8 +8,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tallyhq/tally/clickhouse/chtest"
+	"github.com/tallyhq/tally/postgres/pgtest"
 	"github.com/tallyhq/tally/sqlite"
 )
+
+// TestBenchClickHouse runs the ClickHouse phase briefly: it reports every
+// figure and leaves no scratch database behind.
+func TestBenchClickHouse(t *testing.T) {
+	pgtest.RequireServer(t)
+	chtest.RequireServer(t)
+	t.Parallel()
+	var out, errs bytes.Buffer
+	u := chtest.ServerURL()
+	args := []string{"bench", "-clickhouse", "clickhouse://" + strings.TrimPrefix(u, "http://") + "/x", "-postgres", pgtest.ServerURL(),
+		"-d", "300ms", "-prefill", "3000"}
+	if err := run(t.Context(), args, func(string) string { return "" }, &out, &errs); err != nil {
+		t.Fatalf("bench -clickhouse: %v (%s)", err, errs.String())
+	}
+	for _, want := range []string{"SQLite tier, one writer", "ClickHouse tier, one writer, empty", "bytes per event on disk",
+		"PostgreSQL key table bytes per event", "30-day daily meter", "privacy deletion", "ClickHouse / SQLite batch ingest"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("bench -clickhouse printed no %q:\n%s", want, out.String())
+		}
+	}
+	left, err := chtest.Query(t.Context(), "SELECT count() FROM system.databases WHERE name LIKE 'tally_bench_%'")
+	if err != nil || strings.TrimSpace(left) != "0" {
+		t.Errorf("scratch databases left: %q (%v)", left, err)
+	}
+}
 
 func TestBenchBuildsADataset(t *testing.T) {
 	t.Parallel()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/clickhouse"
 	"github.com/tallyhq/tally/server"
 )
 
@@ -26,6 +27,7 @@ func (e *configError) Error() string { return e.msg }
 type config struct {
 	ListenAddr       string           // LISTEN_ADDR
 	DatabaseURL      string           // DATABASE_URL: an SQLite file path (default ./data/tally.db) or postgres://…
+	EventsURL        string           // EVENTS_URL (optional): clickhouse://HOST:HTTP_PORT/DATABASE, the event log on ClickHouse
 	RedisURL         string           // REDIS_URL (optional): usage counters shared by instances
 	AnalyticsEnabled bool             // ANALYTICS_ENABLED
 	MaxExportRows    int              // ANALYTICS_MAX_EXPORT_ROWS
@@ -123,6 +125,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	str("LISTEN_ADDR", &c.ListenAddr)
 	str("DATABASE_URL", &c.DatabaseURL)
+	str("EVENTS_URL", &c.EventsURL)
 	str("REDIS_URL", &c.RedisURL)
 	boolean("ANALYTICS_ENABLED", &c.AnalyticsEnabled)
 	integer("ANALYTICS_MAX_EXPORT_ROWS", &c.MaxExportRows)
@@ -199,6 +202,13 @@ func (c *config) validate() error {
 	}
 	if c.MaxExportRows < 1 || c.MaxExportRows > 10_000_000 {
 		errs = append(errs, "ANALYTICS_MAX_EXPORT_ROWS must be 1-10000000")
+	}
+	if c.EventsURL != "" {
+		if _, _, err := clickhouse.ParseURL(c.EventsURL); err != nil {
+			errs = append(errs, err.Error())
+		} else if c.postgresURL() == "" {
+			errs = append(errs, "EVENTS_URL needs DATABASE_URL=postgres://…: identity, quotas, counters and rollups stay on PostgreSQL")
+		}
 	}
 	if c.Registration != "open" && c.Registration != "closed" {
 		errs = append(errs, "REGISTRATION must be open or closed")
@@ -291,6 +301,7 @@ func (c config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("listen_addr", c.ListenAddr),
 		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.String("events_url", redactURL(c.EventsURL)),
 		slog.String("redis_url", redactURL(c.RedisURL)),
 		slog.Bool("analytics_enabled", c.AnalyticsEnabled),
 		slog.Int("max_export_rows", c.MaxExportRows),

@@ -12,12 +12,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tallyhq/tally/clickhouse/chtest"
+	"github.com/tallyhq/tally/postgres/pgtest"
 	_ "modernc.org/sqlite"
 )
 
@@ -88,6 +91,66 @@ func TestCrashDurability(t *testing.T) {
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "tally.db")
 	env := []string{"DATABASE_URL=" + dbPath, "LISTEN_ADDR=127.0.0.1:0", "METRICS_ADDR=off", "LOG_LEVEL=error"}
+	crashRounds(t, bin, env, func() map[string]int {
+		db, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		rows, err := db.Query(`SELECT event_id, count(*) FROM events WHERE event = 'crash.test' GROUP BY event_id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		stored := map[string]int{}
+		for rows.Next() {
+			var id string
+			var c int
+			if err := rows.Scan(&id, &c); err != nil {
+				t.Fatal(err)
+			}
+			stored[id] = c
+		}
+		return stored
+	})
+}
+
+// TestCrashDurabilityClickHouse is TestCrashDurability with the event log
+// on ClickHouse (EVENTS_URL) and the rest on PostgreSQL.
+func TestCrashDurabilityClickHouse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test builds and runs the binary; skipped with -short")
+	}
+	pg, events := pgtest.FreshSchema(t), chtest.FreshDatabase(t)
+	bin := buildTally(t)
+	env := []string{"DATABASE_URL=" + pg, "EVENTS_URL=" + events, "LISTEN_ADDR=127.0.0.1:0", "METRICS_ADDR=off", "LOG_LEVEL=error",
+		"DB_STATEMENT_TIMEOUT=1s"} // leases of killed writers run out in 7 s
+	database := events[strings.LastIndexByte(events, '/')+1:]
+	crashRounds(t, bin, env, func() map[string]int {
+		out, err := chtest.Query(t.Context(), "SELECT event_id, count() FROM "+database+
+			".events WHERE event = 'crash.test' GROUP BY event_id FORMAT TabSeparated")
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := map[string]int{}
+		for line := range strings.Lines(out) {
+			id, c, _ := strings.Cut(strings.TrimSpace(line), "\t")
+			n, err := strconv.Atoi(c)
+			if err != nil {
+				t.Fatalf("count of %q: %v", id, err)
+			}
+			stored[id] = n
+		}
+		return stored
+	})
+}
+
+// crashRounds creates a tenant and key through the CLI with env, then runs
+// tally serve five times, killing it with SIGKILL under concurrent batches
+// each time; it re-sends acknowledged events to a last instance (all must
+// be duplicates) and checks with stored (event_id → rows) that every
+// acknowledged event is stored exactly once.
+func crashRounds(t *testing.T, bin string, env []string, stored func() map[string]int) {
 	cli(t, bin, env, "user", "create", "-email", "crash@example.com", "-password", "crash-test-pw")
 	cli(t, bin, env, "tenant", "create", "-slug", "crash", "-name", "Crash", "-owner", "crash@example.com")
 	key := cli(t, bin, env, "key", "create", "-tenant", "crash", "-name", "crash", "-scopes", "analytics:write")
@@ -168,36 +231,20 @@ func TestCrashDurability(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 
-	db, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query(`SELECT event_id, count(*) FROM events WHERE event = 'crash.test' GROUP BY event_id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	stored := map[string]bool{}
-	for rows.Next() {
-		var id string
-		var c int
-		if err := rows.Scan(&id, &c); err != nil {
-			t.Fatal(err)
-		}
+	counts := stored()
+	for id, c := range counts {
 		if c != 1 {
 			t.Errorf("event %s stored %d times", id, c)
 		}
-		stored[id] = true
 	}
 	missing := 0
 	for id := range acked {
-		if !stored[id] {
+		if counts[id] == 0 {
 			missing++
 		}
 	}
 	if missing > 0 {
 		t.Fatalf("%d of %d events answered 202 are missing after %d SIGKILLs", missing, len(acked), rounds)
 	}
-	t.Logf("%d acknowledged events, all present exactly once after %d SIGKILLs (%d stored in all)", len(acked), rounds, len(stored))
+	t.Logf("%d acknowledged events, all present exactly once after %d SIGKILLs (%d stored in all)", len(acked), rounds, len(counts))
 }

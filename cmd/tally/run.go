@@ -19,6 +19,7 @@ commands:
   serve      run the HTTP server (flags: -listen, -database, -demo, -dev)
   migrate    apply database migrations and exit
   rollup     run the rollup for a range of days (-from, -to, -tenant)
+  migrate-events copy a tenant's events from PostgreSQL to the ClickHouse event log (-tenant; resumable)
   user       users: user create|passwd|list|delete-events
   tenant     tenants: tenant list|create|show|update
   member     a tenant's members: member list|add|remove|role
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "rollup":
 		return runRollup(ctx, rest, getenv, stdout, stderr)
+	case "migrate-events":
+		return runMigrateEvents(ctx, rest, getenv, stdout, stderr)
 	case "user":
 		return runGroup(ctx, cmd, userCmds, rest, getenv, stdout, stderr)
 	case "tenant":

@@ -247,6 +247,10 @@ func TestRunConfigErrors(t *testing.T) {
 		{"short metrics token", []string{"migrate"}, map[string]string{"METRICS_TOKEN": "short"}, "METRICS_TOKEN"},
 		{"bad statement timeout", []string{"migrate"}, map[string]string{"DB_STATEMENT_TIMEOUT": "1ms"}, "DB_STATEMENT_TIMEOUT"},
 		{"bad drain delay", []string{"migrate"}, map[string]string{"SHUTDOWN_DRAIN_DELAY": "soon"}, "SHUTDOWN_DRAIN_DELAY"},
+		{"events url without postgres", []string{"migrate"}, map[string]string{"EVENTS_URL": "clickhouse://127.0.0.1:18123/tally"}, "EVENTS_URL needs DATABASE_URL=postgres"},
+		{"events url of another scheme", []string{"migrate"}, map[string]string{"EVENTS_URL": "http://127.0.0.1:18123/tally"}, "EVENTS_URL: want clickhouse://"},
+		{"events url bad database", []string{"migrate"}, map[string]string{"EVENTS_URL": "clickhouse://127.0.0.1:18123/x;drop"}, "EVENTS_URL: database"},
+		{"migrate-events without clickhouse", []string{"migrate-events", "-tenant", "a"}, nil, "migrate-events needs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -69,7 +69,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	cfg.LoginLimits.PerAddress.Free = int64(c.LoginFreeAddress)
 	cfg.LoginLimits.PerEmail.Free = int64(c.LoginFreeEmail)
 	a, err := app.New(ctx, app.Config{
-		SQLitePath: c.sqlitePath(), SQLiteSync: c.SQLiteSync, PostgresURL: c.postgresURL(), RedisURL: c.RedisURL,
+		SQLitePath: c.sqlitePath(), SQLiteSync: c.SQLiteSync, PostgresURL: c.postgresURL(), EventsURL: c.EventsURL, RedisURL: c.RedisURL,
 		AnalyticsEnabled: c.AnalyticsEnabled, QuotasEnabled: c.QuotasEnabled, QuotaDefaults: c.QuotaDefaults,
 		UsageRules: c.UsageRules, RedactKeys: c.RedactKeys, IngestQueue: c.IngestQueue, LabelCap: c.LabelCap,
 		StatementTimeout: c.StatementTimeout, RedisTimeout: c.RedisTimeout, ReconcileInterval: c.Reconcile,

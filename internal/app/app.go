@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/clickhouse"
 	"github.com/tallyhq/tally/identity"
 	"github.com/tallyhq/tally/ingest"
 	"github.com/tallyhq/tally/insight"
@@ -37,6 +38,10 @@ type Config struct {
 	// PostgresURL, when set, selects the PostgreSQL backend instead of
 	// SQLite; several instances may then share it (and Redis).
 	PostgresURL string
+	// EventsURL, when set (clickhouse://HOST:HTTP_PORT/DATABASE, with
+	// PostgresURL), keeps the event log on ClickHouse; everything else stays
+	// on PostgreSQL.
+	EventsURL string
 	// RedisURL, when set, keeps usage counters in Redis so that several
 	// instances share them (quota consume stays atomic across instances).
 	RedisURL string
@@ -133,7 +138,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		cfg.UsageRules = tally.DefaultUsageRules()
 	}
 	store, err := OpenStore(ctx, StoreConfig{SQLitePath: cfg.SQLitePath, SQLiteSync: cfg.SQLiteSync,
-		PostgresURL: cfg.PostgresURL, StatementTimeout: cfg.StatementTimeout, Now: cfg.Now})
+		PostgresURL: cfg.PostgresURL, EventsURL: cfg.EventsURL, StatementTimeout: cfg.StatementTimeout, Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -152,19 +157,26 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	var eventIDs *tally.EventIDs
 	lcfg := live.Config{Buffer: cfg.LiveBuffer, Poll: cfg.LivePoll, Logger: cfg.Logger,
 		PublicID: func(tenantID, id int64) int64 { return eventIDs.Public(tenantID, id) }}
-	if pg, ok := store.(*postgres.DB); ok {
+	if pg, ok := postgresOf(store); ok {
 		lcfg.Broker = pg // every instance's events reach every instance's subscribers
 		lcfg.Horizon = pg.TailHorizon() // never past an id another instance has yet to commit
 	} else {
 		lcfg.SoleWriter = true // one process writes a SQLite file: new events from the writer's memory
 	}
 	a.Live = live.New(store, lcfg)
-	a.Writer = ingest.NewWriter(store, ingest.WriterConfig{QueueSize: cfg.IngestQueue, Committed: a.Live.Committed}, im)
+	wcfg := ingest.WriterConfig{QueueSize: cfg.IngestQueue, Committed: a.Live.Committed}
+	if _, ok := store.(*clickhouse.Store); ok {
+		// ClickHouse wants few, large inserts, and each batch costs two
+		// PostgreSQL transactions and one insert whatever its size: let
+		// the batches that pile up during a write grow larger.
+		wcfg.MaxBatch = 5000
+	}
+	a.Writer = ingest.NewWriter(store, wcfg, im)
 	// Counters: in Redis when REDIS_URL is set; else in the database when
 	// it is PostgreSQL (shared by every instance on it, so exact across
 	// them); else in memory, for the one instance a SQLite file serves.
 	var counters tally.Counters
-	if pg, ok := store.(*postgres.DB); ok {
+	if pg, ok := postgresOf(store); ok {
 		counters = pg.Counters()
 	} else {
 		counters = usage.NewMemoryCounters()
@@ -291,13 +303,25 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	return a, nil
 }
 
+// postgresOf is the PostgreSQL store under store: itself, or the one
+// that holds everything but a ClickHouse event log.
+func postgresOf(store tally.Store) (*postgres.DB, bool) {
+	switch s := store.(type) {
+	case *postgres.DB:
+		return s, true
+	case *clickhouse.Store:
+		return s.Postgres(), true
+	}
+	return nil, false
+}
+
 // countersIdentity is the identity of the database whose events the
 // counters count, recorded in Redis to detect a Redis that holds another
 // database's counters: PostgreSQL's counters epoch, or the SQLite file's
 // path (a new file at the same path is not told apart: clear the Redis
 // prefix, or use a new one, when replacing it).
 func countersIdentity(ctx context.Context, store tally.Store, sqlitePath string) (string, error) {
-	if pg, ok := store.(*postgres.DB); ok {
+	if pg, ok := postgresOf(store); ok {
 		return pg.Counters().Epoch(ctx)
 	}
 	return "sqlite:" + sqlitePath, nil
@@ -339,15 +363,29 @@ type StoreConfig struct {
 	SQLitePath       string
 	SQLiteSync       string
 	PostgresURL      string           // when set, PostgreSQL instead of SQLite
+	EventsURL        string           // when set (with PostgresURL), the event log on ClickHouse
 	StatementTimeout time.Duration    // 0: the backend's default (5s)
 	Now              func() time.Time // the time rows are stamped with (nil: time.Now)
 }
 
-// OpenStore opens the PostgreSQL store when PostgresURL is set, else the
-// SQLite file at SQLitePath; either applies its pending migrations.
+// OpenStore opens the PostgreSQL store when PostgresURL is set (with the
+// event log on ClickHouse when EventsURL is set too), else the SQLite file
+// at SQLitePath; each applies its pending migrations.
 func OpenStore(ctx context.Context, c StoreConfig) (tally.Store, error) {
+	if c.EventsURL != "" && c.PostgresURL == "" {
+		return nil, errors.New("EVENTS_URL needs a PostgreSQL DATABASE_URL: identity, quotas, counters and rollups stay there")
+	}
 	if c.PostgresURL != "" {
-		return postgres.Open(ctx, c.PostgresURL, postgres.Options{Now: c.Now, StatementTimeout: c.StatementTimeout})
+		db, err := postgres.Open(ctx, c.PostgresURL, postgres.Options{Now: c.Now, StatementTimeout: c.StatementTimeout})
+		if err != nil || c.EventsURL == "" {
+			return db, err
+		}
+		s, err := clickhouse.Open(ctx, c.EventsURL, db, clickhouse.Options{Now: c.Now, StatementTimeout: c.StatementTimeout})
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		return s, nil
 	}
 	return sqlite.Open(ctx, c.SQLitePath, sqlite.Options{Synchronous: c.SQLiteSync, Now: c.Now, StatementTimeout: c.StatementTimeout})
 }

@@ -1,0 +1,190 @@
+// Package clickhouse keeps tally's event log on ClickHouse, for
+// deployments past what one PostgreSQL holds: EVENTS_URL=clickhouse://
+// HOST:HTTP_PORT/DATABASE next to a PostgreSQL DATABASE_URL. Store is a
+// tally.Store whose event log, and every read of it, is on ClickHouse
+// while everything else (identity, keys, quotas, counters, audit, jobs,
+// rollups, and the dedup keys of the events) stays on PostgreSQL.
+//
+// It speaks ClickHouse's HTTP interface with RowBinary rows, and keeps its
+// SQL to what ClickHouse 18.16 (Debian bookworm's package) runs and current
+// releases still accept: integer timestamps (microseconds since the epoch)
+// instead of DateTime64, no codecs, no query parameters.
+//
+// Dedup by (tenant, event_id) is exact, across instances, through the key
+// table on PostgreSQL (postgres.ReserveEventKeys): a batch's keys are
+// reserved under a lease, the new events are sent to ClickHouse in one
+// INSERT, and the keys confirmed. See docs/SCALING.md for what that costs.
+package clickhouse
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/postgres"
+)
+
+// Store is the tally.Store of the ClickHouse tier: the PostgreSQL store
+// for everything but the event log, which is on ClickHouse.
+type Store struct {
+	*postgres.DB
+	ch    *client
+	now   func() time.Time
+	lease time.Duration
+
+	sweepMu   sync.Mutex
+	lastSweep time.Time
+}
+
+// Options configure Open.
+type Options struct {
+	// StatementTimeout bounds one ClickHouse statement (not an export's
+	// stream); zero means postgres.DefaultStatementTimeout.
+	StatementTimeout time.Duration
+	// Now tells the time (time.Now when nil).
+	Now func() time.Time
+}
+
+// ParseURL splits EVENTS_URL, clickhouse://HOST:HTTP_PORT/DATABASE, into
+// the server's HTTP address and the database. The database defaults to
+// "tally"; https:// is taken when the URL says clickhouses://.
+func ParseURL(raw string) (base, database string, err error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", fmt.Errorf("EVENTS_URL: %w", err)
+	}
+	scheme := "http"
+	switch u.Scheme {
+	case "clickhouse":
+	case "clickhouses":
+		scheme = "https"
+	default:
+		return "", "", fmt.Errorf("EVENTS_URL: want clickhouse://HOST:HTTP_PORT/DATABASE, got scheme %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return "", "", fmt.Errorf("EVENTS_URL: no host in %q", raw)
+	}
+	database = strings.Trim(u.Path, "/")
+	if database == "" {
+		database = "tally"
+	}
+	if !databaseName.MatchString(database) {
+		return "", "", fmt.Errorf("EVENTS_URL: database %q: want letters, digits and _", database)
+	}
+	return scheme + "://" + u.Host + "/", database, nil
+}
+
+var databaseName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// Open opens the event log at eventsURL (creating its database and table
+// when missing) over the PostgreSQL store db, which it then owns: Close
+// closes both.
+func Open(ctx context.Context, eventsURL string, db *postgres.DB, opt Options) (*Store, error) {
+	base, database, err := ParseURL(eventsURL)
+	if err != nil {
+		return nil, err
+	}
+	timeout := opt.StatementTimeout
+	if timeout <= 0 {
+		timeout = postgres.DefaultStatementTimeout
+	}
+	s := &Store{DB: db, ch: newClient(base, database, timeout), now: opt.Now,
+		lease: 2*timeout + 5*time.Second}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.ch.exec(ctx, "", "CREATE DATABASE IF NOT EXISTS "+database); err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	if err := s.ch.exec(ctx, database, eventsTable); err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	if err := db.AdvanceEventKeyIDs(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// eventsTable is the event log. Timestamps are microseconds since the
+// Unix epoch in Int64 (DateTime64 came after 18.16); partitions are
+// months, so retention past every tenant's window drops whole
+// partitions; the ordering key starts with the tenant, then the time,
+// which is how every read selects. A plain MergeTree: the key table makes
+// every row unique (a writer's insert is bounded by max_execution_time,
+// well inside its lease, so no retaken key is written twice), and a
+// second copy would show in every count rather than hide until a merge.
+const eventsTable = `CREATE TABLE IF NOT EXISTS events (
+	tenant_id Int64,
+	ts Int64,
+	id Int64,
+	event_id String,
+	event String,
+	user_id String,
+	source String,
+	received_at Int64,
+	value Float64,
+	props String,
+	metric String
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(toDateTime(intDiv(ts, 1000000)))
+ORDER BY (tenant_id, ts, id)`
+
+// Postgres is the store of everything but the event log.
+func (s *Store) Postgres() *postgres.DB { return s.DB }
+
+// Ping checks that PostgreSQL and ClickHouse answer.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.DB.Ping(ctx); err != nil {
+		return err
+	}
+	return s.ch.exec(ctx, s.ch.database, "SELECT 1")
+}
+
+// DropDatabase drops the event log's database: for tests.
+func (s *Store) DropDatabase(ctx context.Context) error {
+	return s.ch.exec(ctx, "", "DROP DATABASE IF EXISTS "+s.ch.database)
+}
+
+// RandomDatabase returns a fresh database name with the given prefix.
+func RandomDatabase(prefix string) string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+var _ tally.Store = (*Store)(nil)
+
+// ProbeWrite checks that PostgreSQL takes writes and ClickHouse answers
+// (readiness).
+func (s *Store) ProbeWrite(ctx context.Context) error {
+	if err := s.DB.ProbeWrite(ctx); err != nil {
+		return err
+	}
+	return s.ch.exec(ctx, s.ch.database, "SELECT 1")
+}
+
+// DiskUsage is what the event log's active parts hold: rows and bytes on
+// disk (compressed, with the primary index and marks), from system.parts.
+func (s *Store) DiskUsage(ctx context.Context) (rows, bytes int64, err error) {
+	err = s.ch.query(ctx, "SELECT toInt64(sum(rows)), toInt64(sum(bytes_on_disk)) FROM system.parts WHERE active AND database = "+
+		quote(s.ch.database)+" AND table = 'events'", false, func(r *rowReader) error {
+		rows, bytes = r.int64(), r.int64()
+		return nil
+	})
+	return rows, bytes, err
+}
+
+// Optimize merges the event log's parts as far as ClickHouse will
+// (OPTIMIZE … FINAL): what the disk converges to once merges catch up.
+func (s *Store) Optimize(ctx context.Context) error {
+	c := *s.ch
+	c.timeout = 10 * time.Minute
+	return c.exec(ctx, s.ch.database, "OPTIMIZE TABLE events FINAL")
+}

@@ -1,0 +1,38 @@
+package clickhouse_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/clickhouse"
+	"github.com/tallyhq/tally/clickhouse/chtest"
+	"github.com/tallyhq/tally/postgres"
+	"github.com/tallyhq/tally/postgres/pgtest"
+	"github.com/tallyhq/tally/storetest"
+)
+
+// open opens a store on a fresh PostgreSQL schema and a fresh ClickHouse
+// database, closed when t ends.
+func open(t *testing.T, now func() time.Time) *clickhouse.Store {
+	t.Helper()
+	pgURL := pgtest.WithParams(pgtest.FreshSchema(t), map[string]string{"pool_max_conns": "4"})
+	eventsURL := chtest.FreshDatabase(t)
+	db, err := postgres.Open(t.Context(), pgURL, postgres.Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := clickhouse.Open(t.Context(), eventsURL, db, clickhouse.Options{Now: now})
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	pgtest.RequireServer(t)
+	chtest.RequireServer(t)
+	storetest.Run(t, func(t *testing.T, now func() time.Time) tally.Store { return open(t, now) })
+}

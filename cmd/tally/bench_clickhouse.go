@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/bench/dataset"
+	"github.com/tallyhq/tally/clickhouse"
+	"github.com/tallyhq/tally/postgres"
+	"github.com/tallyhq/tally/sqlite"
+)
+
+// benchClickHouse is `tally bench -clickhouse EVENTS_URL -postgres URL`:
+// the ClickHouse tier's store measured in one run against the SQLite
+// tier's on this machine. It makes a scratch PostgreSQL schema and
+// ClickHouse database (dropped at the end), and reports batch ingest
+// (1000 events per InsertEvents, as the group-commit writer sends them)
+// empty and with prefill events stored, bytes per event on disk, and
+// the p50/p95 of the biggest tenant's 30-day KPI aggregate and a meter.
+func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, d time.Duration, propsBytes int, stdout io.Writer) error {
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "tally_bench_" + hex.EncodeToString(b)
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return fmt.Errorf("bench -postgres: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
+		return err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "DROP SCHEMA "+name+" CASCADE")
+	pu, err := url.Parse(pgURL)
+	if err != nil {
+		return fmt.Errorf("bench -postgres: %w", err)
+	}
+	q := pu.Query()
+	q.Set("search_path", name)
+	pu.RawQuery = q.Encode()
+	db, err := postgres.Open(ctx, pu.String(), postgres.Options{})
+	if err != nil {
+		return err
+	}
+	cu, err := url.Parse(eventsURL)
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("bench -clickhouse: %w", err)
+	}
+	cu.Path = "/" + name
+	ch, err := clickhouse.Open(ctx, cu.String(), db, clickhouse.Options{})
+	if err != nil {
+		db.Close()
+		return err
+	}
+	defer func() {
+		ch.DropDatabase(context.WithoutCancel(ctx))
+		ch.Close()
+	}()
+	tenants, err := benchTenants(ctx, ch, 10)
+	if err != nil {
+		return err
+	}
+
+	dir, err := os.MkdirTemp("", "tally-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	lite, err := sqlite.Open(ctx, filepath.Join(dir, "tally.db"), sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	defer lite.Close()
+	liteTenants, err := benchTenants(ctx, lite, 10)
+	if err != nil {
+		return err
+	}
+
+	gen := func(seed uint64) *dataset.Generator {
+		return dataset.New(dataset.Config{Events: 1 << 62, PropsBytes: propsBytes, Seed: seed})
+	}
+	fmt.Fprintf(stdout, "%-44s %12s %9s %9s\n", "phase (1000 events per insert)", "events/s", "p50 ms", "p99 ms")
+	row := func(name string, l dataset.Latency) {
+		fmt.Fprintf(stdout, "%-44s %12.0f %9.2f %9.2f\n", name, l.PerSecond(), ms(l.P50), ms(l.P99))
+	}
+	sq, err := dataset.Ingest(ctx, lite, gen(1), liteTenants, 1, 1000, d, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite phase: %w", err)
+	}
+	row("SQLite tier, one writer", sq)
+	empty, err := dataset.Ingest(ctx, ch, gen(2), tenants, 1, 1000, d, nil)
+	if err != nil {
+		return fmt.Errorf("clickhouse phase: %w", err)
+	}
+	row("ClickHouse tier, one writer, empty", empty)
+	four, err := dataset.Ingest(ctx, ch, gen(3), tenants, 4, 1000, d, nil)
+	if err != nil {
+		return fmt.Errorf("clickhouse phase: %w", err)
+	}
+	row("ClickHouse tier, 4 writers (instances)", four)
+
+	// Prefill: prefill events over the last 30 days, Zipf-like tenants.
+	now := time.Now().UTC()
+	g := dataset.New(dataset.Config{Events: prefill, Tenants: tenants, From: now.AddDate(0, 0, -30), To: now, PropsBytes: propsBytes, Seed: 4})
+	began := time.Now()
+	batch := make([]tally.Event, 0, 10000)
+	for {
+		if batch = g.Next(batch); len(batch) == 0 {
+			break
+		}
+		if _, err := ch.InsertEvents(ctx, batch); err != nil {
+			return fmt.Errorf("prefill: %w", err)
+		}
+	}
+	fmt.Fprintf(stdout, "%-44s %12.0f\n", fmt.Sprintf("prefill %d events (10000 per insert)", prefill), float64(prefill)/time.Since(began).Seconds())
+	full, err := dataset.Ingest(ctx, ch, gen(5), tenants, 1, 1000, d, nil)
+	if err != nil {
+		return fmt.Errorf("clickhouse phase: %w", err)
+	}
+	row("ClickHouse tier, one writer, prefilled", full)
+
+	if err := ch.Optimize(ctx); err != nil {
+		return err
+	}
+	rows, bytes, err := ch.DiskUsage(ctx)
+	if err != nil {
+		return err
+	}
+
+	// Reads of the biggest tenant (tenants[0]) over 30 days.
+	from := now.AddDate(0, 0, -30)
+	kpi := timeIt(ctx, 20, func() error {
+		_, err := ch.AggregateEvents(ctx, tenants[0], from, now, time.Hour)
+		return err
+	})
+	bounds := make([]time.Time, 31)
+	for i := range bounds {
+		bounds[i] = from.Truncate(24*time.Hour).AddDate(0, 0, i)
+	}
+	meterQ := tally.MeterQuery{Meter: tally.MeterDef{Slug: "views", Event: "*", Aggregation: tally.AggCount}, Bounds: bounds}
+	meterT := timeIt(ctx, 10, func() error {
+		return ch.QueryMeter(ctx, tenants[0], meterQ, func(tally.MeterRow) error { return nil })
+	})
+	// A privacy deletion: one end user of the biggest tenant (a mutation
+	// that rewrites the parts holding the tenant's rows).
+	var user string
+	if evs, _, err := ch.ListEvents(ctx, tenants[0], tally.EventFilter{Limit: 1}); err == nil && len(evs) == 1 {
+		user = evs[0].UserID
+	}
+	delBegan := time.Now()
+	deleted, err := ch.DeleteUserEvents(ctx, tenants[0], user)
+	if err != nil {
+		return fmt.Errorf("privacy deletion: %w", err)
+	}
+	delTook := time.Since(delBegan)
+	n, _ := ch.CountEvents(ctx, tenants[0], from, now)
+	fmt.Fprintln(stdout)
+	fmt.Fprintf(stdout, "%-50s %9.0f\n", "bytes per event on disk (system.parts, merged)", float64(bytes)/float64(max(rows, 1)))
+	fmt.Fprintf(stdout, "%-50s %9d\n", "events stored", rows)
+	var keyBytes int64
+	if err := conn.QueryRow(ctx, "SELECT pg_total_relation_size('"+name+".event_keys')").Scan(&keyBytes); err == nil {
+		fmt.Fprintf(stdout, "%-50s %9.0f\n", "PostgreSQL key table bytes per event", float64(keyBytes)/float64(max(rows, 1)))
+	}
+	fmt.Fprintf(stdout, "%-50s p50 %7.1f ms  p95 %7.1f ms  (%d events)\n", "30-day hourly aggregate (KPIs), biggest tenant", ms(kpi[0]), ms(kpi[1]), n)
+	fmt.Fprintf(stdout, "%-50s p50 %7.1f ms  p95 %7.1f ms\n", "30-day daily meter (count), biggest tenant", ms(meterT[0]), ms(meterT[1]))
+	fmt.Fprintf(stdout, "%-50s %7.1f ms  (%d events of one user)\n", "privacy deletion (ALTER … DELETE, waited for)", ms(delTook), deleted)
+	fmt.Fprintln(stdout)
+	fmt.Fprintf(stdout, "%-50s %7.2f\n", "ClickHouse / SQLite batch ingest (target ≥ 3)", empty.PerSecond()/sq.PerSecond())
+	fmt.Fprintf(stdout, "%-50s %7.2f\n", "ClickHouse 4 writers / SQLite batch ingest", four.PerSecond()/sq.PerSecond())
+	fmt.Fprintf(stdout, "%-50s %7.2f\n", "ClickHouse prefilled / empty ingest (target ≥ 0.9)", full.PerSecond()/empty.PerSecond())
+	return nil
+}
+
+// timeIt runs op n times and returns its p50 and p95 (zero on error).
+func timeIt(ctx context.Context, n int, op func() error) [2]time.Duration {
+	var lat []time.Duration
+	for range n {
+		if ctx.Err() != nil {
+			break
+		}
+		t := time.Now()
+		if op() != nil {
+			return [2]time.Duration{}
+		}
+		lat = append(lat, time.Since(t))
+	}
+	if len(lat) == 0 {
+		return [2]time.Duration{}
+	}
+	slices.Sort(lat)
+	return [2]time.Duration{lat[len(lat)/2], lat[int(0.95*float64(len(lat)-1))]}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,1 @@
+-- PostgreSQL's 0018 (event_keys) holds the dedup keys of a ClickHouse event log; SQLite keeps its log itself.
