@@ -159,7 +159,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		PublicID: func(tenantID, id int64) int64 { return eventIDs.Public(tenantID, id) }}
 	if pg, ok := postgresOf(store); ok {
 		lcfg.Broker = pg // every instance's events reach every instance's subscribers
-		lcfg.Horizon = pg.TailHorizon() // never past an id another instance has yet to commit
+		if db, ok := store.(*postgres.DB); ok {
+			// Never past an id another instance has yet to commit. The
+			// ClickHouse tier has no such horizon yet (docs/SCALING.md).
+			lcfg.Horizon = db.TailHorizon()
+		}
 	} else {
 		lcfg.SoleWriter = true // one process writes a SQLite file: new events from the writer's memory
 	}
