@@ -3,9 +3,12 @@ package tally
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -168,6 +171,50 @@ type Quota struct {
 	// on; a month shorter than it starts on its last day. 0 for the
 	// other periods.
 	AnchorDay int `json:"anchor_day,omitempty"`
+	// Thresholds are the percentages of the period's allowance whose first
+	// crossing in a period is announced (webhook, audit, metric), in
+	// ascending order; empty means DefaultThresholds.
+	Thresholds []int `json:"thresholds,omitempty"`
+}
+
+// DefaultThresholds are the alert thresholds of a quota that names none.
+var DefaultThresholds = []int{80, 100}
+
+// MaxThresholds is how many alert thresholds a quota may have.
+const MaxThresholds = 10
+
+// AlertThresholds returns q's thresholds, DefaultThresholds when unset.
+func (q Quota) AlertThresholds() []int {
+	if len(q.Thresholds) == 0 {
+		return DefaultThresholds
+	}
+	return q.Thresholds
+}
+
+// FormatThresholds and ParseThresholds are the stores' form of
+// Quota.Thresholds: comma-separated percentages, "" for none.
+func FormatThresholds(t []int) string {
+	parts := make([]string, len(t))
+	for i, v := range t {
+		parts[i] = strconv.Itoa(v)
+	}
+	return strings.Join(parts, ",")
+}
+
+// ParseThresholds reads FormatThresholds.
+func ParseThresholds(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, p := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, fmt.Errorf("quota thresholds %q: %w", s, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // Validate checks a quota override: a valid metric name, a limit of 0 or
@@ -192,6 +239,17 @@ func (q Quota) Validate() error {
 		}
 	default:
 		bad = append(bad, FieldError{Field: "period", Message: "must be day, week, month or billing"})
+	}
+	if len(q.Thresholds) > MaxThresholds {
+		bad = append(bad, FieldError{Field: "thresholds", Message: fmt.Sprintf("at most %d", MaxThresholds)})
+	}
+	for i, v := range q.Thresholds {
+		switch {
+		case v < 1 || v > 1000:
+			bad = append(bad, FieldError{Field: fmt.Sprintf("thresholds[%d]", i), Message: "must be a percentage from 1 to 1000"})
+		case i > 0 && v <= q.Thresholds[i-1]:
+			bad = append(bad, FieldError{Field: fmt.Sprintf("thresholds[%d]", i), Message: "must be above the one before (ascending, no repeats)"})
+		}
 	}
 	if bad != nil {
 		return Invalid("invalid quota", bad...)
@@ -262,6 +320,7 @@ type QuotaStatus struct {
 	Enforced    bool      `json:"enforced"`
 	Period      string    `json:"period"`
 	AnchorDay   int       `json:"anchor_day,omitempty"`
+	Thresholds  []int     `json:"thresholds"` // the alert thresholds in force
 	PeriodStart time.Time `json:"period_start"`
 	ResetsAt    time.Time `json:"resets_at"`
 }
@@ -281,6 +340,7 @@ func NewQuotaStatus(q Quota, current, granted int64, now time.Time, loc *time.Lo
 		Enforced:    q.Enforced,
 		Period:      q.PeriodOf(),
 		AnchorDay:   q.AnchorDay,
+		Thresholds:  q.AlertThresholds(),
 		PeriodStart: start.UTC(),
 		ResetsAt:    end.UTC(),
 	}

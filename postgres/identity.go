@@ -446,23 +446,31 @@ func (db *DB) ListAudit(ctx context.Context, tenantID int64, f tally.AuditFilter
 // SetQuota implements tally.QuotaStore.
 func (db *DB) SetQuota(ctx context.Context, tenantID int64, q tally.Quota) error {
 	_, err := db.pool.Exec(ctx,
-		`INSERT INTO quotas (tenant_id, metric, lim, enforced, period, anchor_day) VALUES ($1, $2, $3, $4, $5, $6)
+		`INSERT INTO quotas (tenant_id, metric, lim, enforced, period, anchor_day, thresholds) VALUES ($1, $2, $3, $4, $5, $6, $7)
 		 ON CONFLICT (tenant_id, metric) DO UPDATE SET lim = excluded.lim, enforced = excluded.enforced,
-		 period = excluded.period, anchor_day = excluded.anchor_day`,
-		tenantID, q.Metric, q.Limit, q.Enforced, q.PeriodOf(), q.AnchorDay)
+		 period = excluded.period, anchor_day = excluded.anchor_day, thresholds = excluded.thresholds`,
+		tenantID, q.Metric, q.Limit, q.Enforced, q.PeriodOf(), q.AnchorDay, tally.FormatThresholds(q.Thresholds))
 	return wrap(err, "quota")
 }
 
 // Quotas implements tally.QuotaStore.
 func (db *DB) Quotas(ctx context.Context, tenantID int64) ([]tally.Quota, error) {
-	rows, err := db.pool.Query(ctx, `SELECT metric, lim, enforced, period, anchor_day FROM quotas WHERE tenant_id = $1 ORDER BY metric`, tenantID)
+	rows, err := db.pool.Query(ctx, `SELECT metric, lim, enforced, period, anchor_day, thresholds FROM quotas WHERE tenant_id = $1 ORDER BY metric`, tenantID)
 	if err != nil {
 		return nil, wrap(err, "quota")
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (tally.Quota, error) {
 		var q tally.Quota
-		err := row.Scan(&q.Metric, &q.Limit, &q.Enforced, &q.Period, &q.AnchorDay)
-		return q, err
+		var th string
+		if err := row.Scan(&q.Metric, &q.Limit, &q.Enforced, &q.Period, &q.AnchorDay, &th); err != nil {
+			return q, err
+		}
+		t, err := tally.ParseThresholds(th)
+		if err != nil {
+			return q, tally.Internal(err)
+		}
+		q.Thresholds = t
+		return q, nil
 	})
 	return out, wrap(err, "quota")
 }

@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -108,4 +110,43 @@ func TestAPIQuotaPeriods(t *testing.T) {
 	// A member may not delete.
 	memberTok, _ := h.member(o, "member")
 	wantProblem(t, h.do("DELETE", "/api/analytics/quotas/builds_daily", nil, hdr(memberTok, "acme")), http.StatusForbidden)
+}
+
+// TestAPIQuotaThresholds: a PUT sets a quota's alert thresholds and the
+// quota answers them (the defaults when none are set); thresholds out of
+// range, out of order or too many are a 400 naming the field.
+func TestAPIQuotaThresholds(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, opts ...harnessOption) {
+		h := newHarness(t, opts...)
+		o := h.newTenant("acme")
+		var q struct {
+			Thresholds []int `json:"thresholds"`
+		}
+		h.do("PUT", "/api/analytics/quotas/gen_units", map[string]any{"limit": 10}, o.h()).want(t, http.StatusOK).decode(t, &q)
+		if !slices.Equal(q.Thresholds, []int{80, 100}) {
+			t.Errorf("default thresholds %v, want [80 100]", q.Thresholds)
+		}
+		h.do("PUT", "/api/analytics/quotas/gen_units", map[string]any{"limit": 10, "thresholds": []int{50, 90, 100, 120}}, o.h()).want(t, http.StatusOK)
+		h.do("GET", "/api/analytics/quotas/gen_units", nil, o.h()).want(t, http.StatusOK).decode(t, &q)
+		if !slices.Equal(q.Thresholds, []int{50, 90, 100, 120}) {
+			t.Errorf("thresholds read back %v", q.Thresholds)
+		}
+		for _, tt := range []struct {
+			thresholds []int
+			field      string
+		}{{[]int{0}, "thresholds[0]"}, {[]int{80, 80}, "thresholds[1]"}, {[]int{1001}, "thresholds[0]"},
+			{[]int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, "thresholds"}} {
+			r := h.do("PUT", "/api/analytics/quotas/gen_units", map[string]any{"limit": 10, "thresholds": tt.thresholds}, o.h()).want(t, http.StatusBadRequest)
+			if !strings.Contains(r.String(), `"field":"`+tt.field+`"`) {
+				t.Errorf("thresholds %v: %s does not name %s", tt.thresholds, r, tt.field)
+			}
+		}
+		// A PUT without thresholds is back to the defaults (a full replacement).
+		h.do("PUT", "/api/analytics/quotas/gen_units", map[string]any{"limit": 10}, o.h()).want(t, http.StatusOK).decode(t, &q)
+		if !slices.Equal(q.Thresholds, []int{80, 100}) {
+			t.Errorf("after a PUT without thresholds: %v", q.Thresholds)
+		}
+		h.noPanic(t)
+	})
 }

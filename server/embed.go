@@ -368,7 +368,8 @@ func (s *Server) embedQuotas(ctx context.Context, e *embedScope) ([]tally.QuotaS
 					used += int64(*p.Value)
 				}
 			}
-			q := tally.Quota{Metric: st.Metric, Limit: st.Limit, Enforced: st.Enforced, Period: st.Period, AnchorDay: st.AnchorDay}
+			q := tally.Quota{Metric: st.Metric, Limit: st.Limit, Enforced: st.Enforced, Period: st.Period, AnchorDay: st.AnchorDay,
+				Thresholds: st.Thresholds}
 			st = tally.NewQuotaStatus(q, used, st.Granted, now, e.Tenant.Location())
 		}
 		out = append(out, st)

@@ -155,13 +155,15 @@ func (s *Server) answerQuota(w http.ResponseWriter, r *http.Request, p *tally.Pr
 
 // handleQuotaPut replaces the tenant's quota of a metric whole: limit is
 // required; enforced defaults to false and period to "day" (anchor_day
-// only with "billing"), whatever the previous override said.
+// only with "billing"; thresholds to 80 and 100), whatever the previous
+// override said.
 func (s *Server) handleQuotaPut() apiHandler {
 	type request struct {
-		Limit     *int64 `json:"limit"`
-		Enforced  bool   `json:"enforced"`
-		Period    string `json:"period"`
-		AnchorDay int    `json:"anchor_day"`
+		Limit      *int64 `json:"limit"`
+		Enforced   bool   `json:"enforced"`
+		Period     string `json:"period"`
+		AnchorDay  int    `json:"anchor_day"`
+		Thresholds []int  `json:"thresholds"`
 	}
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
 		m := r.PathValue("metric")
@@ -175,7 +177,8 @@ func (s *Server) handleQuotaPut() apiHandler {
 		if req.Limit == nil || *req.Limit < 0 {
 			return tally.Invalid("invalid limit", tally.FieldError{Field: "limit", Message: "must be a non-negative integer"})
 		}
-		q := tally.Quota{Metric: m, Limit: *req.Limit, Enforced: req.Enforced, Period: req.Period, AnchorDay: req.AnchorDay}
+		q := tally.Quota{Metric: m, Limit: *req.Limit, Enforced: req.Enforced, Period: req.Period, AnchorDay: req.AnchorDay,
+			Thresholds: req.Thresholds}
 		st, err := s.Quotas.SetQuota(r.Context(), p.Tenant.ID, q)
 		if err != nil {
 			return err
@@ -183,6 +186,9 @@ func (s *Server) handleQuotaPut() apiHandler {
 		meta := map[string]any{"limit": *req.Limit, "enforced": req.Enforced, "period": q.PeriodOf()}
 		if q.AnchorDay != 0 {
 			meta["anchor_day"] = q.AnchorDay
+		}
+		if len(q.Thresholds) > 0 {
+			meta["thresholds"] = q.Thresholds
 		}
 		s.audit(r.Context(), p.Tenant.ID, p, "quota.set", m, meta)
 		encode(w, http.StatusOK, st)

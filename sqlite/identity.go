@@ -465,16 +465,16 @@ func (db *DB) ListAudit(ctx context.Context, tenantID int64, f tally.AuditFilter
 // SetQuota implements tally.QuotaStore.
 func (db *DB) SetQuota(ctx context.Context, tenantID int64, q tally.Quota) error {
 	_, err := db.w.ExecContext(ctx,
-		`INSERT INTO quotas (tenant_id, metric, lim, enforced, period, anchor_day) VALUES (?, ?, ?, ?, ?, ?)
+		`INSERT INTO quotas (tenant_id, metric, lim, enforced, period, anchor_day, thresholds) VALUES (?, ?, ?, ?, ?, ?, ?)
 		 ON CONFLICT (tenant_id, metric) DO UPDATE SET lim = excluded.lim, enforced = excluded.enforced,
-		 period = excluded.period, anchor_day = excluded.anchor_day`,
-		tenantID, q.Metric, q.Limit, q.Enforced, q.PeriodOf(), q.AnchorDay)
+		 period = excluded.period, anchor_day = excluded.anchor_day, thresholds = excluded.thresholds`,
+		tenantID, q.Metric, q.Limit, q.Enforced, q.PeriodOf(), q.AnchorDay, tally.FormatThresholds(q.Thresholds))
 	return wrap(err, "quota")
 }
 
 // Quotas implements tally.QuotaStore.
 func (db *DB) Quotas(ctx context.Context, tenantID int64) ([]tally.Quota, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT metric, lim, enforced, period, anchor_day FROM quotas WHERE tenant_id = ? ORDER BY metric`, tenantID)
+	rows, err := db.r.QueryContext(ctx, `SELECT metric, lim, enforced, period, anchor_day, thresholds FROM quotas WHERE tenant_id = ? ORDER BY metric`, tenantID)
 	if err != nil {
 		return nil, wrap(err, "quota")
 	}
@@ -482,8 +482,12 @@ func (db *DB) Quotas(ctx context.Context, tenantID int64) ([]tally.Quota, error)
 	var out []tally.Quota
 	for rows.Next() {
 		var q tally.Quota
-		if err := rows.Scan(&q.Metric, &q.Limit, &q.Enforced, &q.Period, &q.AnchorDay); err != nil {
+		var th string
+		if err := rows.Scan(&q.Metric, &q.Limit, &q.Enforced, &q.Period, &q.AnchorDay, &th); err != nil {
 			return nil, wrap(err, "quota")
+		}
+		if q.Thresholds, err = tally.ParseThresholds(th); err != nil {
+			return nil, tally.Internal(err)
 		}
 		out = append(out, q)
 	}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"cmp"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -531,7 +532,7 @@ func quotaCases() []testCase {
 			check(t, s.SetQuota(ctx, b.ID, tally.Quota{Metric: "builds_daily", Limit: 99, Enforced: true}))
 			check(t, s.SetQuota(ctx, a.ID, tally.Quota{Metric: "builds_daily", Limit: 20, Enforced: true}))
 			check(t, s.SetQuota(ctx, a.ID, tally.Quota{Metric: "api_requests_daily", Limit: 500, Enforced: false}))
-			check(t, s.SetQuota(ctx, b.ID, tally.Quota{Metric: "seats", Limit: 3, Period: tally.PeriodBilling, AnchorDay: 31}))
+			check(t, s.SetQuota(ctx, b.ID, tally.Quota{Metric: "seats", Limit: 3, Period: tally.PeriodBilling, AnchorDay: 31, Thresholds: []int{50, 90, 100}}))
 			check(t, s.SetQuota(ctx, b.ID, tally.Quota{Metric: "weekly", Limit: 3, Period: tally.PeriodWeek}))
 
 			// An unset period is stored as day; period and anchor day
@@ -542,12 +543,12 @@ func quotaCases() []testCase {
 			}{
 				{a.ID, []tally.Quota{{Metric: "api_requests_daily", Limit: 500, Period: "day"}, {Metric: "builds_daily", Limit: 20, Enforced: true, Period: "day"}}},
 				{b.ID, []tally.Quota{{Metric: "builds_daily", Limit: 99, Enforced: true, Period: "day"},
-					{Metric: "seats", Limit: 3, Period: "billing", AnchorDay: 31}, {Metric: "weekly", Limit: 3, Period: "week"}}},
+					{Metric: "seats", Limit: 3, Period: "billing", AnchorDay: 31, Thresholds: []int{50, 90, 100}}, {Metric: "weekly", Limit: 3, Period: "week"}}},
 			} {
 				got, err := s.Quotas(ctx, c.tenant)
 				check(t, err)
 				slices.SortFunc(got, func(x, y tally.Quota) int { return cmp.Compare(x.Metric, y.Metric) })
-				if !slices.Equal(got, c.want) {
+				if !reflect.DeepEqual(got, c.want) {
 					t.Fatalf("Quotas(%d) = %+v, want %+v", c.tenant, got, c.want)
 				}
 			}

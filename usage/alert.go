@@ -9,10 +9,6 @@ import (
 	"github.com/tallyhq/tally"
 )
 
-// thresholds are the percentages of a quota's limit whose first crossing
-// in a day is announced.
-var thresholds = [...]int{80, 100}
-
 // crossed reports whether current reached threshold percent of limit.
 func crossed(current, limit int64, threshold int) bool {
 	return current > 0 && current*100 >= limit*int64(threshold)
@@ -31,7 +27,7 @@ func (s *Service) checkAlerts(ctx context.Context, tenantID int64, w periodWindo
 	q := w.q
 	q.Limit = w.allowance()
 	day := w.start.UTC()
-	for _, th := range thresholds {
+	for _, th := range q.AlertThresholds() {
 		if !crossed(current, q.Limit, th) {
 			continue
 		}

@@ -2,10 +2,12 @@ package usage_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,5 +80,68 @@ func TestFailedWebhookLogsNoURL(t *testing.T) {
 				t.Errorf("logs carry the webhook URL's path or query:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestQuotaThresholds: a quota's own thresholds replace 80 % and 100 %:
+// each is announced once, when usage first reaches it, in the outbox and
+// the audit log; a percentage it does not name is never announced, and
+// one above 100 counts overage.
+func TestQuotaThresholds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, tn := newStore(t)
+	tenant, _ := db.TenantByID(ctx, tn)
+	tenant.WebhookURL, tenant.WebhookSecret = "http://127.0.0.1:1/hook", "s"
+	if err := db.UpdateTenant(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: day1}
+	svc := usage.NewService(usage.Config{QuotasEnabled: true, Now: clk.Now}, db, usage.NewMemoryCounters(), prometheus.NewRegistry(), 10)
+	if _, err := svc.SetQuota(ctx, tn, tally.Quota{Metric: "api_requests_daily", Limit: 10, Thresholds: []int{50, 100, 150}}); err != nil {
+		t.Fatal(err)
+	}
+	announced := func() []int {
+		t.Helper()
+		list, _, err := db.ListWebhooks(ctx, tn, tally.WebhookFilter{Limit: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int
+		for i := len(list) - 1; i >= 0; i-- {
+			out = append(out, list[i].Threshold)
+		}
+		return out
+	}
+	for i, want := range []struct {
+		events int
+		then   []int
+	}{{4, nil}, {1, []int{50}}, {3, []int{50}}, {2, []int{50, 100}}, {4, []int{50, 100}}, {1, []int{50, 100, 150}}, {5, []int{50, 100, 150}}} {
+		var evs []tally.Event
+		for range want.events {
+			evs = append(evs, event(tn, tally.EventAPIRequest, day1))
+		}
+		track(t, svc, db, evs...)
+		if got := announced(); !slices.Equal(got, want.then) {
+			t.Fatalf("step %d: thresholds announced %v, want %v", i, got, want.then)
+		}
+	}
+	audit, _, err := db.ListAudit(ctx, tn, tally.AuditFilter{Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, a := range audit {
+		if a.Action == usage.WebhookThresholdType {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d threshold entries in the audit log, want 3", n)
+	}
+	_, err = svc.SetQuota(ctx, tn, tally.Quota{Metric: "api_requests_daily", Limit: 10, Thresholds: []int{90, 80}})
+	var te *tally.Error
+	if !errors.As(err, &te) || te.Code != tally.EInvalid || len(te.Fields) != 1 || te.Fields[0].Field != "thresholds[1]" {
+		t.Errorf("descending thresholds: %v; want invalid naming thresholds[1]", err)
 	}
 }

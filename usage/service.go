@@ -609,7 +609,7 @@ func (s *Service) rebuildTenant(ctx context.Context, tenantID int64, from time.T
 		if err != nil {
 			return err
 		}
-		for _, th := range thresholds {
+		for _, th := range q.AlertThresholds() {
 			if crossed(values[m]+w.offset, w.allowance(), th) {
 				if _, err := s.counters.FirstCrossing(ctx, tenantID, w.start.UTC(), m, th); err != nil {
 					return err

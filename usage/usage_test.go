@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -184,7 +185,7 @@ func TestQuotaDefaultsAndOverrides(t *testing.T) {
 	track(t, svc, db, event(tn, tally.EventAPIRequest, day1), event(tn, tally.EventAPIRequest, day1))
 
 	q, ok, err := svc.Quota(ctx, tn, "api_requests_daily")
-	if err != nil || !ok || q != (tally.Quota{Metric: "api_requests_daily", Limit: 100, Period: "day"}) {
+	if err != nil || !ok || !reflect.DeepEqual(q, tally.Quota{Metric: "api_requests_daily", Limit: 100, Period: "day"}) {
 		t.Errorf("default Quota = %+v, %v, %v", q, ok, err)
 	}
 	if _, ok, _ := svc.Quota(ctx, tn, "seats_daily"); ok {
@@ -199,15 +200,15 @@ func TestQuotaDefaultsAndOverrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := tally.QuotaStatus{Metric: "api_requests_daily", Current: 2, Limit: 2, Remaining: 0, Exceeded: true, Enforced: true,
-		Period: "day", PeriodStart: time.Date(2026, 3, 8, 0, 0, 0, 0, time.UTC), ResetsAt: time.Date(2026, 3, 9, 0, 0, 0, 0, time.UTC)}
-	if st != want {
+		Period: "day", Thresholds: tally.DefaultThresholds, PeriodStart: time.Date(2026, 3, 8, 0, 0, 0, 0, time.UTC), ResetsAt: time.Date(2026, 3, 9, 0, 0, 0, 0, time.UTC)}
+	if !reflect.DeepEqual(st, want) {
 		t.Errorf("SetQuota = %+v, want %+v", st, want)
 	}
 	all, err := svc.Statuses(ctx, tn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 2 || all[0] != want || all[1].Metric != "builds_daily" || all[1].Limit != 5 || all[1].Enforced {
+	if len(all) != 2 || !reflect.DeepEqual(all[0], want) || all[1].Metric != "builds_daily" || all[1].Limit != 5 || all[1].Enforced {
 		t.Errorf("Statuses = %+v", all)
 	}
 

@@ -53,7 +53,7 @@ type admin struct {
 	allowSignup                      bool
 	id, limit                        int64
 	retention, max, anchorDay        int
-	period                           string
+	period, thresholds               string
 	enforced                         bool
 	expires                          time.Duration
 }
@@ -597,13 +597,14 @@ var quotaCmds = map[string]adminCmd{
 	},
 	"set": {
 		tenant: true,
-		usage:  "-metric M -limit N [-enforced] [-period day|week|month|billing] [-anchor-day D] [-json]",
+		usage:  "-metric M -limit N [-enforced] [-period day|week|month|billing] [-anchor-day D] [-thresholds 50,80,100] [-json]",
 		flags: func(fs *flag.FlagSet, a *admin) {
 			metricFlags(fs, a)
 			fs.Int64Var(&a.limit, "limit", -1, "limit per period, 0 or more")
 			fs.BoolVar(&a.enforced, "enforced", false, "refuse usage past the limit (default: report only)")
 			fs.StringVar(&a.period, "period", "day", "day, week or month in the tenant's time zone, or billing (with -anchor-day)")
 			fs.IntVar(&a.anchorDay, "anchor-day", 0, "the day of the month a billing period starts, 1-31")
+			fs.StringVar(&a.thresholds, "thresholds", "", "alert thresholds, ascending percentages of the allowance (default 80,100)")
 		},
 		run: func(ctx context.Context, a *admin) error {
 			t := a.t
@@ -611,6 +612,11 @@ var quotaCmds = map[string]adminCmd{
 				return &configError{msg: "missing -limit"}
 			}
 			q := tally.Quota{Metric: a.metric, Limit: a.limit, Enforced: a.enforced, Period: a.period, AnchorDay: a.anchorDay}
+			th, err := tally.ParseThresholds(a.thresholds)
+			if err != nil {
+				return &configError{msg: "-thresholds: want comma-separated percentages, e.g. 50,80,100"}
+			}
+			q.Thresholds = th
 			if err := q.Validate(); err != nil {
 				return flagError(err)
 			}
@@ -620,6 +626,9 @@ var quotaCmds = map[string]adminCmd{
 			meta := map[string]any{"limit": q.Limit, "enforced": q.Enforced, "period": q.PeriodOf()}
 			if q.AnchorDay != 0 {
 				meta["anchor_day"] = q.AnchorDay
+			}
+			if len(q.Thresholds) > 0 {
+				meta["thresholds"] = q.Thresholds
 			}
 			if err := a.audit(ctx, t.ID, "quota.set", q.Metric, meta); err != nil {
 				return err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -158,11 +159,14 @@ func testAdminCommands(t *testing.T, c adminCLI) {
 	c.fails("-metric", "quota", "set", "-tenant", "acme", "-metric", "Bad Name", "-limit", "5")
 	c.fails("anchor_day", "quota", "set", "-tenant", "acme", "-metric", "builds", "-limit", "5", "-period", "billing")
 	c.fails("period", "quota", "set", "-tenant", "acme", "-metric", "builds", "-limit", "5", "-period", "hour")
-	c.ok("quota", "set", "-tenant", "acme", "-metric", "builds", "-limit", "20", "-enforced", "-period", "billing", "-anchor-day", "31")
+	c.fails("thresholds", "quota", "set", "-tenant", "acme", "-metric", "builds", "-limit", "5", "-thresholds", "90,50")
+	c.fails("-thresholds", "quota", "set", "-tenant", "acme", "-metric", "builds", "-limit", "5", "-thresholds", "half")
+	c.ok("quota", "set", "-tenant", "acme", "-metric", "builds", "-limit", "20", "-enforced", "-period", "billing", "-anchor-day", "31", "-thresholds", "50,100")
 	var qs []quotaView
 	c.json(&qs, "quota", "list", "-tenant", "acme")
 	if len(qs) != 2 || qs[0].Metric != "api_calls" || qs[0].Source != "default" || qs[0].Limit != 1000 ||
-		qs[1].Metric != "builds" || qs[1].Limit != 20 || !qs[1].Enforced || qs[1].Source != "override" || qs[1].Period != "billing" || qs[1].AnchorDay != 31 {
+		qs[1].Metric != "builds" || qs[1].Limit != 20 || !qs[1].Enforced || qs[1].Source != "override" || qs[1].Period != "billing" || qs[1].AnchorDay != 31 ||
+		!slices.Equal(qs[1].Thresholds, []int{50, 100}) {
 		t.Fatalf("quota list %+v", qs)
 	}
 	c.json(&qs, "quota", "list", "-tenant", "other")
