@@ -46,6 +46,17 @@ func (s *Service) window(ctx context.Context, qs *quotaSet, q tally.Quota, loc *
 			return w, err
 		}
 		w.offset = v[q.Metric]
+		// The log has no trace of open reservations: those made before
+		// today are held in yesterday's counter (a reservation lives at
+		// most a day, tally.MaxReservationTTL), which the period does not
+		// read. They count against it until committed or released — all
+		// of yesterday's, even from before a period that starts during
+		// it: too many, never too few.
+		held, err := s.store.HeldReservations(ctx, tenantID, d.Add(-24*time.Hour))
+		if err != nil {
+			return w, err
+		}
+		w.offset += held[q.Metric]
 	case w.start.After(d):
 		v, err := s.offsets.values(ctx, s, tenantID, d, w.start)
 		if err != nil {

@@ -67,3 +67,35 @@ func TestReservationsSurviveRebuild(t *testing.T) {
 		t.Fatalf("rebuild after expiry: current %d, want 2", st.Current)
 	}
 }
+
+// TestReservationAcrossMidnight: a reservation made before UTC midnight is
+// held in yesterday's counter; a week's quota keeps counting it after
+// midnight, until it is released, so a consume cannot take its units.
+func TestReservationAcrossMidnight(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, tn := newStore(t)
+	clk := &clock{}
+	clk.Set(time.Date(2026, 3, 10, 23, 50, 0, 0, time.UTC)) // a Tuesday
+	svc := usage.NewService(usage.Config{QuotasEnabled: true, Now: clk.Now}, db, usage.NewMemoryCounters(), nil, 0)
+	if _, err := svc.SetQuota(ctx, tn, tally.Quota{Metric: "gen", Limit: 10, Enforced: true, Period: "week"}); err != nil {
+		t.Fatal(err)
+	}
+	r, st, _, err := svc.Reserve(ctx, tn, tally.ReserveInput{Metric: "gen", Amount: 8, TTL: time.Hour})
+	if err != nil || st.Current != 8 {
+		t.Fatalf("reserve: %+v %v", st, err)
+	}
+	clk.Set(time.Date(2026, 3, 11, 0, 10, 0, 0, time.UTC))
+	if st, _ := svc.Status(ctx, tn, "gen"); st.Current != 8 || st.Remaining != 2 {
+		t.Fatalf("after midnight the week shows current %d, remaining %d; want the 8 reserved held", st.Current, st.Remaining)
+	}
+	if ok, st, _ := consume(t, svc, db, tn, "gen", 3); ok {
+		t.Fatalf("a consume of 3 with 8 of 10 reserved was admitted: %+v", st)
+	}
+	if _, err := svc.Release(ctx, tn, "gen", r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ok, st, _ := consume(t, svc, db, tn, "gen", 3); !ok || st.Current != 3 {
+		t.Fatalf("after the release: %v %+v", ok, st)
+	}
+}
