@@ -150,3 +150,31 @@ func TestAPIQuotaThresholds(t *testing.T) {
 		h.noPanic(t)
 	})
 }
+
+// TestAPIQuotaRetryAfterIsThePeriods: events and increments refused by an
+// enforced monthly quota answer Retry-After until the month ends (the
+// quota's resets_at), not until the next UTC midnight.
+func TestAPIQuotaRetryAfterIsThePeriods(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	o := h.newTenant("acme")
+	var q periodQuotaJSON
+	h.do("PUT", "/api/analytics/quotas/builds_daily", map[string]any{"limit": 1, "enforced": true, "period": "month"}, o.h()).want(t, http.StatusOK).decode(t, &q)
+	h.do("PUT", "/api/analytics/quotas/gen_units", map[string]any{"limit": 1, "enforced": true, "period": "month"}, o.h()).want(t, http.StatusOK)
+	build := func(id string) *apiResponse {
+		return h.do("POST", "/api/analytics/events", map[string]any{"event": "builder.generate.completed", "event_id": id}, o.h())
+	}
+	build("b1").want(t, http.StatusAccepted)
+	h.do("POST", "/api/analytics/usage", map[string]any{"metric": "gen_units"}, o.h()).want(t, http.StatusAccepted)
+	for name, r := range map[string]*apiResponse{
+		"events": build("b2").want(t, http.StatusTooManyRequests),
+		"usage":  h.do("POST", "/api/analytics/usage", map[string]any{"metric": "gen_units"}, o.h()).want(t, http.StatusTooManyRequests),
+	} {
+		secs, err := strconv.Atoi(r.Header.Get("Retry-After"))
+		want := time.Until(q.ResetsAt).Seconds()
+		if err != nil || float64(secs) < want-30 || float64(secs) > want+30 {
+			t.Errorf("%s: Retry-After %q, want about %.0f s (until %s)", name, r.Header.Get("Retry-After"), want, q.ResetsAt)
+		}
+	}
+	h.noPanic(t)
+}

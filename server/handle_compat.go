@@ -15,7 +15,6 @@ import (
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/ingest"
 	"github.com/tallyhq/tally/internal/secret"
-	"github.com/tallyhq/tally/usage"
 )
 
 // Ingestion in other tools' formats (Segment, PostHog, CloudEvents), so
@@ -106,7 +105,7 @@ func (s *Server) compatRecord(w http.ResponseWriter, r *http.Request, f compatFo
 	}
 	if res.Accepted+res.Duplicates == 0 && res.RateLimited > 0 && res.RateLimited == len(res.Rejected) {
 		return &retryError{error: tally.Errorf(tally.ERateLimited, "every event is over an enforced quota"),
-			after: usage.RetryAfter(s.now())}
+			after: s.quotaRetryAfter(r.Context(), p.Tenant.ID, "")}
 	}
 	return f.ok(s, w, r, res, fr.Count())
 }

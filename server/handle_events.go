@@ -8,7 +8,6 @@ import (
 
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/ingest"
-	"github.com/tallyhq/tally/usage"
 )
 
 func (s *Server) handleEventsPost() apiHandler {
@@ -27,7 +26,7 @@ func (s *Server) handleEventsPost() apiHandler {
 				fields[i] = tally.FieldError{Field: rejectedField(res.Batch, rj), Message: rj.Error}
 			}
 			if res.RateLimited > 0 && res.RateLimited == len(res.Rejected) {
-				w.Header().Set("Retry-After", strconv.Itoa(int(usage.RetryAfter(s.now()).Seconds())))
+				w.Header().Set("Retry-After", strconv.Itoa(int(s.quotaRetryAfter(r.Context(), p.Tenant.ID, "").Seconds())))
 				return &tally.Error{Code: tally.ERateLimited, Message: "every event is over an enforced quota", Fields: fields}
 			}
 			return tally.Invalid("no event was accepted", fields...)

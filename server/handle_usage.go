@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
@@ -35,7 +36,7 @@ func (s *Server) handleUsagePost() apiHandler {
 		}
 		current, err := s.Recorder.Increment(r.Context(), p.Tenant, in)
 		if tally.ErrorCodeOf(err) == tally.ERateLimited {
-			w.Header().Set("Retry-After", strconv.Itoa(int(usage.RetryAfter(s.now()).Seconds())))
+			w.Header().Set("Retry-After", strconv.Itoa(int(s.quotaRetryAfter(r.Context(), p.Tenant.ID, req.Metric).Seconds())))
 		}
 		if err != nil {
 			return err
@@ -615,4 +616,37 @@ func (s *Server) handleAuditExport() apiHandler {
 		})
 		return nil
 	}
+}
+
+// quotaRetryAfter is the Retry-After of events or increments refused by
+// an enforced quota: the time until metric's period ends, or (metric "")
+// until the first exceeded enforced quota's period ends; until the next
+// UTC midnight when the quotas cannot be read.
+func (s *Server) quotaRetryAfter(ctx context.Context, tenantID int64, metric string) time.Duration {
+	now := s.now()
+	var sts []tally.QuotaStatus
+	if metric != "" {
+		st, err := s.Quotas.Status(ctx, tenantID, metric)
+		if err != nil {
+			return usage.RetryAfter(now)
+		}
+		sts = []tally.QuotaStatus{st}
+	} else {
+		var err error
+		if sts, err = s.Quotas.Statuses(ctx, tenantID); err != nil {
+			return usage.RetryAfter(now)
+		}
+	}
+	var best time.Duration
+	for _, st := range sts {
+		if st.Exceeded && st.Enforced {
+			if d := usage.RetryAfterOf(st, now); best == 0 || d < best {
+				best = d
+			}
+		}
+	}
+	if best == 0 {
+		return usage.RetryAfter(now)
+	}
+	return best
 }
