@@ -624,6 +624,9 @@ func (s *Server) handleAuditExport() apiHandler {
 // UTC midnight when the quotas cannot be read.
 func (s *Server) quotaRetryAfter(ctx context.Context, tenantID int64, metric string) time.Duration {
 	now := s.now()
+	if s.Quotas == nil {
+		return usage.RetryAfter(now)
+	}
 	var sts []tally.QuotaStatus
 	if metric != "" {
 		st, err := s.Quotas.Status(ctx, tenantID, metric)
