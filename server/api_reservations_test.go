@@ -268,6 +268,8 @@ func TestAPIReservationInput(t *testing.T) {
 		{map[string]any{"amount": "3"}, "amount"},
 		{map[string]any{"amount": 1, "ttl_seconds": 86401}, "ttl_seconds"},
 		{map[string]any{"amount": 1, "ttl_seconds": -1}, "ttl_seconds"},
+		{map[string]any{"amount": 1, "ttl_seconds": int64(1) << 62}, "ttl_seconds"}, // past what a duration holds
+		{map[string]any{"amount": 1, "ttl_seconds": -(int64(1) << 62)}, "ttl_seconds"},
 		{map[string]any{"amount": 1, "idempotency_key": "bad\nkey"}, "idempotency_key"},
 	} {
 		r := h.do("POST", base, tt.body, hdr(w.Key, ""))

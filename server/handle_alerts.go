@@ -9,12 +9,17 @@ import (
 
 // absenceID reads the {id} of an absence alert route; one that is not a
 // number names no alert.
-func absenceID(r *http.Request) (int64, error) {
+// absenceTarget returns the service and the alert id the path names.
+func (s *Server) absenceTarget(r *http.Request) (Absence, int64, error) {
+	svc, err := s.absenceAlerts()
+	if err != nil {
+		return nil, 0, err
+	}
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
-		return 0, tally.Errorf(tally.ENotFound, "absence alert not found")
+		return nil, 0, tally.Errorf(tally.ENotFound, "absence alert not found")
 	}
-	return id, nil
+	return svc, id, nil
 }
 
 // absenceAlerts returns the service, or the error of a server built
@@ -67,11 +72,7 @@ func (s *Server) handleAbsenceList() apiHandler {
 
 func (s *Server) handleAbsenceGet() apiHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
-		svc, err := s.absenceAlerts()
-		if err != nil {
-			return err
-		}
-		id, err := absenceID(r)
+		svc, id, err := s.absenceTarget(r)
 		if err != nil {
 			return err
 		}
@@ -86,11 +87,7 @@ func (s *Server) handleAbsenceGet() apiHandler {
 
 func (s *Server) handleAbsenceUpdate() apiHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
-		svc, err := s.absenceAlerts()
-		if err != nil {
-			return err
-		}
-		id, err := absenceID(r)
+		svc, id, err := s.absenceTarget(r)
 		if err != nil {
 			return err
 		}
@@ -110,11 +107,7 @@ func (s *Server) handleAbsenceUpdate() apiHandler {
 
 func (s *Server) handleAbsenceDelete() apiHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *tally.Principal) error {
-		svc, err := s.absenceAlerts()
-		if err != nil {
-			return err
-		}
-		id, err := absenceID(r)
+		svc, id, err := s.absenceTarget(r)
 		if err != nil {
 			return err
 		}

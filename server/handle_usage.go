@@ -314,10 +314,10 @@ func (s *Server) handleReserve() apiHandler {
 		if req.Amount == nil {
 			return tally.Invalid("invalid amount", tally.FieldError{Field: "amount", Message: "is required"})
 		}
-		if req.TTLSeconds < 0 || req.TTLSeconds > int64(tally.MaxReservationTTL/time.Second) {
-			return tally.Invalid("invalid ttl_seconds", tally.FieldError{Field: "ttl_seconds", Message: "must be from 1 to 86400"})
-		}
-		in := tally.ReserveInput{Metric: m, Amount: *req.Amount, TTL: time.Duration(req.TTLSeconds) * time.Second, IdempotencyKey: req.IdempotencyKey}
+		// Clamped into range before the conversion (which could overflow)
+		// to one second past either end: ReserveInput.Validate refuses it.
+		secs := min(max(req.TTLSeconds, -1), int64(tally.MaxReservationTTL/time.Second)+1)
+		in := tally.ReserveInput{Metric: m, Amount: *req.Amount, TTL: time.Duration(secs) * time.Second, IdempotencyKey: req.IdempotencyKey}
 		now := s.now()
 		resv, st, created, err := s.Quotas.Reserve(r.Context(), p.Tenant.ID, in)
 		if err != nil {
