@@ -48,18 +48,25 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	tenants := fs.Int("tenants", 100, "tenants of the dataset")
 	days := fs.Int("days", 90, "days the dataset spans, ending now")
 	meterDS := fs.String("meter", "", "measure the meter query on this dataset (of -dataset) instead of load-testing")
+	readsDS := fs.String("reads", "", "roll up this dataset (of -dataset) and measure KPIs and usage of its biggest and smallest tenant instead of load-testing")
 	chURL := fs.String("clickhouse", "", "measure the ClickHouse tier's store at this EVENTS_URL (with -postgres) against the SQLite tier's, instead of load-testing")
 	pgURL := fs.String("postgres", "", "PostgreSQL URL for -clickhouse (a scratch schema is made and dropped)")
 	prefill := fs.Int("prefill", 1_000_000, "events stored before the prefilled phase of -clickhouse")
 	if err := fs.Parse(args); err != nil {
 		return &configError{msg: err.Error()}
 	}
-	if *meterDS != "" {
+	for _, ds := range []struct {
+		path  string
+		bench func(context.Context, string, time.Duration, *report) error
+	}{{*meterDS, benchMeter}, {*readsDS, benchReads}} {
+		if ds.path == "" {
+			continue
+		}
 		if *dur <= 0 || *dur > 10*time.Minute {
 			return &configError{msg: "bench: -d up to 10m"}
 		}
 		var rep report
-		if err := benchMeter(ctx, *meterDS, *dur, &rep); err != nil {
+		if err := ds.bench(ctx, ds.path, *dur, &rep); err != nil {
 			return err
 		}
 		return rep.write(stdout, *asJSON)

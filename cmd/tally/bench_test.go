@@ -107,3 +107,38 @@ func TestBenchMeter(t *testing.T) {
 		t.Errorf("notes %q", rep.Notes)
 	}
 }
+
+// TestBenchReads runs the P4 reads on a small dataset: the rollups run
+// (the second finds nothing dirty), and the biggest and the smallest
+// tenant each get KPI and usage phases with ratios to their raw count.
+func TestBenchReads(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "ds.db")
+	var out, errs bytes.Buffer
+	getenv := func(string) string { return "" }
+	if err := run(t.Context(), []string{"bench", "-dataset", path, "-events", "3000", "-tenants", "3", "-days", "40"}, getenv, &out, &errs); err != nil {
+		t.Fatalf("bench -dataset: %v (%s)", err, errs.String())
+	}
+	out.Reset()
+	if err := run(t.Context(), []string{"bench", "-reads", path, "-d", "200ms", "-json"}, getenv, &out, &errs); err != nil {
+		t.Fatalf("bench -reads: %v (%s)", err, errs.String())
+	}
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("bench -reads -json printed %q: %v", out.String(), err)
+	}
+	if len(rep.Phases) != 8 {
+		t.Fatalf("phases %+v, want a raw count, two KPI ranges and usage for two tenants", rep.Phases)
+	}
+	for _, p := range rep.Phases {
+		if p.OK == 0 || p.Errors != 0 {
+			t.Errorf("phase %+v: want answers and no error", p)
+		}
+	}
+	if len(rep.Ratios) != 6 {
+		t.Errorf("ratios %+v, want three per tenant", rep.Ratios)
+	}
+	if len(rep.Notes) != 3 || !strings.Contains(rep.Notes[1], ": 0 tenant-days") {
+		t.Errorf("notes %q: want three rollups, the second with nothing to do", rep.Notes)
+	}
+}
