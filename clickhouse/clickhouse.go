@@ -1,8 +1,8 @@
 // Package clickhouse keeps tally's event log on ClickHouse, for
 // deployments past what one PostgreSQL holds: EVENTS_URL=clickhouse://
 // HOST:HTTP_PORT/DATABASE next to a PostgreSQL DATABASE_URL, or sharded
-// over a cluster's servers with ?cluster=NAME&shards=… (see ParseURL and
-// cluster.go). Store is a
+// by tenant over a cluster's servers with ?cluster=NAME&shards=… (see
+// ParseURL, and docs/SCALING.md for the layout). Store is a
 // tally.Store whose event log, and every read of it, is on ClickHouse
 // while everything else (identity, keys, quotas, counters, audit, jobs,
 // rollups, and the dedup keys of the events) stays on PostgreSQL.

@@ -128,8 +128,8 @@ func (s *Store) eachServer(fn func(c *client) error) error {
 	return firstError(errs)
 }
 
-// firstError is the first of errs that is not nil: one tally error for the
-// caller to render (errors.Join would hide its code).
+// firstError is the first of errs that is not nil: the caller answers
+// with one server's error, as on one server.
 func firstError(errs []error) error {
 	for _, err := range errs {
 		if err != nil {

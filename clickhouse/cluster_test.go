@@ -56,8 +56,8 @@ func TestParseURLCluster(t *testing.T) {
 }
 
 // TestClusterOpenChecksShards: a shard list that is not the cluster's, in
-// its order, is refused at Open with what is wrong, before anything is
-// created.
+// its order (swapped, one missing, an unknown cluster), is refused at Open
+// with what is wrong.
 func TestClusterOpenChecksShards(t *testing.T) {
 	pgtest.RequireServer(t)
 	chtest.RequireCluster(t)
