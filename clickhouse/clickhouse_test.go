@@ -14,14 +14,14 @@ import (
 
 // open opens a store on a fresh PostgreSQL schema and a fresh ClickHouse
 // database, closed when t ends.
-func open(t *testing.T, now func() time.Time) *clickhouse.Store {
+func open(t testing.TB, now func() time.Time) *clickhouse.Store {
 	t.Helper()
 	return openAt(t, now, chtest.FreshDatabase(t))
 }
 
 // openAt opens a store on a fresh PostgreSQL schema and the event log at
 // eventsURL, closed when t ends.
-func openAt(t *testing.T, now func() time.Time, eventsURL string) *clickhouse.Store {
+func openAt(t testing.TB, now func() time.Time, eventsURL string) *clickhouse.Store {
 	t.Helper()
 	db := openPostgres(t, now)
 	s, err := clickhouse.Open(t.Context(), eventsURL, db, clickhouse.Options{Now: now})

@@ -127,7 +127,7 @@ func shardCounts(t *testing.T, eventsURL, user string) []map[int64]int64 {
 
 // clusterTenants creates n tenants on s, the same on every store it is
 // called for in the same order (so with the same ids).
-func clusterTenants(t *testing.T, s tally.Store, n int) []*tally.Tenant {
+func clusterTenants(t testing.TB, s tally.Store, n int) []*tally.Tenant {
 	t.Helper()
 	u := &tally.User{Email: "cluster@example.com"}
 	if err := s.CreateUser(t.Context(), u, "!"); err != nil {
@@ -515,6 +515,39 @@ func BenchmarkClusterRead(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkClusterInsert is InsertEvents of batches of 1000 events of four
+// tenants (as the group-commit writer sends them) on one server and on
+// two shards, in the same run: events/s of each.
+func BenchmarkClusterInsert(b *testing.B) {
+	pgtest.RequireServer(b)
+	chtest.RequireServer(b)
+	chtest.RequireCluster(b)
+	for _, c := range []struct {
+		name string
+		url  func(testing.TB) string
+	}{{"one-server", chtest.FreshDatabase}, {"two-shards", chtest.FreshClusterDatabase}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := openAt(b, nil, c.url(b))
+			tenants := clusterTenants(b, s, 4)
+			now := time.Now().UTC()
+			props := json.RawMessage(`{"path":"/a/b","bytes":1234,"kind":"upload"}`)
+			batch := make([]tally.Event, 1000)
+			n := 0
+			for b.Loop() {
+				for i := range batch {
+					n++
+					batch[i] = tally.Event{TenantID: tenants[n%len(tenants)].ID, EventID: "b" + strconv.Itoa(n), Name: "page.view",
+						UserID: "u" + strconv.Itoa(n%100), Timestamp: now, ReceivedAt: now, Props: props}
+				}
+				if _, err := s.InsertEvents(b.Context(), batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
 }
