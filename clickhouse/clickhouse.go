@@ -1,6 +1,8 @@
 // Package clickhouse keeps tally's event log on ClickHouse, for
 // deployments past what one PostgreSQL holds: EVENTS_URL=clickhouse://
-// HOST:HTTP_PORT/DATABASE next to a PostgreSQL DATABASE_URL. Store is a
+// HOST:HTTP_PORT/DATABASE next to a PostgreSQL DATABASE_URL, or sharded
+// by tenant over a cluster's servers with ?cluster=NAME&shards=… (see
+// ParseURL, and docs/SCALING.md for the layout). Store is a
 // tally.Store whose event log, and every read of it, is on ClickHouse
 // while everything else (identity, keys, quotas, counters, audit, jobs,
 // rollups, and the dedup keys of the events) stays on PostgreSQL.
@@ -35,9 +37,11 @@ import (
 // for everything but the event log, which is on ClickHouse.
 type Store struct {
 	*postgres.DB
-	ch    *client
-	now   func() time.Time
-	lease time.Duration
+	ch     *client   // the server of EVENTS_URL: the one server, or the shard that reads across shards
+	shards []*client // a cluster's shards, in its order; nil on one server
+	all    string    // the table of every tenant's events: events, or the Distributed events_all
+	now    func() time.Time
+	lease  time.Duration
 
 	sweepMu   sync.Mutex
 	lastSweep time.Time
@@ -53,12 +57,24 @@ type Options struct {
 }
 
 // ParseURL splits EVENTS_URL, clickhouse://HOST:HTTP_PORT/DATABASE, into
-// the server's HTTP address and the database. The database defaults to
-// "tally"; https:// is taken when the URL says clickhouses://.
+// the server's HTTP address and the database, and checks the parameters
+// of a sharded log. The database defaults to "tally"; https:// is taken
+// when the URL says clickhouses://.
+//
+// A sharded log adds ?cluster=NAME&shards=HOST:HTTP_PORT,…: NAME is the
+// cluster in the servers' remote_servers, shards the HTTP address of each
+// of its shards in that order (Open checks it), and HOST:HTTP_PORT one of
+// them, which answers the reads across shards.
 func ParseURL(raw string) (base, database string, err error) {
+	base, database, _, err = parseURL(raw)
+	return base, database, err
+}
+
+func parseURL(raw string) (base, database string, t topology, err error) {
+	fail := func(err error) (string, string, topology, error) { return "", "", topology{}, err }
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", "", fmt.Errorf("EVENTS_URL: %w", err)
+		return fail(fmt.Errorf("EVENTS_URL: %w", err))
 	}
 	scheme := "http"
 	switch u.Scheme {
@@ -66,28 +82,32 @@ func ParseURL(raw string) (base, database string, err error) {
 	case "clickhouses":
 		scheme = "https"
 	default:
-		return "", "", fmt.Errorf("EVENTS_URL: want clickhouse://HOST:HTTP_PORT/DATABASE, got scheme %q", u.Scheme)
+		return fail(fmt.Errorf("EVENTS_URL: want clickhouse://HOST:HTTP_PORT/DATABASE, got scheme %q", u.Scheme))
 	}
 	if u.Host == "" {
-		return "", "", fmt.Errorf("EVENTS_URL: no host in %q", raw)
+		return fail(fmt.Errorf("EVENTS_URL: no host in %q", raw))
 	}
 	database = strings.Trim(u.Path, "/")
 	if database == "" {
 		database = "tally"
 	}
 	if !databaseName.MatchString(database) {
-		return "", "", fmt.Errorf("EVENTS_URL: database %q: want letters, digits and _", database)
+		return fail(fmt.Errorf("EVENTS_URL: database %q: want letters, digits and _", database))
 	}
-	return scheme + "://" + u.Host + "/", database, nil
+	base = scheme + "://" + u.Host + "/"
+	if t, err = parseTopology(u, scheme, base); err != nil {
+		return fail(err)
+	}
+	return base, database, t, nil
 }
 
 var databaseName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
-// Open opens the event log at eventsURL (creating its database and table
-// when missing) over the PostgreSQL store db, which it then owns: Close
-// closes both.
+// Open opens the event log at eventsURL (creating its database and tables
+// when missing, on every shard of a sharded log) over the PostgreSQL store
+// db, which it then owns: Close closes both.
 func Open(ctx context.Context, eventsURL string, db *postgres.DB, opt Options) (*Store, error) {
-	base, database, err := ParseURL(eventsURL)
+	base, database, topo, err := parseURL(eventsURL)
 	if err != nil {
 		return nil, err
 	}
@@ -95,15 +115,27 @@ func Open(ctx context.Context, eventsURL string, db *postgres.DB, opt Options) (
 	if timeout <= 0 {
 		timeout = postgres.DefaultStatementTimeout
 	}
-	s := &Store{DB: db, ch: newClient(base, database, timeout), now: opt.Now,
+	s := &Store{DB: db, ch: newClient(base, database, timeout), all: "events", now: opt.Now,
 		lease: 2*timeout + 5*time.Second}
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if err := s.ch.exec(ctx, "", "CREATE DATABASE IF NOT EXISTS "+database); err != nil {
+	for _, b := range topo.shards {
+		c := s.ch
+		if b != base {
+			c = newClient(b, database, timeout)
+		}
+		s.shards = append(s.shards, c)
+	}
+	if err := s.eachServer(func(c *client) error { return c.exec(ctx, "", "CREATE DATABASE IF NOT EXISTS "+database) }); err != nil {
 		return nil, fmt.Errorf("clickhouse: %w", err)
 	}
-	if err := s.ch.exec(ctx, database, eventsTable); err != nil {
+	if s.shards != nil {
+		if err := s.openCluster(ctx, topo.cluster); err != nil {
+			return nil, err
+		}
+		s.all = distributedTable
+	} else if err := s.ch.exec(ctx, database, eventsTable); err != nil {
 		return nil, fmt.Errorf("clickhouse: %w", err)
 	}
 	if err := db.AdvanceEventKeyIDs(ctx); err != nil {
@@ -139,17 +171,18 @@ ORDER BY (tenant_id, ts, id)`
 // Postgres is the store of everything but the event log.
 func (s *Store) Postgres() *postgres.DB { return s.DB }
 
-// Ping checks that PostgreSQL and ClickHouse answer.
+// Ping checks that PostgreSQL and ClickHouse (every shard) answer.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.DB.Ping(ctx); err != nil {
 		return err
 	}
-	return s.ch.exec(ctx, s.ch.database, "SELECT 1")
+	return s.eachServer(func(c *client) error { return c.exec(ctx, c.database, "SELECT 1") })
 }
 
-// DropDatabase drops the event log's database: for tests.
+// DropDatabase drops the event log's database (on every shard): for
+// tests.
 func (s *Store) DropDatabase(ctx context.Context) error {
-	return s.ch.exec(ctx, "", "DROP DATABASE IF EXISTS "+s.ch.database)
+	return s.eachServer(func(c *client) error { return c.exec(ctx, "", "DROP DATABASE IF EXISTS "+c.database) })
 }
 
 // RandomDatabase returns a fresh database name with the given prefix.
@@ -161,30 +194,40 @@ func RandomDatabase(prefix string) string {
 
 var _ tally.Store = (*Store)(nil)
 
-// ProbeWrite checks that PostgreSQL takes writes and ClickHouse answers
-// (readiness).
+// ProbeWrite checks that PostgreSQL takes writes and ClickHouse (every
+// shard) answers (readiness).
 func (s *Store) ProbeWrite(ctx context.Context) error {
 	if err := s.DB.ProbeWrite(ctx); err != nil {
 		return err
 	}
-	return s.ch.exec(ctx, s.ch.database, "SELECT 1")
+	return s.eachServer(func(c *client) error { return c.exec(ctx, c.database, "SELECT 1") })
 }
 
-// DiskUsage is what the event log's active parts hold: rows and bytes on
-// disk (compressed, with the primary index and marks), from system.parts.
+// DiskUsage is what the event log's active parts hold (on every shard
+// together): rows and bytes on disk (compressed, with the primary index
+// and marks), from system.parts.
 func (s *Store) DiskUsage(ctx context.Context) (rows, bytes int64, err error) {
-	err = s.ch.query(ctx, "SELECT toInt64(sum(rows)), toInt64(sum(bytes_on_disk)) FROM system.parts WHERE active AND database = "+
-		quote(s.ch.database)+" AND table = 'events'", false, func(r *rowReader) error {
-		rows, bytes = r.int64(), r.int64()
-		return nil
-	})
-	return rows, bytes, err
+	for _, c := range s.servers() {
+		err = c.query(ctx, "SELECT toInt64(sum(rows)), toInt64(sum(bytes_on_disk)) FROM system.parts WHERE active AND database = "+
+			quote(c.database)+" AND table = 'events'", false, func(r *rowReader) error {
+			rows += r.int64()
+			bytes += r.int64()
+			return nil
+		})
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	return rows, bytes, nil
 }
 
 // Optimize merges the event log's parts as far as ClickHouse will
-// (OPTIMIZE … FINAL): what the disk converges to once merges catch up.
+// (OPTIMIZE … FINAL, on every shard): what the disk converges to once
+// merges catch up.
 func (s *Store) Optimize(ctx context.Context) error {
-	c := *s.ch
-	c.timeout = 10 * time.Minute
-	return c.exec(ctx, s.ch.database, "OPTIMIZE TABLE events FINAL")
+	return s.eachServer(func(c *client) error {
+		long := *c
+		long.timeout = 10 * time.Minute
+		return long.exec(ctx, c.database, "OPTIMIZE TABLE events FINAL")
+	})
 }

@@ -116,7 +116,7 @@ func (s *Store) InsertEvents(ctx context.Context, events []tally.Event) ([]bool,
 			return nil, err
 		}
 	}
-	w := &rowWriter{}
+	w := s.newRows()
 	var confirm []tally.Event
 	for i, st := range states {
 		e := &events[i]
@@ -129,12 +129,10 @@ func (s *Store) InsertEvents(ctx context.Context, events []tally.Event) ([]bool,
 		}
 		inserted[i] = true
 		confirm = append(confirm, *e)
-		appendEvent(w, e)
+		w.add(e)
 	}
-	if len(w.b) > 0 {
-		if err := s.ch.insert(ctx, "INSERT INTO events ("+insertCols+")", w.b); err != nil {
-			return nil, err
-		}
+	if err := s.insertRows(ctx, w); err != nil {
+		return nil, err
 	}
 	if len(confirm) > 0 {
 		if err := s.DB.ConfirmEventKeys(ctx, batch, confirm); err != nil {
@@ -221,7 +219,7 @@ func (s *Store) storedIDs(ctx context.Context, events []tally.Event, idx []int, 
 		ors = append(ors, "(tenant_id = "+strconv.FormatInt(t, 10)+within+" AND id IN ("+strings.Join(sp.ids, ",")+"))")
 	}
 	out := map[int64]bool{}
-	err := s.ch.query(ctx, "SELECT DISTINCT id FROM events WHERE "+strings.Join(ors, " OR "), false, func(r *rowReader) error {
+	err := s.ch.query(ctx, "SELECT DISTINCT id FROM "+s.all+" WHERE "+strings.Join(ors, " OR "), false, func(r *rowReader) error {
 		out[r.int64()] = true
 		return nil
 	})
@@ -296,7 +294,7 @@ func (s *Store) ListEvents(ctx context.Context, tenantID int64, f tally.EventFil
 	}
 	sql := "SELECT " + eventCols + " FROM events" + and(c) + " ORDER BY ts DESC, id DESC LIMIT " + strconv.Itoa(f.Limit+1)
 	out := make([]tally.Event, 0, min(f.Limit+1, 64))
-	err := s.ch.query(ctx, sql, false, func(r *rowReader) error {
+	err := s.on(tenantID).query(ctx, sql, false, func(r *rowReader) error {
 		e := tally.Event{TenantID: tenantID}
 		scanEvent(r, &e)
 		out = append(out, e)
@@ -326,7 +324,7 @@ func (s *Store) ExportEvents(ctx context.Context, tenantID int64, f tally.EventF
 		c = append(c, keyAfter(*f.Cursor))
 	}
 	var last int64
-	err := s.ch.query(ctx, "SELECT max(id) FROM events WHERE tenant_id = "+strconv.FormatInt(tenantID, 10), false,
+	err := s.on(tenantID).query(ctx, "SELECT max(id) FROM events WHERE tenant_id = "+strconv.FormatInt(tenantID, 10), false,
 		func(r *rowReader) error {
 			last = r.int64()
 			return nil
@@ -336,7 +334,7 @@ func (s *Store) ExportEvents(ctx context.Context, tenantID int64, f tally.EventF
 	}
 	c = append(c, "id <= "+strconv.FormatInt(last, 10))
 	var keys []tally.Cursor
-	err = s.ch.query(ctx, "SELECT ts, id FROM events"+and(c)+" ORDER BY ts, id LIMIT "+strconv.Itoa(max-1)+", 2", false,
+	err = s.on(tenantID).query(ctx, "SELECT ts, id FROM events"+and(c)+" ORDER BY ts, id LIMIT "+strconv.Itoa(max-1)+", 2", false,
 		func(r *rowReader) error {
 			keys = append(keys, tally.Cursor{At: fromMicros(r.int64()), ID: r.int64()})
 			return nil
@@ -353,7 +351,7 @@ func (s *Store) ExportEvents(ctx context.Context, tenantID int64, f tally.EventF
 		return err
 	}
 	e := tally.Event{TenantID: tenantID}
-	return s.ch.query(ctx, "SELECT "+eventCols+" FROM events"+and(c)+" ORDER BY ts, id LIMIT "+strconv.Itoa(max), true,
+	return s.on(tenantID).query(ctx, "SELECT "+eventCols+" FROM events"+and(c)+" ORDER BY ts, id LIMIT "+strconv.Itoa(max), true,
 		func(r *rowReader) error {
 			scanEvent(r, &e)
 			if r.err != nil {
@@ -366,19 +364,19 @@ func (s *Store) ExportEvents(ctx context.Context, tenantID int64, f tally.EventF
 // mutationWait is the least time mutate waits for a mutation.
 const mutationWait = time.Minute
 
-// mutate runs an ALTER TABLE … DELETE and waits until ClickHouse applied
+// mutate runs an ALTER TABLE … DELETE on c and waits until c applied
 // it: mutations are asynchronous (18.16 has no mutations_sync), so this
 // polls system.mutations, for the statement timeout or mutationWait,
 // whichever is longer; past it the caller gets a 503 while ClickHouse
 // goes on.
-func (s *Store) mutate(ctx context.Context, cond string) error {
-	if err := s.ch.exec(ctx, s.ch.database, "ALTER TABLE events DELETE WHERE "+cond); err != nil {
+func (c *client) mutate(ctx context.Context, cond string) error {
+	if err := c.exec(ctx, c.database, "ALTER TABLE events DELETE WHERE "+cond); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(max(s.ch.timeout, mutationWait))
+	deadline := time.Now().Add(max(c.timeout, mutationWait))
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
 		var pending uint64
-		err := s.ch.query(ctx, "SELECT count() FROM system.mutations WHERE database = "+quote(s.ch.database)+
+		err := c.query(ctx, "SELECT count() FROM system.mutations WHERE database = "+quote(c.database)+
 			" AND table = 'events' AND is_done = 0", false, func(r *rowReader) error {
 			pending = r.uint64()
 			return nil
@@ -408,7 +406,7 @@ func (s *Store) DeleteUserEvents(ctx context.Context, tenantID int64, userID str
 	cond := "tenant_id = " + strconv.FormatInt(tenantID, 10) + " AND user_id = " + quote(userID)
 	var n int64
 	var hours []time.Time
-	err := s.ch.query(ctx, "SELECT intDiv(ts, 3600000000) AS h, count() FROM events WHERE "+cond+" GROUP BY h ORDER BY h", false,
+	err := s.ch.query(ctx, "SELECT intDiv(ts, 3600000000) AS h, count() FROM "+s.all+" WHERE "+cond+" GROUP BY h ORDER BY h", false,
 		func(r *rowReader) error {
 			hours = append(hours, fromMicros(r.int64()*3600000000))
 			n += int64(r.uint64())
@@ -451,16 +449,17 @@ func (s *Store) PurgeEvents(ctx context.Context, tenantID int64, before time.Tim
 // ClickHouse.
 func (s *Store) purge(ctx context.Context, tenantID int64, before time.Time) (int64, error) {
 	cond := "tenant_id = " + strconv.FormatInt(tenantID, 10) + " AND ts < " + micros(before)
-	n, err := s.count(ctx, cond)
+	n, err := s.count(ctx, s.ch, s.all, cond)
 	if err != nil || n == 0 {
 		return 0, err
 	}
 	return n, s.mutate(ctx, cond)
 }
 
-func (s *Store) count(ctx context.Context, cond string) (int64, error) {
+// count counts the rows of table on c that match cond.
+func (s *Store) count(ctx context.Context, c *client, table, cond string) (int64, error) {
 	var n int64
-	err := s.ch.query(ctx, "SELECT count() FROM events WHERE "+cond, false, func(r *rowReader) error {
+	err := c.query(ctx, "SELECT count() FROM "+table+" WHERE "+cond, false, func(r *rowReader) error {
 		n = int64(r.uint64())
 		return nil
 	})
@@ -469,12 +468,12 @@ func (s *Store) count(ctx context.Context, cond string) (int64, error) {
 
 // CountEvents implements tally.EventStore.
 func (s *Store) CountEvents(ctx context.Context, tenantID int64, from, to time.Time) (int64, error) {
-	return s.count(ctx, "tenant_id = "+strconv.FormatInt(tenantID, 10)+" AND ts >= "+micros(from)+" AND ts < "+micros(to))
+	return s.count(ctx, s.on(tenantID), "events", "tenant_id = "+strconv.FormatInt(tenantID, 10)+" AND ts >= "+micros(from)+" AND ts < "+micros(to))
 }
 
 // CountAllEvents implements tally.EventStore.
 func (s *Store) CountAllEvents(ctx context.Context, from, to time.Time) (int64, error) {
-	return s.count(ctx, "ts >= "+micros(from)+" AND ts < "+micros(to))
+	return s.count(ctx, s.ch, s.all, "ts >= "+micros(from)+" AND ts < "+micros(to))
 }
 
 // aggregateSQL groups a tenant's events with lo <= ts < hi into buckets
@@ -500,7 +499,7 @@ func (s *Store) AggregateEvents(ctx context.Context, tenantID int64, from, to ti
 		return nil, tally.Invalid("invalid bucket", tally.FieldError{Field: "bucket", Message: "must be at least a microsecond"})
 	}
 	var out []tally.HourRow
-	err := s.ch.query(ctx, aggregateSQL(tenantID, from, to, bucket), false, func(r *rowReader) error {
+	err := s.on(tenantID).query(ctx, aggregateSQL(tenantID, from, to, bucket), false, func(r *rowReader) error {
 		var h tally.HourRow
 		h.Start = fromMicros(r.int64())
 		h.Event = r.string()
@@ -546,7 +545,7 @@ func (s *Store) bucketUsers(ctx context.Context, tenantID int64, bounds []time.T
 		" AND ts >= " + strconv.FormatInt(lo, 10) + " AND ts < " + strconv.FormatInt(hi, 10) +
 		" AND user_id != '' GROUP BY b, user_id ORDER BY b"
 	var user []byte
-	return s.ch.query(ctx, sql, true, func(r *rowReader) error {
+	return s.on(tenantID).query(ctx, sql, true, func(r *rowReader) error {
 		bucket := r.int64()
 		user = r.bytes(user)
 		if r.err != nil {
@@ -582,7 +581,7 @@ func (s *Store) TailEvents(ctx context.Context, tenantID int64, f tally.EventFil
 	}
 	c := append(where(tenantID, f), "id > "+strconv.FormatInt(afterID, 10))
 	var out []tally.Event
-	err := s.ch.query(ctx, "SELECT "+eventCols+" FROM events"+and(c)+" ORDER BY id LIMIT "+strconv.Itoa(limit), false,
+	err := s.on(tenantID).query(ctx, "SELECT "+eventCols+" FROM events"+and(c)+" ORDER BY id LIMIT "+strconv.Itoa(limit), false,
 		func(r *rowReader) error {
 			e := tally.Event{TenantID: tenantID}
 			scanEvent(r, &e)
@@ -612,7 +611,7 @@ func (s *Store) StoredEventIDs(ctx context.Context, tenantID int64, eventIDs []s
 	for i, id := range eventIDs {
 		ids[i] = quote(id)
 	}
-	err := s.ch.query(ctx, "SELECT event_id, any(metric) FROM events WHERE tenant_id = "+strconv.FormatInt(tenantID, 10)+
+	err := s.on(tenantID).query(ctx, "SELECT event_id, any(metric) FROM events WHERE tenant_id = "+strconv.FormatInt(tenantID, 10)+
 		" AND event_id IN ("+strings.Join(ids, ", ")+") GROUP BY event_id", false, func(r *rowReader) error {
 		id, m := r.string(), r.string()
 		if r.err == nil {
@@ -626,7 +625,7 @@ func (s *Store) StoredEventIDs(ctx context.Context, tenantID int64, eventIDs []s
 // LastEventAt implements tally.AbsenceStore, from ClickHouse's log.
 func (s *Store) LastEventAt(ctx context.Context, tenantID int64, pattern string, from time.Time) (time.Time, bool, error) {
 	var at, n int64
-	err := s.ch.query(ctx, "SELECT max(ts), count() FROM events"+and(where(tenantID, tally.EventFilter{Name: pattern, From: from})), false, func(r *rowReader) error {
+	err := s.on(tenantID).query(ctx, "SELECT max(ts), count() FROM events"+and(where(tenantID, tally.EventFilter{Name: pattern, From: from})), false, func(r *rowReader) error {
 		at, n = r.int64(), int64(r.uint64())
 		return nil
 	})

@@ -120,11 +120,11 @@ func TestDeadWriter(t *testing.T) {
 		t.Fatalf("after the sweep: inserted %v, %v; want the two it never stored", ins, err)
 	}
 
-	n, err := s.count(ctx, "tenant_id = "+fmt.Sprint(tenant))
+	n, err := s.count(ctx, s.ch, "events", "tenant_id = "+fmt.Sprint(tenant))
 	if err != nil || n != 14 {
 		t.Fatalf("stored %d events (%v), want 14, each once", n, err)
 	}
-	dup, err := s.count(ctx, "tenant_id = "+fmt.Sprint(tenant)+" AND event_id IN (SELECT event_id FROM events GROUP BY event_id HAVING count() > 1)")
+	dup, err := s.count(ctx, s.ch, "events", "tenant_id = "+fmt.Sprint(tenant)+" AND event_id IN (SELECT event_id FROM events GROUP BY event_id HAVING count() > 1)")
 	if err != nil || dup != 0 {
 		t.Fatalf("%d rows of events stored twice (%v)", dup, err)
 	}

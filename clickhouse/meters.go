@@ -28,11 +28,11 @@ func (s *Store) QueryMeter(ctx context.Context, tenantID int64, q tally.MeterQue
 	c, propKeys := meterConds(tenantID, q, filter, keys)
 	if len(q.GroupBy) == 0 && len(propKeys) == 0 {
 		if agg, ok := sqlAggregate(m); ok {
-			return s.meterInSQL(ctx, q, c, agg, fn)
+			return s.meterInSQL(ctx, tenantID, q, c, agg, fn)
 		}
 	}
 	accs := map[string]*meterAcc{}
-	err = s.scanMeter(ctx, q, c, propKeys, filter, func(w int, group []*string, p any, ts, id int64, value float64) {
+	err = s.scanMeter(ctx, tenantID, q, c, propKeys, filter, func(w int, group []*string, p any, ts, id int64, value float64) {
 		var key strings.Builder
 		key.WriteString(strconv.Itoa(w))
 		for _, g := range group {
@@ -88,14 +88,14 @@ func meterConds(tenantID int64, q tally.MeterQuery, filter map[string]string, ke
 // scanMeter streams the events of q that conds and the props filters on
 // propKeys select, in windows q does not skip, with each one's window,
 // group (fresh per event) and parsed props.
-func (s *Store) scanMeter(ctx context.Context, q tally.MeterQuery, conds, propKeys []string, filter map[string]string,
+func (s *Store) scanMeter(ctx context.Context, tenantID int64, q tally.MeterQuery, conds, propKeys []string, filter map[string]string,
 	fn func(w int, group []*string, props any, ts, id int64, value float64)) error {
 	bounds := make([]int64, len(q.Bounds))
 	for i, b := range q.Bounds {
 		bounds[i] = b.UnixMicro()
 	}
 	var props []byte
-	return s.ch.query(ctx, "SELECT ts, id, value, props FROM events"+and(conds), true, func(r *rowReader) error {
+	return s.on(tenantID).query(ctx, "SELECT ts, id, value, props FROM events"+and(conds), true, func(r *rowReader) error {
 		ts, id, value := r.int64(), r.int64(), r.float64()
 		props = r.bytes(props)
 		if r.err != nil {
@@ -132,7 +132,7 @@ func (s *Store) MeterEvents(ctx context.Context, tenantID int64, q tally.MeterQu
 	c, propKeys := meterConds(tenantID, q, filter, keys)
 	m := q.Meter
 	var fnErr error
-	err = s.scanMeter(ctx, q, c, propKeys, filter, func(w int, group []*string, p any, ts, id int64, value float64) {
+	err = s.scanMeter(ctx, tenantID, q, c, propKeys, filter, func(w int, group []*string, p any, ts, id int64, value float64) {
 		if fnErr != nil {
 			return
 		}
@@ -196,10 +196,10 @@ func sqlAggregate(m tally.MeterDef) (string, bool) {
 
 // meterInSQL aggregates a meter without groups or props filters in
 // ClickHouse: one row per window.
-func (s *Store) meterInSQL(ctx context.Context, q tally.MeterQuery, conds []string, agg string, fn func(tally.MeterRow) error) error {
+func (s *Store) meterInSQL(ctx context.Context, tenantID int64, q tally.MeterQuery, conds []string, agg string, fn func(tally.MeterRow) error) error {
 	sql := "SELECT toInt64(" + bucketExpr(q.Bounds) + ") AS w, " + agg + " FROM events" + and(conds) + " GROUP BY w"
 	var rows []tally.MeterRow
-	err := s.ch.query(ctx, sql, false, func(r *rowReader) error {
+	err := s.on(tenantID).query(ctx, sql, false, func(r *rowReader) error {
 		w, v := r.int64(), r.float64()
 		if q.Skip != nil && (w < 0 || int(w) >= len(q.Skip) || q.Skip[w]) {
 			return nil

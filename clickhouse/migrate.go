@@ -27,7 +27,7 @@ func (s *Store) MigrateEvents(ctx context.Context, tenantID int64, batch int, pr
 		return 0, err
 	}
 	var after int64
-	err = s.ch.query(ctx, "SELECT max(id) FROM events WHERE tenant_id = "+strconv.FormatInt(tenantID, 10)+
+	err = s.on(tenantID).query(ctx, "SELECT max(id) FROM events WHERE tenant_id = "+strconv.FormatInt(tenantID, 10)+
 		" AND id <= "+strconv.FormatInt(pgMax, 10), false, func(r *rowReader) error {
 		after = r.int64()
 		return nil
@@ -90,14 +90,11 @@ func (s *Store) copyEvents(ctx context.Context, events []tally.Event) error {
 	if err != nil {
 		return err
 	}
-	w := &rowWriter{}
+	w := s.newRows()
 	for _, i := range idx {
 		if !present[events[i].ID] {
-			appendEvent(w, &events[i])
+			w.add(&events[i])
 		}
 	}
-	if len(w.b) == 0 {
-		return nil
-	}
-	return s.ch.insert(ctx, "INSERT INTO events ("+insertCols+")", w.b)
+	return s.insertRows(ctx, w)
 }

@@ -21,6 +21,19 @@ func TestMigrateEvents(t *testing.T) {
 	chtest.RequireServer(t)
 	pgtest.RequireServer(t)
 	t.Parallel()
+	testMigrateEvents(t, chtest.FreshDatabase(t))
+}
+
+// TestMigrateEventsCluster is TestMigrateEvents onto a log sharded over
+// two servers.
+func TestMigrateEventsCluster(t *testing.T) {
+	chtest.RequireCluster(t)
+	pgtest.RequireServer(t)
+	t.Parallel()
+	testMigrateEvents(t, chtest.FreshClusterDatabase(t))
+}
+
+func testMigrateEvents(t *testing.T, eventsURL string) {
 	ctx := t.Context()
 	pgURL := pgtest.WithParams(pgtest.FreshSchema(t), map[string]string{"pool_max_conns": "4"})
 	db, err := postgres.Open(ctx, pgURL, postgres.Options{})
@@ -52,7 +65,7 @@ func TestMigrateEvents(t *testing.T) {
 	want, _, err := db.ListEvents(ctx, a.ID, tally.EventFilter{Limit: 1000})
 	check(t, err)
 
-	s, err := Open(ctx, chtest.FreshDatabase(t), db, Options{})
+	s, err := Open(ctx, eventsURL, db, Options{})
 	check(t, err)
 	t.Cleanup(func() { s.Close() })
 

@@ -1,23 +1,39 @@
 #!/usr/bin/env bash
-# clickhouse.sh start|stop|url: a throwaway ClickHouse server for tally's
-# tests and benchmarks, on loopback with non-default ports, its config and
-# data under one directory (CLICKHOUSE_DIR, default /var/tmp/tally-clickhouse).
+# clickhouse.sh start|stop|url|start-cluster|stop-cluster|url-cluster:
+# throwaway ClickHouse servers for tally's tests and benchmarks, on loopback
+# with non-default ports, each with its config and data under a directory
+# of its own.
+#
+#   start          one server (CLICKHOUSE_DIR, default /var/tmp/tally-clickhouse;
+#                  HTTP 18123, TCP 19000), for the one-server tier
+#   start-cluster  two servers, the shards of the cluster tally_two_shards
+#                  (CLICKHOUSE_CLUSTER_DIR/shard1 and shard2, default under
+#                  /var/tmp/tally-clickhouse-cluster; HTTP 18131 and 18132,
+#                  TCP 19131 and 19132); prints the cluster's EVENTS_URL
+#                  without a database
+#
 # Uses Debian's clickhouse-server package (18.16 on bookworm):
 #   apt-get install -y clickhouse-server clickhouse-client
-# Tests find it through TALLY_TEST_CLICKHOUSE=$(scripts/clickhouse.sh url).
+# Tests find them through TALLY_TEST_CLICKHOUSE=$(scripts/clickhouse.sh url)
+# and TALLY_TEST_CLICKHOUSE_CLUSTER=$(scripts/clickhouse.sh url-cluster).
 set -euo pipefail
 dir="${CLICKHOUSE_DIR:-/var/tmp/tally-clickhouse}"
 http_port="${CLICKHOUSE_HTTP_PORT:-18123}"
 tcp_port="${CLICKHOUSE_TCP_PORT:-19000}"
 url="http://127.0.0.1:${http_port}"
+cluster_dir="${CLICKHOUSE_CLUSTER_DIR:-/var/tmp/tally-clickhouse-cluster}"
+shard_http=(18131 18132)
+shard_tcp=(19131 19132)
+cluster_url="clickhouse://127.0.0.1:${shard_http[0]}/?cluster=tally_two_shards&shards=127.0.0.1:${shard_http[0]},127.0.0.1:${shard_http[1]}"
 
-answers() { curl -fsS "$url/ping" >/dev/null 2>&1; }
+answers() { curl -fsS "http://127.0.0.1:$1/ping" >/dev/null 2>&1; }
 
-case "${1:-}" in
-start)
-	if answers; then
-		echo "$url"
-		exit 0
+# start_server DIR HTTP_PORT TCP_PORT starts a server unless one answers on
+# HTTP_PORT.
+start_server() {
+	local dir="$1" http_port="$2" tcp_port="$3"
+	if answers "$http_port"; then
+		return 0
 	fi
 	mkdir -p "$dir/data" "$dir/tmp" "$dir/log" "$dir/format_schemas"
 	cat >"$dir/config.xml" <<XML
@@ -60,10 +76,13 @@ start)
         <parts_to_delay_insert>300</parts_to_delay_insert>
         <parts_to_throw_insert>600</parts_to_throw_insert>
     </merge_tree>
+    <!-- The two shards of start-cluster (their TCP ports), known to every
+         server; no ZooKeeper, so no ON CLUSTER DDL: tally creates the
+         tables on each shard. -->
     <remote_servers>
         <tally_two_shards>
-            <shard><replica><host>127.0.0.1</host><port>$tcp_port</port></replica></shard>
-            <shard><replica><host>127.0.0.2</host><port>$tcp_port</port></replica></shard>
+            <shard><replica><host>127.0.0.1</host><port>${shard_tcp[0]}</port></replica></shard>
+            <shard><replica><host>127.0.0.1</host><port>${shard_tcp[1]}</port></replica></shard>
         </tally_two_shards>
     </remote_servers>
 </yandex>
@@ -96,26 +115,47 @@ XML
 	fi
 	"${owner[@]}" clickhouse-server --config-file="$dir/config.xml" --pid-file="$dir/server.pid" --daemon
 	for _ in $(seq 60); do
-		if answers; then
-			echo "$url"
-			exit 0
+		if answers "$http_port"; then
+			return 0
 		fi
 		sleep 0.5
 	done
-	echo "clickhouse did not answer at $url; see $dir/log/error.log" >&2
+	echo "clickhouse did not answer at http://127.0.0.1:$http_port; see $dir/log/error.log" >&2
 	tail -20 "$dir/log/error.log" >&2 || true
-	exit 1
+	return 1
+}
+
+stop_server() {
+	if [ -f "$1/server.pid" ]; then
+		kill "$(cat "$1/server.pid")" 2>/dev/null || true
+	fi
+}
+
+case "${1:-}" in
+start)
+	start_server "$dir" "$http_port" "$tcp_port"
+	echo "$url"
 	;;
 stop)
-	if [ -f "$dir/server.pid" ]; then
-		kill "$(cat "$dir/server.pid")" 2>/dev/null || true
-	fi
+	stop_server "$dir"
 	;;
 url)
 	echo "$url"
 	;;
+start-cluster)
+	start_server "$cluster_dir/shard1" "${shard_http[0]}" "${shard_tcp[0]}"
+	start_server "$cluster_dir/shard2" "${shard_http[1]}" "${shard_tcp[1]}"
+	echo "$cluster_url"
+	;;
+stop-cluster)
+	stop_server "$cluster_dir/shard1"
+	stop_server "$cluster_dir/shard2"
+	;;
+url-cluster)
+	echo "$cluster_url"
+	;;
 *)
-	echo "usage: $0 start|stop|url" >&2
+	echo "usage: $0 start|stop|url|start-cluster|stop-cluster|url-cluster" >&2
 	exit 2
 	;;
 esac

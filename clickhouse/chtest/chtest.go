@@ -1,6 +1,7 @@
 // Package chtest gives tests a fresh database on a real ClickHouse server,
-// skipping them loudly when there is none (and failing them under CI=true,
-// where .ci/run starts one with scripts/clickhouse.sh).
+// or on every shard of a real two-shard cluster, skipping them loudly when
+// there is none (and failing them under CI=true, where .ci/run starts both
+// with scripts/clickhouse.sh).
 package chtest
 
 import (
@@ -54,6 +55,14 @@ func RequireServer(t testing.TB) {
 func FreshDatabase(t testing.TB) string {
 	t.Helper()
 	RequireServer(t)
+	db := freshName(t, ServerURL())
+	u, _ := url.Parse(ServerURL())
+	return "clickhouse://" + u.Host + "/" + db
+}
+
+// freshName names a database that does not exist yet, dropped from the
+// servers when t ends.
+func freshName(t testing.TB, servers ...string) string {
 	b := make([]byte, 8)
 	rand.Read(b)
 	db := "tally_t_" + hex.EncodeToString(b)
@@ -61,18 +70,22 @@ func FreshDatabase(t testing.TB) string {
 		// A drop waits for the table's merges and mutations: generous.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		if _, err := Query(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
-			t.Errorf("drop database %s: %v", db, err)
+		for _, base := range servers {
+			if _, err := QueryAt(ctx, base, "DROP DATABASE IF EXISTS "+db); err != nil {
+				t.Errorf("drop database %s on %s: %v", db, base, err)
+			}
 		}
 	})
-	u, _ := url.Parse(ServerURL())
-	return "clickhouse://" + u.Host + "/" + db
+	return db
 }
 
 // Query runs sql on the test server and returns its answer as text
 // (TabSeparated): for tests that look at system tables.
-func Query(ctx context.Context, sql string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ServerURL()+"/", strings.NewReader(sql))
+func Query(ctx context.Context, sql string) (string, error) { return QueryAt(ctx, ServerURL(), sql) }
+
+// QueryAt is Query on the server at base (http://HOST:PORT).
+func QueryAt(ctx context.Context, base, sql string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/", strings.NewReader(sql))
 	if err != nil {
 		return "", err
 	}
@@ -89,9 +102,13 @@ func Query(ctx context.Context, sql string) (string, error) {
 }
 
 func run(ctx context.Context, sql string) error {
+	return runAt(ctx, ServerURL(), sql)
+}
+
+func runAt(ctx context.Context, base, sql string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_, err := Query(ctx, sql)
+	_, err := QueryAt(ctx, base, sql)
 	return err
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,23 +127,47 @@ func TestCrashDurabilityClickHouse(t *testing.T) {
 	env := []string{"DATABASE_URL=" + pg, "EVENTS_URL=" + events, "LISTEN_ADDR=127.0.0.1:0", "METRICS_ADDR=off", "LOG_LEVEL=error",
 		"DB_STATEMENT_TIMEOUT=1s"} // leases of killed writers run out in 7 s
 	database := events[strings.LastIndexByte(events, '/')+1:]
-	crashRounds(t, bin, env, func() map[string]int {
-		out, err := chtest.Query(t.Context(), "SELECT event_id, count() FROM "+database+
-			".events WHERE event = 'crash.test' GROUP BY event_id FORMAT TabSeparated")
+	crashRounds(t, bin, env, func() map[string]int { return storedOn(t, chtest.ServerURL(), database+".events") })
+}
+
+// TestCrashDurabilityClickHouseCluster is TestCrashDurabilityClickHouse
+// with the event log sharded over two ClickHouse servers, the stored
+// events counted through the Distributed table (every shard).
+func TestCrashDurabilityClickHouseCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test builds and runs the binary; skipped with -short")
+	}
+	pg, events := pgtest.FreshSchema(t), chtest.FreshClusterDatabase(t)
+	bin := buildTally(t)
+	env := []string{"DATABASE_URL=" + pg, "EVENTS_URL=" + events, "LISTEN_ADDR=127.0.0.1:0", "METRICS_ADDR=off", "LOG_LEVEL=error",
+		"DB_STATEMENT_TIMEOUT=1s"}
+	u, err := url.Parse(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	database := strings.Trim(u.Path, "/")
+	crashRounds(t, bin, env, func() map[string]int { return storedOn(t, chtest.Shards()[0], database+".events_all") })
+}
+
+// storedOn counts the rows per event_id of the crash test's events in
+// table on the ClickHouse server at base.
+func storedOn(t *testing.T, base, table string) map[string]int {
+	t.Helper()
+	out, err := chtest.QueryAt(t.Context(), base, "SELECT event_id, count() FROM "+table+
+		" WHERE event = 'crash.test' GROUP BY event_id FORMAT TabSeparated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]int{}
+	for line := range strings.Lines(out) {
+		id, c, _ := strings.Cut(strings.TrimSpace(line), "\t")
+		n, err := strconv.Atoi(c)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("count of %q: %v", id, err)
 		}
-		stored := map[string]int{}
-		for line := range strings.Lines(out) {
-			id, c, _ := strings.Cut(strings.TrimSpace(line), "\t")
-			n, err := strconv.Atoi(c)
-			if err != nil {
-				t.Fatalf("count of %q: %v", id, err)
-			}
-			stored[id] = n
-		}
-		return stored
-	})
+		stored[id] = n
+	}
+	return stored
 }
 
 // crashRounds creates a tenant and key through the CLI with env, then runs

@@ -250,6 +250,7 @@ func TestRunConfigErrors(t *testing.T) {
 		{"events url without postgres", []string{"migrate"}, map[string]string{"EVENTS_URL": "clickhouse://127.0.0.1:18123/tally"}, "EVENTS_URL needs DATABASE_URL=postgres"},
 		{"events url of another scheme", []string{"migrate"}, map[string]string{"EVENTS_URL": "http://127.0.0.1:18123/tally"}, "EVENTS_URL: want clickhouse://"},
 		{"events url bad database", []string{"migrate"}, map[string]string{"EVENTS_URL": "clickhouse://127.0.0.1:18123/x;drop"}, "EVENTS_URL: database"},
+		{"events url cluster without shards", []string{"migrate"}, map[string]string{"EVENTS_URL": "clickhouse://127.0.0.1:18131/tally?cluster=c"}, "EVENTS_URL: want ?cluster=NAME&shards="},
 		{"migrate-events without clickhouse", []string{"migrate-events", "-tenant", "a"}, nil, "migrate-events needs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
