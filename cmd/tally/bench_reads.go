@@ -55,8 +55,11 @@ func benchReads(ctx context.Context, path string, d time.Duration, rep *report) 
 			return err
 		}
 		took := time.Since(began)
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%s, %d tenants: %d tenant-days, %d rows in %v (%.2f ms per tenant-day)",
-			run.what, len(tenants), res.Days, res.Rows, took.Round(time.Millisecond), float64(took.Microseconds())/1000/float64(max(res.Days, 1))))
+		note := fmt.Sprintf("%s, %d tenants: %d tenant-days, %d rows in %v", run.what, len(tenants), res.Days, res.Rows, took.Round(time.Millisecond))
+		if res.Days > 0 {
+			note += fmt.Sprintf(" (%.2f ms per tenant-day)", float64(took.Microseconds())/1000/float64(res.Days))
+		}
+		rep.Notes = append(rep.Notes, note)
 	}
 	reports := rollup.NewReports(rollup.ReportsConfig{}, st)
 	from := tally.DayStart(now).AddDate(0, 0, -30)
