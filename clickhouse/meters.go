@@ -300,4 +300,3 @@ func (a *meterAcc) result(agg tally.MeterAggregation) tally.MeterRow {
 	}
 	return r
 }
-

@@ -100,7 +100,9 @@ func raceMeterQuotas(t *testing.T, hs ...*harness) {
 					batch = append(batch, e)
 					search, tok = append(search, sn), append(tok, tn)
 				}
-				r := until503(func() *apiResponse { return h.do("POST", "/api/analytics/events", map[string]any{"batch": batch}, auth) })
+				r := until503(func() *apiResponse {
+					return h.do("POST", "/api/analytics/events", map[string]any{"batch": batch}, auth)
+				})
 				var res ingestResult
 				r.want(t, http.StatusAccepted).decode(t, &res)
 				rejected := map[int]bool{}
