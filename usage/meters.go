@@ -92,6 +92,21 @@ func (s *Service) quotaMeters(ctx context.Context, qs *quotaSet, fresh bool) ([]
 	return out, nil
 }
 
+// QuotaMeter returns the tenant's meter a quota on metric counts, nil when
+// metric is no meter of the tenant (a metric of the rules, or of explicit
+// increments); EInvalid naming the field metric when it is a meter that a
+// quota cannot count (tally.MeterDef.CheckQuota).
+func QuotaMeter(ctx context.Context, store tally.MeterStore, tenantID int64, metric string) (*tally.MeterDef, error) {
+	m, err := store.MeterBySlug(ctx, tenantID, metric)
+	switch {
+	case tally.ErrorCodeOf(err) == tally.ENotFound:
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return m, m.CheckQuota("metric")
+}
+
 // amounts is amountsOf with what e adds to each of meters.
 func (s *Service) amounts(e *tally.Event, meters []tally.MeterDef) []tally.Amount {
 	out := amountsOf(s.cfg.Rules, e)

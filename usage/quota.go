@@ -103,16 +103,9 @@ func (s *Service) SetQuota(ctx context.Context, tenantID int64, q tally.Quota) (
 		return tally.QuotaStatus{}, err
 	}
 	q.Period = q.PeriodOf()
-	m, err := s.store.MeterBySlug(ctx, tenantID, q.Metric)
-	switch {
-	case tally.ErrorCodeOf(err) == tally.ENotFound:
-		m = nil // a metric: of the rules, or of explicit increments
-	case err != nil:
+	m, err := QuotaMeter(ctx, s.store, tenantID, q.Metric)
+	if err != nil {
 		return tally.QuotaStatus{}, err
-	default:
-		if err := m.CheckQuota("metric"); err != nil {
-			return tally.QuotaStatus{}, err
-		}
 	}
 	var had bool
 	if m != nil {
