@@ -22,6 +22,56 @@ func meterCases() []testCase {
 		{"QueryMatchesBruteForce", testMeterQuery},
 		{"QueryIsolatesTenants", testMeterQueryTenants},
 		{"RollupsMatchBruteForce", testMeterRollups},
+		{"QuotaAmountsMatchTheLog", testMeterQuotaAmounts},
+	}
+}
+
+// testMeterQuotaAmounts: what the events streamed for a meter with
+// SkipMetric give (MeterDef.QuotaAmountOf) is what MeterDef.QuotaAmount
+// gives event by event at ingest, for count and sum meters with filters,
+// settled events and increments.
+func testMeterQuotaAmounts(t *testing.T, s tally.Store) {
+	ctx := t.Context()
+	tn := newTenant(t, s, "meters-quota")
+	at := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	n := 0
+	qev := func(name, source, user, props string, v float64, settled string) tally.Event {
+		n++
+		e := ev(tn.ID, fmt.Sprintf("q%d", n), name, user, at)
+		e.Source, e.Props, e.Value, e.Settled = source, json.RawMessage(props), v, settled
+		return e
+	}
+	events := insertNew(t, s,
+		qev("llm.completion", "api", "u1", `{"tokens":12,"plan":"pro"}`, 1, ""),
+		qev("llm.completion", "api", "u2", `{"tokens":2.5,"plan":"pro"}`, 1, ""),
+		qev("llm.completion", "web", "u1", `{"tokens":-7,"plan":"pro"}`, 1, ""),
+		qev("llm.completion", "api", "u1", `{"tokens":"9","plan":"pro"}`, 1, ""),
+		qev("llm.completion", "api", "u1", `{"tokens":30,"plan":"free"}`, 1, ""),
+		qev("llm.completion", "api", "u1", `{"tokens":40,"plan":"pro"}`, 1, "tokens"),
+		qev("llm.completion", "api", "u1", `{"tokens":50,"plan":"pro"}`, 1, "other"),
+		qev("llm.embedding", "api", "u1", `{"tokens":1e12,"plan":"pro"}`, 3.6, ""),
+		qev(tally.EventUsageIncrement, "usage", "", `{"metric":"tokens"}`, 5, ""),
+		qev(tally.EventUsageIncrement, "usage", "", `{"metric":"calls"}`, 6, ""),
+		qev("tally.login", tally.OwnSource, "", `{}`, 1, ""),
+	)
+	for _, m := range []tally.MeterDef{
+		{Slug: "tokens", Event: "llm.*", Aggregation: tally.AggSum, ValueProperty: "props.tokens", Filter: map[string]string{"props.plan": "pro"}},
+		{Slug: "tokens", Event: "*", Aggregation: tally.AggSum, ValueProperty: "value"},
+		{Slug: "tokens", Event: "llm.completion", Aggregation: tally.AggCount, Filter: map[string]string{"source": "api", "user_id": "u1"}},
+		{Slug: "tokens", Event: "*", Aggregation: tally.AggCount},
+	} {
+		var want, got int64
+		for i := range events {
+			want += m.QuotaAmount(&events[i])
+		}
+		q := tally.MeterQuery{Meter: m, Bounds: []time.Time{at, at.Add(time.Hour)}, SkipMetric: m.Slug}
+		check(t, s.MeterEvents(ctx, tn.ID, q, func(e tally.MeterEvent) error {
+			got += m.QuotaAmountOf(e)
+			return nil
+		}))
+		if got != want {
+			t.Errorf("meter %s of %s: the log gives %d, ingest %d", m.Aggregation, m.Event, got, want)
+		}
 	}
 }
 
