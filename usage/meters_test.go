@@ -75,3 +75,42 @@ func TestMeterQuotaConvergesToTheLog(t *testing.T) {
 		t.Errorf("at 65 of 1000: %v", errs)
 	}
 }
+
+// BenchmarkAdmitSettle measures the quota gate around one batch of 100
+// events (Admit and Settle, SQLite store, memory counters) with an
+// enforced quota on a rule's metric (the baseline) and on a sum meter with
+// a filter: the ratio is the cost of counting a meter at ingest.
+func BenchmarkAdmitSettle(b *testing.B) {
+	for _, metric := range []string{"events_daily", "tokens"} {
+		b.Run(metric, func(b *testing.B) {
+			ctx := context.Background()
+			db, tn := newStore(b)
+			m := tally.MeterDef{Slug: "tokens", Event: "llm.*", Aggregation: tally.AggSum, ValueProperty: "props.tokens",
+				Filter: map[string]string{"props.tier": "paid"}}
+			if err := db.CreateMeter(ctx, tn, &m); err != nil {
+				b.Fatal(err)
+			}
+			if err := db.SetQuota(ctx, tn, tally.Quota{Metric: metric, Limit: 1 << 50, Enforced: true, Period: tally.PeriodDay}); err != nil {
+				b.Fatal(err)
+			}
+			svc := usage.NewService(usage.Config{QuotasEnabled: true, Now: func() time.Time { return day1 }}, db, usage.NewMemoryCounters(), nil, 0)
+			batch := make([]tally.Event, 100)
+			inserted := make([]bool, len(batch))
+			for i := range batch {
+				batch[i] = event(tn, "llm.completion", day1)
+				batch[i].Props = json.RawMessage(`{"tokens": 120, "tier": "paid", "model": "small"}`)
+				inserted[i] = true
+			}
+			b.ResetTimer()
+			for range b.N {
+				errs, res := svc.Admit(ctx, batch)
+				for _, err := range errs {
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				svc.Settle(ctx, batch, inserted, res)
+			}
+		})
+	}
+}

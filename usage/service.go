@@ -232,7 +232,7 @@ func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *ta
 	errs := make([]error, len(events))
 	res := &tally.Reservation{Amounts: make([][]tally.Amount, len(events))}
 	tq := tenantQuotas{s: s, ctx: ctx}
-	s.markSettled(ctx, events, &tq, errs)
+	given := s.markSettled(ctx, events, &tq, errs)
 	if !s.cfg.QuotasEnabled {
 		return errs, res
 	}
@@ -254,8 +254,12 @@ func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *ta
 			errs[i] = quotasUnavailable(err)
 			continue
 		}
+		amounts := given[i]
+		if amounts == nil {
+			amounts = s.amounts(e, meters)
+		}
 		var enforced []tally.Amount
-		for _, a := range s.amounts(e, meters) {
+		for _, a := range amounts {
 			if q, ok := qs.by[a.Metric]; ok && q.Enforced && a.N > 0 {
 				enforced = append(enforced, a)
 			}
@@ -315,8 +319,11 @@ func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *ta
 // usage.increment tally.SettlementID(metric, id) for a metric the event's
 // rules give and that has a quota. The lookups are one query per tenant,
 // for the events that touch a quota only. When the log cannot be read, the
-// events that needed the lookup get an EUnavailable error.
-func (s *Service) markSettled(ctx context.Context, events []tally.Event, tq *tenantQuotas, errs []error) {
+// events that needed the lookup get an EUnavailable error. It returns the
+// amounts it computed (s.amounts, nil where it computed none), without
+// those of the metric an event was settled for: what the event gives now.
+func (s *Service) markSettled(ctx context.Context, events []tally.Event, tq *tenantQuotas, errs []error) [][]tally.Amount {
+	given := make([][]tally.Amount, len(events))
 	type cand struct {
 		i      int
 		metric string
@@ -338,7 +345,8 @@ func (s *Service) markSettled(ctx context.Context, events []tally.Event, tq *ten
 			errs[i] = quotasUnavailable(err)
 			continue
 		}
-		for _, a := range s.amounts(e, meters) {
+		given[i] = s.amounts(e, meters)
+		for _, a := range given[i] {
 			if a.N <= 0 {
 				continue
 			}
@@ -363,9 +371,11 @@ func (s *Service) markSettled(ctx context.Context, events []tally.Event, tq *ten
 		for _, c := range cs {
 			if _, ok := stored[c.id]; ok && events[c.i].Settled == "" {
 				events[c.i].Settled = c.metric
+				given[c.i] = slices.DeleteFunc(given[c.i], func(a tally.Amount) bool { return a.Metric == c.metric })
 			}
 		}
 	}
+	return given
 }
 
 // exceededError is the ERateLimited error of an amount that q's period
