@@ -42,14 +42,6 @@ func (m *MeterDef) QuotaAmount(e *Event) int64 {
 	if e.CountedMetric() == m.Slug {
 		return 0
 	}
-	var props any
-	parsed := false
-	propAt := func(path string) any {
-		if !parsed {
-			props, parsed = ParseProps(e.Props), true
-		}
-		return PropAt(props, path)
-	}
 	for k, want := range m.Filter {
 		var got string
 		switch k {
@@ -59,7 +51,7 @@ func (m *MeterDef) QuotaAmount(e *Event) int64 {
 			got = e.UserID
 		default:
 			var ok bool
-			if got, ok = scalarText(propAt(k)); !ok {
+			if got, ok = propScalarRaw(e.Props, k); !ok {
 				return 0
 			}
 		}
@@ -74,7 +66,7 @@ func (m *MeterDef) QuotaAmount(e *Event) int64 {
 		if m.ValueProperty == MeterValueProp {
 			return RoundAmount(e.Value)
 		}
-		n, ok := propAt(m.ValueProperty).(json.Number)
+		n, ok := propNumberRaw(e.Props, m.ValueProperty)
 		if !ok {
 			return 0
 		}
