@@ -2,9 +2,11 @@ package tally
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // Quotas on meters: a quota may name one of the tenant's meter slugs where
@@ -89,6 +91,21 @@ func (m *MeterDef) QuotaAmountOf(e MeterEvent) int64 {
 		return RoundAmount(*e.Number)
 	}
 	return 0
+}
+
+// MeterQuotaUsage returns what the tenant's events in each window
+// [bounds[i], bounds[i+1]) add to a quota on the count or sum meter m,
+// read from the log: QuotaAmountOf of each event the meter matches, but
+// those whose CountedMetric is m's slug (SkipMetric). Explicit increments
+// of the slug are not in it (the usage rules' rows give them).
+func MeterQuotaUsage(ctx context.Context, s MeterRollupStore, tenantID int64, m *MeterDef, bounds []time.Time) ([]int64, error) {
+	out := make([]int64, max(len(bounds)-1, 0))
+	q := MeterQuery{Meter: *m, Bounds: bounds, SkipMetric: m.Slug}
+	err := s.MeterEvents(ctx, tenantID, q, func(e MeterEvent) error {
+		out[e.Window] += m.QuotaAmountOf(e)
+		return nil
+	})
+	return out, err
 }
 
 // ParseProps decodes props with numbers kept as written (json.Number);

@@ -218,6 +218,14 @@ func TestAPIQuotaMeterLifecycle(t *testing.T) {
 		if q := h.quota(auth, "tokens"); q.Current != 60 {
 			t.Errorf("after a settled consume: current %d, want 22 + 30 + 8", q.Current)
 		}
+		// The usage series of the slug: today's 7 + 30 + 8, also after a rollup.
+		if u := h.usageToday(auth, "tokens"); u["tokens"] != 45 {
+			t.Errorf("usage of tokens today %v, want 45", u)
+		}
+		h.do("POST", "/api/analytics/rollup", nil, o.h()).want(t, http.StatusOK)
+		if u := h.usageToday(auth, "tokens"); u["tokens"] != 45 {
+			t.Errorf("usage of tokens today after a rollup %v, want 45", u)
+		}
 		if err := h.app.Usage.Rebuild(t.Context()); err != nil {
 			t.Fatal(err)
 		}

@@ -129,16 +129,11 @@ func (s *Service) rangeValues(ctx context.Context, tenantID int64, from, to time
 	}
 	values := s.cfg.Rules.ApplyRows(rows)
 	for i := range meters {
-		m := &meters[i]
-		var n int64
-		q := tally.MeterQuery{Meter: *m, Bounds: []time.Time{from.UTC(), to.UTC()}, SkipMetric: m.Slug}
-		if err := s.store.MeterEvents(ctx, tenantID, q, func(e tally.MeterEvent) error {
-			n += m.QuotaAmountOf(e)
-			return nil
-		}); err != nil {
+		n, err := tally.MeterQuotaUsage(ctx, s.store, tenantID, &meters[i], []time.Time{from.UTC(), to.UTC()})
+		if err != nil {
 			return nil, err
 		}
-		values[m.Slug] += n
+		values[meters[i].Slug] += n[0]
 	}
 	return values, nil
 }
