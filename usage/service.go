@@ -335,6 +335,12 @@ func (s *Service) markSettled(ctx context.Context, events []tally.Event, tq *ten
 		if e.EventID == "" || e.Name == tally.EventUsageIncrement {
 			continue
 		}
+		if !slices.ContainsFunc(amountsOf(s.cfg.Rules, e), func(a tally.Amount) bool { return a.N > 0 }) {
+			// No rule counts it: only a meter could, when the tenant has one.
+			if defs, err := s.countable(ctx, e.TenantID, false); err == nil && len(defs) == 0 {
+				continue
+			}
+		}
 		qs := tq.forEvent(e, i, errs)
 		if qs == nil {
 			continue
