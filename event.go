@@ -32,6 +32,19 @@ type Event struct {
 	Settled string `json:"-"`
 }
 
+// CountedMetric is what the log keeps in an event's metric column: the
+// metric a usage.increment names, or the one the event was settled for
+// (Settled), "" for none. Every store writes it so.
+func (e *Event) CountedMetric() string {
+	if e.Name == EventUsageIncrement {
+		return UsageMetricOf(e.Props)
+	}
+	if ValidMetric(e.Settled) {
+		return e.Settled
+	}
+	return ""
+}
+
 // SettlementID is the event id of the usage.increment a consume or
 // commit writes when it carries eventID, the id of the event it settles
 // for metric: one per event and metric, so the consume's retries and the

@@ -313,6 +313,11 @@ type MeterQuery struct {
 	// Skip, when set (one per window), names windows not to compute: a
 	// skipped window gives no row and reads no event.
 	Skip []bool
+	// SkipMetric, when set, leaves out the events whose CountedMetric it
+	// is (increments of it, events settled for it): what a quota on the
+	// meter counts otherwise (see MeterDef.QuotaAmount). Stores honour it
+	// in MeterEvents; the rollups do not keep it.
+	SkipMetric string
 }
 
 // EventPrefixRange returns the bounds of the event names a pattern

@@ -62,11 +62,12 @@ type Amount struct {
 // the value is a byte count).
 const MaxAmount = 1 << 40
 
-// roundValue is what one event's value adds to a sum rule's metric: the
-// value rounded to a whole number, and clamped to [0, MaxAmount], so that
-// usage only grows and a huge value cannot overflow a counter. The SQL
-// aggregates (HourRow.SumRounded) apply the same clamp.
-func roundValue(v float64) int64 {
+// RoundAmount is what one event's value adds to a sum rule's metric (or
+// a quota on a sum meter): the value rounded to a whole number, and
+// clamped to [0, MaxAmount], so that usage only grows and a huge value
+// cannot overflow a counter. The SQL aggregates (HourRow.SumRounded)
+// apply the same clamp.
+func RoundAmount(v float64) int64 {
 	switch {
 	case !(v > 0): // also NaN
 		return 0
@@ -82,14 +83,14 @@ func (rs UsageRules) Apply(e *Event) []Amount {
 	var out []Amount
 	if e.Name == EventUsageIncrement {
 		if m := UsageMetricOf(e.Props); m != "" {
-			out = append(out, Amount{m, roundValue(e.Value)})
+			out = append(out, Amount{m, RoundAmount(e.Value)})
 		}
 	}
 	for _, r := range rs {
 		if SelectsEvent(r.Event, e.Name) && (e.Settled != r.Metric || e.Name == EventUsageIncrement) {
 			n := int64(1)
 			if r.Sum {
-				n = roundValue(e.Value)
+				n = RoundAmount(e.Value)
 			}
 			out = append(out, Amount{r.Metric, n})
 		}

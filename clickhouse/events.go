@@ -168,12 +168,7 @@ func appendEvent(w *rowWriter, e *tally.Event) {
 	if props == "" {
 		props = "{}" // as the other stores: no props is an empty object
 	}
-	metric := ""
-	if e.Name == tally.EventUsageIncrement {
-		metric = tally.UsageMetricOf(e.Props)
-	} else if tally.ValidMetric(e.Settled) {
-		metric = e.Settled // counted by a consume that settled it
-	}
+	metric := e.CountedMetric() // an increment\'s metric, or the one a consume settled it for
 	w.int64(e.TenantID)
 	w.int64(e.Timestamp.UnixMicro())
 	w.int64(e.ID)

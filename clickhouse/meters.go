@@ -1,7 +1,6 @@
 package clickhouse
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"sort"
@@ -72,6 +71,9 @@ func meterConds(tenantID int64, q tally.MeterQuery, filter map[string]string, ke
 		c = append(c, "event >= "+quote(lo), "event < "+quote(hi))
 	}
 	c = append(c, notOwn(m.Event, filter["source"])...)
+	if q.SkipMetric != "" {
+		c = append(c, "metric != "+quote(q.SkipMetric))
+	}
 	for _, k := range keys {
 		switch k {
 		case "source":
@@ -105,15 +107,15 @@ func (s *Store) scanMeter(ctx context.Context, tenantID int64, q tally.MeterQuer
 		if w < 0 || w >= len(bounds)-1 || q.Skip != nil && q.Skip[w] {
 			return nil
 		}
-		p := parseProps(props)
+		p := tally.ParseProps(props)
 		for _, k := range propKeys {
-			if v, ok := scalarAt(p, k); !ok || v != filter[k] {
+			if v, ok := tally.PropScalar(p, k); !ok || v != filter[k] {
 				return nil
 			}
 		}
 		group := make([]*string, len(q.GroupBy))
 		for i, g := range q.GroupBy {
-			if v, ok := scalarAt(p, g); ok {
+			if v, ok := tally.PropScalar(p, g); ok {
 				group[i] = &v
 			}
 		}
@@ -143,7 +145,7 @@ func (s *Store) MeterEvents(ctx context.Context, tenantID int64, q tally.MeterQu
 			var text string
 			if m.ValueProperty == tally.MeterValueProp {
 				text = strconv.FormatFloat(value, 'g', -1, 64)
-			} else if v, ok := scalarAt(p, m.ValueProperty); ok {
+			} else if v, ok := tally.PropScalar(p, m.ValueProperty); ok {
 				text = v
 			} else {
 				break
@@ -152,7 +154,7 @@ func (s *Store) MeterEvents(ctx context.Context, tenantID int64, q tally.MeterQu
 		default:
 			v := value
 			if m.ValueProperty != tally.MeterValueProp {
-				n, ok := at(p, m.ValueProperty).(json.Number)
+				n, ok := tally.PropAt(p, m.ValueProperty).(json.Number)
 				if !ok {
 					break
 				}
@@ -237,14 +239,14 @@ func (a *meterAcc) add(m tally.MeterDef, p any, ts, id int64, value float64) {
 	case tally.AggUniqueCount:
 		if m.ValueProperty == tally.MeterValueProp {
 			a.distinct[strconv.FormatFloat(value, 'g', -1, 64)] = true
-		} else if v, ok := scalarAt(p, m.ValueProperty); ok {
+		} else if v, ok := tally.PropScalar(p, m.ValueProperty); ok {
 			a.distinct[v] = true
 		}
 		return
 	}
 	v := value
 	if m.ValueProperty != tally.MeterValueProp {
-		n, ok := at(p, m.ValueProperty).(json.Number)
+		n, ok := tally.PropAt(p, m.ValueProperty).(json.Number)
 		if !ok {
 			return
 		}
@@ -297,46 +299,4 @@ func (a *meterAcc) result(agg tally.MeterAggregation) tally.MeterRow {
 		}
 	}
 	return r
-}
-
-// parseProps decodes props with numbers kept as written (nil when they
-// are not JSON).
-func parseProps(props []byte) any {
-	dec := json.NewDecoder(bytes.NewReader(props))
-	dec.UseNumber()
-	var v any
-	if dec.Decode(&v) != nil {
-		return nil
-	}
-	return v
-}
-
-// at is the value at a props path ("props.a.b"), nil when absent.
-func at(p any, path string) any {
-	keys := tally.ParsePropPath(path)
-	if keys == nil {
-		return nil
-	}
-	for _, k := range keys {
-		obj, ok := p.(map[string]any)
-		if !ok {
-			return nil
-		}
-		p = obj[k]
-	}
-	return p
-}
-
-// scalarAt is the text of the scalar (string, number as written, boolean)
-// at a props path; ok is false for anything else.
-func scalarAt(p any, path string) (string, bool) {
-	switch v := at(p, path).(type) {
-	case string:
-		return v, true
-	case json.Number:
-		return v.String(), true
-	case bool:
-		return strconv.FormatBool(v), true
-	}
-	return "", false
 }

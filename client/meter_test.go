@@ -8,6 +8,7 @@ import (
 
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/internal/app"
 	"github.com/tallyhq/tally/internal/app/apptest"
 )
 
@@ -69,5 +70,39 @@ func TestMeters(t *testing.T) {
 	var apiErr *client.APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound {
 		t.Fatalf("GetMeter after delete: %v, want a 404", err)
+	}
+}
+
+// TestMeterQuota: the quota calls take a meter's slug where they take a
+// metric (here a QUOTA_DEFAULTS quota naming a sum meter).
+func TestMeterQuota(t *testing.T) {
+	t.Parallel()
+	_, srv := apptest.Start(t, func(c *app.Config) { c.QuotaDefaults = map[string]int64{"llm_input": 100} })
+	key := apptest.Key(t, srv, "acme", "analytics:write", "analytics:read", "analytics:admin")
+	ctx := ctxT(t)
+	c, err := client.New(srv.URL, key, client.WithHTTPClient(srv.Client()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if err := c.Track(client.Event{Name: "llm.call", Props: map[string]any{"usage": map[string]any{"input": 30}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateMeter(ctx, client.Meter{Slug: "llm_input", Event: "llm.*", Aggregation: tally.AggSum,
+		ValueProperty: "props.usage.input"}); err != nil {
+		t.Fatal(err)
+	}
+	if q, err := c.Quota(ctx, "llm_input"); err != nil || q.Current != 30 {
+		t.Fatalf("Quota = %+v, %v; want the meter's 30", q, err)
+	}
+	if q, err := c.Consume(ctx, "llm_input", 70); err != nil || !q.Allowed || q.Current != 100 {
+		t.Fatalf("Consume = %+v, %v", q, err)
+	}
+	var qe *client.QuotaExceededError
+	if _, err := c.Consume(ctx, "llm_input", 1); !errors.As(err, &qe) {
+		t.Fatalf("consume past the limit: %v", err)
 	}
 }

@@ -23,11 +23,24 @@ type Store interface {
 	tally.MeterStore
 }
 
+// Quotas is what the service tells the quotas, which may count meters
+// (usage.Service).
+type Quotas interface {
+	// MeterChanging refuses a change of a tenant's meter its quotas could
+	// not follow: before is the meter as stored, after the change (nil:
+	// a delete). Its error is the answer.
+	MeterChanging(ctx context.Context, tenantID int64, before, after *tally.MeterDef) error
+	// MeterChanged is told after a tenant's meter was created, changed or
+	// deleted.
+	MeterChanged(ctx context.Context, tenantID int64, slug string)
+}
+
 // Config configures the service. Zero values: no built-ins, a 10-second
-// query timeout.
+// query timeout, no quotas to tell.
 type Config struct {
 	Rules        tally.UsageRules // the built-in meters' source
 	QueryTimeout time.Duration
+	Quotas       Quotas
 }
 
 // Service manages and queries meters.
@@ -35,6 +48,7 @@ type Service struct {
 	store    Store
 	builtins []tally.MeterDef
 	timeout  time.Duration
+	quotas   Quotas // nil: none
 }
 
 // New returns the service over store.
@@ -42,7 +56,7 @@ func New(cfg Config, store Store) *Service {
 	if cfg.QueryTimeout <= 0 {
 		cfg.QueryTimeout = 10 * time.Second
 	}
-	return &Service{store: store, builtins: tally.BuiltinMeters(cfg.Rules), timeout: cfg.QueryTimeout}
+	return &Service{store: store, builtins: tally.BuiltinMeters(cfg.Rules), timeout: cfg.QueryTimeout, quotas: cfg.Quotas}
 }
 
 func (s *Service) builtin(slug string) *tally.MeterDef {
@@ -92,11 +106,20 @@ func (s *Service) Create(ctx context.Context, tenantID int64, m tally.MeterDef) 
 	if err := s.store.CreateMeter(ctx, tenantID, &m); err != nil {
 		return nil, err
 	}
+	s.changed(ctx, tenantID, m.Slug)
 	return &m, nil
 }
 
+// changed tells the quotas that the tenant's meter slug changed.
+func (s *Service) changed(ctx context.Context, tenantID int64, slug string) {
+	if s.quotas != nil {
+		s.quotas.MeterChanged(ctx, tenantID, slug)
+	}
+}
+
 // Update applies a patch to a tenant's meter and returns it with the
-// meter as it was. Built-in meters are read-only (EConflict).
+// meter as it was. Built-in meters are read-only (EConflict); a change a
+// quota on the meter cannot follow is refused (Quotas.MeterChanging).
 func (s *Service) Update(ctx context.Context, tenantID int64, slug string, p tally.MeterPatch) (updated, before *tally.MeterDef, err error) {
 	if s.builtin(slug) != nil {
 		return nil, nil, readOnly(slug)
@@ -109,13 +132,21 @@ func (s *Service) Update(ctx context.Context, tenantID int64, slug string, p tal
 	if err := m.Validate(); err != nil {
 		return nil, nil, err
 	}
+	if s.quotas != nil {
+		if err := s.quotas.MeterChanging(ctx, tenantID, before, &m); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := s.store.UpdateMeter(ctx, tenantID, &m); err != nil {
 		return nil, nil, err
 	}
+	s.changed(ctx, tenantID, m.Slug)
 	return &m, before, nil
 }
 
-// Delete deletes a tenant's meter. Built-in meters are read-only.
+// Delete deletes a tenant's meter. Built-in meters are read-only; a meter
+// a quota names may be refused (Quotas.MeterChanging: EConflict naming
+// the quota).
 func (s *Service) Delete(ctx context.Context, tenantID int64, slug string) error {
 	if s.builtin(slug) != nil {
 		return readOnly(slug)
@@ -123,7 +154,20 @@ func (s *Service) Delete(ctx context.Context, tenantID int64, slug string) error
 	if !tally.ValidMetric(slug) {
 		return tally.Errorf(tally.ENotFound, "meter not found")
 	}
-	return s.store.DeleteMeter(ctx, tenantID, slug)
+	if s.quotas != nil {
+		m, err := s.store.MeterBySlug(ctx, tenantID, slug)
+		if err != nil {
+			return err
+		}
+		if err := s.quotas.MeterChanging(ctx, tenantID, m, nil); err != nil {
+			return err
+		}
+	}
+	if err := s.store.DeleteMeter(ctx, tenantID, slug); err != nil {
+		return err
+	}
+	s.changed(ctx, tenantID, slug)
+	return nil
 }
 
 // Query answers a meter query: every window of [in.From, in.To) in

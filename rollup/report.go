@@ -345,6 +345,9 @@ func (r *Reports) Usage(ctx context.Context, tenantID int64, metrics []string, f
 		slices.Sort(names)
 		names = slices.Compact(names)
 	}
+	if err := r.meterUsage(ctx, tenantID, names, starts, from, to, values); err != nil {
+		return nil, err
+	}
 	out := make([]Series, 0, len(names))
 	for _, m := range names {
 		s := Series{Metric: m, Points: make([]tally.MetricPoint, len(starts))}
@@ -358,6 +361,41 @@ func (r *Reports) Usage(ctx context.Context, tenantID int64, metrics []string, f
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// meterUsage adds to values, bucket by bucket, what the tenant's count
+// and sum meters among names count for a quota on them
+// (tally.MeterQuotaUsage): the usage of a meter's slug is its events'
+// amounts plus its explicit increments, which the rules' rows gave.
+func (r *Reports) meterUsage(ctx context.Context, tenantID int64, names []string, starts []time.Time, from, to time.Time, values map[string][]int64) error {
+	if len(starts) == 0 || !from.Before(to) {
+		return nil
+	}
+	meters, err := r.store.Meters(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	bounds := append(slices.Clone(starts), to)
+	bounds[0] = from
+	for i := range meters {
+		m := &meters[i]
+		if !slices.Contains(names, m.Slug) || m.CheckQuota("metric") != nil {
+			continue
+		}
+		n, err := tally.MeterQuotaUsage(ctx, r.store, tenantID, m, bounds)
+		if err != nil {
+			return err
+		}
+		v := values[m.Slug]
+		if v == nil {
+			v = make([]int64, len(starts))
+			values[m.Slug] = v
+		}
+		for j := range n {
+			v[j] += n[j]
+		}
+	}
+	return nil
 }
 
 // KPI is one key figure of a period and of the period before it.

@@ -35,12 +35,7 @@ func (db *DB) InsertEvents(ctx context.Context, events []tally.Event) ([]bool, e
 			if props == "" {
 				props = "{}" // as the column default: no props is an empty object, never invalid JSON
 			}
-			metric := ""
-			if e.Name == tally.EventUsageIncrement {
-				metric = tally.UsageMetricOf(e.Props)
-			} else if tally.ValidMetric(e.Settled) {
-				metric = e.Settled // counted by a consume that settled it
-			}
+			metric := e.CountedMetric() // an increment\'s metric, or the one a consume settled it for
 			res, err := ins.ExecContext(ctx, e.TenantID, e.EventID, e.Name, e.UserID, e.Source,
 				micros(e.Timestamp), micros(e.ReceivedAt), e.Value, props, metric)
 			if err != nil {

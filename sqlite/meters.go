@@ -225,6 +225,9 @@ func (b *meterSQL) events(tenantID int64, q tally.MeterQuery, filter map[string]
 		lo, hi := tally.OwnEventRange()
 		sb.WriteString(" AND (e.event < " + b.arg(lo) + " OR e.event >= " + b.arg(hi) + ")")
 	}
+	if q.SkipMetric != "" {
+		sb.WriteString(" AND e.metric <> " + b.arg(q.SkipMetric))
+	}
 	for _, k := range keys {
 		switch k {
 		case "source", "user_id":

@@ -22,6 +22,53 @@ func meterCases() []testCase {
 		{"QueryMatchesBruteForce", testMeterQuery},
 		{"QueryIsolatesTenants", testMeterQueryTenants},
 		{"RollupsMatchBruteForce", testMeterRollups},
+		{"QuotaAmountsMatchTheLog", testMeterQuotaAmounts},
+	}
+}
+
+// testMeterQuotaAmounts: what the log gives a quota on a meter
+// (MeterQuotaUsage: the events streamed with SkipMetric) is what
+// MeterDef.QuotaAmount gives event by event at ingest, for count and sum meters with filters,
+// settled events and increments.
+func testMeterQuotaAmounts(t *testing.T, s tally.Store) {
+	ctx := t.Context()
+	tn := newTenant(t, s, "meters-quota")
+	at := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	n := 0
+	qev := func(name, source, user, props string, v float64, settled string) tally.Event {
+		n++
+		e := ev(tn.ID, fmt.Sprintf("q%d", n), name, user, at)
+		e.Source, e.Props, e.Value, e.Settled = source, json.RawMessage(props), v, settled
+		return e
+	}
+	events := insertNew(t, s,
+		qev("llm.completion", "api", "u1", `{"tokens":12,"plan":"pro"}`, 1, ""),
+		qev("llm.completion", "api", "u2", `{"tokens":2.5,"plan":"pro"}`, 1, ""),
+		qev("llm.completion", "web", "u1", `{"tokens":-7,"plan":"pro"}`, 1, ""),
+		qev("llm.completion", "api", "u1", `{"tokens":"9","plan":"pro"}`, 1, ""),
+		qev("llm.completion", "api", "u1", `{"tokens":30,"plan":"free"}`, 1, ""),
+		qev("llm.completion", "api", "u1", `{"tokens":40,"plan":"pro"}`, 1, "tokens"),
+		qev("llm.completion", "api", "u1", `{"tokens":50,"plan":"pro"}`, 1, "other"),
+		qev("llm.embedding", "api", "u1", `{"tokens":1e12,"plan":"pro"}`, 3.6, ""),
+		qev(tally.EventUsageIncrement, "usage", "", `{"metric":"tokens"}`, 5, ""),
+		qev(tally.EventUsageIncrement, "usage", "", `{"metric":"calls"}`, 6, ""),
+		qev("tally.login", tally.OwnSource, "", `{}`, 1, ""),
+	)
+	for _, m := range []tally.MeterDef{
+		{Slug: "tokens", Event: "llm.*", Aggregation: tally.AggSum, ValueProperty: "props.tokens", Filter: map[string]string{"props.plan": "pro"}},
+		{Slug: "tokens", Event: "*", Aggregation: tally.AggSum, ValueProperty: "value"},
+		{Slug: "tokens", Event: "llm.completion", Aggregation: tally.AggCount, Filter: map[string]string{"source": "api", "user_id": "u1"}},
+		{Slug: "tokens", Event: "*", Aggregation: tally.AggCount},
+	} {
+		var want int64
+		for i := range events {
+			want += m.QuotaAmount(&events[i])
+		}
+		got, err := tally.MeterQuotaUsage(ctx, s, tn.ID, &m, []time.Time{at.Add(-time.Hour), at, at.Add(time.Hour)})
+		check(t, err)
+		if got[0] != 0 || got[1] != want {
+			t.Errorf("meter %s of %s: the log gives %v, ingest %d", m.Aggregation, m.Event, got, want)
+		}
 	}
 }
 

@@ -39,9 +39,16 @@ func (s *Service) window(ctx context.Context, qs *quotaSet, q tally.Quota, loc *
 	w := periodWindow{q: q}
 	w.start, w.end = q.PeriodAt(now, loc)
 	d := day(now)
+	var meters []tally.MeterDef
+	if !w.start.Equal(d) {
+		var err error
+		if meters, err = s.quotaMeters(ctx, qs, false); err != nil {
+			return w, err
+		}
+	}
 	switch {
 	case w.start.Before(d):
-		v, err := s.offsets.values(ctx, s, tenantID, w.start, d)
+		v, err := s.offsets.values(ctx, s, tenantID, w.start, d, meters)
 		if err != nil {
 			return w, err
 		}
@@ -58,7 +65,7 @@ func (s *Service) window(ctx context.Context, qs *quotaSet, q tally.Quota, loc *
 		}
 		w.offset += held[q.Metric]
 	case w.start.After(d):
-		v, err := s.offsets.values(ctx, s, tenantID, d, w.start)
+		v, err := s.offsets.values(ctx, s, tenantID, d, w.start, meters)
 		if err != nil {
 			return w, err
 		}
@@ -85,27 +92,29 @@ type offsetCache struct {
 
 type offsetEntry struct {
 	from, to time.Time
+	meters   string // metersKey of the meters counted
 	values   map[string]int64
 	read     time.Time
 }
 
-// values returns what the rules give over the tenant's events in
-// [from, to), from the cache when read within offsetTTL.
-func (c *offsetCache) values(ctx context.Context, s *Service, tenantID int64, from, to time.Time) (map[string]int64, error) {
+// values returns what the rules and meters give over the tenant's events
+// in [from, to) (rangeValues), from the cache when read within offsetTTL
+// for the same meter definitions.
+func (c *offsetCache) values(ctx context.Context, s *Service, tenantID int64, from, to time.Time, meters []tally.MeterDef) (map[string]int64, error) {
 	now := time.Now()
+	key := metersKey(meters)
 	c.mu.Lock()
 	for _, e := range c.by[tenantID] {
-		if e.from.Equal(from) && e.to.Equal(to) && now.Sub(e.read) < offsetTTL {
+		if e.from.Equal(from) && e.to.Equal(to) && e.meters == key && now.Sub(e.read) < offsetTTL {
 			c.mu.Unlock()
 			return e.values, nil
 		}
 	}
 	c.mu.Unlock()
-	rows, err := s.store.AggregateEvents(ctx, tenantID, from, to, time.Hour)
+	v, err := s.rangeValues(ctx, tenantID, from, to, meters)
 	if err != nil {
 		return nil, err
 	}
-	v := s.cfg.Rules.ApplyRows(rows)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.by == nil {
@@ -113,11 +122,11 @@ func (c *offsetCache) values(ctx context.Context, s *Service, tenantID int64, fr
 	}
 	kept := c.by[tenantID][:0]
 	for _, e := range c.by[tenantID] {
-		if now.Sub(e.read) < offsetTTL && !(e.from.Equal(from) && e.to.Equal(to)) {
+		if now.Sub(e.read) < offsetTTL && !(e.from.Equal(from) && e.to.Equal(to) && e.meters == key) {
 			kept = append(kept, e)
 		}
 	}
-	c.by[tenantID] = append(kept, offsetEntry{from: from, to: to, values: v, read: now})
+	c.by[tenantID] = append(kept, offsetEntry{from: from, to: to, meters: key, values: v, read: now})
 	return v, nil
 }
 
@@ -137,6 +146,14 @@ func (c *offsetCache) forget(tenantID int64, t time.Time) {
 		}
 	}
 	c.by[tenantID] = kept
+}
+
+// forgetTenant drops every cached range of the tenant (its meters
+// changed).
+func (c *offsetCache) forgetTenant(tenantID int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.by, tenantID)
 }
 
 // granted returns the extra allowance of metric's grants in the period

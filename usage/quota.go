@@ -92,15 +92,32 @@ func noQuota(metric string) error {
 
 // SetQuota stores the tenant's override of q.Metric's quota, replacing
 // the whole previous one (an unset Period is "day"), and returns its
-// status. EInvalid when the metric name, the limit (< 0), the period or
-// the anchor day is bad.
+// status. q.Metric may be the slug of one of the tenant's count or sum
+// meters (see meters.go); a quota newly naming one recounts today's
+// counter of it from the log, so the quota counts the meter's events from
+// before it existed. EInvalid when the metric name, the limit (< 0), the
+// period or the anchor day is bad, or when the metric is a meter of
+// another aggregation (field metric).
 func (s *Service) SetQuota(ctx context.Context, tenantID int64, q tally.Quota) (tally.QuotaStatus, error) {
 	if err := q.Validate(); err != nil {
 		return tally.QuotaStatus{}, err
 	}
 	q.Period = q.PeriodOf()
+	m, err := QuotaMeter(ctx, s.store, tenantID, q.Metric)
+	if err != nil {
+		return tally.QuotaStatus{}, err
+	}
+	var had bool
+	if m != nil {
+		if _, had, err = s.Quota(ctx, tenantID, q.Metric); err != nil {
+			return tally.QuotaStatus{}, err
+		}
+	}
 	if err := s.store.SetQuota(ctx, tenantID, q); err != nil {
 		return tally.QuotaStatus{}, err
+	}
+	if m != nil && !had {
+		s.MeterChanged(ctx, tenantID, q.Metric)
 	}
 	return s.Status(ctx, tenantID, q.Metric)
 }

@@ -74,6 +74,7 @@ type Service struct {
 	exceeded    *prometheus.CounterVec
 
 	offsets offsetCache // usage of past ranges of quota periods
+	meters  meterCache  // count and sum meters per tenant (quotas on meters)
 }
 
 var _ tally.Meter = (*Service)(nil)
@@ -142,6 +143,7 @@ type quotaSet struct {
 	tenantID int64
 	loc      *time.Location
 	grants   []tally.QuotaGrant // active ones, read on first use (nil: not yet)
+	meters   *[]tally.MeterDef  // the meters its quotas name, read on first use (nil: not yet)
 }
 
 // zone returns the tenant's time zone, reading the tenant on first use.
@@ -230,7 +232,7 @@ func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *ta
 	errs := make([]error, len(events))
 	res := &tally.Reservation{Amounts: make([][]tally.Amount, len(events))}
 	tq := tenantQuotas{s: s, ctx: ctx}
-	s.markSettled(ctx, events, &tq, errs)
+	given := s.markSettled(ctx, events, &tq, errs)
 	if !s.cfg.QuotasEnabled {
 		return errs, res
 	}
@@ -246,8 +248,18 @@ func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *ta
 		if qs == nil {
 			continue
 		}
+		meters, err := s.quotaMeters(ctx, qs, false)
+		if err != nil {
+			s.cfg.Logger.Error("usage: read meters", "tenant", e.TenantID, "err", err)
+			errs[i] = quotasUnavailable(err)
+			continue
+		}
+		amounts := given[i]
+		if amounts == nil {
+			amounts = s.amounts(e, meters)
+		}
 		var enforced []tally.Amount
-		for _, a := range amountsOf(s.cfg.Rules, e) {
+		for _, a := range amounts {
 			if q, ok := qs.by[a.Metric]; ok && q.Enforced && a.N > 0 {
 				enforced = append(enforced, a)
 			}
@@ -307,8 +319,11 @@ func (s *Service) Admit(ctx context.Context, events []tally.Event) ([]error, *ta
 // usage.increment tally.SettlementID(metric, id) for a metric the event's
 // rules give and that has a quota. The lookups are one query per tenant,
 // for the events that touch a quota only. When the log cannot be read, the
-// events that needed the lookup get an EUnavailable error.
-func (s *Service) markSettled(ctx context.Context, events []tally.Event, tq *tenantQuotas, errs []error) {
+// events that needed the lookup get an EUnavailable error. It returns the
+// amounts it computed (s.amounts, nil where it computed none), without
+// those of the metric an event was settled for: what the event gives now.
+func (s *Service) markSettled(ctx context.Context, events []tally.Event, tq *tenantQuotas, errs []error) [][]tally.Amount {
+	given := make([][]tally.Amount, len(events))
 	type cand struct {
 		i      int
 		metric string
@@ -320,20 +335,27 @@ func (s *Service) markSettled(ctx context.Context, events []tally.Event, tq *ten
 		if e.EventID == "" || e.Name == tally.EventUsageIncrement {
 			continue
 		}
-		var amounts []tally.Amount
-		for _, a := range s.cfg.Rules.Apply(e) {
-			if a.N > 0 {
-				amounts = append(amounts, a)
+		if !slices.ContainsFunc(amountsOf(s.cfg.Rules, e), func(a tally.Amount) bool { return a.N > 0 }) {
+			// No rule counts it: only a meter could, when the tenant has one.
+			if defs, err := s.countable(ctx, e.TenantID, false); err == nil && len(defs) == 0 {
+				continue
 			}
-		}
-		if len(amounts) == 0 {
-			continue
 		}
 		qs := tq.forEvent(e, i, errs)
 		if qs == nil {
 			continue
 		}
-		for _, a := range amounts {
+		meters, err := s.quotaMeters(ctx, qs, false)
+		if err != nil {
+			s.cfg.Logger.Error("usage: read meters", "tenant", e.TenantID, "err", err)
+			errs[i] = quotasUnavailable(err)
+			continue
+		}
+		given[i] = s.amounts(e, meters)
+		for _, a := range given[i] {
+			if a.N <= 0 {
+				continue
+			}
 			if _, ok := qs.by[a.Metric]; ok {
 				byTenant[e.TenantID] = append(byTenant[e.TenantID], cand{i, a.Metric, tally.SettlementID(a.Metric, e.EventID)})
 			}
@@ -355,9 +377,11 @@ func (s *Service) markSettled(ctx context.Context, events []tally.Event, tq *ten
 		for _, c := range cs {
 			if _, ok := stored[c.id]; ok && events[c.i].Settled == "" {
 				events[c.i].Settled = c.metric
+				given[c.i] = slices.DeleteFunc(given[c.i], func(a tally.Amount) bool { return a.Metric == c.metric })
 			}
 		}
 	}
+	return given
 }
 
 // exceededError is the ERateLimited error of an amount that q's period
@@ -399,12 +423,14 @@ func (p *pastUsage) admit(e *tally.Event, enforced []tally.Amount, qs *quotaSet,
 		k := pastKey{e.TenantID, start.Unix(), end.Unix()}
 		used, ok := p.used[k]
 		if !ok {
-			rows, err := p.s.store.AggregateEvents(p.ctx, e.TenantID, start, end, time.Hour)
+			meters, err := p.s.quotaMeters(p.ctx, qs, false)
+			if err == nil {
+				used, err = p.s.rangeValues(p.ctx, e.TenantID, start, end, meters)
+			}
 			if err != nil {
 				p.s.cfg.Logger.Error("usage: read past usage", "tenant", e.TenantID, "from", start, "err", err)
 				return quotasUnavailable(err)
 			}
-			used = p.s.cfg.Rules.ApplyRows(rows)
 			if p.used == nil {
 				p.used = map[pastKey]map[string]int64{}
 			}
@@ -452,6 +478,7 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 	var deltas []tally.CounterDelta
 	now := s.cfg.Now()
 	todayStart := day(now)
+	tq := tenantQuotas{s: s, ctx: ctx}
 	for i := range events {
 		e := &events[i]
 		var reserved []tally.Amount
@@ -472,7 +499,8 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 			}
 			continue
 		}
-		for _, a := range amountsOf(s.cfg.Rules, e) {
+		amounts := s.amounts(e, s.settleMeters(&tq, e.TenantID))
+		for _, a := range amounts {
 			n := a.N
 			for _, ra := range reserved {
 				if ra.Metric == a.Metric {
@@ -491,12 +519,18 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 				grown[counterKey{e.TenantID, day(e.Timestamp), a.Metric}] = struct{}{}
 			}
 		}
+		for _, ra := range reserved {
+			// Reserved for a metric the event no longer gives (a meter
+			// changed or a quota removed since Admit): released.
+			if !slices.ContainsFunc(amounts, func(a tally.Amount) bool { return a.Metric == ra.Metric }) {
+				deltas = append(deltas, tally.CounterDelta{TenantID: e.TenantID, Day: day(e.Timestamp), Metric: ra.Metric, N: -ra.N})
+			}
+		}
 	}
 	s.addDeltas(ctx, deltas)
 	if len(grown) == 0 || !s.cfg.QuotasEnabled {
 		return
 	}
-	tq := tenantQuotas{s: s, ctx: ctx}
 	for k := range grown {
 		if !k.day.Equal(todayStart) {
 			continue // a back-dated event: alerts are of the current period
@@ -527,6 +561,29 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 		}
 		s.checkAlerts(ctx, k.tenant, w, v+w.offset)
 	}
+}
+
+// settleMeters returns the meters the tenant's quotas name, which Settle
+// counts: none, without reading the quotas, when the tenant has no count
+// or sum meter. When they cannot be read it logs and counts none: the
+// events are committed, and the Reconciler repairs the counters.
+func (s *Service) settleMeters(tq *tenantQuotas, tenantID int64) []tally.MeterDef {
+	defs, err := s.countable(tq.ctx, tenantID, false)
+	if err == nil && len(defs) == 0 {
+		return nil
+	}
+	var meters []tally.MeterDef
+	if err == nil {
+		var qs *quotaSet
+		if qs, err = tq.get(tenantID); err == nil {
+			meters, err = s.quotaMeters(tq.ctx, qs, false)
+		}
+	}
+	if err != nil {
+		s.cfg.Logger.Error("usage: read the meters of quotas", "tenant", tenantID, "err", err)
+		return nil
+	}
+	return meters
 }
 
 // addDeltas adds deltas to the counters: in one round trip when they are
@@ -639,15 +696,23 @@ func (s *Service) todayValues(ctx context.Context, tenantID int64, now time.Time
 	return s.logValues(ctx, tenantID, day(now))
 }
 
-// logValues is what the counters of day d must hold: what the rules give
-// over the tenant's events of the day, plus what its open reservations
+// logValues is what the counters of day d must hold: what the rules and
+// the meters its quotas name give over the tenant's events of the day
+// (rangeValues, with the meter definitions read afresh), plus what its open reservations
 // (and those being committed) hold in them.
 func (s *Service) logValues(ctx context.Context, tenantID int64, d time.Time) (map[string]int64, error) {
-	rows, err := s.store.AggregateEvents(ctx, tenantID, d, d.Add(24*time.Hour), time.Hour)
+	qs, err := s.quotas(ctx, tenantID)
 	if err != nil {
 		return nil, err
 	}
-	values := s.cfg.Rules.ApplyRows(rows)
+	meters, err := s.quotaMeters(ctx, qs, true)
+	if err != nil {
+		return nil, err
+	}
+	values, err := s.rangeValues(ctx, tenantID, d, d.Add(24*time.Hour), meters)
+	if err != nil {
+		return nil, err
+	}
 	held, err := s.store.HeldReservations(ctx, tenantID, d)
 	if err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/identity"
+	"github.com/tallyhq/tally/usage"
 )
 
 // The operator's admin surface: tenant, user, member, key, quota and audit
@@ -618,6 +619,9 @@ var quotaCmds = map[string]adminCmd{
 			}
 			q.Thresholds = th
 			if err := q.Validate(); err != nil {
+				return flagError(err)
+			}
+			if _, err := usage.QuotaMeter(ctx, a.db, t.ID, q.Metric); err != nil {
 				return flagError(err)
 			}
 			if err := a.db.SetQuota(ctx, t.ID, q); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/meter"
+	"github.com/tallyhq/tally/usage"
 )
 
 const meterUsage = "usage: tally meter list|create|delete|query -tenant SLUG [...] (tally meter create -h for the flags)"
@@ -53,7 +54,11 @@ func runMeter(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	svc := meter.New(meter.Config{Rules: c.UsageRules}, db)
+	// The quotas refuse deleting a meter a quota names. The counters here
+	// are this command's own: the servers' recount when their Reconciler
+	// next compares them with the log.
+	quotas := usage.NewService(usage.Config{Rules: c.UsageRules, Defaults: c.QuotaDefaults}, db, usage.NewMemoryCounters(), nil, 0)
+	svc := meter.New(meter.Config{Rules: c.UsageRules, Quotas: quotas}, db)
 	out := json.NewEncoder(stdout)
 	out.SetIndent("", "  ")
 	audit := func(action string, meta map[string]any) error {

@@ -289,7 +289,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Server, err = server.New(scfg, server.Deps{
 		Store: store, Accounts: a.Accounts, Logger: cfg.Logger, Registry: reg, Now: cfg.Now,
 		Recorder: a.Recorder, Quotas: a.Usage, Reports: a.Reports, Rollups: a.Rollup,
-		Meters:      meter.New(meter.Config{Rules: cfg.UsageRules}, store),
+		Meters:      meter.New(meter.Config{Rules: cfg.UsageRules, Quotas: a.Usage}, store),
 		Live:        a.Live,
 		Absence:     absence,
 		Insights:    insight.New(insight.Config{}, store),
