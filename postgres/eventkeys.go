@@ -37,7 +37,7 @@ const (
 // first 16 bytes of SHA-256 over the tenant id (8 bytes, big-endian) and
 // the event id (migration 0021 computes the same in SQL). A fixed 16
 // bytes instead of the text keeps the table and its one unique index
-// small; two events of different keys share one only by a 128-bit
+// small; two different (tenant, event_id) share one only by a 128-bit
 // collision (odds below 1e-15 at a trillion keys), which no tenant can
 // aim at another's key.
 func EventKey(tenantID int64, eventID string) [16]byte {
@@ -190,7 +190,9 @@ func (db *DB) ReserveEventKeys(ctx context.Context, events []tally.Event, leaseU
 		if err != nil {
 			return err
 		}
+		found := 0
 		for rows.Next() {
+			found++
 			var k [16]byte
 			var id int64
 			var lease *time.Time
@@ -211,6 +213,9 @@ func (db *DB) ReserveEventKeys(ctx context.Context, events []tally.Event, leaseU
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		// A key that was there for the INSERT but is gone now was dropped
+		// meanwhile by a sweep (its event never stored): a retry takes it.
+		busy = busy || found < len(taken)
 		switch {
 		case busy:
 			return ErrKeyBusy
