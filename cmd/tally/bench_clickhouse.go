@@ -90,44 +90,59 @@ func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, 
 	gen := func(seed uint64) *dataset.Generator {
 		return dataset.New(dataset.Config{Events: 1 << 62, PropsBytes: propsBytes, Seed: seed})
 	}
-	fmt.Fprintf(stdout, "%-44s %12s %9s %9s\n", "phase (1000 events per insert)", "events/s", "p50 ms", "p99 ms")
+	fmt.Fprintf(stdout, "%-48s %12s %9s %9s\n", "phase (in 5 interleaved slices)", "events/s", "p50 ms", "p99 ms")
 	row := func(name string, l dataset.Latency) {
-		fmt.Fprintf(stdout, "%-44s %12.0f %9.2f %9.2f\n", name, l.PerSecond(), ms(l.P50), ms(l.P99))
+		fmt.Fprintf(stdout, "%-48s %12.0f %9.2f %9.2f\n", name, l.PerSecond(), ms(l.P50), ms(l.P99))
 	}
-	// phase measures batch ingest into the SQLite tier's store (lite) or
-	// the ClickHouse tier's, and prints its row.
-	phase := func(name string, lite bool, seed uint64, writers, batch int) (dataset.Latency, error) {
-		var s dataset.Inserter = ch
-		ts, tier := tenants, "clickhouse"
-		if lite {
-			s, ts, tier = liteStore, liteTenants, "sqlite"
-		}
-		l, err := dataset.Ingest(ctx, s, gen(seed), ts, writers, batch, d, nil)
-		if err != nil {
-			return l, fmt.Errorf("%s phase: %w", tier, err)
-		}
-		row(name, l)
-		return l, nil
-	}
-	// The ClickHouse tier's writer takes up to 5000 events per write
-	// (internal/app): both tiers at that size too.
-	phases := []struct {
+	// measure runs phases of batch ingest into the SQLite tier's store
+	// (lite) or the ClickHouse tier's in benchSlices rounds of
+	// d/benchSlices each, one phase after the other in every round, so
+	// that the load of whatever else runs on the machine falls on every
+	// phase alike and their ratios hold; then prints their rows.
+	type phase struct {
 		name           string
 		lite           bool
 		seed           uint64
 		writers, batch int
-	}{
-		{"SQLite tier, one writer", true, 1, 1, 1000},
-		{"ClickHouse tier, one writer, empty", false, 2, 1, 1000},
-		{"SQLite tier, one writer, 5000 per insert", true, 6, 1, 5000},
-		{"ClickHouse tier, one writer, 5000 per insert", false, 7, 1, 5000},
-		{"ClickHouse tier, 4 writers (instances)", false, 3, 4, 1000},
 	}
-	got := make([]dataset.Latency, len(phases))
-	for i, p := range phases {
-		if got[i], err = phase(p.name, p.lite, p.seed, p.writers, p.batch); err != nil {
-			return err
+	measure := func(phases ...phase) ([]dataset.Latency, error) {
+		gens := make([]*dataset.Generator, len(phases))
+		parts := make([][]dataset.Latency, len(phases))
+		for i, p := range phases {
+			gens[i] = gen(p.seed)
 		}
+		for range benchSlices {
+			for i, p := range phases {
+				var s dataset.Inserter = ch
+				ts, tier := tenants, "clickhouse"
+				if p.lite {
+					s, ts, tier = liteStore, liteTenants, "sqlite"
+				}
+				l, err := dataset.Ingest(ctx, s, gens[i], ts, p.writers, p.batch, d/benchSlices, nil)
+				if err != nil {
+					return nil, fmt.Errorf("%s phase: %w", tier, err)
+				}
+				parts[i] = append(parts[i], l)
+			}
+		}
+		got := make([]dataset.Latency, len(phases))
+		for i, p := range phases {
+			got[i] = dataset.Combine(parts[i]...)
+			row(p.name, got[i])
+		}
+		return got, nil
+	}
+	// The ClickHouse tier's writer takes up to 5000 events per write
+	// (internal/app): both tiers at that size too.
+	got, err := measure(
+		phase{"SQLite tier, one writer", true, 1, 1, 1000},
+		phase{"ClickHouse tier, one writer, empty", false, 2, 1, 1000},
+		phase{"SQLite tier, one writer, 5000 per insert", true, 6, 1, 5000},
+		phase{"ClickHouse tier, one writer, 5000 per insert", false, 7, 1, 5000},
+		phase{"ClickHouse tier, 4 writers (instances)", false, 3, 4, 1000},
+	)
+	if err != nil {
+		return err
 	}
 	sq, empty, sq5, empty5, four := got[0], got[1], got[2], got[3], got[4]
 
@@ -144,11 +159,12 @@ func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, 
 			return fmt.Errorf("prefill: %w", err)
 		}
 	}
-	fmt.Fprintf(stdout, "%-44s %12.0f\n", fmt.Sprintf("prefill %d events (10000 per insert)", prefill), float64(prefill)/time.Since(began).Seconds())
-	full, err := phase("ClickHouse tier, one writer, prefilled", false, 5, 1, 1000)
+	fmt.Fprintf(stdout, "%-48s %12.0f\n", fmt.Sprintf("prefill %d events (10000 per insert)", prefill), float64(prefill)/time.Since(began).Seconds())
+	got, err = measure(phase{"ClickHouse tier, one writer, prefilled", false, 5, 1, 1000})
 	if err != nil {
 		return err
 	}
+	full := got[0]
 
 	if err := ch.Optimize(ctx); err != nil {
 		return err
@@ -209,10 +225,14 @@ func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, 
 	ratio("ClickHouse / SQLite batch ingest (target ≥ 3)", empty, sq)
 	ratio("the same, 5000 per insert", empty5, sq5)
 	fmt.Fprintf(stdout, "%-50s %7.2f\n", "ClickHouse batch ingest / 100 000 events/s", max(empty.PerSecond(), empty5.PerSecond())/100_000)
-	fmt.Fprintf(stdout, "%-50s %7.2f\n", "ClickHouse 4 writers / SQLite batch ingest", four.PerSecond()/sq.PerSecond())
-	fmt.Fprintf(stdout, "%-50s %7.2f\n", "ClickHouse prefilled / empty ingest (target ≥ 0.9)", full.PerSecond()/empty.PerSecond())
+	ratio("ClickHouse 4 writers / SQLite batch ingest", four, sq)
+	ratio("ClickHouse prefilled / empty ingest (target ≥ 0.9)", full, empty)
 	return nil
 }
+
+// benchSlices is how many slices benchClickHouse cuts each ingest phase
+// into, interleaved with the other phases measured alongside.
+const benchSlices = 5
 
 // timeIt runs op n times and returns its p50 and p95 (zero on error).
 func timeIt(ctx context.Context, n int, op func() error) [2]time.Duration {
