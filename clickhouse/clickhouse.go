@@ -138,6 +138,9 @@ func Open(ctx context.Context, eventsURL string, db *postgres.DB, opt Options) (
 	} else if err := s.ch.exec(ctx, database, eventsTable); err != nil {
 		return nil, fmt.Errorf("clickhouse: %w", err)
 	}
+	if err := s.upgradeEvents(ctx); err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
 	if err := db.AdvanceEventKeyIDs(ctx); err != nil {
 		return nil, err
 	}
@@ -152,21 +155,64 @@ func Open(ctx context.Context, eventsURL string, db *postgres.DB, opt Options) (
 // every row unique (a writer's insert is bounded by max_execution_time,
 // well inside its lease, so no retaken key is written twice), and a
 // second copy would show in every count rather than hide until a merge.
+//
+// Two columns hold less than their text (18.16 has no codecs): an event
+// id that is a lowercase UUID is kept in event_uuid's 16 bytes (event_id
+// then empty; eventIDCol reads either), and the receive time as
+// received_after, microseconds after ts (receivedCol). received_at holds
+// the receive time of rows written before received_after existed
+// (upgradeEvents), 0 since.
 const eventsTable = `CREATE TABLE IF NOT EXISTS events (
 	tenant_id Int64,
 	ts Int64,
 	id Int64,
+	event_uuid FixedString(16),
 	event_id String,
 	event String,
 	user_id String,
 	source String,
 	received_at Int64,
+	received_after Int64 DEFAULT received_at - ts,
 	value Float64,
 	props String,
 	metric String
 ) ENGINE = MergeTree
 PARTITION BY toYYYYMM(toDateTime(intDiv(ts, 1000000)))
 ORDER BY (tenant_id, ts, id)`
+
+// upgradeEvents adds to an events table made before event_uuid and
+// received_after (tally before 0021's release) those columns: an ALTER of
+// the table's metadata, instant, after which the old rows read as before
+// (event_uuid all zeros, received_after computed from received_at until
+// a merge writes it). On a sharded log it alters every shard's table and
+// the Distributed table over them.
+func (s *Store) upgradeEvents(ctx context.Context) error {
+	tables := []string{"events"}
+	if s.all != "events" {
+		tables = append(tables, s.all)
+	}
+	return s.eachServer(func(c *client) error {
+		for _, table := range tables {
+			var n uint64
+			err := c.query(ctx, "SELECT count() FROM system.columns WHERE database = "+quote(c.database)+
+				" AND table = "+quote(table)+" AND name = 'event_uuid'", false, func(r *rowReader) error {
+				n = r.uint64()
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				continue
+			}
+			if err := c.exec(ctx, c.database, "ALTER TABLE "+table+` ADD COLUMN event_uuid FixedString(16) AFTER id,
+				ADD COLUMN received_after Int64 DEFAULT received_at - ts AFTER received_at`); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
 
 // Postgres is the store of everything but the event log.
 func (s *Store) Postgres() *postgres.DB { return s.DB }
@@ -219,6 +265,17 @@ func (s *Store) DiskUsage(ctx context.Context) (rows, bytes int64, err error) {
 		}
 	}
 	return rows, bytes, nil
+}
+
+// ColumnUsage is what each column of the event log takes on disk,
+// compressed, from system.columns, in the table's column order.
+func (s *Store) ColumnUsage(ctx context.Context) (names []string, bytes []int64, err error) {
+	err = s.ch.query(ctx, "SELECT name, toInt64(data_compressed_bytes) FROM system.columns WHERE database = "+
+		quote(s.ch.database)+" AND table = 'events'", false, func(r *rowReader) error {
+		names, bytes = append(names, r.string()), append(bytes, r.int64())
+		return nil
+	})
+	return names, bytes, err
 }
 
 // Optimize merges the event log's parts as far as ClickHouse will

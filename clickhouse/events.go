@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"maps"
 	"slices"
@@ -64,7 +65,14 @@ func keyAfter(c tally.Cursor) string {
 	return "(ts > " + at + " OR (ts = " + at + " AND id > " + id + "))"
 }
 
-const eventCols = "id, event_id, event, user_id, source, ts, received_at, value, props"
+// eventIDCol and receivedCol read an event's id and receive time from
+// the columns that hold them (see eventsTable).
+const (
+	eventIDCol  = "if(event_uuid = toFixedString('', 16), event_id, UUIDNumToString(event_uuid))"
+	receivedCol = "ts + received_after"
+)
+
+const eventCols = "id, " + eventIDCol + ", event, user_id, source, ts, " + receivedCol + ", value, props"
 
 // scanEvent reads a row of eventCols into e, reusing e's Props.
 func scanEvent(r *rowReader, e *tally.Event) {
@@ -160,7 +168,7 @@ func (s *Store) reserve(ctx context.Context, events []tally.Event) ([]postgres.K
 	}
 }
 
-const insertCols = "tenant_id, ts, id, event_id, event, user_id, source, received_at, value, props, metric"
+const insertCols = "tenant_id, ts, id, event_uuid, event_id, event, user_id, source, received_after, value, props, metric"
 
 // appendEvent encodes e as a row of insertCols.
 func appendEvent(w *rowWriter, e *tally.Event) {
@@ -168,18 +176,43 @@ func appendEvent(w *rowWriter, e *tally.Event) {
 	if props == "" {
 		props = "{}" // as the other stores: no props is an empty object
 	}
-	metric := e.CountedMetric() // an increment\'s metric, or the one a consume settled it for
+	metric := e.CountedMetric() // an increment's metric, or the one a consume settled it for
+	ts := e.Timestamp.UnixMicro()
 	w.int64(e.TenantID)
-	w.int64(e.Timestamp.UnixMicro())
+	w.int64(ts)
 	w.int64(e.ID)
-	w.string(e.EventID)
+	if u, ok := uuidBytes(e.EventID); ok {
+		w.b = append(w.b, u[:]...)
+		w.string("")
+	} else {
+		w.b = append(w.b, make([]byte, 16)...)
+		w.string(e.EventID)
+	}
 	w.string(e.Name)
 	w.string(e.UserID)
 	w.string(e.Source)
-	w.int64(e.ReceivedAt.UnixMicro())
+	w.int64(e.ReceivedAt.UnixMicro() - ts)
 	w.float64(e.Value)
 	w.string(props)
 	w.string(metric)
+}
+
+// uuidBytes returns the 16 bytes of id when it is a UUID as ClickHouse's
+// UUIDNumToString writes it (lowercase, with dashes) and not all zeros
+// (which event_uuid keeps for "see event_id"), so that it reads back as
+// the same text.
+func uuidBytes(id string) (u [16]byte, ok bool) {
+	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
+		return u, false
+	}
+	digits := id[0:8] + id[9:13] + id[14:18] + id[19:23] + id[24:36]
+	for i := range digits {
+		if c := digits[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return u, false
+		}
+	}
+	hex.Decode(u[:], []byte(digits))
+	return u, u != [16]byte{}
 }
 
 // storedIDs returns which of the events at idx (ids set) the log holds.
@@ -245,12 +278,14 @@ func (s *Store) sweep(ctx context.Context) error {
 			return nil
 		}
 		var events []tally.Event
+		var keyOf [][16]byte
 		var idx []int
 		var batches []int64
 		for _, k := range keys {
 			if k.Event.ID != 0 {
 				idx = append(idx, len(events))
 				events = append(events, k.Event)
+				keyOf = append(keyOf, k.Key)
 			}
 			if !slices.Contains(batches, k.Batch) {
 				batches = append(batches, k.Batch)
@@ -264,12 +299,13 @@ func (s *Store) sweep(ctx context.Context) error {
 			}
 			maps.Copy(stored, got)
 		}
-		var have, lack []tally.Event
-		for _, e := range events {
+		var have []tally.Event
+		var lack [][16]byte
+		for i, e := range events {
 			if stored[e.ID] {
 				have = append(have, e)
 			} else {
-				lack = append(lack, e)
+				lack = append(lack, keyOf[i])
 			}
 		}
 		if err := s.DB.SettleExpiredKeys(ctx, batches, have, lack); err != nil {
@@ -602,12 +638,21 @@ func (s *Store) StoredEventIDs(ctx context.Context, tenantID int64, eventIDs []s
 	if len(eventIDs) == 0 {
 		return out, nil
 	}
-	ids := make([]string, len(eventIDs))
-	for i, id := range eventIDs {
-		ids[i] = quote(id)
+	// A UUID is in event_uuid, but in event_id in rows written before
+	// event_uuid existed.
+	var texts, uuids []string
+	for _, id := range eventIDs {
+		if _, ok := uuidBytes(id); ok {
+			uuids = append(uuids, "UUIDStringToNum("+quote(id)+")")
+		}
+		texts = append(texts, quote(id))
 	}
-	err := s.on(tenantID).query(ctx, "SELECT event_id, any(metric) FROM events WHERE tenant_id = "+strconv.FormatInt(tenantID, 10)+
-		" AND event_id IN ("+strings.Join(ids, ", ")+") GROUP BY event_id", false, func(r *rowReader) error {
+	in := []string{"event_id IN (" + strings.Join(texts, ", ") + ")"}
+	if len(uuids) > 0 {
+		in = append(in, "event_uuid IN ("+strings.Join(uuids, ", ")+")")
+	}
+	err := s.on(tenantID).query(ctx, "SELECT "+eventIDCol+" AS eid, any(metric) FROM events WHERE tenant_id = "+strconv.FormatInt(tenantID, 10)+
+		" AND ("+strings.Join(in, " OR ")+") GROUP BY eid", false, func(r *rowReader) error {
 		id, m := r.string(), r.string()
 		if r.err == nil {
 			out[id] = m

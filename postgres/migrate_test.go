@@ -11,6 +11,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/internal/migrate"
 	"github.com/tallyhq/tally/internal/migrate/migratetest"
 	"github.com/tallyhq/tally/postgres/pgtest"
@@ -33,6 +34,27 @@ func TestMigrateDriver(t *testing.T) {
 	})
 }
 
+// migrateBefore applies to db the migrations whose file names sort
+// before prefix.
+func migrateBefore(t *testing.T, db *DB, prefix string) {
+	t.Helper()
+	before := fstest.MapFS{}
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if path.Base(f) < prefix {
+			b, _ := fs.ReadFile(migrations, f)
+			before[f] = &fstest.MapFile{Data: b}
+		}
+	}
+	ctx := t.Context()
+	if err := db.withMigrator(ctx, before, func(m *migrate.Migrator) error { _, err := m.Up(ctx); return err }); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestMigrateOwnEvents applies 0016 over events that tally tracked before
 // it, under the host app's names: they get tally's own names, the account
 // moves to props.account, the host app's events stay, and the hours are
@@ -45,20 +67,7 @@ func TestMigrateOwnEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	before := fstest.MapFS{}
-	files, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		if path.Base(f) < "0016" {
-			b, _ := fs.ReadFile(migrations, f)
-			before[f] = &fstest.MapFile{Data: b}
-		}
-	}
-	if err := db.withMigrator(ctx, before, func(m *migrate.Migrator) error { _, err := m.Up(ctx); return err }); err != nil {
-		t.Fatal(err)
-	}
+	migrateBefore(t, db, "0016")
 	var tenant int64
 	if err := db.pool.QueryRow(ctx, `INSERT INTO tenants (slug, name, created_at) VALUES ('acme', 'Acme', now()) RETURNING id`).Scan(&tenant); err != nil {
 		t.Fatal(err)
@@ -110,5 +119,47 @@ func TestMigrateOwnEvents(t *testing.T) {
 	var hour time.Time
 	if err := db.pool.QueryRow(ctx, `SELECT hour FROM rollup_dirty WHERE tenant_id = $1`, tenant).Scan(&hour); err != nil || !hour.Equal(ts.Truncate(time.Hour)) {
 		t.Fatalf("dirty hour %v (%v), want %v", hour, err, ts.Truncate(time.Hour))
+	}
+}
+
+// TestMigrateLeanEventKeys applies 0021 over keys and a leased batch of
+// 0018: each key is found again under EventKey (a stored one is a
+// duplicate, a leased one is listed with its batch and id), so dedup
+// carries over.
+func TestMigrateLeanEventKeys(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, err := open(ctx, pgtest.WithParams(pgtest.FreshSchema(t), map[string]string{"pool_max_conns": "2"}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	migrateBefore(t, db, "0021")
+	ts := time.Date(2026, 3, 8, 13, 30, 0, 0, time.UTC)
+	for _, sql := range []string{
+		`INSERT INTO event_keys (tenant_id, event_id, id, ts, batch_id) VALUES (7, 'stored-é', 41, $1, 0), (7, 'leased', 42, $1, 9)`,
+		`INSERT INTO event_key_batches (id, lease_until, tenant_ids, event_ids) VALUES (9, $1, '{7}', '{leased}')`,
+	} {
+		if _, err := db.pool.Exec(ctx, sql, ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	leased, err := db.ExpiredEventKeys(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leased) != 1 || leased[0].Batch != 9 || leased[0].Key != EventKey(7, "leased") || leased[0].Event.ID != 42 {
+		t.Fatalf("expired keys after 0021: %+v, want batch 9's key of 7/leased with id 42", leased)
+	}
+	evs := []tally.Event{{TenantID: 7, EventID: "stored-é", Timestamp: ts}, {TenantID: 8, EventID: "stored-é", Timestamp: ts}}
+	states, _, err := db.ReserveEventKeys(ctx, evs, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if states[0] != KeyDuplicate || states[1] != KeyNew {
+		t.Fatalf("states after 0021: %v, want the stored key a duplicate and another tenant's new", states)
 	}
 }

@@ -19,7 +19,32 @@ type Latency struct {
 	P50, P99 time.Duration
 	Events   int
 	Elapsed  time.Duration
-	During   int // runs of the concurrent job
+	During   int             // runs of the concurrent job
+	Batches  []time.Duration // each batch's latency, ascending
+}
+
+// Combine adds up phases of one kind (run in slices between other
+// phases, say): their events, time and runs, and the percentiles of
+// their batches together.
+func Combine(phases ...Latency) Latency {
+	var c Latency
+	for _, l := range phases {
+		c.Events += l.Events
+		c.Elapsed += l.Elapsed
+		c.During += l.During
+		c.Batches = append(c.Batches, l.Batches...)
+	}
+	slices.Sort(c.Batches)
+	c.P50, c.P99 = percentiles(c.Batches)
+	return c
+}
+
+// percentiles returns the p50 and p99 of ascending latencies.
+func percentiles(lat []time.Duration) (p50, p99 time.Duration) {
+	if len(lat) == 0 {
+		return 0, 0
+	}
+	return lat[len(lat)/2], lat[len(lat)*99/100]
 }
 
 // PerSecond is the phase's event rate.
@@ -92,8 +117,7 @@ func Ingest(ctx context.Context, s Inserter, g *Generator, tenants []int64, writ
 		return res, firstEr
 	}
 	slices.Sort(lat)
-	if len(lat) > 0 {
-		res.P50, res.P99 = lat[len(lat)/2], lat[len(lat)*99/100]
-	}
+	res.Batches = lat
+	res.P50, res.P99 = percentiles(lat)
 	return res, nil
 }

@@ -24,8 +24,9 @@ import (
 // the ClickHouse tier's store measured in one run against the SQLite
 // tier's on this machine. It makes a scratch PostgreSQL schema and
 // ClickHouse database (dropped at the end), and reports batch ingest
-// (1000 events per InsertEvents, as the group-commit writer sends them)
-// empty and with prefill events stored, bytes per event on disk, and
+// (1000 events per InsertEvents, as the group-commit writer sends them,
+// and 5000, the most the writer sends on this tier) empty and with
+// prefill events stored, bytes per event on disk (and per column), and
 // the p50/p95 of the biggest tenant's 30-day KPI aggregate and a meter.
 func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, d time.Duration, propsBytes int, stdout io.Writer) error {
 	b := make([]byte, 6)
@@ -76,12 +77,12 @@ func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, 
 		return err
 	}
 	defer os.RemoveAll(dir)
-	lite, err := sqlite.Open(ctx, filepath.Join(dir, "tally.db"), sqlite.Options{})
+	liteStore, err := sqlite.Open(ctx, filepath.Join(dir, "tally.db"), sqlite.Options{})
 	if err != nil {
 		return err
 	}
-	defer lite.Close()
-	liteTenants, err := benchTenants(ctx, lite, 10)
+	defer liteStore.Close()
+	liteTenants, err := benchTenants(ctx, liteStore, 10)
 	if err != nil {
 		return err
 	}
@@ -89,25 +90,61 @@ func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, 
 	gen := func(seed uint64) *dataset.Generator {
 		return dataset.New(dataset.Config{Events: 1 << 62, PropsBytes: propsBytes, Seed: seed})
 	}
-	fmt.Fprintf(stdout, "%-44s %12s %9s %9s\n", "phase (1000 events per insert)", "events/s", "p50 ms", "p99 ms")
+	fmt.Fprintf(stdout, "%-48s %12s %9s %9s\n", "phase (in 5 interleaved slices)", "events/s", "p50 ms", "p99 ms")
 	row := func(name string, l dataset.Latency) {
-		fmt.Fprintf(stdout, "%-44s %12.0f %9.2f %9.2f\n", name, l.PerSecond(), ms(l.P50), ms(l.P99))
+		fmt.Fprintf(stdout, "%-48s %12.0f %9.2f %9.2f\n", name, l.PerSecond(), ms(l.P50), ms(l.P99))
 	}
-	sq, err := dataset.Ingest(ctx, lite, gen(1), liteTenants, 1, 1000, d, nil)
+	// measure runs phases of batch ingest into the SQLite tier's store
+	// (lite) or the ClickHouse tier's in benchSlices rounds of
+	// d/benchSlices each, one phase after the other in every round, so
+	// that the load of whatever else runs on the machine falls on every
+	// phase alike and their ratios hold; then prints their rows.
+	type phase struct {
+		name           string
+		lite           bool
+		seed           uint64
+		writers, batch int
+	}
+	measure := func(phases ...phase) ([]dataset.Latency, error) {
+		gens := make([]*dataset.Generator, len(phases))
+		parts := make([][]dataset.Latency, len(phases))
+		for i, p := range phases {
+			gens[i] = gen(p.seed)
+		}
+		for range benchSlices {
+			for i, p := range phases {
+				var s dataset.Inserter = ch
+				ts, tier := tenants, "clickhouse"
+				if p.lite {
+					s, ts, tier = liteStore, liteTenants, "sqlite"
+				}
+				l, err := dataset.Ingest(ctx, s, gens[i], ts, p.writers, p.batch, d/benchSlices, nil)
+				if err != nil {
+					return nil, fmt.Errorf("%s phase: %w", tier, err)
+				}
+				parts[i] = append(parts[i], l)
+			}
+		}
+		got := make([]dataset.Latency, len(phases))
+		for i, p := range phases {
+			got[i] = dataset.Combine(parts[i]...)
+			row(p.name, got[i])
+		}
+		return got, nil
+	}
+	// The ClickHouse tier's writer takes up to 5000 events per write
+	// (internal/app): both tiers at that size too.
+	got, err := measure(
+		phase{"SQLite tier, one writer", true, 1, 1, 1000},
+		phase{"ClickHouse tier, one writer, empty", false, 2, 1, 1000},
+		phase{"SQLite tier, one writer, 5000 per insert", true, 6, 1, 5000},
+		phase{"ClickHouse tier, one writer, 5000 per insert", false, 7, 1, 5000},
+		phase{"ClickHouse tier, 4 writers (instances)", false, 3, 4, 1000},
+	)
 	if err != nil {
-		return fmt.Errorf("sqlite phase: %w", err)
+		return err
 	}
-	row("SQLite tier, one writer", sq)
-	empty, err := dataset.Ingest(ctx, ch, gen(2), tenants, 1, 1000, d, nil)
-	if err != nil {
-		return fmt.Errorf("clickhouse phase: %w", err)
-	}
-	row("ClickHouse tier, one writer, empty", empty)
-	four, err := dataset.Ingest(ctx, ch, gen(3), tenants, 4, 1000, d, nil)
-	if err != nil {
-		return fmt.Errorf("clickhouse phase: %w", err)
-	}
-	row("ClickHouse tier, 4 writers (instances)", four)
+	sq, empty, sq5, empty5, four := got[0], got[1], got[2], got[3], got[4]
 
 	// Prefill: prefill events over the last 30 days, Zipf-like tenants.
 	now := time.Now().UTC()
@@ -122,17 +159,21 @@ func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, 
 			return fmt.Errorf("prefill: %w", err)
 		}
 	}
-	fmt.Fprintf(stdout, "%-44s %12.0f\n", fmt.Sprintf("prefill %d events (10000 per insert)", prefill), float64(prefill)/time.Since(began).Seconds())
-	full, err := dataset.Ingest(ctx, ch, gen(5), tenants, 1, 1000, d, nil)
+	fmt.Fprintf(stdout, "%-48s %12.0f\n", fmt.Sprintf("prefill %d events (10000 per insert)", prefill), float64(prefill)/time.Since(began).Seconds())
+	got, err = measure(phase{"ClickHouse tier, one writer, prefilled", false, 5, 1, 1000})
 	if err != nil {
-		return fmt.Errorf("clickhouse phase: %w", err)
+		return err
 	}
-	row("ClickHouse tier, one writer, prefilled", full)
+	full := got[0]
 
 	if err := ch.Optimize(ctx); err != nil {
 		return err
 	}
 	rows, bytes, err := ch.DiskUsage(ctx)
+	if err != nil {
+		return err
+	}
+	cols, colBytes, err := ch.ColumnUsage(ctx)
 	if err != nil {
 		return err
 	}
@@ -165,8 +206,11 @@ func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, 
 	delTook := time.Since(delBegan)
 	n, _ := ch.CountEvents(ctx, tenants[0], from, now)
 	fmt.Fprintln(stdout)
-	fmt.Fprintf(stdout, "%-50s %9.0f\n", "bytes per event on disk (system.parts, merged)", float64(bytes)/float64(max(rows, 1)))
+	fmt.Fprintf(stdout, "%-50s %9.1f\n", "bytes per event on disk (system.parts, merged)", float64(bytes)/float64(max(rows, 1)))
 	fmt.Fprintf(stdout, "%-50s %9d\n", "events stored", rows)
+	for i, c := range cols {
+		fmt.Fprintf(stdout, "  %-48s %9.2f\n", "column "+c+" (compressed bytes per event)", float64(colBytes[i])/float64(max(rows, 1)))
+	}
 	var keyBytes int64
 	if err := conn.QueryRow(ctx, "SELECT pg_total_relation_size('"+name+".event_keys')").Scan(&keyBytes); err == nil {
 		fmt.Fprintf(stdout, "%-50s %9.0f\n", "PostgreSQL key table bytes per event", float64(keyBytes)/float64(max(rows, 1)))
@@ -175,11 +219,20 @@ func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, 
 	fmt.Fprintf(stdout, "%-50s p50 %7.1f ms  p95 %7.1f ms\n", "30-day daily meter (count), biggest tenant", ms(meterT[0]), ms(meterT[1]))
 	fmt.Fprintf(stdout, "%-50s %7.1f ms  (%d events of one user)\n", "privacy deletion (ALTER … DELETE, waited for)", ms(delTook), deleted)
 	fmt.Fprintln(stdout)
-	fmt.Fprintf(stdout, "%-50s %7.2f\n", "ClickHouse / SQLite batch ingest (target ≥ 3)", empty.PerSecond()/sq.PerSecond())
-	fmt.Fprintf(stdout, "%-50s %7.2f\n", "ClickHouse 4 writers / SQLite batch ingest", four.PerSecond()/sq.PerSecond())
-	fmt.Fprintf(stdout, "%-50s %7.2f\n", "ClickHouse prefilled / empty ingest (target ≥ 0.9)", full.PerSecond()/empty.PerSecond())
+	ratio := func(name string, a, b dataset.Latency) {
+		fmt.Fprintf(stdout, "%-50s %7.2f  (%.0f / %.0f events/s)\n", name, a.PerSecond()/b.PerSecond(), a.PerSecond(), b.PerSecond())
+	}
+	ratio("ClickHouse / SQLite batch ingest (target ≥ 3)", empty, sq)
+	ratio("the same, 5000 per insert", empty5, sq5)
+	fmt.Fprintf(stdout, "%-50s %7.2f\n", "ClickHouse batch ingest / 100 000 events/s", max(empty.PerSecond(), empty5.PerSecond())/100_000)
+	ratio("ClickHouse 4 writers / SQLite batch ingest", four, sq)
+	ratio("ClickHouse prefilled / empty ingest (target ≥ 0.9)", full, empty)
 	return nil
 }
+
+// benchSlices is how many slices benchClickHouse cuts each ingest phase
+// into, interleaved with the other phases measured alongside.
+const benchSlices = 5
 
 // timeIt runs op n times and returns its p50 and p95 (zero on error).
 func timeIt(ctx context.Context, n int, op func() error) [2]time.Duration {

@@ -1,0 +1,1 @@
+-- Reserved for migration 0020 of another change; replaced when it lands.

@@ -1,0 +1,1 @@
+-- PostgreSQL's 0021 makes the dedup keys of a ClickHouse event log leaner; SQLite keeps its log itself.
