@@ -27,6 +27,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -155,6 +156,35 @@ type Event struct {
 	// Frame is the event as a Server-Sent Event (AppendFrame), ready to
 	// write; JSON is part of it.
 	Frame []byte
+
+	frames []byte // every frame of the read, Frame at offset at
+	at     int
+}
+
+// WriteFrames writes the frames of a delivery to w: each run of frames
+// that one read laid out one after the other (a subscriber without a
+// filter gets whole runs) in one Write, so that a stream makes one write
+// to its client per delivery, not one per event.
+func WriteFrames(w io.Writer, batch []*Event) error {
+	for len(batch) > 0 {
+		first, end, n := batch[0], batch[0].at+len(batch[0].Frame), 1
+		for ; first.frames != nil && n < len(batch); n++ {
+			e := batch[n]
+			if e.frames == nil || &e.frames[0] != &first.frames[0] || e.at != end {
+				break
+			}
+			end += len(e.Frame)
+		}
+		run := first.Frame
+		if n > 1 {
+			run = first.frames[first.at:end:end]
+		}
+		if _, err := w.Write(run); err != nil {
+			return err
+		}
+		batch = batch[n:]
+	}
+	return nil
 }
 
 // AppendFrame appends an event as a Server-Sent Event: its public id and
@@ -555,10 +585,13 @@ func (h *Hub) fanOut(f *feed, events []tally.Event, upto int64) {
 		f.mu.Unlock()
 		return
 	}
-	// Encoded once, as frames ready to write, shared by every subscriber;
-	// one delivery per subscriber per read, so a subscriber wakes (and
-	// writes) once per read, not once per event.
+	// Encoded once, as frames ready to write laid out one after the other
+	// (WriteFrames), shared by every subscriber; one delivery per
+	// subscriber per read, so a subscriber wakes (and writes) once per
+	// read, not once per event.
 	shared := make([]*Event, 0, len(events))
+	var frames []byte
+	var ends []int // of each frame in frames, and of its JSON
 	for i := range events {
 		if tally.IsOwnEvent(events[i].Name) {
 			continue // the tail shows the host app's events, never tally's own (as its log reads)
@@ -571,9 +604,16 @@ func (h *Hub) fanOut(f *feed, events []tally.Event, upto int64) {
 		if err != nil {
 			continue // cannot happen for an event read from the log
 		}
-		frame := AppendFrame(make([]byte, 0, len(b)+32), shown.ID, b)
-		data := frame[len(frame)-len(b)-2 : len(frame)-2]
-		shared = append(shared, &Event{Event: events[i], JSON: data[:len(data):len(data)], Frame: frame})
+		frames = AppendFrame(frames, shown.ID, b)
+		ends = append(ends, len(frames)-2-len(b), len(frames))
+		shared = append(shared, &Event{Event: events[i]})
+	}
+	start := 0
+	for i, e := range shared {
+		data, end := ends[2*i], ends[2*i+1]
+		e.Frame, e.JSON = frames[start:end:end], frames[data:end-2:end-2]
+		e.frames, e.at = frames, start
+		start = end
 	}
 	f.mu.Lock()
 	for s := range f.subs {

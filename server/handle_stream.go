@@ -118,9 +118,7 @@ func (s *Server) handleEventsStream() apiHandler {
 			}
 			select {
 			case batch := <-sub.C:
-				for _, e := range batch {
-					sw.frame(e.ID, e.Frame)
-				}
+				sw.frames(batch)
 			case <-sub.Dropped():
 				sw.end(rc, sub.Reason())
 				return nil
@@ -188,6 +186,14 @@ type sseWriter struct {
 func (sw *sseWriter) write(format string, args ...any) {
 	if sw.err == nil {
 		_, sw.err = fmt.Fprintf(sw.w, format, args...)
+	}
+}
+
+// frames writes a delivery of the hub.
+func (sw *sseWriter) frames(batch []*live.Event) {
+	if sw.err == nil {
+		sw.err = live.WriteFrames(sw.w, batch)
+		sw.last = batch[len(batch)-1].ID
 	}
 }
 
