@@ -82,9 +82,12 @@ func benchLiveSubscribers(b *testing.B, db liveStore, tenantID int64, cfg live.C
 	w.Start()
 	b.Cleanup(func() { w.Stop(context.Background()) })
 	g := dataset.New(dataset.Config{Tenants: []int64{tenantID}})
-	// The machine is shared: phases alone and with subscribers alternate,
-	// three of each, so that a change of its load weighs on both.
-	const rounds, phase = 3, 1500 * time.Millisecond
+	// The machine is shared and the log grows: phases alone and with
+	// subscribers alternate, each pair in the other order than the last
+	// (alone, with, with, alone, …), so that neither a change of the
+	// machine's load nor the growing log weighs on one side only.
+	const pairs, phase = 4, time.Second
+	const subscribers = 100
 	run := func(rate *[2]float64) {
 		l, err := dataset.Ingest(b.Context(), writerInserter{w}, g, []int64{tenantID}, 8, 10, phase, nil)
 		if err != nil {
@@ -96,19 +99,27 @@ func benchLiveSubscribers(b *testing.B, db liveStore, tenantID int64, cfg live.C
 	for b.Loop() {
 		var alone, with [2]float64 // events, seconds
 		var received, drops atomic.Int64
-		for range rounds {
-			run(&alone)
+		subscribed := func() {
 			ctx, cancel := context.WithCancel(b.Context())
 			var wg sync.WaitGroup
-			for range 100 {
+			defer wg.Wait()
+			defer cancel() // before the wait
+			for range subscribers {
 				wg.Go(func() { subscriber(ctx, hub, tenantID, &received, &drops) })
 			}
-			for hub.Subscribers() < 100 {
+			for hub.Subscribers() < subscribers {
 				time.Sleep(time.Millisecond)
 			}
 			run(&with)
-			cancel()
-			wg.Wait()
+		}
+		for i := range pairs {
+			if i%2 == 0 {
+				run(&alone)
+				subscribed()
+			} else {
+				subscribed()
+				run(&alone)
+			}
 		}
 		base, loaded := alone[0]/alone[1], with[0]/with[1]
 		ratio := loaded / base
@@ -121,11 +132,22 @@ func benchLiveSubscribers(b *testing.B, db liveStore, tenantID int64, cfg live.C
 	}
 }
 
+// conn stands for a stream's connection: it copies what is written into
+// a buffer of a socket's size, as the kernel does.
+type conn struct{ buf [4096]byte }
+
+func (c *conn) Write(p []byte) (int, error) {
+	for n := 0; n < len(p); {
+		n += copy(c.buf[:], p[n:])
+	}
+	return len(p), nil
+}
+
 // subscriber follows tenantID until ctx ends, subscribing again when the
 // hub drops it, and does with each delivery what a stream does: it writes
-// the shared frames to its connection's buffer.
+// the shared frames to its connection.
 func subscriber(ctx context.Context, hub *live.Hub, tenantID int64, received, drops *atomic.Int64) {
-	var buf []byte
+	var c conn
 	for ctx.Err() == nil {
 		s, err := hub.Subscribe(ctx, tenantID, tally.EventFilter{})
 		if err != nil {
@@ -136,10 +158,7 @@ func subscriber(ctx context.Context, hub *live.Hub, tenantID int64, received, dr
 			for {
 				select {
 				case batch := <-s.C:
-					buf = buf[:0]
-					for _, e := range batch {
-						buf = append(buf, e.Frame...)
-					}
+					live.WriteFrames(&c, batch)
 					received.Add(int64(len(batch)))
 				case <-s.Dropped():
 					drops.Add(1)
