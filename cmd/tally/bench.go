@@ -51,7 +51,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	chURL := fs.String("clickhouse", "", "measure the ClickHouse tier's store at this EVENTS_URL (with -postgres) against the SQLite tier's, instead of load-testing")
 	pgURL := fs.String("postgres", "", "PostgreSQL URL for -clickhouse (a scratch schema is made and dropped)")
 	prefill := fs.Int("prefill", 1_000_000, "events stored before the prefilled phase of -clickhouse")
-	liveN := fs.Int("live", 0, "live subscribers (SSE streams over the tenants of -key, which then need analytics:read too) during a second batch-ingest phase (0: no such phase)")
+	liveN := fs.Int("live", 0, "live subscribers (SSE streams over the tenants of -key, which then need analytics:read too) during a batch-ingest phase between two without them (0: no such phase)")
 	if err := fs.Parse(args); err != nil {
 		return &configError{msg: err.Error()}
 	}
@@ -128,7 +128,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	ingest := load(ctx, *conc, *dur, post(*batch), client)
 	rep.add(fmt.Sprintf("batch ingest (%d×%d)", *conc, *batch), ingest, *batch)
 	if *liveN > 0 {
-		if err := benchLive(ctx, *url, keyList, *liveN, ingest.eps(*batch), func() *phase { return load(ctx, *conc, *dur, post(*batch), client) },
+		if err := benchLive(ctx, *url, keyList, *liveN, *dur, func(d time.Duration) *phase { return load(ctx, *conc, d, post(*batch), client) },
 			*batch, &rep); err != nil {
 			return err
 		}

@@ -112,7 +112,8 @@ func TestBenchMeter(t *testing.T) {
 
 // TestBenchLive runs the -live phase briefly against a running tally with
 // two tenants: the subscribers' streams open and read the events ingested
-// meanwhile, and the report gives the ratio to the phases without; a key
+// meanwhile, and the report gives the ratio to the phases before and after
+// without them; a key
 // that cannot read the stream is a clear error.
 func TestBenchLive(t *testing.T) {
 	t.Parallel()
@@ -133,7 +134,7 @@ func TestBenchLive(t *testing.T) {
 	for _, p := range rep.Phases {
 		phases[p.Name] = p
 	}
-	for _, name := range []string{"batch ingest (2×20)", "batch ingest, 4 live subscribers", "batch ingest again, no subscriber"} {
+	for _, name := range []string{"batch ingest (2×20)", "batch ingest, no subscriber (before)", "batch ingest, 4 live subscribers", "batch ingest, no subscriber (after)"} {
 		if p, ok := phases[name]; !ok || p.OK == 0 || p.Errors != 0 {
 			t.Errorf("phase %q: %+v (of %+v), want answers and no error", name, p, rep.Phases)
 		}
