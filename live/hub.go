@@ -27,8 +27,10 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -65,6 +67,11 @@ type Config struct {
 	// Poll is how often a followed tenant is re-read without a wake
 	// (default 2s): it bounds the delay of a lost notification.
 	Poll time.Duration
+	// Coalesce is the least time between two reads of one tenant's events
+	// (default 50ms): the commits of that time reach each subscriber in
+	// one delivery, so that the readers, the subscribers' wakes and their
+	// writes to clients cost per interval, not per commit.
+	Coalesce time.Duration
 	// Broker, when set, shares wakes between instances.
 	Broker Broker
 	// Horizon, when set, bounds the log reads to ids no transaction can
@@ -140,11 +147,54 @@ type commit struct {
 }
 
 // Event is an event as the hub delivers it: shared by every subscriber,
-// with its JSON encoded once for all of them. Treat it as read-only.
+// encoded once for all of them. Treat it as read-only.
 type Event struct {
 	tally.Event
-	// JSON is the event's encoding (tally.Event's JSON form).
+	// JSON is the event's encoding (tally.Event's JSON form, with the
+	// public id).
 	JSON []byte
+	// Frame is the event as a Server-Sent Event (AppendFrame), ready to
+	// write; JSON is part of it.
+	Frame []byte
+
+	frames []byte // every frame of the read, Frame at offset at
+	at     int
+}
+
+// WriteFrames writes the frames of a delivery to w: each run of frames
+// that one read laid out one after the other (a subscriber without a
+// filter gets whole runs) in one Write, so that a stream makes one write
+// to its client per delivery, not one per event.
+func WriteFrames(w io.Writer, batch []*Event) error {
+	for len(batch) > 0 {
+		first, end, n := batch[0], batch[0].at+len(batch[0].Frame), 1
+		for ; first.frames != nil && n < len(batch); n++ {
+			e := batch[n]
+			if e.frames == nil || &e.frames[0] != &first.frames[0] || e.at != end {
+				break
+			}
+			end += len(e.Frame)
+		}
+		run := first.Frame
+		if n > 1 {
+			run = first.frames[first.at:end:end]
+		}
+		if _, err := w.Write(run); err != nil {
+			return err
+		}
+		batch = batch[n:]
+	}
+	return nil
+}
+
+// AppendFrame appends an event as a Server-Sent Event: its public id and
+// its JSON encoding.
+func AppendFrame(dst []byte, publicID int64, data []byte) []byte {
+	dst = append(dst, "id: "...)
+	dst = strconv.AppendInt(dst, publicID, 10)
+	dst = append(dst, "\ndata: "...)
+	dst = append(dst, data...)
+	return append(dst, "\n\n"...)
 }
 
 // Subscription is one subscriber's share of a tenant's events.
@@ -185,6 +235,9 @@ func New(store tally.TailStore, cfg Config) *Hub {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = 2 * time.Second
+	}
+	if cfg.Coalesce <= 0 {
+		cfg.Coalesce = 50 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -400,6 +453,7 @@ func (h *Hub) follow(f *feed) {
 	tick := time.NewTicker(h.cfg.Poll)
 	defer tick.Stop()
 	failures := 0
+	var read time.Time // when the last round of reads began
 	for {
 		// A wake reads the last commits in memory when they cover the
 		// cursor; a tick always reads the log.
@@ -413,6 +467,25 @@ func (h *Hub) follow(f *feed) {
 		case <-tick.C:
 			memory = false
 		}
+		// At most one round per Coalesce: the wakes meanwhile are for
+		// commits this round reads.
+		if wait := h.cfg.Coalesce - time.Since(read); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-f.done:
+				t.Stop()
+				return
+			case <-h.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			select {
+			case <-f.wake:
+			default:
+			}
+		}
+		read = time.Now()
 		for {
 			f.mu.Lock()
 			after := f.cursor
@@ -463,6 +536,16 @@ const gapRetry = 100 * time.Millisecond
 // and held says that a gap in the ids holds them back.
 func (h *Hub) read(tenant, cursor int64) (events []tally.Event, upto int64, held bool, err error) {
 	settled := int64(-1)
+	if h.cfg.SoleWriter {
+		// Every id up to the last the hook saw is committed: a read that
+		// is not full covers them, and the cursor of a quiet tenant keeps
+		// up with the log (its next read starts near the end).
+		h.mu.Lock()
+		if h.last > cursor {
+			settled = h.last
+		}
+		h.mu.Unlock()
+	}
 	if h.cfg.Horizon != nil {
 		if settled, held, err = h.cfg.Horizon.Settled(h.ctx); err != nil {
 			return nil, 0, false, err
@@ -502,10 +585,13 @@ func (h *Hub) fanOut(f *feed, events []tally.Event, upto int64) {
 		f.mu.Unlock()
 		return
 	}
-	// Encoded once, shared by every subscriber; one delivery per
-	// subscriber per read, so a subscriber wakes once per read, not once
-	// per event.
+	// Encoded once, as frames ready to write laid out one after the other
+	// (WriteFrames), shared by every subscriber; one delivery per
+	// subscriber per read, so a subscriber wakes (and writes) once per
+	// read, not once per event.
 	shared := make([]*Event, 0, len(events))
+	var frames []byte
+	var ends []int // of each frame in frames, and of its JSON
 	for i := range events {
 		if tally.IsOwnEvent(events[i].Name) {
 			continue // the tail shows the host app's events, never tally's own (as its log reads)
@@ -518,7 +604,16 @@ func (h *Hub) fanOut(f *feed, events []tally.Event, upto int64) {
 		if err != nil {
 			continue // cannot happen for an event read from the log
 		}
-		shared = append(shared, &Event{Event: events[i], JSON: b})
+		frames = AppendFrame(frames, shown.ID, b)
+		ends = append(ends, len(frames)-2-len(b), len(frames))
+		shared = append(shared, &Event{Event: events[i]})
+	}
+	start := 0
+	for i, e := range shared {
+		data, end := ends[2*i], ends[2*i+1]
+		e.Frame, e.JSON = frames[start:end:end], frames[data:end-2:end-2]
+		e.frames, e.at = frames, start
+		start = end
 	}
 	f.mu.Lock()
 	for s := range f.subs {

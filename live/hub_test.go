@@ -1,6 +1,8 @@
 package live_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"slices"
 	"strconv"
 	"testing"
@@ -199,4 +201,88 @@ func firstDiff(a, b []string) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// writes records each Write.
+type writes [][]byte
+
+func (w *writes) Write(p []byte) (int, error) {
+	*w = append(*w, slices.Clone(p))
+	return len(p), nil
+}
+
+// TestFramesSharedAndWrittenOncePerDelivery: a delivery's frames carry the
+// public id and the event's JSON; a subscriber without a filter writes a
+// whole read in one Write, one with a filter writes only its events, and
+// both deliveries come from one read of a commit.
+func TestFramesSharedAndWrittenOncePerDelivery(t *testing.T) {
+	t.Parallel()
+	db, tenant := sqlitetest.WithTenant(t)
+	public := func(_, id int64) int64 { return id*10 + 7 }
+	hub := live.New(db, live.Config{Poll: time.Hour, PublicID: public})
+	hub.Start()
+	t.Cleanup(func() { hub.Stop(t.Context()) })
+	w := ingest.NewWriter(db, ingest.WriterConfig{Committed: hub.Committed}, nil)
+	w.Start()
+	t.Cleanup(func() { w.Stop(t.Context()) })
+	all, err := hub.Subscribe(t.Context(), tenant.ID, tally.EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer all.Close()
+	some, err := hub.Subscribe(t.Context(), tenant.ID, tally.EventFilter{Name: "a.*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer some.Close()
+
+	now := time.Now()
+	var evs []tally.Event
+	for i := range 6 {
+		name := "a.x"
+		if i%2 == 1 {
+			name = "b.x"
+		}
+		evs = append(evs, tally.Event{TenantID: tenant.ID, EventID: "e" + strconv.Itoa(i), Name: name, Timestamp: now, ReceivedAt: now, Props: []byte(`{"i":` + strconv.Itoa(i) + `}`)})
+	}
+	if _, err := w.Write(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	receive := func(s *live.Subscription) []*live.Event {
+		t.Helper()
+		select {
+		case batch := <-s.C:
+			return batch
+		case <-time.After(30 * time.Second): // a guard against a hang, not an assertion
+			t.Fatal("no delivery")
+			return nil
+		}
+	}
+	check := func(name string, batch []*live.Event, wantEvents, wantWrites int) {
+		t.Helper()
+		if len(batch) != wantEvents {
+			t.Fatalf("%s: a delivery of %d events, want %d", name, len(batch), wantEvents)
+		}
+		var want []byte
+		for _, e := range batch {
+			var shown tally.Event
+			if err := json.Unmarshal(e.JSON, &shown); err != nil || shown.ID != public(0, e.ID) || shown.EventID != e.EventID {
+				t.Fatalf("%s: JSON %s (%v), want event %s with public id %d", name, e.JSON, err, e.EventID, public(0, e.ID))
+			}
+			frame := live.AppendFrame(nil, public(0, e.ID), e.JSON)
+			if !bytes.Equal(e.Frame, frame) {
+				t.Fatalf("%s: frame %q, want %q", name, e.Frame, frame)
+			}
+			want = append(want, frame...)
+		}
+		var got writes
+		if err := live.WriteFrames(&got, batch); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != wantWrites || !bytes.Equal(bytes.Join(got, nil), want) {
+			t.Fatalf("%s: %d writes of %q, want %d of %q", name, len(got), bytes.Join(got, nil), wantWrites, want)
+		}
+	}
+	check("no filter", receive(all), 6, 1)
+	check("a.*", receive(some), 3, 3)
 }

@@ -118,9 +118,7 @@ func (s *Server) handleEventsStream() apiHandler {
 			}
 			select {
 			case batch := <-sub.C:
-				for _, e := range batch {
-					sw.frame(e.ID, e.JSON)
-				}
+				sw.frames(batch)
 			case <-sub.Dropped():
 				sw.end(rc, sub.Reason())
 				return nil
@@ -191,21 +189,31 @@ func (sw *sseWriter) write(format string, args ...any) {
 	}
 }
 
+// frames writes a delivery of the hub.
+func (sw *sseWriter) frames(batch []*live.Event) {
+	if sw.err == nil {
+		sw.err = live.WriteFrames(sw.w, batch)
+		sw.last = batch[len(batch)-1].ID
+	}
+}
+
+// frame writes one event of the log, a live.AppendFrame; id is its stored
+// id.
+func (sw *sseWriter) frame(id int64, frame []byte) {
+	if sw.err == nil {
+		_, sw.err = sw.w.Write(frame)
+		sw.last = id
+	}
+}
+
 func (sw *sseWriter) comment(text string) { sw.write(": %s\n\n", text) }
 
 func (sw *sseWriter) event(e *tally.Event) {
 	shown := *e
 	shown.ID = sw.public(e.ID)
 	if b, err := json.Marshal(&shown); err == nil {
-		sw.frame(e.ID, b)
+		sw.frame(e.ID, live.AppendFrame(nil, shown.ID, b))
 	}
-}
-
-// frame writes one event of the log, already encoded with its public id;
-// id is the stored one.
-func (sw *sseWriter) frame(id int64, data []byte) {
-	sw.write("id: %d\ndata: %s\n\n", sw.public(id), data)
-	sw.last = id
 }
 
 // end writes the final event, bounded in time: the client may be the slow

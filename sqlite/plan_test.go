@@ -10,7 +10,8 @@ import (
 // TestPlans checks the query plans that performance depends on: BucketUsers
 // reads the covering index alone, in its order, and the event listing and
 // export keep reading (ts, id) order from the index that replaced
-// events_tenant_ts (migration 0002).
+// events_tenant_ts (migration 0002), and the live tail near the end of the
+// log reads by id.
 func TestPlans(t *testing.T) {
 	db, err := Open(t.Context(), filepath.Join(t.TempDir(), "plan.db"), Options{})
 	if err != nil {
@@ -29,6 +30,10 @@ func TestPlans(t *testing.T) {
 		{`SELECT ` + eventCols + ` FROM events WHERE tenant_id = ? AND ts >= ? AND (ts, id) > (?, ?) ORDER BY ts, id LIMIT ?`, 5,
 			[]string{"SEARCH events USING INDEX events_tenant_ts_user (tenant_id=? AND ts>?)"}},
 		{`SELECT count(*) FROM events WHERE tenant_id = ? AND ts >= ? AND ts < ?`, 3, []string{rangeScan}},
+		// The live tail near the end of the log: the rows after its cursor
+		// by id, whatever the filter, never the whole tenant sorted.
+		{`SELECT ` + eventCols + ` FROM events NOT INDEXED WHERE tenant_id = ? AND ts >= ? AND event = ? AND user_id = ? AND id > ? ORDER BY id LIMIT ?`, 6,
+			[]string{"SEARCH events USING INTEGER PRIMARY KEY (rowid>?)"}},
 	} {
 		rows, err := db.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+c.query, make([]any, c.args)...)
 		if err != nil {

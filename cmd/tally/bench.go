@@ -52,6 +52,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	chURL := fs.String("clickhouse", "", "measure the ClickHouse tier's store at this EVENTS_URL (with -postgres) against the SQLite tier's, instead of load-testing")
 	pgURL := fs.String("postgres", "", "PostgreSQL URL for -clickhouse (a scratch schema is made and dropped)")
 	prefill := fs.Int("prefill", 1_000_000, "events stored before the prefilled phase of -clickhouse")
+	liveN := fs.Int("live", 0, "live subscribers (SSE streams over the tenants of -key, which then need analytics:read too) during a batch-ingest phase between two without them (0: no such phase)")
 	if err := fs.Parse(args); err != nil {
 		return &configError{msg: err.Error()}
 	}
@@ -92,8 +93,8 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if len(keyList) == 0 {
 		return &configError{msg: "bench needs -key (or TALLY_KEY): API keys with analytics:write"}
 	}
-	if *conc < 1 || *single < 0 || *batch < 1 || *batch > 1000 || *dur <= 0 || *dur > 10*time.Minute {
-		return &configError{msg: "bench: -c >= 1, -single-c >= 0, -batch 1-1000, -d up to 10m"}
+	if *conc < 1 || *single < 0 || *batch < 1 || *batch > 1000 || *dur <= 0 || *dur > 10*time.Minute || *liveN < 0 || *liveN > 10000 {
+		return &configError{msg: "bench: -c >= 1, -single-c >= 0, -batch 1-1000, -d up to 10m, -live 0-10000"}
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: max(*conc, *single) * 2}, Timeout: 30 * time.Second}
 	gen := dataset.New(dataset.Config{Events: 1 << 62, PropsBytes: *propsBytes, Seed: uint64(time.Now().UnixNano())})
@@ -133,6 +134,12 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	rep.add("GET /healthz", base, 0)
 	ingest := load(ctx, *conc, *dur, post(*batch), client)
 	rep.add(fmt.Sprintf("batch ingest (%d×%d)", *conc, *batch), ingest, *batch)
+	if *liveN > 0 {
+		if err := benchLive(ctx, *url, keyList, *liveN, *dur, func(d time.Duration) *phase { return load(ctx, *conc, d, post(*batch), client) },
+			*batch, &rep); err != nil {
+			return err
+		}
+	}
 	var singles *phase
 	if *single > 0 {
 		singles = load(ctx, *single, *dur, post(1), client)

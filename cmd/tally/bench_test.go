@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tallyhq/tally/clickhouse/chtest"
+	"github.com/tallyhq/tally/internal/app/apptest"
 	"github.com/tallyhq/tally/postgres/pgtest"
 	"github.com/tallyhq/tally/sqlite"
 )
@@ -140,5 +142,58 @@ func TestBenchReads(t *testing.T) {
 	}
 	if len(rep.Notes) != 3 || !strings.Contains(rep.Notes[1], ": 0 tenant-days") {
 		t.Errorf("notes %q: want three rollups, the second with nothing to do", rep.Notes)
+	}
+}
+
+// TestBenchLive runs the -live phase briefly against a running tally with
+// two tenants: the subscribers' streams open and read the events ingested
+// meanwhile, and the report gives the ratio to the phases before and after
+// without them; a key
+// that cannot read the stream is a clear error.
+func TestBenchLive(t *testing.T) {
+	t.Parallel()
+	_, srv := apptest.Start(t, nil)
+	keys := apptest.Key(t, srv, "acme", "analytics:write", "analytics:read") + "," +
+		apptest.Key(t, srv, "globex", "analytics:write", "analytics:read")
+	var out, errs bytes.Buffer
+	args := []string{"bench", "-url", srv.URL, "-key", keys, "-c", "2", "-batch", "20", "-single-c", "0", "-baselines=false",
+		"-d", "400ms", "-live", "4", "-json"}
+	if err := run(t.Context(), args, func(string) string { return "" }, &out, &errs); err != nil {
+		t.Fatalf("bench -live: %v (%s)", err, errs.String())
+	}
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("bench -live -json printed %q: %v", out.String(), err)
+	}
+	phases := map[string]phaseResult{}
+	for _, p := range rep.Phases {
+		phases[p.Name] = p
+	}
+	for _, name := range []string{"batch ingest (2×20)", "batch ingest, no subscriber (before)", "batch ingest, 4 live subscribers", "batch ingest, no subscriber (after)"} {
+		if p, ok := phases[name]; !ok || p.OK == 0 || p.Errors != 0 {
+			t.Errorf("phase %q: %+v (of %+v), want answers and no error", name, p, rep.Phases)
+		}
+	}
+	found := false
+	for _, r := range rep.Ratios {
+		found = found || r.Name == "batch ingest with 4 live subscribers / without (≥ 0.9)" && r.Value > 0
+	}
+	if !found {
+		t.Errorf("ratios %+v: no live ratio", rep.Ratios)
+	}
+	var read int64
+	if len(rep.Notes) != 1 || !strings.HasPrefix(rep.Notes[0], "4 live subscribers over 2 tenants read ") {
+		t.Fatalf("notes %q", rep.Notes)
+	}
+	fmt.Sscanf(strings.TrimPrefix(rep.Notes[0], "4 live subscribers over 2 tenants read "), "%d", &read)
+	if read == 0 {
+		t.Errorf("the subscribers read no event: %q", rep.Notes[0])
+	}
+
+	writeOnly := apptest.Key(t, srv, "initech", "analytics:write")
+	args = []string{"bench", "-url", srv.URL, "-key", writeOnly, "-c", "1", "-single-c", "0", "-baselines=false", "-d", "100ms", "-live", "2"}
+	err := run(t.Context(), args, func(string) string { return "" }, &out, &errs)
+	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "analytics:read") {
+		t.Errorf("bench -live with a write-only key: %v, want the stream's 403 and the scope it needs", err)
 	}
 }
