@@ -28,6 +28,10 @@ func (db *DB) InsertEvents(ctx context.Context, events []tally.Event) ([]bool, e
 	if err != nil {
 		return nil, wrap(err, "event")
 	}
+	takeStamp, err := db.hotW.get(ctx, nextStampSQL)
+	if err != nil {
+		return nil, wrap(err, "event")
+	}
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		ins := tx.StmtContext(ctx, insert)
 		type th struct{ tenant, hour int64 }
@@ -63,8 +67,8 @@ func (db *DB) InsertEvents(ctx context.Context, events []tally.Event) ([]bool, e
 		if len(dirty) == 0 {
 			return nil
 		}
-		stamp, err := nextStamp(ctx, tx)
-		if err != nil {
+		var stamp int64
+		if err := tx.StmtContext(ctx, takeStamp).QueryRowContext(ctx).Scan(&stamp); err != nil {
 			return err
 		}
 		now := micros(db.now())
@@ -90,10 +94,12 @@ const markDirtySQL = `INSERT INTO rollup_dirty (tenant_id, hour, marked_at, seq)
 // whether a snapshot saw the change.
 func nextStamp(ctx context.Context, tx *sql.Tx) (int64, error) {
 	var s int64
-	err := tx.QueryRowContext(ctx, `INSERT INTO rollup_stamps (tenant_id, seq) VALUES (0, 1)
-		ON CONFLICT (tenant_id) DO UPDATE SET seq = rollup_stamps.seq + 1 RETURNING seq`).Scan(&s)
+	err := tx.QueryRowContext(ctx, nextStampSQL).Scan(&s)
 	return s, err
 }
+
+const nextStampSQL = `INSERT INTO rollup_stamps (tenant_id, seq) VALUES (0, 1)
+	ON CONFLICT (tenant_id) DO UPDATE SET seq = rollup_stamps.seq + 1 RETURNING seq`
 
 // stampTenant records in tx a change to tenantID's log or rollups that
 // leaves no dirty mark (a purge, a rollup written), with a new stamp.
