@@ -410,10 +410,14 @@ type Meter interface {
 
 // Reservation is what Admit (or a quota consume) reserved, per event.
 // At is when a consume reserved: its event is written in At's UTC day,
-// whose counter holds the reservation.
+// whose counter holds the reservation. Alerted says that the quota alerts
+// of the reserved counters were checked when they grew (a consume checks
+// them at once), so Settle need not check them again for what was
+// reserved.
 type Reservation struct {
 	Amounts [][]Amount
 	At      time.Time
+	Alerted bool
 }
 
 // RollupBucket names the rollup bucket of length d, "hour" or "day" (the

@@ -13,9 +13,10 @@ import (
 // Quotas is what recording needs of quota accounting (usage.Service):
 // reserving a consume and reading today's counters.
 type Quotas interface {
-	// Consume reserves amount of metric's quota, atomically; see
-	// usage.Service.Consume.
-	Consume(ctx context.Context, tenantID int64, metric string, amount int64) (bool, tally.QuotaStatus, *tally.Reservation, error)
+	// ConsumeIn reserves amount of metric's quota, atomically, placing
+	// its period in the tenant's time zone loc; see
+	// usage.Service.ConsumeIn.
+	ConsumeIn(ctx context.Context, tenantID int64, loc *time.Location, metric string, amount int64) (bool, tally.QuotaStatus, *tally.Reservation, error)
 	// Today returns the tenant's counters of the current UTC day.
 	Today(ctx context.Context, tenantID int64) (map[string]int64, error)
 	// BeginCommit and EndCommit bracket the write of a reservation's
@@ -148,7 +149,7 @@ func (r *Recorder) Consume(ctx context.Context, t *tally.Tenant, in tally.UsageI
 			return err == nil, st, err
 		}
 	}
-	allowed, st, resv, err := r.quotas.Consume(ctx, t.ID, metric, amount)
+	allowed, st, resv, err := r.quotas.ConsumeIn(ctx, t.ID, t.Location(), metric, amount)
 	if err != nil || !allowed {
 		return false, st, err
 	}

@@ -133,7 +133,7 @@ func insertReturning(db *DB, events []tally.Event) error {
 			return err
 		}
 		for k := range dirty {
-			if _, err := tx.ExecContext(ctx, markDirty, k.tenant, k.hour, micros(db.now()), stamp); err != nil {
+			if _, err := tx.ExecContext(ctx, markDirtySQL, k.tenant, k.hour, micros(db.now()), stamp); err != nil {
 				return err
 			}
 		}

@@ -21,7 +21,11 @@ func (db *DB) CreateGrant(ctx context.Context, g *tally.QuotaGrant) error {
 }
 
 func (db *DB) queryGrants(ctx context.Context, q string, args ...any) ([]tally.QuotaGrant, error) {
-	rows, err := db.r.QueryContext(ctx, q, args...)
+	st, err := db.hotR.get(ctx, q)
+	if err != nil {
+		return nil, wrap(err, "grant")
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, wrap(err, "grant")
 	}

@@ -384,7 +384,10 @@ func (db *DB) RevokeKey(ctx context.Context, tenantID, id int64, at time.Time) e
 // it with every change to a key but its last use and to a tenant.
 func (db *DB) AuthVersion(ctx context.Context) (int64, error) {
 	var n int64
-	err := db.r.QueryRowContext(ctx, `SELECT n FROM auth_version WHERE id = 1`).Scan(&n)
+	st, err := db.hotR.get(ctx, `SELECT n FROM auth_version WHERE id = 1`)
+	if err == nil {
+		err = st.QueryRowContext(ctx).Scan(&n)
+	}
 	return n, wrap(err, "auth version")
 }
 
@@ -474,7 +477,11 @@ func (db *DB) SetQuota(ctx context.Context, tenantID int64, q tally.Quota) error
 
 // Quotas implements tally.QuotaStore.
 func (db *DB) Quotas(ctx context.Context, tenantID int64) ([]tally.Quota, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT metric, lim, enforced, period, anchor_day, thresholds FROM quotas WHERE tenant_id = ? ORDER BY metric`, tenantID)
+	st, err := db.hotR.get(ctx, `SELECT metric, lim, enforced, period, anchor_day, thresholds FROM quotas WHERE tenant_id = ? ORDER BY metric`)
+	if err != nil {
+		return nil, wrap(err, "quota")
+	}
+	rows, err := st.QueryContext(ctx, tenantID)
 	if err != nil {
 		return nil, wrap(err, "quota")
 	}

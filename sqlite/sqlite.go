@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,9 +37,48 @@ type DB struct {
 	now     func() time.Time
 	timeout time.Duration // of one write transaction, and the busy timeout
 	path    string
+
+	// The prepared statements of every request's path, on the readers
+	// and on the writer (see stmtCache).
+	hotR, hotW stmtCache
 }
 
-var _ tally.Store = (*DB)(nil)
+// stmtCache keeps statements prepared on one pool, made on first use and
+// kept until Close: parsing and planning a short statement again per call
+// cost more than running it. *sql.Stmt prepares it again on each
+// connection as needed, and a transaction on the pool uses it through
+// Tx.StmtContext — get it before the transaction begins: the writer's
+// pool has one connection, which the transaction holds. Only for a fixed set of query texts (none built from
+// input): the cache is never pruned.
+type stmtCache struct {
+	pool *sql.DB
+	m    sync.Map // SQL text → *sql.Stmt
+}
+
+// get returns the statement of query.
+func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := c.m.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := c.pool.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := c.m.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// close closes every statement.
+func (c *stmtCache) close() {
+	c.m.Range(func(k, st any) bool {
+		st.(*sql.Stmt).Close()
+		c.m.Delete(k)
+		return true
+	})
+}
 
 // Options tune how the file is opened. The zero value is the safe default.
 type Options struct {
@@ -119,7 +159,7 @@ func open(path string, opt Options) (*DB, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &DB{w: w, r: r, now: now, timeout: timeout, path: path}, nil
+	return &DB{w: w, r: r, now: now, timeout: timeout, path: path, hotR: stmtCache{pool: r}, hotW: stmtCache{pool: w}}, nil
 }
 
 // Ping checks both connection pools.
@@ -135,6 +175,8 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.hotR.close()
+	db.hotW.close()
 	return errors.Join(db.r.Close(), db.w.Close())
 }
 

@@ -145,3 +145,52 @@ func TestQuotaThresholds(t *testing.T) {
 		t.Errorf("descending thresholds: %v; want invalid naming thresholds[1]", err)
 	}
 }
+
+// TestConsumeAlerts: a consume announces the thresholds it crosses when it
+// takes the amount, and Settling its usage.increment still announces what
+// the event adds beyond that (here events_daily, which every event
+// counts), though not the consumed metric a second time.
+func TestConsumeAlerts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, tn := newStore(t)
+	tenant, _ := db.TenantByID(ctx, tn)
+	tenant.WebhookURL, tenant.WebhookSecret = "http://127.0.0.1:1/hook", "s"
+	if err := db.UpdateTenant(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	svc := usage.NewService(usage.Config{QuotasEnabled: true, Now: func() time.Time { return day1 }}, db, usage.NewMemoryCounters(), prometheus.NewRegistry(), 10)
+	for _, q := range []tally.Quota{{Metric: "builds_daily", Limit: 10, Thresholds: []int{80}}, {Metric: "events_daily", Limit: 2, Thresholds: []int{50}}} {
+		if _, err := svc.SetQuota(ctx, tn, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	announced := func() map[int]int {
+		t.Helper()
+		list, _, err := db.ListWebhooks(ctx, tn, tally.WebhookFilter{Limit: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int]int{}
+		for _, w := range list {
+			out[w.Threshold]++
+		}
+		return out
+	}
+	ok, _, res, err := svc.Consume(ctx, tn, "builds_daily", 8)
+	if err != nil || !ok {
+		t.Fatalf("Consume = %v, %v", ok, err)
+	}
+	if got := announced(); got[80] != 1 || got[50] != 0 {
+		t.Fatalf("after the consume: thresholds %v, want builds_daily's 80 once", got)
+	}
+	events := []tally.Event{increment(tn, "builds_daily", 8, day1)}
+	inserted, err := db.InsertEvents(ctx, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Settle(ctx, events, inserted, res)
+	if got := announced(); got[80] != 1 || got[50] != 1 {
+		t.Errorf("after Settle: thresholds %v, want builds_daily's 80 and events_daily's 50 once each", got)
+	}
+}

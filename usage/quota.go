@@ -144,11 +144,19 @@ func (s *Service) DeleteQuota(ctx context.Context, tenantID int64, metric string
 // with the write's outcome, so that the event is not counted twice (and
 // the reservation is released when the write fails).
 func (s *Service) Consume(ctx context.Context, tenantID int64, metric string, amount int64) (allowed bool, st tally.QuotaStatus, res *tally.Reservation, err error) {
-	t, err := s.take(ctx, tenantID, metric, amount)
+	return s.ConsumeIn(ctx, tenantID, nil, metric, amount)
+}
+
+// ConsumeIn is Consume for a tenant whose time zone loc, which places the
+// quota periods, the caller holds already (the tenant of the request's
+// authentication, as current as the key cache keeps it): it spares
+// reading the tenant. loc nil: Consume, which reads it.
+func (s *Service) ConsumeIn(ctx context.Context, tenantID int64, loc *time.Location, metric string, amount int64) (allowed bool, st tally.QuotaStatus, res *tally.Reservation, err error) {
+	t, err := s.take(ctx, tenantID, loc, metric, amount)
 	if err != nil || !t.allowed {
 		return false, t.st, nil, err
 	}
-	return true, t.st, &tally.Reservation{At: t.now, Amounts: [][]tally.Amount{{{Metric: metric, N: amount}}}}, nil
+	return true, t.st, &tally.Reservation{At: t.now, Amounts: [][]tally.Amount{{{Metric: metric, N: amount}}}, Alerted: true}, nil
 }
 
 // taken is the outcome of take.
@@ -163,7 +171,8 @@ type taken struct {
 // take adds amount to the counter of metric's current period when that
 // keeps it within the allowance (with quotas disabled: always), and
 // announces the thresholds it crossed: the step Consume and Reserve share.
-func (s *Service) take(ctx context.Context, tenantID int64, metric string, amount int64) (taken, error) {
+// loc is the tenant's time zone when the caller has it (nil: read).
+func (s *Service) take(ctx context.Context, tenantID int64, loc *time.Location, metric string, amount int64) (taken, error) {
 	var t taken
 	if amount < 1 {
 		return t, tally.Invalid("invalid amount", tally.FieldError{Field: "amount", Message: "must be a positive integer"})
@@ -176,9 +185,10 @@ func (s *Service) take(ctx context.Context, tenantID int64, metric string, amoun
 	if !ok {
 		return t, noQuota(metric)
 	}
-	loc, err := s.zone(ctx, qs)
-	if err != nil {
-		return t, err
+	if qs.loc = loc; loc == nil {
+		if loc, err = s.zone(ctx, qs); err != nil {
+			return t, err
+		}
 	}
 	t.now = s.cfg.Now()
 	t.day = day(t.now)

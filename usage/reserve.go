@@ -32,7 +32,7 @@ func (s *Service) Reserve(ctx context.Context, tenantID int64, in tally.ReserveI
 			return nil, st, false, err
 		}
 	}
-	t, err := s.take(ctx, tenantID, in.Metric, in.Amount)
+	t, err := s.take(ctx, tenantID, nil, in.Metric, in.Amount)
 	if err != nil || !t.allowed {
 		return nil, t.st, false, err
 	}

@@ -470,8 +470,9 @@ type counterKey struct {
 // (inserted nil) on counters that heal, where the outcome is unknown: the
 // reservation stays and the counters are rebuilt from the log, so that a
 // commit whose answer was lost never leaves an enforced quota
-// under-counted. Then it checks the quota alerts of
-// every counter that grew. Counter failures are logged, not returned: the
+// under-counted. Then it checks the quota alerts of every counter that
+// grew, except for what an Alerted reservation held: its consume checked
+// them already. Counter failures are logged, not returned: the
 // events are committed and a Rebuild repairs the cache.
 func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []bool, r *tally.Reservation) {
 	grown := map[counterKey]struct{}{}
@@ -516,7 +517,13 @@ func (s *Service) Settle(ctx context.Context, events []tally.Event, inserted []b
 			if a.N > 0 {
 				tl, ml := s.labels(ctx, e.TenantID, a.Metric)
 				s.counted.WithLabelValues(tl, ml).Add(float64(a.N))
-				grown[counterKey{e.TenantID, day(e.Timestamp), a.Metric}] = struct{}{}
+				// A consume checked the alerts of what it reserved when
+				// its counter grew: only growth beyond that is checked
+				// here, which spares a consume the second read of its
+				// tenant's quotas, zone and grants.
+				if n > 0 || r == nil || !r.Alerted {
+					grown[counterKey{e.TenantID, day(e.Timestamp), a.Metric}] = struct{}{}
+				}
 			}
 		}
 		for _, ra := range reserved {

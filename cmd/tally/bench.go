@@ -53,6 +53,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	pgURL := fs.String("postgres", "", "PostgreSQL URL for -clickhouse (a scratch schema is made and dropped)")
 	prefill := fs.Int("prefill", 1_000_000, "events stored before the prefilled phase of -clickhouse")
 	liveN := fs.Int("live", 0, "live subscribers (SSE streams over the tenants of -key, which then need analytics:read too) during a batch-ingest phase between two without them (0: no such phase)")
+	consume := consumeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return &configError{msg: err.Error()}
 	}
@@ -96,7 +97,10 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if *conc < 1 || *single < 0 || *batch < 1 || *batch > 1000 || *dur <= 0 || *dur > 10*time.Minute || *liveN < 0 || *liveN > 10000 {
 		return &configError{msg: "bench: -c >= 1, -single-c >= 0, -batch 1-1000, -d up to 10m, -live 0-10000"}
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: max(*conc, *single) * 2}, Timeout: 30 * time.Second}
+	if err := consume.check(); err != nil {
+		return err
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: max(*conc, *single, consume.clients) * 2}, Timeout: 30 * time.Second}
 	gen := dataset.New(dataset.Config{Events: 1 << 62, PropsBytes: *propsBytes, Seed: uint64(time.Now().UnixNano())})
 	var genMu sync.Mutex
 	body := func(n int) []byte {
@@ -132,6 +136,12 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return http.NewRequest(http.MethodGet, *url+"/healthz", nil)
 	}, client)
 	rep.add("GET /healthz", base, 0)
+	if err := consume.run(ctx, client, *url, keyList, *dur, base, &rep); err != nil || consume.only {
+		if err != nil {
+			return err
+		}
+		return rep.write(stdout, *asJSON)
+	}
 	ingest := load(ctx, *conc, *dur, post(*batch), client)
 	rep.add(fmt.Sprintf("batch ingest (%d×%d)", *conc, *batch), ingest, *batch)
 	if *liveN > 0 {

@@ -2,15 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/tallyhq/tally/clickhouse/chtest"
 	"github.com/tallyhq/tally/internal/app/apptest"
+	"github.com/tallyhq/tally/internal/testenv"
 	"github.com/tallyhq/tally/postgres/pgtest"
 	"github.com/tallyhq/tally/sqlite"
 )
@@ -195,5 +200,111 @@ func TestBenchLive(t *testing.T) {
 	err := run(t.Context(), args, func(string) string { return "" }, &out, &errs)
 	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "analytics:read") {
 		t.Errorf("bench -live with a write-only key: %v, want the stream's 403 and the scope it needs", err)
+	}
+}
+
+// TestBenchConsume runs the consume phases briefly against a server of
+// run with a default quota: consumes succeed, and the report gives the
+// ratio to healthz; with Redis, the bare EVAL phase and the P3 ratio
+// (here against the same server, as the second one).
+func TestBenchConsume(t *testing.T) {
+	t.Parallel()
+	env := envOf(map[string]string{
+		"LISTEN_ADDR":          "127.0.0.1:0",
+		"DATABASE_URL":         filepath.Join(t.TempDir(), "tally.db"),
+		"LOG_LEVEL":            "warn",
+		"QUOTAS_ENABLED":       "true",
+		"QUOTA_DEFAULTS":       `{"bench_units":1000000000}`,
+		"SHUTDOWN_DRAIN_DELAY": "0s",
+	})
+	var out, errs bytes.Buffer
+	for _, args := range [][]string{
+		{"migrate"},
+		{"user", "create", "-email", "bench@example.com", "-password", "a-bench-passw0rd-long"},
+		{"tenant", "create", "-slug", "bench", "-name", "Bench", "-owner", "bench@example.com"},
+		{"key", "create", "-tenant", "bench", "-name", "bench", "-scopes", "analytics:read,analytics:write"},
+	} {
+		out.Reset()
+		if err := run(t.Context(), args, env, &out, &errs); err != nil {
+			t.Fatalf("%v: %v (%s)", args, err, errs.String())
+		}
+	}
+	key := strings.TrimSpace(out.String())
+	ctx, cancel := context.WithCancel(t.Context())
+	var stdout, stderr testenv.Buffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, env, &stdout, &stderr) }()
+	defer func() { cancel(); <-done }()
+	var base string
+	for deadline := time.Now().Add(60 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start; stderr:\n%s", stderr.String())
+		}
+		for _, line := range strings.Split(stdout.String(), "\n") {
+			if u, ok := strings.CutPrefix(line, "tally listening on "); ok {
+				base = u
+			}
+		}
+	}
+	args := []string{"bench", "-url", base, "-key", key, "-consume-c", "2", "-consume-only", "-d", "300ms", "-json"}
+	redisAddr := "127.0.0.1:6379"
+	withRedis := goredis.NewClient(&goredis.Options{Addr: redisAddr}).Ping(t.Context()).Err() == nil
+	if withRedis {
+		args = append(args, "-redis", redisAddr, "-consume-redis-url", base)
+	}
+	out.Reset()
+	if err := run(t.Context(), args, env, &out, &errs); err != nil {
+		t.Fatalf("bench -consume-c: %v (%s)", err, errs.String())
+	}
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("bench -json printed %q: %v", out.String(), err)
+	}
+	want := []string{"GET /healthz", "consume (2)"}
+	ratios := []string{"consume p99 / healthz p99"}
+	if withRedis {
+		want = append(want, "bare Redis EVAL (2)", "consume, Redis counters (2)")
+		ratios = append(ratios, "Redis consume p99 / (EVAL p99 + consume p99) (P3 ≤ 1.5)")
+	} else {
+		t.Log("no Redis at " + redisAddr + ": the EVAL phase is not run")
+	}
+	if len(rep.Phases) != len(want) {
+		t.Fatalf("phases %+v, want %q", rep.Phases, want)
+	}
+	for i, p := range rep.Phases {
+		if p.Name != want[i] || p.OK == 0 || p.Errors != 0 {
+			t.Errorf("phase %+v, want %q with answers and no error", p, want[i])
+		}
+	}
+	if len(rep.Ratios) != len(ratios) {
+		t.Fatalf("ratios %+v, want %q", rep.Ratios, ratios)
+	}
+	for i, r := range rep.Ratios {
+		if r.Name != ratios[i] || r.Value <= 0 {
+			t.Errorf("ratio %+v, want %q", r, ratios[i])
+		}
+	}
+	// The consumes were counted: the quota's usage is at least the
+	// consume phases' successes.
+	req, _ := http.NewRequest(http.MethodGet, base+"/api/analytics/quotas/bench_units", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct{ Current int64 }
+	json.NewDecoder(resp.Body).Decode(&st)
+	var consumed int64
+	for _, p := range rep.Phases[1:] {
+		if strings.HasPrefix(p.Name, "consume") {
+			consumed += p.OK
+		}
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET quota: %d", resp.StatusCode)
+	}
+	if st.Current < consumed {
+		t.Errorf("the quota counts %d, fewer than the %d consumes acknowledged", st.Current, consumed)
 	}
 }
