@@ -147,6 +147,22 @@ func (e *InsightEvent) PropString(path string) (string, bool) {
 }
 
 // Matches reports whether e is an occurrence of step s.
+// NeedsProps reports whether answering q reads events' props: a
+// breakdown, or a step filter on a props path.
+func (q *FunnelQuery) NeedsProps() bool {
+	if q.Breakdown != "" {
+		return true
+	}
+	for _, s := range q.Steps {
+		for k := range s.Filter {
+			if k != "source" && k != "user_id" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (s *FunnelStep) Matches(e *InsightEvent) bool {
 	if !MatchName(s.Event, e.Name) {
 		return false

@@ -52,7 +52,7 @@ func (s *Service) Funnel(ctx context.Context, tenantID int64, q tally.FunnelQuer
 		return nil, err
 	}
 	to := q.To.Add(time.Duration(q.WindowSeconds) * time.Second)
-	events, err := s.scan(ctx, tenantID, q.From, to, func(e *tally.Event) bool {
+	events, err := s.scan(ctx, tenantID, q.From, to, q.NeedsProps(), func(e *tally.Event) bool {
 		for i := range q.Steps {
 			if tally.MatchName(q.Steps[i].Event, e.Name) {
 				return true
@@ -76,7 +76,7 @@ func (s *Service) Retention(ctx context.Context, tenantID int64, q tally.Retenti
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	events, err := s.scan(ctx, tenantID, q.From, q.To, func(e *tally.Event) bool {
+	events, err := s.scan(ctx, tenantID, q.From, q.To, false, func(e *tally.Event) bool {
 		return tally.MatchName(q.StartEvent, e.Name) || tally.MatchName(q.ReturnEvent, e.Name)
 	})
 	if err != nil {
@@ -120,11 +120,12 @@ func (s *Service) resolve(ctx context.Context, tenantID int64, events []tally.In
 }
 
 // scan reads the tenant's events of users (user_id set) with timestamps
-// in [from, to] that keep selects, bounded by MaxEvents and Timeout. It
+// in [from, to] that keep selects, bounded by MaxEvents and Timeout, their
+// props decoded only when the query reads them (props). It
 // streams the range once, oldest first, in the (tenant, ts, id) order of
 // the log's index; paging by id instead made the store sort the range's
 // rows again for every page, minutes for a big tenant's month.
-func (s *Service) scan(ctx context.Context, tenantID int64, from, to time.Time, keep func(*tally.Event) bool) ([]tally.InsightEvent, error) {
+func (s *Service) scan(ctx context.Context, tenantID int64, from, to time.Time, props bool, keep func(*tally.Event) bool) ([]tally.InsightEvent, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	var out []tally.InsightEvent
@@ -137,6 +138,9 @@ func (s *Service) scan(ctx context.Context, tenantID int64, from, to time.Time, 
 		},
 		func(e *tally.Event) error {
 			if e.UserID != "" && keep(e) {
+				if !props {
+					e.Props = nil
+				}
 				out = append(out, tally.NewInsightEvent(e))
 			}
 			return nil
