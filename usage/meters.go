@@ -22,7 +22,10 @@ import (
 // Meter definitions are read at ingest from a per-tenant cache: a change
 // on this instance (MeterChanged) applies at once, one on another
 // instance within meterTTL. Counting with a stale definition in that
-// second is drift that the Reconciler repairs.
+// second is drift that the Reconciler repairs. A quota, read fresh at
+// every admit, that names a metric the cached definitions were not read
+// for makes the admit read them again (quotaDefs): a quota set on a new
+// meter on one instance counts from the next event on every instance.
 
 // meterTTL bounds how long an instance counts with the meter definitions
 // it read: the staleness of a meter created, changed or deleted on
@@ -38,6 +41,10 @@ type meterCache struct {
 type meterEntry struct {
 	defs []tally.MeterDef
 	read time.Time
+	// known holds the quota metrics seen since defs were read (meters or
+	// not): one that is missing may name a meter defs do not hold yet.
+	// Never changed once stored; a new entry takes a new map.
+	known map[string]bool
 }
 
 func (c *meterCache) forget(tenantID int64) {
@@ -72,13 +79,57 @@ func (s *Service) countable(ctx context.Context, tenantID int64, fresh bool) ([]
 	return defs, nil
 }
 
+// quotaDefs returns the tenant's count and sum meters as countable does,
+// read again from the store when qs names a quota metric the cached
+// definitions were not read for.
+func (s *Service) quotaDefs(ctx context.Context, qs *quotaSet, fresh bool) ([]tally.MeterDef, error) {
+	if !fresh {
+		s.meters.mu.Lock()
+		e, ok := s.meters.by[qs.tenantID]
+		s.meters.mu.Unlock()
+		if ok && time.Since(e.read) < meterTTL && e.knows(qs) {
+			return e.defs, nil
+		}
+	}
+	read := time.Now()
+	defs, err := s.countable(ctx, qs.tenantID, true)
+	if err != nil {
+		return nil, err
+	}
+	s.meters.mu.Lock()
+	defer s.meters.mu.Unlock()
+	if e, ok := s.meters.by[qs.tenantID]; ok && !e.read.Before(read) {
+		known := make(map[string]bool, len(e.known)+len(qs.by))
+		for m := range e.known {
+			known[m] = true
+		}
+		for m := range qs.by {
+			known[m] = true
+		}
+		e.known = known
+		s.meters.by[qs.tenantID] = e
+	}
+	return defs, nil
+}
+
+// knows reports whether every metric of qs's quotas was seen when e was
+// read or since.
+func (e *meterEntry) knows(qs *quotaSet) bool {
+	for m := range qs.by {
+		if !e.known[m] {
+			return false
+		}
+	}
+	return true
+}
+
 // quotaMeters returns the meters qs's quotas name (memoised in qs, so one
 // call counts with one set of definitions).
 func (s *Service) quotaMeters(ctx context.Context, qs *quotaSet, fresh bool) ([]tally.MeterDef, error) {
 	if qs.meters != nil {
 		return *qs.meters, nil
 	}
-	defs, err := s.countable(ctx, qs.tenantID, fresh)
+	defs, err := s.quotaDefs(ctx, qs, fresh)
 	if err != nil {
 		return nil, err
 	}

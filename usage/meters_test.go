@@ -76,6 +76,45 @@ func TestMeterQuotaConvergesToTheLog(t *testing.T) {
 	}
 }
 
+// TestNewMeterQuotaCountsOnEveryInstance: a meter and an enforced quota
+// on it made on another instance count from the next event on an
+// instance whose cached definitions (read a moment before, with no meter)
+// are younger than their time to live: the quota, read fresh, names a
+// metric those definitions were not read for. Without that, the first
+// second's events would pass the quota uncounted.
+func TestNewMeterQuotaCountsOnEveryInstance(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, tn := newStore(t)
+	c := usage.NewMemoryCounters()
+	svc := usage.NewService(usage.Config{QuotasEnabled: true, Now: func() time.Time { return day1 }}, db, c, nil, 0)
+	// An event that no rule counts: the instance reads (and caches) the
+	// tenant's meters, none.
+	if errs := track(t, svc, db, event(tn, "llm.completion", day1)); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	// Another instance defines the meter and its quota.
+	m := tally.MeterDef{Slug: "calls", Event: "llm.*", Aggregation: tally.AggCount}
+	if err := db.CreateMeter(ctx, tn, &m); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetQuota(ctx, tn, tally.Quota{Metric: "calls", Limit: 2, Enforced: true, Period: tally.PeriodDay}); err != nil {
+		t.Fatal(err)
+	}
+	var refused int
+	for range 4 {
+		if errs := track(t, svc, db, event(tn, "llm.completion", day1)); tally.ErrorCodeOf(errs[0]) == tally.ERateLimited {
+			refused++
+		} else if errs[0] != nil {
+			t.Fatal(errs[0])
+		}
+	}
+	got, err := c.Get(ctx, tn, day1, "calls")
+	if err != nil || got != 2 || refused != 2 {
+		t.Errorf("after 4 events under a quota of 2 set a moment ago: counter %d (%v), %d refused; want 2 and 2", got, err, refused)
+	}
+}
+
 // BenchmarkAdmitSettle measures the quota gate around one batch of 100
 // events (Admit and Settle, SQLite store, memory counters) with an
 // enforced quota on a rule's metric (the baseline) and on a sum meter with
