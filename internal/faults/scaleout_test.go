@@ -288,7 +288,16 @@ func TestScaleOutFaults(t *testing.T) {
 			} else {
 				tr.deleteKeys()
 			}
-			time.Sleep(1500 * time.Millisecond)
+			// A stalled PostgreSQL connection fails at the pool's I/O
+			// deadline, the statement timeout plus a second (the server's
+			// own timeout answers first when it can): a stall shorter
+			// than that is ridden out by most requests, so a 503 would
+			// show only by chance.
+			fault := 1500 * time.Millisecond
+			if sc.proxy == tr.pg && sc.mode == faults.Stall {
+				fault = scaleStmtTimeout + 2*time.Second
+			}
+			time.Sleep(fault)
 			if sc.proxy != nil {
 				if err := sc.proxy.Set(faults.Pass); err != nil {
 					t.Fatal(err)
