@@ -11,6 +11,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/redis"
 )
 
 // consumeBench holds the flags of the consume phases of tally bench (the
@@ -92,21 +93,10 @@ func (c *consumeBench) run(ctx context.Context, client *http.Client, url string,
 	return nil
 }
 
-// benchEvalScript has the shape of the Redis counters' consume script: an
+// benchEvalScript is the Redis counters' consume script itself (an
 // identity GET, an HGET, the limit check, HINCRBY and EXPIREAT, one
-// round trip.
-var benchEvalScript = goredis.NewScript(`
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then
-	return {-1, 0}
-end
-local v = tonumber(redis.call('HGET', KEYS[2], ARGV[2])) or 0
-if v + tonumber(ARGV[3]) > tonumber(ARGV[4]) then
-	return {0, v}
-end
-v = redis.call('HINCRBY', KEYS[2], ARGV[2], ARGV[3])
-redis.call('EXPIREAT', KEYS[2], ARGV[5])
-return {1, v}
-`)
+// round trip), run bare.
+var benchEvalScript = goredis.NewScript(redis.ConsumeScriptSource)
 
 // bareEval runs benchEvalScript from c.clients goroutines for d, on keys
 // of its own (removed after), each goroutine on its own counter hash.

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/tallyhq/tally"
@@ -25,24 +27,12 @@ const benchMeterSlug = "bench_ms_by_plan"
 // count of the same tenant's events over the same 30 days. Each phase runs
 // one query after another for d.
 func benchMeter(ctx context.Context, path string, d time.Duration, rep *report) error {
-	st, err := sqlite.Open(ctx, path, sqlite.Options{Synchronous: "NORMAL"})
+	st, tenants, err := openDataset(ctx, path, "-meter")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	tenants, err := st.AllTenants(ctx)
-	if err != nil {
-		return err
-	}
-	if len(tenants) == 0 {
-		return &configError{msg: "bench -meter: the dataset has no tenant; build one with tally bench -dataset"}
-	}
-	big := tenants[0] // the dataset's first tenant is its biggest
-	for _, t := range tenants {
-		if t.ID < big.ID {
-			big = t
-		}
-	}
+	big := tenants[0]
 	// No query timeout: the raw-log phase of a big tenant runs past the
 	// server's 10 s, and the bench wants its figure, not the refusal.
 	svc := meter.New(meter.Config{QueryTimeout: time.Hour}, st)
@@ -101,6 +91,26 @@ func benchMeter(ctx context.Context, path string, d time.Duration, rep *report) 
 	rep.ratio("meter p95, rollups +05:30 / raw count p95", half.pct(0.95), count.pct(0.95))
 	rep.ratio("meter p95, rollups / raw log", rolled.pct(0.95), raw.pct(0.95))
 	return nil
+}
+
+// openDataset opens a dataset of tally bench -dataset for the phase flag
+// and returns its tenants by id: the first is the biggest, the last the
+// smallest.
+func openDataset(ctx context.Context, path, flag string) (*sqlite.DB, []tally.Tenant, error) {
+	st, err := sqlite.Open(ctx, path, sqlite.Options{Synchronous: "NORMAL"})
+	if err != nil {
+		return nil, nil, err
+	}
+	tenants, err := st.AllTenants(ctx)
+	if err == nil && len(tenants) == 0 {
+		err = &configError{msg: "bench " + flag + ": the dataset has no tenant; build one with tally bench -dataset"}
+	}
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	slices.SortFunc(tenants, func(a, b tally.Tenant) int { return cmp.Compare(a.ID, b.ID) })
+	return st, tenants, nil
 }
 
 // printNotes prints the notes of a run (durations of its setup steps).

@@ -7,7 +7,6 @@ import (
 
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/rollup"
-	"github.com/tallyhq/tally/sqlite"
 )
 
 // benchReads measures, on a dataset of tally bench -dataset, the reads of
@@ -18,27 +17,12 @@ import (
 // smallest tenant, each against the raw 30-day count of the same tenant in
 // the same run.
 func benchReads(ctx context.Context, path string, d time.Duration, rep *report) error {
-	st, err := sqlite.Open(ctx, path, sqlite.Options{Synchronous: "NORMAL"})
+	st, tenants, err := openDataset(ctx, path, "-reads")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	tenants, err := st.AllTenants(ctx)
-	if err != nil {
-		return err
-	}
-	if len(tenants) == 0 {
-		return &configError{msg: "bench -reads: the dataset has no tenant; build one with tally bench -dataset"}
-	}
-	big, small := tenants[0], tenants[0] // the dataset's first tenant is its biggest, its last the smallest
-	for _, t := range tenants {
-		if t.ID < big.ID {
-			big = t
-		}
-		if t.ID > small.ID {
-			small = t
-		}
-	}
+	big, small := tenants[0], tenants[len(tenants)-1]
 	now := time.Now().UTC()
 	r := rollup.New(rollup.Config{RunTimeout: time.Hour}, st, nil)
 	for _, run := range []struct {
