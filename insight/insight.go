@@ -7,6 +7,7 @@
 package insight
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"maps"
@@ -52,14 +53,11 @@ func (s *Service) Funnel(ctx context.Context, tenantID int64, q tally.FunnelQuer
 		return nil, err
 	}
 	to := q.To.Add(time.Duration(q.WindowSeconds) * time.Second)
-	events, err := s.scan(ctx, tenantID, q.From, to, q.NeedsProps(), func(e *tally.Event) bool {
-		for i := range q.Steps {
-			if tally.MatchName(q.Steps[i].Event, e.Name) {
-				return true
-			}
-		}
-		return false
-	})
+	names := make([]string, len(q.Steps))
+	for i := range q.Steps {
+		names[i] = q.Steps[i].Event
+	}
+	events, err := s.scan(ctx, tenantID, q.From, to, names, q.NeedsProps())
 	if err != nil {
 		return nil, err
 	}
@@ -76,9 +74,7 @@ func (s *Service) Retention(ctx context.Context, tenantID int64, q tally.Retenti
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	events, err := s.scan(ctx, tenantID, q.From, q.To, false, func(e *tally.Event) bool {
-		return tally.MatchName(q.StartEvent, e.Name) || tally.MatchName(q.ReturnEvent, e.Name)
-	})
+	events, err := s.scan(ctx, tenantID, q.From, q.To, []string{q.StartEvent, q.ReturnEvent}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -120,36 +116,50 @@ func (s *Service) resolve(ctx context.Context, tenantID int64, events []tally.In
 }
 
 // scan reads the tenant's events of users (user_id set) with timestamps
-// in [from, to] that keep selects, bounded by MaxEvents and Timeout, their
-// props decoded only when the query reads them (props). It
-// streams the range once, oldest first, in the (tenant, ts, id) order of
-// the log's index; paging by id instead made the store sort the range's
-// rows again for every page, minutes for a big tenant's month.
-func (s *Service) scan(ctx context.Context, tenantID int64, from, to time.Time, props bool, keep func(*tally.Event) bool) ([]tally.InsightEvent, error) {
+// in [from, to] that one of names (event names or prefix* patterns)
+// selects, bounded by MaxEvents (counted over the names' events) and
+// Timeout, their props decoded only when the query reads them (props).
+// It streams each name's events once, oldest first, through the export
+// path, on the log's (tenant, event, ts) index for an exact name; an event
+// two patterns select is kept once.
+func (s *Service) scan(ctx context.Context, tenantID int64, from, to time.Time, names []string, props bool) ([]tally.InsightEvent, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
+	tooMany := tally.Errorf(tally.ETooMany, "the range holds more than %d events; choose a shorter range", s.cfg.MaxEvents)
 	var out []tally.InsightEvent
-	err := s.store.ExportEvents(ctx, tenantID, tally.EventFilter{From: from, To: to}, int(min(s.cfg.MaxEvents, math.MaxInt32)),
-		func(info tally.ExportInfo) error {
-			if info.Truncated {
-				return tally.Errorf(tally.ETooMany, "the range holds more than %d events; choose a shorter range", s.cfg.MaxEvents)
-			}
-			return nil
-		},
-		func(e *tally.Event) error {
-			if e.UserID != "" && keep(e) {
-				if !props {
-					e.Props = nil
+	var read int64
+	slices.Sort(names)
+	for _, name := range slices.Compact(names) {
+		budget := max(s.cfg.MaxEvents-read, 1)
+		err := s.store.ExportEvents(ctx, tenantID, tally.EventFilter{From: from, To: to, Name: name}, int(min(budget, math.MaxInt32)),
+			func(info tally.ExportInfo) error {
+				if info.Truncated {
+					return tooMany
 				}
-				out = append(out, tally.NewInsightEvent(e))
+				return nil
+			},
+			func(e *tally.Event) error {
+				if read++; read > s.cfg.MaxEvents {
+					return tooMany
+				}
+				if e.UserID != "" {
+					if !props {
+						e.Props = nil
+					}
+					out = append(out, tally.NewInsightEvent(e))
+				}
+				return nil
+			})
+		if err != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, tally.Errorf(tally.EUnavailable, "the query took longer than %s; choose a shorter range", s.cfg.Timeout)
 			}
-			return nil
-		})
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, tally.Errorf(tally.EUnavailable, "the query took longer than %s; choose a shorter range", s.cfg.Timeout)
+			return nil, err
 		}
-		return nil, err
+	}
+	if len(names) > 1 {
+		slices.SortFunc(out, func(a, b tally.InsightEvent) int { return cmp.Compare(a.ID, b.ID) })
+		out = slices.CompactFunc(out, func(a, b tally.InsightEvent) bool { return a.ID == b.ID })
 	}
 	return out, s.resolve(ctx, tenantID, out)
 }

@@ -14,6 +14,15 @@ import (
 	"time"
 )
 
+// stepName reports whether a step's event, a name or a prefix ending in
+// "*", selects the event name n.
+func stepName(step, n string) bool {
+	if prefix, ok := strings.CutSuffix(step, "*"); ok {
+		return strings.HasPrefix(n, prefix)
+	}
+	return n == step
+}
+
 // insightEvent is an event as the brute-force oracles read it.
 type insightEvent struct {
 	id   int64
@@ -101,7 +110,7 @@ func bruteFunnel(events []insightEvent, steps []string, plan string, window time
 		}
 	}
 	matches := func(e insightEvent, i int) bool {
-		return e.name == steps[i] && (i != 0 || plan == "" || (e.has && e.plan == plan))
+		return stepName(steps[i], e.name) && (i != 0 || plan == "" || (e.has && e.plan == plan))
 	}
 	type run struct {
 		times []time.Time
@@ -244,6 +253,7 @@ func TestAPIFunnelMatchesBruteForce(t *testing.T) {
 			{"two steps, a day", []string{"signup", "activate"}, "", 24 * time.Hour, now.AddDate(0, 0, -30), now, false},
 			{"three steps, a week", []string{"signup", "activate", "purchase"}, "", 7 * 24 * time.Hour, now.AddDate(0, 0, -30), now, false},
 			{"repeated step", []string{"activate", "activate", "purchase"}, "", 5 * 24 * time.Hour, now.AddDate(0, 0, -30), now, false},
+			{"a prefix step over an exact one", []string{"page.*", "page.view", "activate"}, "", 5 * 24 * time.Hour, now.AddDate(0, 0, -30), now, false},
 			{"short window", []string{"signup", "purchase"}, "", 6 * time.Hour, now.AddDate(0, 0, -30), now, false},
 			{"part of the range", []string{"page.view", "activate"}, "", 3 * 24 * time.Hour, now.AddDate(0, 0, -14), now.AddDate(0, 0, -5), false},
 			{"filtered first step", []string{"signup", "activate"}, "pro", 10 * 24 * time.Hour, now.AddDate(0, 0, -30), now, false},
