@@ -16,6 +16,7 @@ import (
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/bench/dataset"
 	"github.com/tallyhq/tally/clickhouse"
+	"github.com/tallyhq/tally/insight"
 	"github.com/tallyhq/tally/postgres"
 	"github.com/tallyhq/tally/sqlite"
 )
@@ -192,6 +193,19 @@ func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, 
 	meterT := timeIt(ctx, 10, func() error {
 		return ch.QueryMeter(ctx, tenants[0], meterQ, func(tally.MeterRow) error { return nil })
 	})
+	// A 4-step funnel of the dataset's events, a day's window, through the
+	// same insight service the API answers with.
+	funnel := tally.FunnelQuery{Steps: []tally.FunnelStep{{Event: "page.view"}, {Event: "files.uploaded"},
+		{Event: "builder.generate.completed"}, {Event: "business.order.completed"}}, WindowSeconds: 86400, From: from, To: now}
+	insights := insight.New(insight.Config{Timeout: time.Minute}, ch)
+	var funnelScanned int64
+	funnelT := timeIt(ctx, 5, func() error {
+		res, err := insights.Funnel(ctx, tenants[0], funnel)
+		if err == nil {
+			funnelScanned = res.Scanned
+		}
+		return err
+	})
 	// A privacy deletion: one end user of the biggest tenant (a mutation
 	// that rewrites the parts holding the tenant's rows).
 	var user string
@@ -217,6 +231,7 @@ func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, 
 	}
 	fmt.Fprintf(stdout, "%-50s p50 %7.1f ms  p95 %7.1f ms  (%d events)\n", "30-day hourly aggregate (KPIs), biggest tenant", ms(kpi[0]), ms(kpi[1]), n)
 	fmt.Fprintf(stdout, "%-50s p50 %7.1f ms  p95 %7.1f ms\n", "30-day daily meter (count), biggest tenant", ms(meterT[0]), ms(meterT[1]))
+	fmt.Fprintf(stdout, "%-50s p50 %7.1f ms  p95 %7.1f ms  (%d step events)\n", "30-day 4-step funnel, biggest tenant", ms(funnelT[0]), ms(funnelT[1]), funnelScanned)
 	fmt.Fprintf(stdout, "%-50s %7.1f ms  (%d events of one user)\n", "privacy deletion (ALTER … DELETE, waited for)", ms(delTook), deleted)
 	fmt.Fprintln(stdout)
 	ratio := func(name string, a, b dataset.Latency) {

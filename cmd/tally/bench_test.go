@@ -34,7 +34,7 @@ func TestBenchClickHouse(t *testing.T) {
 		t.Fatalf("bench -clickhouse: %v (%s)", err, errs.String())
 	}
 	for _, want := range []string{"SQLite tier, one writer", "ClickHouse tier, one writer, empty", "bytes per event on disk",
-		"PostgreSQL key table bytes per event", "30-day daily meter", "privacy deletion", "ClickHouse / SQLite batch ingest"} {
+		"PostgreSQL key table bytes per event", "30-day daily meter", "30-day 4-step funnel", "privacy deletion", "ClickHouse / SQLite batch ingest"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("bench -clickhouse printed no %q:\n%s", want, out.String())
 		}
