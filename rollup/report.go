@@ -189,31 +189,15 @@ func (r *Reports) HourlyRows(ctx context.Context, tenantID int64, from, to time.
 }
 
 func (r *Reports) hourlyRows(ctx context.Context, tenantID int64, l *layout, split time.Time) ([]tally.HourRow, error) {
-	var out []tally.HourRow
-	err := r.read(ctx, tenantID, l, split, func(from, to time.Time) error {
-		rows, err := r.store.RollupHours(ctx, tenantID, from, to)
-		if err != nil {
-			return err
-		}
-		for _, row := range rows {
-			if l.whole(row.Start) {
-				out = append(out, row)
-			}
-		}
-		return nil
-	}, func(rows []tally.HourRow) { out = append(out, rows...) })
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(out, compareRows)
-	return out, nil
+	return r.dailyRows(ctx, tenantID, l, split, nil)
 }
 
 // dailyRows reads l's rows as hourlyRows does, except that each whole UTC
 // day of the clean hours that inBucket accepts (one bucket of the caller's
 // holds it whole, and no hour of it is read in pieces) comes from the daily
 // rollups: one row per event and metric of the day, starting at its
-// midnight, with the sums of its hours' rows.
+// midnight, with the sums of its hours' rows. A nil inBucket reads hours
+// only.
 func (r *Reports) dailyRows(ctx context.Context, tenantID int64, l *layout, split time.Time, inBucket func(day, end time.Time) bool) ([]tally.HourRow, error) {
 	var out []tally.HourRow
 	hours := func(from, to time.Time) error {
@@ -240,6 +224,9 @@ func (r *Reports) dailyRows(ctx context.Context, tenantID int64, l *layout, spli
 		return inBucket(d, end)
 	}
 	err := r.read(ctx, tenantID, l, split, func(from, to time.Time) error {
+		if inBucket == nil {
+			return hours(from, to)
+		}
 		at := from                   // read up to here
 		var runFrom, runTo time.Time // days to read from the daily rollups
 		flush := func() error {
