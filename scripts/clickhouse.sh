@@ -125,9 +125,17 @@ XML
 	return 1
 }
 
+# stop_server DIR stops the server of DIR and waits (up to 30 s) until it
+# has exited, so that a start right after starts a new one.
 stop_server() {
 	if [ -f "$1/server.pid" ]; then
-		kill "$(cat "$1/server.pid")" 2>/dev/null || true
+		local pid
+		pid="$(cat "$1/server.pid")"
+		kill "$pid" 2>/dev/null || true
+		for _ in $(seq 60); do
+			kill -0 "$pid" 2>/dev/null || return 0
+			sleep 0.5
+		done
 	fi
 }
 
