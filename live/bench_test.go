@@ -42,17 +42,18 @@ func BenchmarkIngestLiveSubscribers(b *testing.B) {
 		benchLiveSubscribers(b, db, tenant.ID, live.Config{})
 	})
 	b.Run("postgres", func(b *testing.B) {
-		db, tenant := postgresWithTenant(b)
+		db, tenant, _ := postgresWithTenant(b)
 		benchLiveSubscribers(b, db, tenant.ID, live.Config{Horizon: db.TailHorizon(), Broker: db})
 	})
 }
 
 // postgresWithTenant opens a scratch schema holding an owner and the
-// tenant "acme".
-func postgresWithTenant(t testing.TB) (*postgres.DB, *tally.Tenant) {
+// tenant "acme"; url reaches the same schema.
+func postgresWithTenant(t testing.TB) (db *postgres.DB, tenant *tally.Tenant, url string) {
 	t.Helper()
 	ctx := t.Context()
-	db, err := postgres.Open(ctx, pgtest.FreshSchema(t), postgres.Options{})
+	url = pgtest.FreshSchema(t)
+	db, err := postgres.Open(ctx, url, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,11 +62,11 @@ func postgresWithTenant(t testing.TB) (*postgres.DB, *tally.Tenant) {
 	if err := db.CreateUser(ctx, owner, "hash"); err != nil {
 		t.Fatal(err)
 	}
-	tenant := &tally.Tenant{Slug: "acme", Name: "Acme"}
+	tenant = &tally.Tenant{Slug: "acme", Name: "Acme"}
 	if err := db.CreateTenant(ctx, tenant, owner.ID); err != nil {
 		t.Fatal(err)
 	}
-	return db, tenant
+	return db, tenant, url
 }
 
 // liveStore is what the benchmark ingests into and tails.

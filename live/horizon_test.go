@@ -10,8 +10,6 @@ import (
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/ingest"
 	"github.com/tallyhq/tally/live"
-	"github.com/tallyhq/tally/postgres"
-	"github.com/tallyhq/tally/postgres/pgtest"
 )
 
 // TestHorizonKeepsCommitOrderGaps: on PostgreSQL another instance's
@@ -21,21 +19,8 @@ import (
 // rolled-back insert) holds it back only briefly.
 func TestHorizonKeepsCommitOrderGaps(t *testing.T) {
 	t.Parallel()
-	url := pgtest.FreshSchema(t)
 	ctx := t.Context()
-	db, err := postgres.Open(ctx, url, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	owner := &tally.User{Email: "owner@example.com", Name: "Owner"}
-	if err := db.CreateUser(ctx, owner, "hash"); err != nil {
-		t.Fatal(err)
-	}
-	tenant := &tally.Tenant{Slug: "acme", Name: "Acme"}
-	if err := db.CreateTenant(ctx, tenant, owner.ID); err != nil {
-		t.Fatal(err)
-	}
+	db, tenant, url := postgresWithTenant(t)
 	hub := live.New(db, live.Config{Horizon: db.TailHorizon(), Poll: time.Hour})
 	hub.Start()
 	t.Cleanup(func() { hub.Stop(context.Background()) })

@@ -60,15 +60,10 @@ func benchMeter(ctx context.Context, path string, d time.Duration, rep *report) 
 			return err
 		}
 	}
-	events, err := st.CountEvents(ctx, big.ID, from, to)
+	count, err := rawCount(ctx, st, big.ID, from, to, d, rep, "")
 	if err != nil {
 		return err
 	}
-	count := measure(ctx, 1, d, func(context.Context, int, int) error {
-		_, err := st.CountEvents(ctx, big.ID, from, to)
-		return err
-	})
-	rep.add(fmt.Sprintf("raw 30-day count (%d events)", events), count, 0)
 	raw := measure(ctx, 1, d, query(in))
 	rep.add("meter 30d/day/plan, raw log", raw, 0)
 
@@ -91,6 +86,22 @@ func benchMeter(ctx context.Context, path string, d time.Duration, rep *report) 
 	rep.ratio("meter p95, rollups +05:30 / raw count p95", half.pct(0.95), count.pct(0.95))
 	rep.ratio("meter p95, rollups / raw log", rolled.pct(0.95), raw.pct(0.95))
 	return nil
+}
+
+// rawCount measures the baseline of the dataset phases, a raw count of
+// the tenant's events in [from, to], one after another for d, and adds
+// it to rep as "<prefix>raw 30-day count (N events)".
+func rawCount(ctx context.Context, st *sqlite.DB, tenantID int64, from, to time.Time, d time.Duration, rep *report, prefix string) (*phase, error) {
+	events, err := st.CountEvents(ctx, tenantID, from, to)
+	if err != nil {
+		return nil, err
+	}
+	count := measure(ctx, 1, d, func(context.Context, int, int) error {
+		_, err := st.CountEvents(ctx, tenantID, from, to)
+		return err
+	})
+	rep.add(fmt.Sprintf("%sraw 30-day count (%d events)", prefix, events), count, 0)
+	return count, nil
 }
 
 // openDataset opens a dataset of tally bench -dataset for the phase flag

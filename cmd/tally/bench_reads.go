@@ -51,15 +51,10 @@ func benchReads(ctx context.Context, path string, d time.Duration, rep *report) 
 		name string
 		id   int64
 	}{{"biggest", big.ID}, {"smallest", small.ID}} {
-		events, err := st.CountEvents(ctx, t.id, from, now)
+		count, err := rawCount(ctx, st, t.id, from, now, d, rep, t.name+": ")
 		if err != nil {
 			return err
 		}
-		count := measure(ctx, 1, d, func(context.Context, int, int) error {
-			_, err := st.CountEvents(ctx, t.id, from, now)
-			return err
-		})
-		rep.add(fmt.Sprintf("%s: raw 30-day count (%d)", t.name, events), count, 0)
 		for _, rng := range []string{"30d", "7d"} {
 			kpi := measure(ctx, 1, d, func(context.Context, int, int) error {
 				_, err := reports.KPIs(ctx, t.id, rng, time.UTC, time.Now())
