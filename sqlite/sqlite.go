@@ -43,6 +43,8 @@ type DB struct {
 	hotR, hotW stmtCache
 }
 
+var _ tally.Store = (*DB)(nil)
+
 // stmtCache keeps statements prepared on one pool, made on first use and
 // kept until Close: parsing and planning a short statement again per call
 // cost more than running it. *sql.Stmt prepares it again on each

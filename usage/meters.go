@@ -41,9 +41,9 @@ type meterCache struct {
 type meterEntry struct {
 	defs []tally.MeterDef
 	read time.Time
-	// known holds the quota metrics seen since defs were read (meters or
-	// not): one that is missing may name a meter defs do not hold yet.
-	// Never changed once stored; a new entry takes a new map.
+	// known holds the quota metrics seen by this read or an earlier one
+	// (meters or not): one that is missing may name a meter defs do not
+	// hold yet. Never changed once stored; a new entry takes a new map.
 	known map[string]bool
 }
 
@@ -75,7 +75,9 @@ func (s *Service) countable(ctx context.Context, tenantID int64, fresh bool) ([]
 	if s.meters.by == nil {
 		s.meters.by = map[int64]meterEntry{}
 	}
-	s.meters.by[tenantID] = meterEntry{defs: defs, read: now}
+	// The quota metrics seen before stay known: this read is newer, so a
+	// meter of one of those slugs is in defs.
+	s.meters.by[tenantID] = meterEntry{defs: defs, read: now, known: s.meters.by[tenantID].known}
 	return defs, nil
 }
 
@@ -160,13 +162,18 @@ func QuotaMeter(ctx context.Context, store tally.MeterStore, tenantID int64, met
 
 // amounts is amountsOf with what e adds to each of meters.
 func (s *Service) amounts(e *tally.Event, meters []tally.MeterDef) []tally.Amount {
-	out := amountsOf(s.cfg.Rules, e)
+	return withMeters(amountsOf(s.cfg.Rules, e), e, meters)
+}
+
+// withMeters appends to ruled, the rules' amounts of e, what e adds to
+// each of meters.
+func withMeters(ruled []tally.Amount, e *tally.Event, meters []tally.MeterDef) []tally.Amount {
 	for i := range meters {
 		if n := meters[i].QuotaAmount(e); n > 0 {
-			out = append(out, tally.Amount{Metric: meters[i].Slug, N: n})
+			ruled = append(ruled, tally.Amount{Metric: meters[i].Slug, N: n})
 		}
 	}
-	return out
+	return ruled
 }
 
 // rangeValues is the usage the log holds of the tenant's [from, to): what
@@ -204,11 +211,11 @@ func metersKey(meters []tally.MeterDef) string {
 // a quota override names (the quota must go first), EInvalid naming
 // aggregation for making a meter a quota names anything but count or sum.
 func (s *Service) MeterChanging(ctx context.Context, tenantID int64, before, after *tally.MeterDef) error {
-	qs, err := s.quotas(ctx, tenantID)
-	if err != nil {
-		return err
-	}
 	if after != nil {
+		qs, err := s.quotas(ctx, tenantID)
+		if err != nil {
+			return err
+		}
 		if _, ok := qs.by[after.Slug]; ok {
 			return after.CheckQuota("aggregation")
 		}

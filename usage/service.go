@@ -335,7 +335,8 @@ func (s *Service) markSettled(ctx context.Context, events []tally.Event, tq *ten
 		if e.EventID == "" || e.Name == tally.EventUsageIncrement {
 			continue
 		}
-		if !slices.ContainsFunc(amountsOf(s.cfg.Rules, e), func(a tally.Amount) bool { return a.N > 0 }) {
+		ruled := amountsOf(s.cfg.Rules, e)
+		if !slices.ContainsFunc(ruled, func(a tally.Amount) bool { return a.N > 0 }) {
 			// No rule counts it: only a meter could, when the tenant has one.
 			if defs, err := s.countable(ctx, e.TenantID, false); err == nil && len(defs) == 0 {
 				continue
@@ -351,7 +352,7 @@ func (s *Service) markSettled(ctx context.Context, events []tally.Event, tq *ten
 			errs[i] = quotasUnavailable(err)
 			continue
 		}
-		given[i] = s.amounts(e, meters)
+		given[i] = withMeters(ruled, e, meters)
 		for _, a := range given[i] {
 			if a.N <= 0 {
 				continue
