@@ -114,15 +114,17 @@ func (s *Store) servers() []*client {
 // eachServer runs fn on every server of the log at once and joins their
 // errors.
 func (s *Store) eachServer(fn func(c *client) error) error {
+	return s.eachShard(func(_ int, c *client) error { return fn(c) })
+}
+
+// eachShard runs fn on every server of the log at once, with its place in
+// the shard list (0 on one server), and joins their errors.
+func (s *Store) eachShard(fn func(i int, c *client) error) error {
 	servers := s.servers()
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
 	for i, c := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = fn(c)
-		}()
+		wg.Go(func() { errs[i] = fn(i, c) })
 	}
 	wg.Wait()
 	return firstError(errs)
@@ -203,21 +205,12 @@ func (r *shardRows) add(e *tally.Event) {
 // have stored their rows: the keys stay leased and a retry finds them
 // (InsertEvents).
 func (s *Store) insertRows(ctx context.Context, rows *shardRows) error {
-	servers := s.servers()
-	errs := make([]error, len(servers))
-	var wg sync.WaitGroup
-	for i, c := range servers {
+	return s.eachShard(func(i int, c *client) error {
 		if len(rows.w[i].b) == 0 {
-			continue
+			return nil
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = c.insert(ctx, "INSERT INTO events ("+insertCols+")", rows.w[i].b)
-		}()
-	}
-	wg.Wait()
-	return firstError(errs)
+		return c.insert(ctx, "INSERT INTO events ("+insertCols+")", rows.w[i].b)
+	})
 }
 
 // mutate runs an ALTER TABLE events DELETE WHERE cond on every server
