@@ -52,6 +52,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	chURL := fs.String("clickhouse", "", "measure the ClickHouse tier's store at this EVENTS_URL (with -postgres) against the SQLite tier's, instead of load-testing")
 	pgURL := fs.String("postgres", "", "PostgreSQL URL for -clickhouse (a scratch schema is made and dropped)")
 	prefill := fs.Int("prefill", 1_000_000, "events stored before the prefilled phase of -clickhouse")
+	metricsURL := fs.String("metrics", "http://127.0.0.1:9091/metrics", "the server's Prometheus metrics (its operator listener, METRICS_ADDR), read for its peak RSS during the ingest phases (\"off\": not read)")
 	liveN := fs.Int("live", 0, "live subscribers (SSE streams over the tenants of -key, which then need analytics:read too) during a batch-ingest phase between two without them (0: no such phase)")
 	consume := consumeFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -131,6 +132,10 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 
+	var rss *rssProbe
+	if *metricsURL != "off" {
+		rss = &rssProbe{url: *metricsURL, client: &http.Client{Timeout: 2 * time.Second}}
+	}
 	var rep report
 	base := load(ctx, *conc, *dur, func(int, int) (*http.Request, error) {
 		return http.NewRequest(http.MethodGet, *url+"/healthz", nil)
@@ -142,8 +147,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return rep.write(stdout, *asJSON)
 	}
-	ingest := load(ctx, *conc, *dur, post(*batch), client)
-	rep.add(fmt.Sprintf("batch ingest (%d×%d)", *conc, *batch), ingest, *batch)
+	name := fmt.Sprintf("batch ingest (%d×%d)", *conc, *batch)
+	ingest := rss.sampled(ctx, name, &rep, func() *phase { return load(ctx, *conc, *dur, post(*batch), client) })
+	rep.add(name, ingest, *batch)
 	if *liveN > 0 {
 		if err := benchLive(ctx, *url, keyList, *liveN, *dur, func(d time.Duration) *phase { return load(ctx, *conc, d, post(*batch), client) },
 			*batch, &rep); err != nil {
@@ -152,8 +158,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var singles *phase
 	if *single > 0 {
-		singles = load(ctx, *single, *dur, post(1), client)
-		rep.add(fmt.Sprintf("single events (%d)", *single), singles, 1)
+		name := fmt.Sprintf("single events (%d)", *single)
+		singles = rss.sampled(ctx, name, &rep, func() *phase { return load(ctx, *single, *dur, post(1), client) })
+		rep.add(name, singles, 1)
 	}
 	if *baselines {
 		dir, err := os.MkdirTemp("", "tally-bench-")
@@ -201,6 +208,7 @@ func (r *report) write(w io.Writer, asJSON bool) error {
 type report struct {
 	Phases []phaseResult `json:"phases"`
 	Ratios []ratio       `json:"ratios"`
+	RSS    []rssResult   `json:"server_rss,omitempty"`
 	Notes  []string      `json:"notes,omitempty"`
 }
 
@@ -240,6 +248,9 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w)
 	for _, q := range r.Ratios {
 		fmt.Fprintf(w, "%-50s %7.2f\n", q.Name, q.Value)
+	}
+	for _, m := range r.RSS {
+		fmt.Fprintf(w, "%-50s %7.1f MB (%.1f MB before; P6 ≤ 150)\n", "peak server RSS, "+m.Phase, m.PeakMB, m.BeforeMB)
 	}
 	r.printNotes(w)
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -162,7 +164,7 @@ func TestBenchLive(t *testing.T) {
 		apptest.Key(t, srv, "globex", "analytics:write", "analytics:read")
 	var out, errs bytes.Buffer
 	args := []string{"bench", "-url", srv.URL, "-key", keys, "-c", "2", "-batch", "20", "-single-c", "0", "-baselines=false",
-		"-d", "400ms", "-live", "4", "-json"}
+		"-d", "400ms", "-live", "4", "-json", "-metrics", "off"}
 	if err := run(t.Context(), args, func(string) string { return "" }, &out, &errs); err != nil {
 		t.Fatalf("bench -live: %v (%s)", err, errs.String())
 	}
@@ -196,7 +198,7 @@ func TestBenchLive(t *testing.T) {
 	}
 
 	writeOnly := apptest.Key(t, srv, "initech", "analytics:write")
-	args = []string{"bench", "-url", srv.URL, "-key", writeOnly, "-c", "1", "-single-c", "0", "-baselines=false", "-d", "100ms", "-live", "2"}
+	args = []string{"bench", "-url", srv.URL, "-key", writeOnly, "-c", "1", "-single-c", "0", "-baselines=false", "-d", "100ms", "-live", "2", "-metrics", "off"}
 	err := run(t.Context(), args, func(string) string { return "" }, &out, &errs)
 	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "analytics:read") {
 		t.Errorf("bench -live with a write-only key: %v, want the stream's 403 and the scope it needs", err)
@@ -209,50 +211,16 @@ func TestBenchLive(t *testing.T) {
 // (here against the same server, as the second one).
 func TestBenchConsume(t *testing.T) {
 	t.Parallel()
-	env := envOf(map[string]string{
-		"LISTEN_ADDR":          "127.0.0.1:0",
-		"DATABASE_URL":         filepath.Join(t.TempDir(), "tally.db"),
-		"LOG_LEVEL":            "warn",
-		"QUOTAS_ENABLED":       "true",
-		"QUOTA_DEFAULTS":       `{"bench_units":1000000000}`,
-		"SHUTDOWN_DRAIN_DELAY": "0s",
-	})
-	var out, errs bytes.Buffer
-	for _, args := range [][]string{
-		{"migrate"},
-		{"user", "create", "-email", "bench@example.com", "-password", "a-bench-passw0rd-long"},
-		{"tenant", "create", "-slug", "bench", "-name", "Bench", "-owner", "bench@example.com"},
-		{"key", "create", "-tenant", "bench", "-name", "bench", "-scopes", "analytics:read,analytics:write"},
-	} {
-		out.Reset()
-		if err := run(t.Context(), args, env, &out, &errs); err != nil {
-			t.Fatalf("%v: %v (%s)", args, err, errs.String())
-		}
-	}
-	key := strings.TrimSpace(out.String())
-	ctx, cancel := context.WithCancel(t.Context())
-	var stdout, stderr testenv.Buffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve"}, env, &stdout, &stderr) }()
-	defer func() { cancel(); <-done }()
-	var base string
-	for deadline := time.Now().Add(60 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start; stderr:\n%s", stderr.String())
-		}
-		for _, line := range strings.Split(stdout.String(), "\n") {
-			if u, ok := strings.CutPrefix(line, "tally listening on "); ok {
-				base = u
-			}
-		}
-	}
+	env, key := benchServer(t, map[string]string{"QUOTAS_ENABLED": "true", "QUOTA_DEFAULTS": `{"bench_units":1000000000}`},
+		"analytics:read,analytics:write")
+	base, _ := serveForBench(t, env)
 	args := []string{"bench", "-url", base, "-key", key, "-consume-c", "2", "-consume-only", "-d", "300ms", "-json"}
 	redisAddr := "127.0.0.1:6379"
 	withRedis := goredis.NewClient(&goredis.Options{Addr: redisAddr}).Ping(t.Context()).Err() == nil
 	if withRedis {
 		args = append(args, "-redis", redisAddr, "-consume-redis-url", base)
 	}
-	out.Reset()
+	var out, errs bytes.Buffer
 	if err := run(t.Context(), args, env, &out, &errs); err != nil {
 		t.Fatalf("bench -consume-c: %v (%s)", err, errs.String())
 	}
@@ -307,4 +275,123 @@ func TestBenchConsume(t *testing.T) {
 	if st.Current < consumed {
 		t.Errorf("the quota counts %d, fewer than the %d consumes acknowledged", st.Current, consumed)
 	}
+}
+
+// benchServer makes a SQLite tally with one tenant and an API key of
+// scopes (comma separated) for the bench tests, and returns its
+// environment and the key.
+func benchServer(t *testing.T, extra map[string]string, scopes string) (func(string) string, string) {
+	t.Helper()
+	vars := map[string]string{
+		"LISTEN_ADDR":          "127.0.0.1:0",
+		"METRICS_ADDR":         "off",
+		"DATABASE_URL":         filepath.Join(t.TempDir(), "tally.db"),
+		"LOG_LEVEL":            "warn",
+		"SHUTDOWN_DRAIN_DELAY": "0s",
+	}
+	maps.Copy(vars, extra)
+	env := envOf(vars)
+	var out, errs bytes.Buffer
+	for _, args := range [][]string{
+		{"migrate"},
+		{"user", "create", "-email", "bench@example.com", "-password", "a-bench-passw0rd-long"},
+		{"tenant", "create", "-slug", "bench", "-name", "Bench", "-owner", "bench@example.com"},
+		{"key", "create", "-tenant", "bench", "-name", "bench", "-scopes", scopes},
+	} {
+		out.Reset()
+		if err := run(t.Context(), args, env, &out, &errs); err != nil {
+			t.Fatalf("%v: %v (%s)", args, err, errs.String())
+		}
+	}
+	return env, strings.TrimSpace(out.String())
+}
+
+// serveForBench runs `tally serve` with env until the test ends and
+// returns its base URL and, when METRICS_ADDR is on, its metrics URL.
+func serveForBench(t *testing.T, env func(string) string) (base, metrics string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var stdout, stderr testenv.Buffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, env, &stdout, &stderr) }()
+	t.Cleanup(func() { cancel(); <-done })
+	wantMetrics := env("METRICS_ADDR") != "off"
+	for deadline := time.Now().Add(60 * time.Second); base == "" || wantMetrics && metrics == ""; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start; stderr:\n%s", stderr.String())
+		}
+		for _, line := range strings.Split(stdout.String(), "\n") {
+			if u, ok := strings.CutPrefix(line, "tally listening on "); ok {
+				base = u
+			}
+			if u, ok := strings.CutPrefix(line, "tally metrics on "); ok {
+				metrics = u
+			}
+		}
+	}
+	return base, metrics
+}
+
+// TestBenchServerRSS runs the ingest phases against a server whose
+// operator listener is on: the report gives each phase's peak RSS, read
+// from the server's own process_resident_memory_bytes, no lower than
+// before the phase and no higher than the kernel's high-water mark of the
+// process (the server runs in this test's process); with the metrics URL
+// wrong, the report says so instead of a figure.
+func TestBenchServerRSS(t *testing.T) {
+	t.Parallel()
+	env, key := benchServer(t, map[string]string{"METRICS_ADDR": "127.0.0.1:0"}, "analytics:write")
+	base, metrics := serveForBench(t, env)
+	var out, errs bytes.Buffer
+	args := []string{"bench", "-url", base, "-key", key, "-c", "2", "-batch", "20", "-single-c", "2", "-baselines=false",
+		"-d", "300ms", "-json", "-metrics", metrics}
+	if err := run(t.Context(), args, env, &out, &errs); err != nil {
+		t.Fatalf("bench: %v (%s)", err, errs.String())
+	}
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("bench -json printed %q: %v", out.String(), err)
+	}
+	hwm := highWaterMark(t)
+	want := []string{"batch ingest (2×20)", "single events (2)"}
+	if len(rep.RSS) != len(want) {
+		t.Fatalf("server_rss %+v, want one per phase of %q (notes %q)", rep.RSS, want, rep.Notes)
+	}
+	for i, m := range rep.RSS {
+		if m.Phase != want[i] || m.BeforeMB <= 0 || m.PeakMB < m.BeforeMB*0.5 || m.PeakMB > hwm {
+			t.Errorf("server_rss %+v: want phase %q, a peak above zero, near or above before, within the process's high-water mark %.1f MB",
+				m, want[i], hwm)
+		}
+	}
+
+	out.Reset()
+	args[len(args)-1] = base + "/no-such-metrics"
+	if err := run(t.Context(), args, env, &out, &errs); err != nil {
+		t.Fatalf("bench: %v (%s)", err, errs.String())
+	}
+	rep = report{}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.RSS) != 0 || len(rep.Notes) != 2 || !strings.Contains(rep.Notes[0], "server RSS not read") {
+		t.Errorf("with a wrong metrics URL: server_rss %+v, notes %q; want no figure and a note per phase", rep.RSS, rep.Notes)
+	}
+}
+
+// highWaterMark is this process's peak resident memory (VmHWM) in MB.
+func highWaterMark(t *testing.T) float64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("no /proc/self/status: %v", err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	t.Fatal("no VmHWM in /proc/self/status")
+	return 0
 }
