@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/bench/dataset"
 	"github.com/tallyhq/tally/meter"
 	"github.com/tallyhq/tally/postgres"
 	"github.com/tallyhq/tally/postgres/pgtest"
@@ -47,13 +47,7 @@ func BenchmarkMeterQuery(b *testing.B) {
 
 func benchMeterQuery(b *testing.B, db tally.Store) {
 	ctx := context.Background()
-	n := 50_000
-	if s := os.Getenv("TALLY_BENCH_EVENTS"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil {
-			b.Fatal(err)
-		}
-	}
+	n := dataset.EventsFromEnv(b, 50_000)
 	u := &tally.User{Email: "owner@example.com"}
 	if err := db.CreateUser(ctx, u, "hash"); err != nil {
 		b.Fatal(err)

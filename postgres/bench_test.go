@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -51,10 +49,7 @@ func BenchmarkInsertEventsVsCopy(b *testing.B) {
 	if _, err := conn.Exec(ctx, `CREATE TABLE events_copy (LIKE events INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES)`); err != nil {
 		b.Fatal(err)
 	}
-	n := 100_000
-	if v, err := strconv.Atoi(os.Getenv("TALLY_BENCH_EVENTS")); err == nil && v > 0 {
-		n = v
-	}
+	n := dataset.EventsFromEnv(b, 100_000)
 	gen := func(seed uint64) *dataset.Generator {
 		return dataset.New(dataset.Config{Events: n, Tenants: tenants, Seed: seed})
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/bench/dataset"
 	"github.com/tallyhq/tally/rollup"
 	"github.com/tallyhq/tally/sqlite"
 )
@@ -25,13 +25,7 @@ import (
 // runs, once for all its sub-benchmarks.
 func BenchmarkKPIs(b *testing.B) {
 	ctx := context.Background()
-	n := 1_000_000
-	if s := os.Getenv("TALLY_BENCH_EVENTS"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil {
-			b.Fatal(err)
-		}
-	}
+	n := dataset.EventsFromEnv(b, 1_000_000)
 	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{Synchronous: "NORMAL"})
 	if err != nil {
 		b.Fatal(err)

@@ -42,9 +42,60 @@ func (r *Rollup) PurgeExpired(ctx context.Context) (int64, error) {
 			errs = append(errs, err)
 			continue
 		}
+		n, reached, err := r.purgeTenant(ctx, t.ID, before)
+		if err != nil {
+			errs = append(errs, err)
+			if n == 0 {
+				continue
+			}
+		}
+		total += n
+		if n == 0 {
+			continue
+		}
+		err = r.store.WriteAudit(ctx, &tally.AuditEntry{
+			TenantID: t.ID,
+			At:       now.Truncate(time.Microsecond),
+			Actor:    "system",
+			Action:   "events.purged",
+			Target:   "events",
+			Meta:     map[string]any{"before": reached.Format(time.RFC3339), "deleted": n},
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+// purgeTenant purges tenantID's events before before in steps of
+// Config.PurgeStep from its oldest event, each step in a transaction of
+// its own that first re-rolls the step's days a change dirtied meanwhile
+// (see PurgeExpired). It returns how many events it deleted and the time
+// before which it deleted them all, also when a later step fails.
+func (r *Rollup) purgeTenant(ctx context.Context, tenantID int64, before time.Time) (int64, time.Time, error) {
+	cuts := []time.Time{before}
+	if r.cfg.PurgeStep > 0 {
+		oldest, found, err := r.oldestEventDay(ctx, tenantID, time.Time{})
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		if found {
+			cuts = cuts[:0]
+			for cut := oldest.Add(r.cfg.PurgeStep); cut.Before(before); cut = cut.Add(r.cfg.PurgeStep) {
+				cuts = append(cuts, cut)
+			}
+			cuts = append(cuts, before)
+		}
+	}
+	var (
+		total   int64
+		reached time.Time
+	)
+	for _, cut := range cuts {
 		var n int64
-		err := r.store.InRollupTx(ctx, t.ID, func(tx tally.RollupTx) error {
-			hours, err := tx.DirtyHours(ctx, before)
+		err := r.store.InRollupTx(ctx, tenantID, func(tx tally.RollupTx) error {
+			hours, err := tx.DirtyHours(ctx, cut)
 			if err != nil {
 				return err
 			}
@@ -59,30 +110,15 @@ func (r *Rollup) PurgeExpired(ctx context.Context) (int64, error) {
 					return err
 				}
 			}
-			n, err = tx.PurgeEvents(ctx, before)
+			n, err = tx.PurgeEvents(ctx, cut)
 			return err
 		})
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return total, reached, err
 		}
-		total += n
-		if n == 0 {
-			continue
-		}
-		err = r.store.WriteAudit(ctx, &tally.AuditEntry{
-			TenantID: t.ID,
-			At:       now.Truncate(time.Microsecond),
-			Actor:    "system",
-			Action:   "events.purged",
-			Target:   "events",
-			Meta:     map[string]any{"before": before.Format(time.RFC3339), "deleted": n},
-		})
-		if err != nil {
-			errs = append(errs, err)
-		}
+		total, reached = total+n, cut
 	}
-	return total, errors.Join(errs...)
+	return total, reached, nil
 }
 
 // preroll recomputes each of tenantID's days with a dirty hour in hours

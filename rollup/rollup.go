@@ -52,6 +52,14 @@ type Config struct {
 	Now func() time.Time
 	// Logger gets failed runs (default: discarded).
 	Logger *slog.Logger
+	// PurgeStep is the most of a tenant's log, in time, that one
+	// transaction of the retention purge deletes (default a day): a
+	// tenant's purge of many days runs as one short transaction per
+	// day, oldest first, so that it never holds the writer (SQLite) or
+	// the tenant's lock (PostgreSQL) for long. Negative: the whole purge
+	// in one transaction (the ClickHouse tier, where each step would be a
+	// mutation of its own).
+	PurgeStep time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -66,6 +74,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.PurgeStep == 0 {
+		c.PurgeStep = 24 * time.Hour
 	}
 }
 

@@ -498,15 +498,24 @@ func kpiString(m map[string]rollup.KPI) string {
 	return string(b)
 }
 
+// keepDays sets the retention of tenant tn to days.
+func keepDays(t *testing.T, db tally.Store, tn int64, days int) {
+	t.Helper()
+	tenant, err := db.TenantByID(context.Background(), tn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant.RetentionDays = days
+	if err := db.UpdateTenant(context.Background(), tenant); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestPurgeExpired(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, tn := newStore(t)
-	tenant, _ := db.TenantByID(ctx, tn)
-	tenant.RetentionDays = 30
-	if err := db.UpdateTenant(ctx, tenant); err != nil {
-		t.Fatal(err)
-	}
+	keepDays(t, db, tn, 30)
 	now := date(2026, 3, 20, 0, 10)
 	// Retention counts whole UTC days: 30 days before 2026-03-20 is the
 	// start of 2026-02-18.
@@ -629,5 +638,117 @@ func TestReportsReadOldestDirtyOnce(t *testing.T) {
 		if n := store.n.Load(); n != 1 {
 			t.Errorf("%s read OldestDirty %d times, want once", tc.name, n)
 		}
+	}
+}
+
+// cutRecorder records the time of each RollupTx.PurgeEvents that
+// deleted (a store may first try it in a snapshot, which refuses it) and
+// fails the purge of the failAt-th time (from 1; 0: none).
+type cutRecorder struct {
+	tally.Store
+	cuts   []time.Time
+	tried  []time.Time
+	failAt int
+}
+
+func (s *cutRecorder) InRollupTx(ctx context.Context, tenantID int64, fn func(tally.RollupTx) error) error {
+	return s.Store.InRollupTx(ctx, tenantID, func(tx tally.RollupTx) error { return fn(cutTx{tx, s}) })
+}
+
+type cutTx struct {
+	tally.RollupTx
+	s *cutRecorder
+}
+
+func (t cutTx) PurgeEvents(ctx context.Context, before time.Time) (int64, error) {
+	if !slices.ContainsFunc(t.s.tried, before.Equal) {
+		t.s.tried = append(t.s.tried, before)
+	}
+	if len(t.s.tried) == t.s.failAt {
+		return 0, errors.New("step failed")
+	}
+	n, err := t.RollupTx.PurgeEvents(ctx, before)
+	if err == nil {
+		t.s.cuts = append(t.s.cuts, before)
+	}
+	return n, err
+}
+
+// TestPurgeExpiredInSteps checks that the retention purge of many days
+// runs as one transaction per day, oldest first, deletes what one
+// transaction would, keeps a late event's change to a purged day in its
+// rollups, and, when a step fails, reports (and audits) what the steps
+// before it deleted; with a negative step it is one transaction.
+func TestPurgeExpiredInSteps(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, tn := newStore(t)
+	keepDays(t, db, tn, 30)
+	// Three events on each of Feb 10–19, rolled up on Feb 20.
+	fill := func() {
+		var evs []tally.Event
+		for d := 10; d <= 19; d++ {
+			for h := range 3 {
+				evs = append(evs, event(tn, "page.view", "u1", date(2026, 2, d, 8*h, 30)))
+			}
+		}
+		insert(t, db, evs...)
+		early := rollup.New(rollup.Config{Now: fixed(date(2026, 2, 20, 0, 10))}, db, nil)
+		if _, err := early.RunDays(ctx, tn, date(2026, 2, 10, 0, 0), date(2026, 2, 19, 0, 0), "manual", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fill()
+	// A late event for Feb 12 after its rollup: its day is dirty.
+	insert(t, db, event(tn, "page.view", "u2", date(2026, 2, 12, 23, 0)))
+
+	now := date(2026, 3, 20, 0, 10) // retention keeps Feb 18 on
+	rec := &cutRecorder{Store: db}
+	n, err := rollup.New(rollup.Config{Now: fixed(now)}, rec, nil).PurgeExpired(ctx)
+	if err != nil || n != 8*3+1 {
+		t.Fatalf("PurgeExpired = %d, %v; want the 25 events of Feb 10–17", n, err)
+	}
+	var want []time.Time
+	for d := 11; d <= 18; d++ {
+		want = append(want, date(2026, 2, d, 0, 0))
+	}
+	if !slices.EqualFunc(rec.cuts, want, time.Time.Equal) {
+		t.Errorf("purge steps %v, want one a day %v", rec.cuts, want)
+	}
+	if left, _ := db.CountEvents(ctx, tn, date(2026, 1, 1, 0, 0), date(2026, 2, 18, 0, 0)); left != 0 {
+		t.Errorf("%d events before Feb 18 left", left)
+	}
+	if kept, _ := db.CountEvents(ctx, tn, date(2026, 2, 18, 0, 0), date(2026, 2, 20, 0, 0)); kept != 6 {
+		t.Errorf("%d events of Feb 18–19 kept, want 6", kept)
+	}
+	days, _ := db.RollupDays(ctx, tn, date(2026, 2, 12, 0, 0), date(2026, 2, 13, 0, 0))
+	if len(days) != 1 || days[0].Count != 4 {
+		t.Errorf("rollup of Feb 12 = %+v, want its 4 events with the late one", days)
+	}
+	audit, _, _ := db.ListAudit(ctx, tn, tally.AuditFilter{Action: "events.purged", Limit: 10})
+	if len(audit) != 1 || audit[0].Meta["deleted"] != 25.0 || audit[0].Meta["before"] != "2026-02-18T00:00:00Z" {
+		t.Errorf("audit = %+v", audit)
+	}
+
+	// A step that fails: the days before it are gone and said so.
+	now = date(2026, 4, 20, 0, 10) // retention keeps Mar 21 on: all of it goes
+	fail := &cutRecorder{Store: db, failAt: 3}
+	n, err = rollup.New(rollup.Config{Now: fixed(now)}, fail, nil).PurgeExpired(ctx)
+	if err == nil || n != 2*3 {
+		t.Fatalf("PurgeExpired with its third step failing = %d, %v; want Feb 18–19's 6 events and the error", n, err)
+	}
+	audit, _, _ = db.ListAudit(ctx, tn, tally.AuditFilter{Action: "events.purged", Limit: 10})
+	if len(audit) != 2 || audit[0].Meta["deleted"] != 6.0 || audit[0].Meta["before"] != "2026-02-20T00:00:00Z" {
+		t.Errorf("audit after a failed step = %+v, want 6 deleted before Feb 20", audit)
+	}
+
+	// One transaction with a negative step.
+	fill()
+	one := &cutRecorder{Store: db}
+	if n, err = rollup.New(rollup.Config{Now: fixed(now), PurgeStep: -1}, one, nil).PurgeExpired(ctx); err != nil || n != 30 {
+		t.Fatalf("PurgeExpired in one step = %d, %v; want 30", n, err)
+	}
+	if len(one.cuts) != 1 || !one.cuts[0].Equal(date(2026, 3, 21, 0, 0)) {
+		t.Errorf("purge steps %v, want one", one.cuts)
 	}
 }

@@ -3,9 +3,7 @@ package rollup_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -29,14 +27,18 @@ import (
 //
 // It prints each phase's p50 and p99 and their ratios to the phase alone;
 // nothing is asserted.
-func BenchmarkIngestDuringRollup(b *testing.B) {
+func BenchmarkIngestDuringRollup(b *testing.B) { onEachBackend(b, rollupStall) }
+
+// onEachBackend runs fn on a fresh SQLite database and a fresh PostgreSQL
+// schema, as sub-benchmarks.
+func onEachBackend(b *testing.B, fn func(*testing.B, tally.Store)) {
 	b.Run("sqlite", func(b *testing.B) {
 		db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer db.Close()
-		rollupStall(b, db)
+		fn(b, db)
 	})
 	b.Run("postgres", func(b *testing.B) {
 		db, err := postgres.Open(context.Background(), pgtest.FreshSchema(b), postgres.Options{})
@@ -44,7 +46,7 @@ func BenchmarkIngestDuringRollup(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer db.Close()
-		rollupStall(b, db)
+		fn(b, db)
 	})
 }
 
@@ -52,37 +54,10 @@ func BenchmarkIngestDuringRollup(b *testing.B) {
 // alone and during rollups of that day, on the writer and from a snapshot.
 func rollupStall(b *testing.B, db tally.Store) {
 	ctx := context.Background()
-	n := 200_000
-	if s := os.Getenv("TALLY_BENCH_EVENTS"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil {
-			b.Fatal(err)
-		}
-	}
-	u := &tally.User{Email: "owner@example.com"}
-	if err := db.CreateUser(ctx, u, "hash"); err != nil {
-		b.Fatal(err)
-	}
-	var tenants []int64
-	for i := range 4 {
-		tn := &tally.Tenant{Slug: fmt.Sprintf("t%d", i), Name: "T"}
-		if err := db.CreateTenant(ctx, tn, u.ID); err != nil {
-			b.Fatal(err)
-		}
-		tenants = append(tenants, tn.ID)
-	}
+	n := dataset.EventsFromEnv(b, 200_000)
+	tenants := stallTenants(b, db, 0)
 	day := tally.DayStart(time.Now()).Add(-24 * time.Hour)
-	began := time.Now()
-	g := dataset.New(dataset.Config{Events: n, Tenants: tenants[:1], From: day, To: day.Add(24 * time.Hour)})
-	for batch := make([]tally.Event, 0, 1000); ; {
-		if batch = g.Next(batch); len(batch) == 0 {
-			break
-		}
-		if _, err := db.InsertEvents(ctx, batch); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.Logf("stored %d events of one day in %v", n, time.Since(began).Round(time.Millisecond))
+	stallFill(b, db, tenants[0], n, day, day.Add(24*time.Hour))
 
 	rules := tally.DefaultUsageRules()
 	start := time.Now()
@@ -120,6 +95,118 @@ func rollupStall(b *testing.B, db tally.Store) {
 	}
 	b.ReportMetric(ms(onWriter.P99)/ms(alone.P99), "p99-locked/alone")
 	b.ReportMetric(ms(snapshot.P99)/ms(alone.P99), "p99-snapshot/alone")
+}
+
+// stallTenants makes four tenants, the first keeping its events for
+// retention days (0: the default).
+func stallTenants(b *testing.B, db tally.Store, retention int) []int64 {
+	ctx := context.Background()
+	u := &tally.User{Email: "owner@example.com"}
+	if err := db.CreateUser(ctx, u, "hash"); err != nil {
+		b.Fatal(err)
+	}
+	var tenants []int64
+	for i := range 4 {
+		tn := &tally.Tenant{Slug: fmt.Sprintf("t%d", i), Name: "T"}
+		if err := db.CreateTenant(ctx, tn, u.ID); err != nil {
+			b.Fatal(err)
+		}
+		tenants = append(tenants, tn.ID)
+	}
+	if retention > 0 {
+		t, err := db.TenantByID(ctx, tenants[0])
+		if err != nil {
+			b.Fatal(err)
+		}
+		t.RetentionDays = retention
+		if err := db.UpdateTenant(ctx, t); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return tenants
+}
+
+// stallFill stores n realistic events of tenant between from and to.
+func stallFill(b *testing.B, db tally.Store, tenant int64, n int, from, to time.Time) {
+	began := time.Now()
+	g := dataset.New(dataset.Config{Events: n, Tenants: []int64{tenant}, From: from, To: to, Seed: uint64(began.UnixNano())})
+	for batch := make([]tally.Event, 0, 1000); ; {
+		if batch = g.Next(batch); len(batch) == 0 {
+			break
+		}
+		if _, err := db.InsertEvents(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("stored %d events of %s to %s in %v", n, from.Format(time.DateOnly), to.Format(time.DateOnly), time.Since(began).Round(time.Millisecond))
+}
+
+// BenchmarkIngestDuringPurge measures, on each backend, batch ingest
+// latency (4 writers of 100 realistic events each, durable) alone, then
+// while the retention purge deletes one tenant's TALLY_BENCH_EVENTS events
+// (default 200,000) spread over 20 days past its retention: in one
+// transaction (PurgeStep -1, as before) and a day per transaction (the
+// default). Run it once:
+//
+//	go test ./rollup -run '^$' -bench IngestDuringPurge -benchtime 1x
+//
+// It prints each phase's p50 and p99, their ratios to the phase alone and
+// how long the purge took; nothing is asserted.
+func BenchmarkIngestDuringPurge(b *testing.B) { onEachBackend(b, purgeStall) }
+
+func purgeStall(b *testing.B, db tally.Store) {
+	ctx := context.Background()
+	n := dataset.EventsFromEnv(b, 200_000)
+	tenants := stallTenants(b, db, 30)
+	old := tally.DayStart(time.Now()).AddDate(0, 0, -60)
+	gen := dataset.New(dataset.Config{Events: 1 << 30, Tenants: tenants, Seed: 7})
+	phase := func(step time.Duration) (dataset.Latency, time.Duration) {
+		var took time.Duration
+		var during func(context.Context) error
+		if step != 0 {
+			stallFill(b, db, tenants[0], n, old, old.AddDate(0, 0, 20))
+			r := rollup.New(rollup.Config{PurgeStep: step, RunTimeout: time.Hour}, db, nil)
+			// Rolled up long ago, as days past retention are: the purge
+			// has nothing to re-roll first.
+			if _, err := r.RunDirty(ctx); err != nil {
+				b.Fatal(err)
+			}
+			done := false
+			during = func(ctx context.Context) error {
+				if done {
+					<-ctx.Done()
+					return nil
+				}
+				done = true
+				began := time.Now()
+				deleted, err := r.PurgeExpired(context.WithoutCancel(ctx))
+				took = time.Since(began)
+				if err == nil && deleted < int64(n) {
+					err = fmt.Errorf("the purge deleted %d events of %d", deleted, n)
+				}
+				return err
+			}
+		}
+		l, err := dataset.Ingest(ctx, db, gen, tenants, 4, 100, 6*time.Second, during)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return l, took
+	}
+	alone, _ := phase(0)
+	whole, wholeTook := phase(-1)
+	daily, dailyTook := phase(24 * time.Hour)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	for _, p := range []struct {
+		name string
+		l    dataset.Latency
+		took time.Duration
+	}{{"alone", alone, 0}, {"purge in one transaction", whole, wholeTook}, {"purge a day per transaction", daily, dailyTook}} {
+		b.Logf("%-28s p50 %7.1f ms  p99 %7.1f ms (%.2fx alone)  %6.0f events/s  purge took %v",
+			p.name, ms(p.l.P50), ms(p.l.P99), ms(p.l.P99)/ms(alone.P99), p.l.PerSecond(), p.took.Round(time.Millisecond))
+	}
+	b.ReportMetric(ms(whole.P99)/ms(alone.P99), "p99-whole/alone")
+	b.ReportMetric(ms(daily.P99)/ms(alone.P99), "p99-daily/alone")
 }
 
 // lockedRollups runs every InRollupTx as it ran before snapshots: fn

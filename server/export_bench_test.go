@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"net/http"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -19,13 +18,7 @@ import (
 // realistic events (TALLY_BENCH_EVENTS overrides) on SQLite; it reports
 // rows per second of each and their ratio.
 func BenchmarkExport(b *testing.B) {
-	n := 100_000
-	if s := os.Getenv("TALLY_BENCH_EVENTS"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil {
-			b.Fatal(err)
-		}
-	}
+	n := dataset.EventsFromEnv(b, 100_000)
 	h := newHarness(b, withMaxExportRows(n))
 	o := h.newTenant("export-bench")
 	ctx := context.Background()

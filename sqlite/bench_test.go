@@ -4,9 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -14,18 +12,6 @@ import (
 	"github.com/tallyhq/tally/bench/dataset"
 	"github.com/tallyhq/tally/rollup"
 )
-
-// benchEvents is TALLY_BENCH_EVENTS, or def.
-func benchEvents(b *testing.B, def int) int {
-	if s := os.Getenv("TALLY_BENCH_EVENTS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return n
-	}
-	return def
-}
 
 // benchDB opens a fresh database with n tenants and returns their ids.
 func benchDB(b *testing.B, n int) (*DB, []int64) {
@@ -154,7 +140,7 @@ func BenchmarkRollupAll(b *testing.B) {
 	busy, idle := tenants[:50], tenants[50:]
 	now := time.Now().UTC()
 	from := tally.DayStart(now).AddDate(0, 0, -90)
-	n := benchEvents(b, 100_000)
+	n := dataset.EventsFromEnv(b, 100_000)
 	began := time.Now()
 	load(b, db, dataset.Config{Events: n, Tenants: busy, From: from, To: now})
 	b.Logf("stored %d events of %d tenants over 90 days in %v", n, len(busy), time.Since(began).Round(time.Millisecond))
@@ -203,7 +189,7 @@ func BenchmarkRollupAll(b *testing.B) {
 //	go test ./sqlite -run '^$' -bench ListOwnExclusion -count 5
 func BenchmarkListOwnExclusion(b *testing.B) {
 	db, ids := benchDB(b, 1)
-	load(b, db, dataset.Config{Events: benchEvents(b, 50_000), Tenants: ids})
+	load(b, db, dataset.Config{Events: dataset.EventsFromEnv(b, 50_000), Tenants: ids})
 	ctx := context.Background()
 	page := func(b *testing.B, where string, args []any) {
 		rows, err := db.r.QueryContext(ctx, `SELECT `+eventCols+` FROM events`+where+` ORDER BY ts DESC, id DESC LIMIT 101`, args...)

@@ -2,7 +2,9 @@ package dataset
 
 import (
 	"context"
+	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -120,4 +122,19 @@ func Ingest(ctx context.Context, s Inserter, g *Generator, tenants []int64, writ
 	res.Batches = lat
 	res.P50, res.P99 = percentiles(lat)
 	return res, nil
+}
+
+// EventsFromEnv is the event count a benchmark runs with:
+// TALLY_BENCH_EVENTS when set (tb, a *testing.B, fails on a value that is
+// not a positive integer), else def.
+func EventsFromEnv(tb interface{ Fatalf(string, ...any) }, def int) int {
+	s := os.Getenv("TALLY_BENCH_EVENTS")
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		tb.Fatalf("TALLY_BENCH_EVENTS=%q: want a positive number of events", s)
+	}
+	return n
 }

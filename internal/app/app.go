@@ -269,7 +269,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if l, ok := store.(rollup.Leader); ok {
 		leader = l // several instances share this database: one runs the schedule
 	}
-	a.Rollup = rollup.New(rollup.Config{Rules: cfg.UsageRules, Logger: cfg.Logger, Now: cfg.Now}, store, reg)
+	rcfg := rollup.Config{Rules: cfg.UsageRules, Logger: cfg.Logger, Now: cfg.Now}
+	if _, ok := store.(*clickhouse.Store); ok {
+		rcfg.PurgeStep = -1 // a purge is a ClickHouse mutation: one per run, not per day
+	}
+	a.Rollup = rollup.New(rcfg, store, reg)
 	a.Reports = rollup.NewReports(rollup.ReportsConfig{Rules: cfg.UsageRules, QuotaMetrics: quotaMetrics}, store)
 	a.Scheduler = rollup.NewScheduler(rollup.SchedulerConfig{Tasks: a.Rollup.Tasks(cfg.RollupDailyAt),
 		Leader: leader, Now: cfg.Now, Logger: cfg.Logger}, reg)
