@@ -165,12 +165,13 @@ func purgeStall(b *testing.B, db tally.Store) {
 		var during func(context.Context) error
 		if step != 0 {
 			stallFill(b, db, tenants[0], n, old, old.AddDate(0, 0, 20))
-			r := rollup.New(rollup.Config{PurgeStep: step, RunTimeout: time.Hour}, db, nil)
-			// Rolled up long ago, as days past retention are: the purge
-			// has nothing to re-roll first.
-			if _, err := r.RunDirty(ctx); err != nil {
+			// Rolled up while within retention, as expired days were:
+			// the purge has nothing to re-roll first.
+			then := rollup.New(rollup.Config{RunTimeout: time.Hour, Now: func() time.Time { return old.AddDate(0, 0, 21) }}, db, nil)
+			if _, err := then.RunDirty(ctx); err != nil {
 				b.Fatal(err)
 			}
+			r := rollup.New(rollup.Config{PurgeStep: step, RunTimeout: time.Hour}, db, nil)
 			done := false
 			during = func(ctx context.Context) error {
 				if done {

@@ -53,6 +53,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	pgURL := fs.String("postgres", "", "PostgreSQL URL for -clickhouse (a scratch schema is made and dropped)")
 	prefill := fs.Int("prefill", 1_000_000, "events stored before the prefilled phase of -clickhouse")
 	metricsURL := fs.String("metrics", "http://127.0.0.1:9091/metrics", "the server's Prometheus metrics (its operator listener, METRICS_ADDR), read for its peak RSS during the ingest phases (\"off\": not read)")
+	verify := fs.Bool("verify", true, "after the ingest phases, read back each key's events (analytics:read) and check that every acknowledged event is stored once")
 	liveN := fs.Int("live", 0, "live subscribers (SSE streams over the tenants of -key, which then need analytics:read too) during a batch-ingest phase between two without them (0: no such phase)")
 	consume := consumeFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -104,32 +105,45 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: max(*conc, *single, consume.clients) * 2}, Timeout: 30 * time.Second}
 	gen := dataset.New(dataset.Config{Events: 1 << 62, PropsBytes: *propsBytes, Seed: uint64(time.Now().UnixNano())})
 	var genMu sync.Mutex
-	body := func(n int) []byte {
+	body := func(n int) ([]byte, []string) {
 		genMu.Lock()
 		defer genMu.Unlock()
 		now := time.Now()
 		evs := make([]map[string]any, n)
+		ids := make([]string, n)
 		for j := range evs {
 			e := gen.Event(1, now)
+			ids[j] = e.EventID
 			evs[j] = map[string]any{"event": e.Name, "event_id": e.EventID, "user_id": e.UserID, "value": e.Value,
 				"timestamp": e.Timestamp.Format(time.RFC3339Nano), "props": json.RawMessage(e.Props)}
 		}
 		if n == 1 {
 			b, _ := json.Marshal(evs[0])
-			return b
+			return b, ids
 		}
 		b, _ := json.Marshal(map[string]any{"batch": evs})
-		return b
+		return b, ids
 	}
-	post := func(n int) func(worker, i int) (*http.Request, error) {
-		return func(worker, i int) (*http.Request, error) {
-			req, err := http.NewRequest(http.MethodPost, *url+"/api/analytics/events", bytes.NewReader(body(n)))
-			if err == nil {
-				req.Header.Set("Authorization", "Bearer "+keyList[(worker+i)%len(keyList)])
-				req.Header.Set("Content-Type", "application/json")
+	// post is an ingest phase of n events per request; the ids of every
+	// request answered 2xx are kept for the check after the phases.
+	acks := newAcked(len(keyList))
+	began := time.Now()
+	post := func(conc int, d time.Duration, n int) *phase {
+		return measure(ctx, conc, d, func(ctx context.Context, worker, i int) error {
+			b, ids := body(n)
+			k := (worker + i) % len(keyList)
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, *url+"/api/analytics/events", bytes.NewReader(b))
+			if err != nil {
+				return err
 			}
-			return req, err
-		}
+			req.Header.Set("Authorization", "Bearer "+keyList[k])
+			req.Header.Set("Content-Type", "application/json")
+			if err := roundTrip(client, req); err != nil {
+				return err
+			}
+			acks.add(k, ids)
+			return nil
+		})
 	}
 
 	var rss *rssProbe
@@ -148,10 +162,10 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return rep.write(stdout, *asJSON)
 	}
 	name := fmt.Sprintf("batch ingest (%d×%d)", *conc, *batch)
-	ingest := rss.sampled(ctx, name, &rep, func() *phase { return load(ctx, *conc, *dur, post(*batch), client) })
+	ingest := rss.sampled(ctx, name, &rep, func() *phase { return post(*conc, *dur, *batch) })
 	rep.add(name, ingest, *batch)
 	if *liveN > 0 {
-		if err := benchLive(ctx, *url, keyList, *liveN, *dur, func(d time.Duration) *phase { return load(ctx, *conc, d, post(*batch), client) },
+		if err := benchLive(ctx, *url, keyList, *liveN, *dur, func(d time.Duration) *phase { return post(*conc, d, *batch) },
 			*batch, &rep); err != nil {
 			return err
 		}
@@ -159,7 +173,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	var singles *phase
 	if *single > 0 {
 		name := fmt.Sprintf("single events (%d)", *single)
-		singles = rss.sampled(ctx, name, &rep, func() *phase { return load(ctx, *single, *dur, post(1), client) })
+		singles = rss.sampled(ctx, name, &rep, func() *phase { return post(*single, *dur, 1) })
 		rep.add(name, singles, 1)
 	}
 	if *baselines {
@@ -190,7 +204,33 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	rep.ratio("batch ingest p99 / healthz p99", ingest.pct(0.99), base.pct(0.99))
+	if *verify {
+		v, err := acks.verify(ctx, client, *url, keyList, began.Add(-time.Minute))
+		if err != nil {
+			return err
+		}
+		rep.Verify = v
+		rep.Notes = append(rep.Notes, "verified: "+v.String())
+		if !v.ok() {
+			rep.write(stdout, *asJSON)
+			return fmt.Errorf("bench: not every acknowledged event is stored once: %s", v)
+		}
+	}
 	return rep.write(stdout, *asJSON)
+}
+
+// roundTrip sends req and reads its answer; anything but 2xx is an error.
+func roundTrip(client *http.Client, req *http.Request) error {
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	return nil
 }
 
 // write prints the report, as a table or as JSON.
@@ -209,6 +249,7 @@ type report struct {
 	Phases []phaseResult `json:"phases"`
 	Ratios []ratio       `json:"ratios"`
 	RSS    []rssResult   `json:"server_rss,omitempty"`
+	Verify *verifyResult `json:"verify,omitempty"`
 	Notes  []string      `json:"notes,omitempty"`
 }
 
@@ -281,16 +322,7 @@ func load(ctx context.Context, conc int, d time.Duration, mk func(worker, i int)
 		if err != nil {
 			return err
 		}
-		resp, err := client.Do(req.WithContext(ctx))
-		if err != nil {
-			return err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			return fmt.Errorf("%s", resp.Status)
-		}
-		return nil
+		return roundTrip(client, req.WithContext(ctx))
 	})
 }
 

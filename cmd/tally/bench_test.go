@@ -189,16 +189,26 @@ func TestBenchLive(t *testing.T) {
 		t.Errorf("ratios %+v: no live ratio", rep.Ratios)
 	}
 	var read int64
-	if len(rep.Notes) != 1 || !strings.HasPrefix(rep.Notes[0], "4 live subscribers over 2 tenants read ") {
+	if len(rep.Notes) != 2 || !strings.HasPrefix(rep.Notes[0], "4 live subscribers over 2 tenants read ") {
 		t.Fatalf("notes %q", rep.Notes)
 	}
 	fmt.Sscanf(strings.TrimPrefix(rep.Notes[0], "4 live subscribers over 2 tenants read "), "%d", &read)
 	if read == 0 {
 		t.Errorf("the subscribers read no event: %q", rep.Notes[0])
 	}
+	// Every event of the four ingest phases, over both tenants, is stored once.
+	var sent int64
+	for _, p := range rep.Phases {
+		if strings.HasPrefix(p.Name, "batch ingest") {
+			sent += p.OK * 20
+		}
+	}
+	if v := rep.Verify; v == nil || !v.ok() || v.Acknowledged != sent {
+		t.Errorf("verify %+v, want the %d events acknowledged each stored once", v, sent)
+	}
 
 	writeOnly := apptest.Key(t, srv, "initech", "analytics:write")
-	args = []string{"bench", "-url", srv.URL, "-key", writeOnly, "-c", "1", "-single-c", "0", "-baselines=false", "-d", "100ms", "-live", "2", "-metrics", "off"}
+	args = []string{"bench", "-url", srv.URL, "-key", writeOnly, "-c", "1", "-single-c", "0", "-baselines=false", "-d", "100ms", "-live", "2", "-metrics", "off", "-verify=false"}
 	err := run(t.Context(), args, func(string) string { return "" }, &out, &errs)
 	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "analytics:read") {
 		t.Errorf("bench -live with a write-only key: %v, want the stream's 403 and the scope it needs", err)
@@ -291,19 +301,10 @@ func benchServer(t *testing.T, extra map[string]string, scopes string) (func(str
 	}
 	maps.Copy(vars, extra)
 	env := envOf(vars)
-	var out, errs bytes.Buffer
-	for _, args := range [][]string{
-		{"migrate"},
-		{"user", "create", "-email", "bench@example.com", "-password", "a-bench-passw0rd-long"},
-		{"tenant", "create", "-slug", "bench", "-name", "Bench", "-owner", "bench@example.com"},
-		{"key", "create", "-tenant", "bench", "-name", "bench", "-scopes", scopes},
-	} {
-		out.Reset()
-		if err := run(t.Context(), args, env, &out, &errs); err != nil {
-			t.Fatalf("%v: %v (%s)", args, err, errs.String())
-		}
-	}
-	return env, strings.TrimSpace(out.String())
+	runOut(t, env, "migrate")
+	runOut(t, env, "user", "create", "-email", "bench@example.com", "-password", "a-bench-passw0rd-long")
+	runOut(t, env, "tenant", "create", "-slug", "bench", "-name", "Bench", "-owner", "bench@example.com")
+	return env, strings.TrimSpace(runOut(t, env, "key", "create", "-tenant", "bench", "-name", "bench", "-scopes", scopes))
 }
 
 // serveForBench runs `tally serve` with env until the test ends and
@@ -336,11 +337,13 @@ func serveForBench(t *testing.T, env func(string) string) (base, metrics string)
 // operator listener is on: the report gives each phase's peak RSS, read
 // from the server's own process_resident_memory_bytes, no lower than
 // before the phase and no higher than the kernel's high-water mark of the
-// process (the server runs in this test's process); with the metrics URL
-// wrong, the report says so instead of a figure.
+// process (the server runs in this test's process), and the check that
+// every acknowledged event was stored once; with the metrics URL wrong,
+// the report says so instead of a figure; a key that cannot read the
+// events back is a clear error unless -verify=false.
 func TestBenchServerRSS(t *testing.T) {
 	t.Parallel()
-	env, key := benchServer(t, map[string]string{"METRICS_ADDR": "127.0.0.1:0"}, "analytics:write")
+	env, key := benchServer(t, map[string]string{"METRICS_ADDR": "127.0.0.1:0"}, "analytics:read,analytics:write")
 	base, metrics := serveForBench(t, env)
 	var out, errs bytes.Buffer
 	args := []string{"bench", "-url", base, "-key", key, "-c", "2", "-batch", "20", "-single-c", "2", "-baselines=false",
@@ -363,6 +366,13 @@ func TestBenchServerRSS(t *testing.T) {
 				m, want[i], hwm)
 		}
 	}
+	if len(rep.Phases) != 3 {
+		t.Fatalf("phases %+v", rep.Phases)
+	}
+	sent := rep.Phases[1].OK*20 + rep.Phases[2].OK
+	if v := rep.Verify; v == nil || !v.ok() || v.Acknowledged != sent || v.Read < sent {
+		t.Errorf("verify %+v, want the %d events acknowledged each stored once", v, sent)
+	}
 
 	out.Reset()
 	args[len(args)-1] = base + "/no-such-metrics"
@@ -373,9 +383,28 @@ func TestBenchServerRSS(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.RSS) != 0 || len(rep.Notes) != 2 || !strings.Contains(rep.Notes[0], "server RSS not read") {
+	if len(rep.RSS) != 0 || len(rep.Notes) != 3 || !strings.Contains(rep.Notes[0], "server RSS not read") {
 		t.Errorf("with a wrong metrics URL: server_rss %+v, notes %q; want no figure and a note per phase", rep.RSS, rep.Notes)
 	}
+
+	writeOnly := strings.TrimSpace(runOut(t, env, "key", "create", "-tenant", "bench", "-name", "w", "-scopes", "analytics:write"))
+	args = []string{"bench", "-url", base, "-key", writeOnly, "-c", "1", "-single-c", "0", "-baselines=false", "-d", "100ms", "-metrics", "off"}
+	if err := run(t.Context(), args, env, &out, &errs); err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "analytics:read") {
+		t.Errorf("bench with a write-only key: %v, want the list's 403 and the scope it needs", err)
+	}
+	if err := run(t.Context(), append(args, "-verify=false"), env, &out, &errs); err != nil {
+		t.Errorf("bench -verify=false with a write-only key: %v", err)
+	}
+}
+
+// runOut runs a tally command with env and returns what it printed.
+func runOut(t *testing.T, env func(string) string, args ...string) string {
+	t.Helper()
+	var out, errs bytes.Buffer
+	if err := run(t.Context(), args, env, &out, &errs); err != nil {
+		t.Fatalf("%v: %v (%s)", args, err, errs.String())
+	}
+	return out.String()
 }
 
 // highWaterMark is this process's peak resident memory (VmHWM) in MB.
