@@ -168,12 +168,19 @@ func (r *Rollup) BackfillMeters(ctx context.Context) (int, error) {
 // oldestEventDay is the UTC day of the tenant's oldest event at or after
 // from; ok is false when it has none.
 func (r *Rollup) oldestEventDay(ctx context.Context, tenantID int64, from time.Time) (time.Time, bool, error) {
-	var day time.Time
+	at, found, err := r.oldestEvent(ctx, tenantID, from)
+	return tally.DayStart(at), found, err
+}
+
+// oldestEvent is the timestamp of the tenant's oldest event at or after
+// from; ok is false when it has none.
+func (r *Rollup) oldestEvent(ctx context.Context, tenantID int64, from time.Time) (time.Time, bool, error) {
+	var at time.Time
 	found := false
 	err := r.store.ExportEvents(ctx, tenantID, tally.EventFilter{From: from}, 1, func(tally.ExportInfo) error { return nil },
 		func(e *tally.Event) error {
-			day, found = tally.DayStart(e.Timestamp), true
+			at, found = e.Timestamp, true
 			return nil
 		})
-	return day, found, err
+	return at, found, err
 }

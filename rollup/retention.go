@@ -68,25 +68,16 @@ func (r *Rollup) PurgeExpired(ctx context.Context) (int64, error) {
 	return total, errors.Join(errs...)
 }
 
-// purgeTenant purges tenantID's events before before in steps of
-// Config.PurgeStep from its oldest event, each step in a transaction of
-// its own that first re-rolls the step's days a change dirtied meanwhile
-// (see PurgeExpired). It returns how many events it deleted and the time
-// before which it deleted them all, also when a later step fails.
+// purgeTenant purges tenantID's events before before in steps of about
+// Config.PurgeBatch events from its oldest event, each step in a
+// transaction of its own that first re-rolls the step's days a change
+// dirtied meanwhile (see PurgeExpired). It returns how many events it
+// deleted and the time before which it deleted them all, also when a
+// later step fails.
 func (r *Rollup) purgeTenant(ctx context.Context, tenantID int64, before time.Time) (int64, time.Time, error) {
-	cuts := []time.Time{before}
-	if r.cfg.PurgeStep > 0 {
-		oldest, found, err := r.oldestEventDay(ctx, tenantID, time.Time{})
-		if err != nil {
-			return 0, time.Time{}, err
-		}
-		if found {
-			cuts = cuts[:0]
-			for cut := oldest.Add(r.cfg.PurgeStep); cut.Before(before); cut = cut.Add(r.cfg.PurgeStep) {
-				cuts = append(cuts, cut)
-			}
-			cuts = append(cuts, before)
-		}
+	cuts, err := r.purgeCuts(ctx, tenantID, before)
+	if err != nil {
+		return 0, time.Time{}, err
 	}
 	var (
 		total   int64
@@ -119,6 +110,36 @@ func (r *Rollup) purgeTenant(ctx context.Context, tenantID int64, before time.Ti
 		total, reached = total+n, cut
 	}
 	return total, reached, nil
+}
+
+// purgeCuts splits the purge of tenantID's events before before into
+// steps of about Config.PurgeBatch events: the time from its oldest event
+// to before in equal shares (whole seconds, at least one), as many as the
+// events to purge hold batches. It returns the end of each step, the last
+// before itself.
+func (r *Rollup) purgeCuts(ctx context.Context, tenantID int64, before time.Time) ([]time.Time, error) {
+	cuts := []time.Time{before}
+	if r.cfg.PurgeBatch <= 0 {
+		return cuts, nil
+	}
+	oldest, found, err := r.oldestEvent(ctx, tenantID, time.Time{})
+	if err != nil || !found || !oldest.Before(before) {
+		return cuts, err
+	}
+	n, err := r.store.CountEvents(ctx, tenantID, oldest, before)
+	if err != nil {
+		return nil, err
+	}
+	steps := (n + int64(r.cfg.PurgeBatch) - 1) / int64(r.cfg.PurgeBatch)
+	if steps <= 1 {
+		return cuts, nil
+	}
+	step := max(before.Sub(oldest)/time.Duration(steps), time.Second).Truncate(time.Second)
+	cuts = cuts[:0]
+	for cut := oldest.Truncate(time.Second).Add(step); cut.Before(before); cut = cut.Add(step) {
+		cuts = append(cuts, cut)
+	}
+	return append(cuts, before), nil
 }
 
 // preroll recomputes each of tenantID's days with a dirty hour in hours

@@ -52,14 +52,15 @@ type Config struct {
 	Now func() time.Time
 	// Logger gets failed runs (default: discarded).
 	Logger *slog.Logger
-	// PurgeStep is the most of a tenant's log, in time, that one
-	// transaction of the retention purge deletes (default a day): a
-	// tenant's purge of many days runs as one short transaction per
-	// day, oldest first, so that it never holds the writer (SQLite) or
-	// the tenant's lock (PostgreSQL) for long. Negative: the whole purge
-	// in one transaction (the ClickHouse tier, where each step would be a
-	// mutation of its own).
-	PurgeStep time.Duration
+	// PurgeBatch is about how many events one transaction of the
+	// retention purge deletes (default 2000): a tenant's purge of more
+	// runs as short transactions, oldest first, each deleting the events
+	// before a cut that advances by an equal share of the time to purge,
+	// so that it never holds the writer (SQLite) or the tenant's lock
+	// (PostgreSQL) for long. Negative: the whole purge in one transaction
+	// (the ClickHouse tier, where each step would be a mutation of its
+	// own).
+	PurgeBatch int
 }
 
 func (c *Config) setDefaults() {
@@ -75,8 +76,8 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.PurgeStep == 0 {
-		c.PurgeStep = 24 * time.Hour
+	if c.PurgeBatch == 0 {
+		c.PurgeBatch = 2000
 	}
 }
 

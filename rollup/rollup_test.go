@@ -646,9 +646,10 @@ func TestReportsReadOldestDirtyOnce(t *testing.T) {
 // fails the purge of the failAt-th time (from 1; 0: none).
 type cutRecorder struct {
 	tally.Store
-	cuts   []time.Time
-	tried  []time.Time
-	failAt int
+	cuts    []time.Time
+	deleted []int64 // by each of cuts
+	tried   []time.Time
+	failAt  int
 }
 
 func (s *cutRecorder) InRollupTx(ctx context.Context, tenantID int64, fn func(tally.RollupTx) error) error {
@@ -670,15 +671,17 @@ func (t cutTx) PurgeEvents(ctx context.Context, before time.Time) (int64, error)
 	n, err := t.RollupTx.PurgeEvents(ctx, before)
 	if err == nil {
 		t.s.cuts = append(t.s.cuts, before)
+		t.s.deleted = append(t.s.deleted, n)
 	}
 	return n, err
 }
 
-// TestPurgeExpiredInSteps checks that the retention purge of many days
-// runs as one transaction per day, oldest first, deletes what one
-// transaction would, keeps a late event's change to a purged day in its
-// rollups, and, when a step fails, reports (and audits) what the steps
-// before it deleted; with a negative step it is one transaction.
+// TestPurgeExpiredInSteps checks that the retention purge of more than a
+// batch of events runs as one transaction per batch or so, oldest first,
+// deletes what one transaction would, keeps a late event's change to a
+// purged day in its rollups, and, when a step fails, reports (and audits)
+// what the steps before it deleted; with a negative batch it is one
+// transaction.
 func TestPurgeExpiredInSteps(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -704,16 +707,18 @@ func TestPurgeExpiredInSteps(t *testing.T) {
 
 	now := date(2026, 3, 20, 0, 10) // retention keeps Feb 18 on
 	rec := &cutRecorder{Store: db}
-	n, err := rollup.New(rollup.Config{Now: fixed(now)}, rec, nil).PurgeExpired(ctx)
+	n, err := rollup.New(rollup.Config{Now: fixed(now), PurgeBatch: 3}, rec, nil).PurgeExpired(ctx)
 	if err != nil || n != 8*3+1 {
 		t.Fatalf("PurgeExpired = %d, %v; want the 25 events of Feb 10–17", n, err)
 	}
-	var want []time.Time
-	for d := 11; d <= 18; d++ {
-		want = append(want, date(2026, 2, d, 0, 0))
+	// 25 events in batches of 3: 9 steps of equal time, the last to Feb 18.
+	if len(rec.cuts) != 9 || !slices.IsSortedFunc(rec.cuts, time.Time.Compare) || !rec.cuts[8].Equal(date(2026, 2, 18, 0, 0)) {
+		t.Errorf("purge steps %v, want 9 in order ending at Feb 18", rec.cuts)
 	}
-	if !slices.EqualFunc(rec.cuts, want, time.Time.Equal) {
-		t.Errorf("purge steps %v, want one a day %v", rec.cuts, want)
+	for i, d := range rec.deleted {
+		if d > 5 {
+			t.Errorf("step %d (to %v) deleted %d events, want about 3", i, rec.cuts[i], d)
+		}
 	}
 	if left, _ := db.CountEvents(ctx, tn, date(2026, 1, 1, 0, 0), date(2026, 2, 18, 0, 0)); left != 0 {
 		t.Errorf("%d events before Feb 18 left", left)
@@ -732,21 +737,22 @@ func TestPurgeExpiredInSteps(t *testing.T) {
 
 	// A step that fails: the days before it are gone and said so.
 	now = date(2026, 4, 20, 0, 10) // retention keeps Mar 21 on: all of it goes
-	fail := &cutRecorder{Store: db, failAt: 3}
-	n, err = rollup.New(rollup.Config{Now: fixed(now)}, fail, nil).PurgeExpired(ctx)
-	if err == nil || n != 2*3 {
-		t.Fatalf("PurgeExpired with its third step failing = %d, %v; want Feb 18–19's 6 events and the error", n, err)
+	fail := &cutRecorder{Store: db, failAt: 2}
+	n, err = rollup.New(rollup.Config{Now: fixed(now), PurgeBatch: 3}, fail, nil).PurgeExpired(ctx)
+	if err == nil || len(fail.cuts) != 1 || n != fail.deleted[0] || n == 0 {
+		t.Fatalf("PurgeExpired with its second step failing = %d, %v (steps %v, %v); want the first step's events and the error",
+			n, err, fail.cuts, fail.deleted)
 	}
 	audit, _, _ = db.ListAudit(ctx, tn, tally.AuditFilter{Action: "events.purged", Limit: 10})
-	if len(audit) != 2 || audit[0].Meta["deleted"] != 6.0 || audit[0].Meta["before"] != "2026-02-20T00:00:00Z" {
-		t.Errorf("audit after a failed step = %+v, want 6 deleted before Feb 20", audit)
+	if len(audit) != 2 || audit[0].Meta["deleted"] != float64(n) || audit[0].Meta["before"] != fail.cuts[0].Format(time.RFC3339) {
+		t.Errorf("audit after a failed step = %+v, want %d deleted before %v", audit, n, fail.cuts[0])
 	}
 
 	// One transaction with a negative step.
 	fill()
 	one := &cutRecorder{Store: db}
-	if n, err = rollup.New(rollup.Config{Now: fixed(now), PurgeStep: -1}, one, nil).PurgeExpired(ctx); err != nil || n != 30 {
-		t.Fatalf("PurgeExpired in one step = %d, %v; want 30", n, err)
+	if n, err = rollup.New(rollup.Config{Now: fixed(now), PurgeBatch: -1}, one, nil).PurgeExpired(ctx); err != nil || n != 30+6-fail.deleted[0] {
+		t.Fatalf("PurgeExpired in one step = %d, %v; want the 30 new events and those the failed run left", n, err)
 	}
 	if len(one.cuts) != 1 || !one.cuts[0].Equal(date(2026, 3, 21, 0, 0)) {
 		t.Errorf("purge steps %v, want one", one.cuts)

@@ -271,7 +271,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	rcfg := rollup.Config{Rules: cfg.UsageRules, Logger: cfg.Logger, Now: cfg.Now}
 	if _, ok := store.(*clickhouse.Store); ok {
-		rcfg.PurgeStep = -1 // a purge is a ClickHouse mutation: one per run, not per day
+		rcfg.PurgeBatch = -1 // a purge is a ClickHouse mutation: one per run, not per day
 	}
 	a.Rollup = rollup.New(rcfg, store, reg)
 	a.Reports = rollup.NewReports(rollup.ReportsConfig{Rules: cfg.UsageRules, QuotaMetrics: quotaMetrics}, store)
