@@ -416,7 +416,8 @@ func forgetOrdinal(ctx context.Context, tx pgx.Tx, tenantID int64, userID string
 }
 
 // stampTenant records in tx a change to tenantID's log or rollups that
-// leaves no dirty mark (a purge, a rollup written), with a new stamp (see
+// leaves no dirty mark (a purge, a rollup written) or that a rollup
+// snapshot must not miss (a user deleted with its ordinal), with a new stamp (see
 // InRollupTx). A mark takes its stamp from its column's default.
 func stampTenant(ctx context.Context, tx pgx.Tx, tenantID int64) error {
 	_, err := tx.Exec(ctx, `INSERT INTO rollup_stamps (tenant_id, seq) VALUES ($1, nextval('rollup_stamp_seq'))

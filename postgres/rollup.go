@@ -86,7 +86,7 @@ func (db *DB) OldestDirty(ctx context.Context, tenantID int64) (time.Time, error
 //     from the snapshot's, fn runs again;
 //   - an hour whose mark differs from the snapshot's, or that the snapshot
 //     saw clean, changed after it: its mark stays, and nothing fn wrote
-//     for it (its hourly rows and user set, the daily rows and count of
+//     for it (its hourly rows and user set, the daily rows and user set of
 //     its day) is written;
 //   - every other hour is as fn saw it: its rows are written and its mark
 //     cleared.

@@ -97,7 +97,8 @@ const nextStampSQL = `INSERT INTO rollup_stamps (tenant_id, seq) VALUES (0, 1)
 	ON CONFLICT (tenant_id) DO UPDATE SET seq = rollup_stamps.seq + 1 RETURNING seq`
 
 // stampTenant records in tx a change to tenantID's log or rollups that
-// leaves no dirty mark (a purge, a rollup written), with a new stamp.
+// leaves no dirty mark (a purge, a rollup written) or that a rollup
+// snapshot must not miss (a user deleted with its ordinal), with a new stamp.
 func stampTenant(ctx context.Context, tx *sql.Tx, tenantID int64) error {
 	s, err := nextStamp(ctx, tx)
 	if err != nil {

@@ -54,7 +54,7 @@ func (db *DB) OldestDirty(ctx context.Context, tenantID int64) (time.Time, error
 //     attempt is dropped and fn runs again;
 //   - an hour whose mark is past S changed after the snapshot: its mark
 //     stays, and nothing fn wrote for it (its hourly rows and user set, the
-//     daily rows and user count of its day) is written, so the hour reads
+//     daily rows and user set of its day) is written, so the hour reads
 //     from the raw log until the next rollup;
 //   - every other hour is as fn saw it, so its rows are exact and its mark
 //     is cleared.
