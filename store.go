@@ -186,13 +186,16 @@ type EventStore interface {
 	// event is reused between calls).
 	ExportEvents(ctx context.Context, tenantID int64, f EventFilter, max int, start func(ExportInfo) error, row func(*Event) error) error
 	// DeleteUserEvents deletes every event of one end user in a tenant. It
-	// marks the hours of those events dirty and drops their user sets (see
-	// RollupHourUsers), so that no rollup keeps the user id.
+	// marks the hours of those events dirty, drops the user sets of those
+	// hours and of their days (see RollupStore.RollupUserSets) and deletes
+	// the user's ordinal, so that no rollup keeps the user id.
 	DeleteUserEvents(ctx context.Context, tenantID int64, userID string) (int64, error)
 	// PurgeEvents deletes a tenant's events with timestamp before t. The
 	// rollup rows stay (aggregates outlive the raw retention) but the user
-	// sets of the hours that start before t go: user ids are kept no longer
-	// than the events that name them. So do the dirty marks of hours that
+	// sets of the hours and UTC days that start before t go: sets are kept
+	// no longer than the events they come from. (The ordinals of users
+	// whose events are all purged stay until DeleteUserEvents: a set
+	// written later may still hold them.) So do the dirty marks of hours that
 	// end by t: those hours are never rolled up again, so the rollups of a
 	// dirty hour would keep what the mark says changed (a privacy
 	// deletion's user, for one). The retention purge therefore purges with
@@ -262,15 +265,23 @@ type RollupStore interface {
 	RollupHours(ctx context.Context, tenantID int64, from, to time.Time) ([]HourRow, error)
 	// RollupDays reads a tenant's daily event rows with from <= start < to.
 	RollupDays(ctx context.Context, tenantID int64, from, to time.Time) ([]HourRow, error)
-	// RollupHourUsers calls fn, hour after hour, for each of a tenant's
-	// hours with from <= start < to that has a user set: the distinct
-	// non-empty user ids of the hour's events, in no particular order (empty
-	// for an hour without any), as RollupTx.WriteHourUsers stored them. users and its
-	// elements are reused once fn returns. An hour without a set (not
-	// rolled up since sets exist, or dropped by DeleteUserEvents or
-	// PurgeEvents) is skipped: its users are in the raw log. An error from
-	// fn ends the call and is returned as is.
-	RollupHourUsers(ctx context.Context, tenantID int64, from, to time.Time, fn func(hour time.Time, users [][]byte) error) error
+	// RollupUserSets calls fn, bucket after bucket, for each of a tenant's
+	// hours (bucket an hour) or UTC days (bucket 24 hours) with from <=
+	// start < to that has a user set: the ordinals (see UserOrdinals) of the
+	// distinct non-empty user ids of its events, as a roaring bitmap in the
+	// portable format (no bytes also stand for the empty set), as
+	// RollupTx.WriteHourUsers or WriteDayUsers stored it. set is reused once
+	// fn returns. A bucket without a set (not rolled up since sets exist, or
+	// dropped by DeleteUserEvents or PurgeEvents) is skipped: its users are
+	// in the raw log (or, for a day, in its hours' sets). An error from fn
+	// ends the call and is returned as is. EInternal for another bucket.
+	RollupUserSets(ctx context.Context, tenantID int64, bucket time.Duration, from, to time.Time, fn func(start time.Time, set []byte) error) error
+	// UserOrdinals looks up the ordinals of a tenant's user ids, which
+	// rollups hand out (RollupTx.UserOrdinals): fn gets (index in users,
+	// ordinal) for each id that has one, in no particular order; an id
+	// without one is in no user set. An error from fn ends the call and is
+	// returned as is.
+	UserOrdinals(ctx context.Context, tenantID int64, users []string, fn func(i int, ordinal uint32) error) error
 	// RollupMetricHours reads a tenant's hourly metric values with
 	// from <= start < to.
 	RollupMetricHours(ctx context.Context, tenantID int64, from, to time.Time) ([]MetricPoint, error)
@@ -296,7 +307,7 @@ type RollupTx interface {
 	// transaction, with the user id as bytes valid only during fn.
 	BucketUsers(ctx context.Context, bounds []time.Time, fn func(bucket int, user []byte) error) error
 	// DeleteRollups deletes the tenant's hourly and daily rows (event
-	// rows, metric values, hour user sets and day user counts) that start
+	// rows, metric values, hour and day user sets) that start
 	// in [from, to).
 	DeleteRollups(ctx context.Context, from, to time.Time) error
 	// ClearDirty deletes the tenant's dirty marks of the hours in [from, to).
@@ -308,13 +319,22 @@ type RollupTx interface {
 	// WriteMetricRows writes metric values, hourly or daily by bucket as
 	// WriteEventRows.
 	WriteMetricRows(ctx context.Context, bucket time.Duration, points []MetricPoint) error
+	// UserOrdinals returns the ordinals of users (distinct non-empty ids),
+	// in their order, handing out the next ones of the tenant to ids without
+	// one: per tenant, ordinals are small integers from 0 that are never
+	// handed out twice, and an id keeps its ordinal until DeleteUserEvents
+	// deletes the id's events. Concurrent rollups of one tenant never hand
+	// out one ordinal to two ids (the store applies them one after the
+	// other; see InRollupTx).
+	UserOrdinals(ctx context.Context, users [][]byte) ([]uint32, error)
 	// WriteHourUsers writes the user set of the hour starting at hour: the
-	// distinct user ids encoded as internal/userset does (empty, not nil,
-	// for an hour without users), as RollupHourUsers gives them back.
+	// ordinals of its distinct users as a roaring bitmap in the portable
+	// format (empty, not nil, for an hour without users), as
+	// RollupStore.RollupUserSets gives it back.
 	WriteHourUsers(ctx context.Context, hour time.Time, set []byte) error
-	// WriteDayUsers writes the count of the distinct users of the day
-	// starting at day.
-	WriteDayUsers(ctx context.Context, day time.Time, n int64) error
+	// WriteDayUsers writes the user set of the UTC day starting at day, as
+	// WriteHourUsers does for an hour.
+	WriteDayUsers(ctx context.Context, day time.Time, set []byte) error
 	// DirtyHours lists the starts of the tenant's dirty hours before the
 	// given time, oldest first.
 	DirtyHours(ctx context.Context, before time.Time) ([]time.Time, error)

@@ -316,7 +316,8 @@ func (db *DB) SettleExpiredKeys(ctx context.Context, batches []int64, have []tal
 // ForgetUserHours does, after a log outside PostgreSQL deleted a user's
 // events of the given hours, what DeleteUserEvents does besides: in one
 // transaction under the tenant's shared lock, it deletes the user's
-// identity links, marks the hours dirty and drops their user sets.
+// identity links and ordinal, marks the hours dirty and drops the user sets
+// of the hours and their days.
 func (db *DB) ForgetUserHours(ctx context.Context, tenantID int64, userID string, hours []time.Time) error {
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, lockTenantShared, int32(lockClassTenant), tenantLockKey(tenantID)); err != nil {
@@ -324,6 +325,9 @@ func (db *DB) ForgetUserHours(ctx context.Context, tenantID int64, userID string
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM identity_links WHERE tenant_id = $1 AND (user_id = $2 OR anonymous_id = $2)`,
 			tenantID, []byte(userID)); err != nil {
+			return err
+		}
+		if err := forgetOrdinal(ctx, tx, tenantID, userID); err != nil {
 			return err
 		}
 		if len(hours) == 0 {
@@ -336,7 +340,11 @@ func (db *DB) ForgetUserHours(ctx context.Context, tenantID int64, userID string
 		if _, err := tx.Exec(ctx, markDirty, tenants, hours, db.now().UTC()); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `DELETE FROM rollup_hour_users WHERE tenant_id = $1 AND hour = ANY($2)`, tenantID, hours)
+		if _, err := tx.Exec(ctx, `DELETE FROM rollup_hour_users WHERE tenant_id = $1 AND hour = ANY($2)`, tenantID, hours); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM rollup_day_users WHERE tenant_id = $1
+			AND day IN (SELECT date_trunc('day', h, 'UTC') FROM unnest($2::timestamptz[]) AS h)`, tenantID, hours)
 		return err
 	})
 	return wrap(err, "event")

@@ -323,8 +323,9 @@ func (db *DB) ExportEvents(ctx context.Context, tenantID int64, f tally.EventFil
 }
 
 // DeleteUserEvents implements tally.EventStore. One statement deletes the
-// events, marks their hours dirty and drops those hours' user sets, under
-// the tenant's shared advisory lock (see InRollupTx).
+// events, marks their hours dirty and drops the user sets of those hours
+// and their days, under the tenant's shared advisory lock (see
+// InRollupTx); the user's ordinal goes in the same transaction.
 func (db *DB) DeleteUserEvents(ctx context.Context, tenantID int64, userID string) (int64, error) {
 	named := ``
 	if userID != "" {
@@ -339,7 +340,7 @@ func (db *DB) DeleteUserEvents(ctx context.Context, tenantID int64, userID strin
 			tenantID, []byte(userID)); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `
+		if err := tx.QueryRow(ctx, `
 			WITH gone AS (
 				DELETE FROM events WHERE tenant_id = $1 AND user_id = $2`+named+` RETURNING ts
 			), hours AS (
@@ -349,9 +350,14 @@ func (db *DB) DeleteUserEvents(ctx context.Context, tenantID int64, userID strin
 				ON CONFLICT (tenant_id, hour) DO UPDATE SET marked_at = excluded.marked_at, seq = excluded.seq
 			), dropped AS (
 				DELETE FROM rollup_hour_users WHERE tenant_id = $1 AND hour IN (SELECT hour FROM hours)
+			), dropped_days AS (
+				DELETE FROM rollup_day_users WHERE tenant_id = $1 AND day IN (SELECT date_trunc('day', hour, 'UTC') FROM hours)
 			)
 			SELECT count(*) FROM gone`,
-			tenantID, []byte(userID), db.now().UTC()).Scan(&n)
+			tenantID, []byte(userID), db.now().UTC()).Scan(&n); err != nil {
+			return err
+		}
+		return forgetOrdinal(ctx, tx, tenantID, userID)
 	})
 	return n, wrap(err, "event")
 }
@@ -374,7 +380,7 @@ func (db *DB) PurgeEvents(ctx context.Context, tenantID int64, before time.Time)
 }
 
 // purge deletes tenantID's events before the given time, the user sets of
-// the hours that start before it, the dirty marks of the hours that end
+// the hours and days that start before it, the dirty marks of the hours that end
 // by it and the stored keys of an outside log's events before it
 // (ReserveEventKeys), in tx, which holds the tenant's lock.
 func purge(ctx context.Context, tx pgx.Tx, tenantID int64, before time.Time) (int64, error) {
@@ -387,6 +393,8 @@ func purge(ctx context.Context, tx pgx.Tx, tenantID int64, before time.Time) (in
 			DELETE FROM events WHERE tenant_id = $1 AND ts < $2 RETURNING 1
 		), sets AS (
 			DELETE FROM rollup_hour_users WHERE tenant_id = $1 AND hour < $2
+		), day_sets AS (
+			DELETE FROM rollup_day_users WHERE tenant_id = $1 AND day < $2
 		), marks AS (
 			DELETE FROM rollup_dirty WHERE tenant_id = $1 AND hour + interval '1 hour' <= $2
 		), keys AS (
@@ -396,8 +404,20 @@ func purge(ctx context.Context, tx pgx.Tx, tenantID int64, before time.Time) (in
 	return n, err
 }
 
+// forgetOrdinal deletes, in tx, the ordinal of a user whose events went,
+// and stamps the tenant, so that a rollup snapshot that read those events
+// (and may have handed the user a new ordinal) is dropped at its apply
+// (see InRollupTx).
+func forgetOrdinal(ctx context.Context, tx pgx.Tx, tenantID int64, userID string) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM user_ordinals WHERE tenant_id = $1 AND user_id = $2`, tenantID, []byte(userID)); err != nil {
+		return err
+	}
+	return stampTenant(ctx, tx, tenantID)
+}
+
 // stampTenant records in tx a change to tenantID's log or rollups that
-// leaves no dirty mark (a purge, a rollup written), with a new stamp (see
+// leaves no dirty mark (a purge, a rollup written) or that a rollup
+// snapshot must not miss (a user deleted with its ordinal), with a new stamp (see
 // InRollupTx). A mark takes its stamp from its column's default.
 func stampTenant(ctx context.Context, tx pgx.Tx, tenantID int64) error {
 	_, err := tx.Exec(ctx, `INSERT INTO rollup_stamps (tenant_id, seq) VALUES ($1, nextval('rollup_stamp_seq'))

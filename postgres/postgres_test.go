@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/postgres"
@@ -218,11 +220,31 @@ func TestRollupWhileInserting(t *testing.T) {
 	rolled, err := db.RollupHours(ctx, a.ID, d, d.Add(24*time.Hour))
 	check(t, err)
 	rawUsers := hourUsers(t, db, a.ID, d)
+	var ids []string
+	for _, users := range rawUsers {
+		ids = append(ids, users...)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	names := map[uint32]string{}
+	check(t, db.UserOrdinals(ctx, a.ID, ids, func(i int, o uint32) error {
+		if other, ok := names[o]; ok {
+			return fmt.Errorf("users %q and %q share ordinal %d", other, ids[i], o)
+		}
+		names[o] = ids[i]
+		return nil
+	}))
 	setUsers := map[time.Time][]string{}
-	check(t, db.RollupHourUsers(ctx, a.ID, d, d.Add(24*time.Hour), func(h time.Time, users [][]byte) error {
+	check(t, db.RollupUserSets(ctx, a.ID, time.Hour, d, d.Add(24*time.Hour), func(h time.Time, set []byte) error {
+		var bm roaring.Bitmap
+		if len(set) > 0 { // no bytes: the empty set
+			if err := bm.UnmarshalBinary(set); err != nil {
+				return err
+			}
+		}
 		s := []string{}
-		for _, u := range users {
-			s = append(s, string(u))
+		for _, o := range bm.ToArray() {
+			s = append(s, cmp.Or(names[o], fmt.Sprintf("#%d", o)))
 		}
 		slices.Sort(s)
 		setUsers[h] = s

@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/tallyhq/tally"
-	"github.com/tallyhq/tally/internal/userset"
+	"github.com/tallyhq/tally/internal/ordinal"
 )
 
 // DirtyHours implements tally.RollupStore.
@@ -86,7 +86,7 @@ func (db *DB) OldestDirty(ctx context.Context, tenantID int64) (time.Time, error
 //     from the snapshot's, fn runs again;
 //   - an hour whose mark differs from the snapshot's, or that the snapshot
 //     saw clean, changed after it: its mark stays, and nothing fn wrote
-//     for it (its hourly rows and user set, the daily rows and count of
+//     for it (its hourly rows and user set, the daily rows and user set of
 //     its day) is written;
 //   - every other hour is as fn saw it: its rows are written and its mark
 //     cleared.
@@ -219,6 +219,7 @@ type rollupTx struct {
 	snapshot bool       // reading a snapshot: writes go to queue
 	queue    []func(*pgx.Batch)
 	changed  map[int64]bool // hours (Unix µs) changed after the snapshot
+	ords     ordinal.Tx
 }
 
 // write queues w's writes in the batch, or keeps w for the apply.
@@ -371,25 +372,103 @@ func (t *rollupTx) WriteMetricRows(_ context.Context, bucket time.Duration, poin
 	return nil
 }
 
+func (t *rollupTx) UserOrdinals(ctx context.Context, users [][]byte) ([]uint32, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	out, err := t.ords.Ordinals(ordinals{ctx, t}, users)
+	return out, wrap(err, "rollup")
+}
+
+// ordinals is ordinal.Store over a rollup transaction: reads in it (or its
+// snapshot), writes queued like the others. Rollups of a tenant apply
+// one at a time under its exclusive lock, and a rollup applied since the
+// snapshot drops the run (see InRollupTx), so the next ordinal read here
+// is still the tenant's when the writes apply.
+type ordinals struct {
+	ctx context.Context
+	t   *rollupTx
+}
+
+func (o ordinals) Lookup(users [][]byte, fn func(i int, ordinal uint32)) error {
+	return lookupOrdinals(o.ctx, o.t.tx, o.t.tenantID, users, func(i int, n uint32) error {
+		fn(i, n)
+		return nil
+	})
+}
+
+// lookupOrdinals calls fn with (index, ordinal) of the ids of users that
+// have one. An error from fn is returned as is.
+func lookupOrdinals(ctx context.Context, q querier, tenantID int64, users [][]byte, fn func(i int, ordinal uint32) error) error {
+	rows, err := q.Query(ctx, `SELECT u.i, o.ordinal FROM unnest($2::bytea[]) WITH ORDINALITY AS u (id, i)
+		JOIN user_ordinals o ON o.tenant_id = $1 AND o.user_id = u.id`, tenantID, users)
+	if err != nil {
+		return wrap(err, "rollup")
+	}
+	defer rows.Close()
+	var (
+		i int64
+		n int32
+	)
+	for rows.Next() {
+		if err := rows.Scan(&i, &n); err != nil {
+			return wrap(err, "rollup")
+		}
+		if err := fn(int(i-1), uint32(n)); err != nil {
+			return err
+		}
+	}
+	return wrap(rows.Err(), "rollup")
+}
+
+func (o ordinals) Next() (uint32, error) {
+	var n int32
+	err := o.t.tx.QueryRow(o.ctx, `SELECT coalesce(max(next), 0) FROM user_ordinal_next WHERE tenant_id = $1`, o.t.tenantID).Scan(&n)
+	return uint32(n), err
+}
+
+func (o ordinals) Store(users [][]byte, first uint32) error {
+	o.t.write(func(b *pgx.Batch) {
+		b.Queue(`INSERT INTO user_ordinals (tenant_id, user_id, ordinal)
+			SELECT $1, id, $3 + i - 1 FROM unnest($2::bytea[]) WITH ORDINALITY AS u (id, i)`, o.t.tenantID, users, int32(first))
+		b.Queue(`INSERT INTO user_ordinal_next (tenant_id, next) VALUES ($1, $2)
+			ON CONFLICT (tenant_id) DO UPDATE SET next = excluded.next`, o.t.tenantID, int32(first)+int32(len(users)))
+	})
+	return nil
+}
+
 func (t *rollupTx) WriteHourUsers(_ context.Context, hour time.Time, set []byte) error {
+	return t.writeUsers(time.Hour, hour, set)
+}
+
+func (t *rollupTx) WriteDayUsers(_ context.Context, day time.Time, set []byte) error {
+	return t.writeUsers(24*time.Hour, day, set)
+}
+
+// writeUsers writes the user set of the bucket starting at start.
+func (t *rollupTx) writeUsers(bucket time.Duration, start time.Time, set []byte) error {
+	table, col, err := usersTable(bucket)
+	if err != nil {
+		return err
+	}
 	if set == nil {
 		set = []byte{} // an empty set, not NULL
 	}
 	t.write(func(b *pgx.Batch) {
-		if !t.stale(hour, time.Hour) {
-			b.Queue(`INSERT INTO rollup_hour_users (tenant_id, hour, users) VALUES ($1, $2, $3)`, t.tenantID, hour, set)
+		if !t.stale(start, bucket) {
+			b.Queue(`INSERT INTO `+table+` (tenant_id, `+col+`, users) VALUES ($1, $2, $3)`, t.tenantID, start, set)
 		}
 	})
 	return nil
 }
 
-func (t *rollupTx) WriteDayUsers(_ context.Context, day time.Time, n int64) error {
-	t.write(func(b *pgx.Batch) {
-		if !t.stale(day, 24*time.Hour) {
-			b.Queue(`INSERT INTO rollup_day_users (tenant_id, day, users) VALUES ($1, $2, $3)`, t.tenantID, day, n)
-		}
-	})
-	return nil
+// usersTable is the user set table of a bucket length and its time column.
+func usersTable(bucket time.Duration) (table, col string, err error) {
+	name, ok := tally.RollupBucket(bucket)
+	if !ok {
+		return "", "", tally.Internal(fmt.Errorf("postgres: no user sets of %v buckets", bucket))
+	}
+	return "rollup_" + name + "_users", name, nil
 }
 
 func (db *DB) readRows(ctx context.Context, table, col string, tenantID int64, from, to time.Time) ([]tally.HourRow, error) {
@@ -410,32 +489,41 @@ func (db *DB) RollupDays(ctx context.Context, tenantID int64, from, to time.Time
 	return db.readRows(ctx, "rollup_event_day", "day", tenantID, from, to)
 }
 
-// RollupHourUsers implements tally.RollupStore.
-func (db *DB) RollupHourUsers(ctx context.Context, tenantID int64, from, to time.Time, fn func(hour time.Time, users [][]byte) error) error {
+// RollupUserSets implements tally.RollupStore.
+func (db *DB) RollupUserSets(ctx context.Context, tenantID int64, bucket time.Duration, from, to time.Time, fn func(start time.Time, set []byte) error) error {
+	table, col, err := usersTable(bucket)
+	if err != nil {
+		return err
+	}
 	rows, err := db.pool.Query(ctx,
-		`SELECT hour, users FROM rollup_hour_users WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour`,
+		`SELECT `+col+`, users FROM `+table+` WHERE tenant_id = $1 AND `+col+` >= $2 AND `+col+` < $3 ORDER BY `+col,
 		tenantID, from, to)
 	if err != nil {
 		return wrap(err, "rollup")
 	}
 	defer rows.Close()
 	var (
-		hour  time.Time
-		set   pgtype.DriverBytes // valid until the next row: users point into it
-		users [][]byte
+		start time.Time
+		set   pgtype.DriverBytes // valid until the next row
 	)
 	for rows.Next() {
-		if err := rows.Scan(&hour, &set); err != nil {
+		if err := rows.Scan(&start, &set); err != nil {
 			return wrap(err, "rollup")
 		}
-		if users, err = userset.Split(set, users[:0]); err != nil {
-			return wrap(fmt.Errorf("postgres: tenant %d, hour %v: %w", tenantID, hour, err), "rollup")
-		}
-		if err := fn(hour, users); err != nil {
+		if err := fn(start.UTC(), set); err != nil {
 			return err
 		}
 	}
 	return wrap(rows.Err(), "rollup")
+}
+
+// UserOrdinals implements tally.RollupStore.
+func (db *DB) UserOrdinals(ctx context.Context, tenantID int64, users []string, fn func(i int, ordinal uint32) error) error {
+	ids := make([][]byte, len(users))
+	for i, u := range users {
+		ids[i] = []byte(u)
+	}
+	return lookupOrdinals(ctx, db.pool, tenantID, ids, fn)
 }
 
 // RollupMetricHours implements tally.RollupStore.

@@ -2,10 +2,11 @@ package rollup
 
 import (
 	"context"
+	"slices"
 	"time"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/tallyhq/tally"
-	"github.com/tallyhq/tally/internal/userset"
 )
 
 // RecomputeDay recomputes, from the raw log and in one transaction of
@@ -50,15 +51,41 @@ func recomputeDay(ctx context.Context, tx tally.RollupTx, day time.Time, rules t
 		for i := range hourStarts {
 			hourStarts[i] = from.Add(time.Duration(i) * time.Hour)
 		}
-		sets := make([][]byte, 24) // each hour's users, encoded by userset
-		dayUsers := map[string]struct{}{}
+		// The day's distinct users once each, and by hour their indexes in
+		// users; then their ordinals, one bitmap per hour and one for the day.
+		var (
+			users  [][]byte
+			byHour [24][]int32
+		)
+		index := map[string]int32{}
 		if err := tx.BucketUsers(ctx, hourStarts, func(h int, user []byte) error {
-			sets[h] = userset.Append(sets[h], user)
-			if _, ok := dayUsers[string(user)]; !ok {
-				dayUsers[string(user)] = struct{}{}
+			i, ok := index[string(user)]
+			if !ok {
+				i = int32(len(users))
+				index[string(user)] = i
+				users = append(users, slices.Clone(user))
 			}
+			byHour[h] = append(byHour[h], i)
 			return nil
 		}); err != nil {
+			return err
+		}
+		ords, err := tx.UserOrdinals(ctx, users)
+		if err != nil {
+			return err
+		}
+		var sets [25][]byte // the hours' sets, then the day's
+		day := roaring.BitmapOf(ords...)
+		for h, idx := range byHour {
+			hour := roaring.New()
+			for _, i := range idx {
+				hour.Add(ords[i])
+			}
+			if sets[h], err = encodeSet(hour); err != nil {
+				return err
+			}
+		}
+		if sets[24], err = encodeSet(day); err != nil {
 			return err
 		}
 
@@ -81,21 +108,16 @@ func recomputeDay(ctx context.Context, tx tally.RollupTx, day time.Time, rules t
 			}
 			n += len(b.rows) + len(points)
 		}
-		for h, set := range sets {
-			if set == nil {
-				set = []byte{} // an empty set, not none
-			}
+		for h, set := range sets[:24] {
 			if err := tx.WriteHourUsers(ctx, hourStarts[h], set); err != nil {
 				return err
 			}
 			n++
 		}
-		if len(dayUsers) > 0 {
-			if err := tx.WriteDayUsers(ctx, from, int64(len(dayUsers))); err != nil {
-				return err
-			}
-			n++
+		if err := tx.WriteDayUsers(ctx, from, sets[24]); err != nil {
+			return err
 		}
+		n++
 		k, err := rollMetersDay(ctx, tx, from)
 		n += k
 		return err
@@ -104,4 +126,10 @@ func recomputeDay(ctx context.Context, tx tally.RollupTx, day time.Time, rules t
 		return 0, err
 	}
 	return n, nil
+}
+
+// encodeSet is a user set as the stores keep it (tally.RollupTx.WriteHourUsers).
+func encodeSet(b *roaring.Bitmap) ([]byte, error) {
+	b.RunOptimize()
+	return b.ToBytes()
 }

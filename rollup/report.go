@@ -3,12 +3,15 @@ package rollup
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"sort"
 	"time"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/internal/ordinal"
 )
 
 // ReportsConfig configures Reports. The zero value of each field is usable
@@ -645,14 +648,33 @@ func (r *Reports) KPIs(ctx context.Context, tenantID int64, rng string, loc *tim
 // starts (each ends where the next starts, the last at to) and of all of
 // them. It reads them as l lays out the range (which must cover these
 // buckets and be cut at their bounds): the whole hours before split that
-// have a user set from the rollups, every other hour and piece from the
-// raw log.
+// have a user set from the rollups, as bitmaps of user ordinals (a UTC day
+// that one bucket holds whole, with no hour of it read in pieces, from its
+// day set, else hour by hour), every other hour and piece from the raw
+// log. Each bucket's users are the union of its bitmaps; the users of the
+// raw log join them by their ordinals (ids without one, which no set
+// holds, by ordinals of their own above every stored one).
 func (r *Reports) distinctUsers(ctx context.Context, tenantID int64, l *layout, split time.Time, starts []time.Time, to time.Time) ([]int64, int64, error) {
-	c := newUserCounter(len(starts))
+	counts := make([]int64, len(starts))
 	if len(starts) == 0 || !starts[0].Before(to) {
-		return c.buckets, 0, nil
+		return counts, 0, nil
 	}
 	from := starts[0]
+	sets := make([]*roaring.Bitmap, len(starts))
+	for i := range sets {
+		sets[i] = roaring.New()
+	}
+	add := func(b int, set []byte) error {
+		if len(set) == 0 {
+			return nil // the empty set
+		}
+		var bm roaring.Bitmap
+		if err := bm.UnmarshalBinary(set); err != nil { // copies: set is reused
+			return tally.Internal(fmt.Errorf("rollup: tenant %d: user set: %w", tenantID, err))
+		}
+		sets[b].Or(&bm)
+		return nil
+	}
 
 	// The whole hours of [from, to) with exact rollups, then the raw units.
 	// (An hour that from or to falls inside is cut, so not whole.)
@@ -660,30 +682,69 @@ func (r *Reports) distinctUsers(ctx context.Context, tenantID int64, l *layout, 
 	setFrom, setTo := first, minTime(split, to)
 	var raw []span
 	if setFrom.Before(setTo) {
-		next := setFrom // the first hour not yet seen
-		missing := func(until time.Time) {
-			for h := next; h.Before(until); h = h.Add(time.Hour) {
-				if l.whole(h) {
-					raw = append(raw, span{h, h.Add(time.Hour)})
+		// The days read from day sets, and the runs of hours between them.
+		days := map[int64]bool{}
+		var dayFrom, dayTo time.Time
+		for d := tally.DayStart(setFrom); !d.Add(24 * time.Hour).After(setTo); d = d.Add(24 * time.Hour) {
+			end := d.Add(24 * time.Hour)
+			if d.Before(setFrom) || bucketOf(starts, d) != bucketOf(starts, end.Add(-time.Microsecond)) || bucketOf(starts, d) < 0 {
+				continue
+			}
+			whole := true
+			for h := d; h.Before(end) && whole; h = h.Add(time.Hour) {
+				whole = l.whole(h)
+			}
+			if whole {
+				days[d.Unix()] = false // true once its set is read
+				if dayFrom.IsZero() {
+					dayFrom = d
+				}
+				dayTo = end
+			}
+		}
+		if len(days) > 0 {
+			err := r.store.RollupUserSets(ctx, tenantID, 24*time.Hour, dayFrom, dayTo, func(day time.Time, set []byte) error {
+				if _, ok := days[day.Unix()]; !ok {
+					return nil
+				}
+				days[day.Unix()] = true
+				return add(bucketOf(starts, day), set)
+			})
+			if err != nil {
+				return nil, 0, err
+			}
+		}
+		inDaySet := func(h time.Time) bool { return days[tally.DayStart(h).Unix()] }
+		for h := setFrom; h.Before(setTo); {
+			if inDaySet(h) {
+				h = h.Add(time.Hour)
+				continue
+			}
+			runFrom := h
+			for h.Before(setTo) && !inDaySet(h) {
+				h = h.Add(time.Hour)
+			}
+			next := runFrom // the first hour of the run not yet seen
+			missing := func(until time.Time) {
+				for m := next; m.Before(until); m = m.Add(time.Hour) {
+					if l.whole(m) {
+						raw = append(raw, span{m, m.Add(time.Hour)})
+					}
 				}
 			}
-		}
-		err := r.store.RollupHourUsers(ctx, tenantID, setFrom, setTo, func(hour time.Time, users [][]byte) error {
-			missing(hour) // hours without a set
-			next = hour.Add(time.Hour)
-			if !l.whole(hour) {
-				return nil // read in pieces
+			err := r.store.RollupUserSets(ctx, tenantID, time.Hour, runFrom, h, func(hour time.Time, set []byte) error {
+				missing(hour) // hours without a set
+				next = hour.Add(time.Hour)
+				if !l.whole(hour) {
+					return nil // read in pieces
+				}
+				return add(bucketOf(starts, hour), set)
+			})
+			if err != nil {
+				return nil, 0, err
 			}
-			b := bucketOf(starts, hour)
-			for _, u := range users {
-				c.add(b, c.index(u))
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, 0, err
+			missing(h)
 		}
-		missing(setTo)
 	}
 	for h := maxTime(split, first); h.Before(minTime(l.hours.to, to)); h = h.Add(time.Hour) {
 		if l.whole(h) {
@@ -696,9 +757,24 @@ func (r *Reports) distinctUsers(ctx context.Context, tenantID int64, l *layout, 
 		}
 	}
 	slices.SortFunc(raw, func(a, b span) int { return a.from.Compare(b.from) })
+	if err := r.rawUsers(ctx, tenantID, raw, starts, sets); err != nil {
+		return nil, 0, err
+	}
+	for i, s := range sets {
+		counts[i] = int64(s.GetCardinality())
+	}
+	return counts, int64(roaring.FastOr(sets...).GetCardinality()), nil
+}
 
-	// One BucketUsers read per run of adjacent raw units, with a bucket
-	// per report bucket they are in.
+// rawUsers adds to sets, bucket by bucket of starts, the ordinals of the
+// users of the raw units (ascending), reading one BucketUsers per run of
+// adjacent units, with a bucket per report bucket they are in.
+func (r *Reports) rawUsers(ctx context.Context, tenantID int64, raw []span, starts []time.Time, sets []*roaring.Bitmap) error {
+	index := map[string]int{} // user id -> index in ids
+	var (
+		ids      []string
+		inBucket [][]int // per bucket, the indexes in ids of its users
+	)
 	for len(raw) > 0 {
 		n := 1
 		bounds := []time.Time{raw[0].from}
@@ -709,57 +785,49 @@ func (r *Reports) distinctUsers(ctx context.Context, tenantID int64, l *layout, 
 		}
 		bounds = append(bounds, raw[n-1].to)
 		err := r.store.BucketUsers(ctx, tenantID, bounds, func(i int, user string) error {
-			c.add(bucketOf(starts, bounds[i]), c.indexString(user))
+			k, ok := index[user]
+			if !ok {
+				k = len(ids)
+				index[user] = k
+				ids = append(ids, user)
+			}
+			if inBucket == nil {
+				inBucket = make([][]int, len(starts))
+			}
+			b := bucketOf(starts, bounds[i])
+			inBucket[b] = append(inBucket[b], k)
 			return nil
 		})
 		if err != nil {
-			return nil, 0, err
+			return err
 		}
 		raw = raw[n:]
 	}
-	return c.buckets, int64(len(c.ids)), nil
-}
-
-// userCounter counts distinct users per bucket.
-type userCounter struct {
-	ids     map[string]int // user id -> index
-	words   int            // per user, of seen
-	seen    []uint64       // per user, a bit per bucket it was counted in
-	buckets []int64
-}
-
-func newUserCounter(buckets int) *userCounter {
-	return &userCounter{ids: map[string]int{}, words: (buckets + 63) / 64, buckets: make([]int64, buckets)}
-}
-
-// index returns the index of user, adding it if new.
-func (c *userCounter) index(user []byte) int {
-	if i, ok := c.ids[string(user)]; ok {
-		return i
+	if len(ids) == 0 {
+		return nil
 	}
-	return c.indexString(string(user))
-}
-
-// indexString is index for a string.
-func (c *userCounter) indexString(user string) int {
-	i, ok := c.ids[user]
-	if !ok {
-		i = len(c.ids)
-		c.ids[user] = i
-		for range c.words {
-			c.seen = append(c.seen, 0)
+	ords := make([]uint32, len(ids))
+	known := make([]bool, len(ids))
+	err := r.store.UserOrdinals(ctx, tenantID, ids, func(i int, o uint32) error {
+		ords[i], known[i] = o, true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	next := uint32(ordinal.Unknown)
+	for i, ok := range known {
+		if !ok {
+			ords[i] = next
+			next++
 		}
 	}
-	return i
-}
-
-// add counts user i in bucket b unless it was.
-func (c *userCounter) add(b, i int) {
-	w, bit := &c.seen[i*c.words+b/64], uint64(1)<<(b%64)
-	if *w&bit == 0 {
-		*w |= bit
-		c.buckets[b]++
+	for b, ks := range inBucket {
+		for _, k := range ks {
+			sets[b].Add(ords[k])
+		}
 	}
+	return nil
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -97,7 +97,8 @@ const nextStampSQL = `INSERT INTO rollup_stamps (tenant_id, seq) VALUES (0, 1)
 	ON CONFLICT (tenant_id) DO UPDATE SET seq = rollup_stamps.seq + 1 RETURNING seq`
 
 // stampTenant records in tx a change to tenantID's log or rollups that
-// leaves no dirty mark (a purge, a rollup written), with a new stamp.
+// leaves no dirty mark (a purge, a rollup written) or that a rollup
+// snapshot must not miss (a user deleted with its ordinal), with a new stamp.
 func stampTenant(ctx context.Context, tx *sql.Tx, tenantID int64) error {
 	s, err := nextStamp(ctx, tx)
 	if err != nil {
@@ -288,10 +289,23 @@ func (db *DB) DeleteUserEvents(ctx context.Context, tenantID int64, userID strin
 			hourMicros, hourMicros, micros(db.now()), stamp, tenantID, userID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx,
-			`DELETE FROM rollup_hour_users WHERE tenant_id = ? AND hour IN
-			 (SELECT DISTINCT ts / ? * ? FROM events WHERE tenant_id = ? AND user_id = ?)`,
-			tenantID, hourMicros, hourMicros, tenantID, userID); err != nil {
+		for _, b := range []struct {
+			table, col string
+			size       int64
+		}{{"rollup_hour_users", "hour", hourMicros}, {"rollup_day_users", "day", 24 * hourMicros}} {
+			if _, err := tx.ExecContext(ctx,
+				`DELETE FROM `+b.table+` WHERE tenant_id = ? AND `+b.col+` IN
+				 (SELECT DISTINCT ts / ? * ? FROM events WHERE tenant_id = ? AND user_id = ?)`,
+				tenantID, b.size, b.size, tenantID, userID); err != nil {
+				return err
+			}
+		}
+		// The user's ordinal goes with its events; the stamp drops a rollup
+		// snapshot that may have handed the user one (see InRollupTx).
+		if _, err := tx.ExecContext(ctx, `DELETE FROM user_ordinals WHERE tenant_id = ? AND user_id = ?`, tenantID, userID); err != nil {
+			return err
+		}
+		if err := stampTenant(ctx, tx, tenantID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM identity_links WHERE tenant_id = ? AND (user_id = ? OR anonymous_id = ?)`,
@@ -321,7 +335,7 @@ func (db *DB) PurgeEvents(ctx context.Context, tenantID int64, before time.Time)
 }
 
 // purge deletes tenantID's events before the given time, the user sets of
-// the hours that start before it and the dirty marks of the hours that end
+// the hours and days that start before it and the dirty marks of the hours that end
 // by it, in tx.
 func purge(ctx context.Context, tx *sql.Tx, tenantID int64, before time.Time) (int64, error) {
 	if err := stampTenant(ctx, tx, tenantID); err != nil {
@@ -336,6 +350,9 @@ func purge(ctx context.Context, tx *sql.Tx, tenantID int64, before time.Time) (i
 		return 0, err
 	}
 	if _, err = tx.ExecContext(ctx, `DELETE FROM rollup_hour_users WHERE tenant_id = ? AND hour < ?`, tenantID, micros(before)); err != nil {
+		return 0, err
+	}
+	if _, err = tx.ExecContext(ctx, `DELETE FROM rollup_day_users WHERE tenant_id = ? AND day < ?`, tenantID, micros(before)); err != nil {
 		return 0, err
 	}
 	// Hours wholly purged are never rolled up again (see

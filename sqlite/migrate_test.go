@@ -127,3 +127,50 @@ func TestMigrateOwnEvents(t *testing.T) {
 		t.Fatalf("dirty hour %d (%v), want %d", hour, err, ts-30*60*1000000)
 	}
 }
+
+// TestMigrateUserOrdinals checks that 0022 leaves no set of the old format
+// to be read as a bitmap: the hours that had one are dirty, so the next
+// rollup rewrites them.
+func TestMigrateUserOrdinals(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, err := open(filepath.Join(t.TempDir(), "tally.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	before := fstest.MapFS{}
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if path.Base(f) < "0022" {
+			b, _ := fs.ReadFile(migrations, f)
+			before[f] = &fstest.MapFile{Data: b}
+		}
+	}
+	m, err := db.migrator(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hour := int64(1772971200000000)
+	if _, err := db.w.ExecContext(ctx, `INSERT INTO rollup_hour_users (tenant_id, hour, users) VALUES (1, ?, x'03616263'), (1, ?, x'');
+		INSERT INTO rollup_day_users (tenant_id, day, users) VALUES (1, ?, 1)`, hour, hour+hourMicros, hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var sets, days, dirty int
+	if err := db.r.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM rollup_hour_users), (SELECT count(*) FROM rollup_day_users),
+		(SELECT count(*) FROM rollup_dirty WHERE tenant_id = 1 AND hour IN (?, ?))`, hour, hour+hourMicros).Scan(&sets, &days, &dirty); err != nil {
+		t.Fatal(err)
+	}
+	if sets != 0 || days != 0 || dirty != 2 {
+		t.Fatalf("after 0022: %d hour sets, %d day rows, %d of the 2 hours dirty; want none, none, 2", sets, days, dirty)
+	}
+}

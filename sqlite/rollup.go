@@ -5,10 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tallyhq/tally"
-	"github.com/tallyhq/tally/internal/userset"
+	"github.com/tallyhq/tally/internal/ordinal"
 )
 
 // DirtyHours implements tally.RollupStore.
@@ -53,7 +54,7 @@ func (db *DB) OldestDirty(ctx context.Context, tenantID int64) (time.Time, error
 //     attempt is dropped and fn runs again;
 //   - an hour whose mark is past S changed after the snapshot: its mark
 //     stays, and nothing fn wrote for it (its hourly rows and user set, the
-//     daily rows and user count of its day) is written, so the hour reads
+//     daily rows and user set of its day) is written, so the hour reads
 //     from the raw log until the next rollup;
 //   - every other hour is as fn saw it, so its rows are exact and its mark
 //     is cleared.
@@ -158,6 +159,7 @@ type rollupTx struct {
 	seen     int64          // the snapshot's last stamp
 	changed  map[int64]bool // hours (Unix µs) changed after the snapshot
 	queue    []func(context.Context, *sql.Tx) error
+	ords     ordinal.Tx
 }
 
 // write runs w in the write transaction, now or at the apply.
@@ -306,29 +308,133 @@ func (t *rollupTx) WriteMetricRows(ctx context.Context, bucket time.Duration, po
 	})
 }
 
-func (t *rollupTx) WriteHourUsers(ctx context.Context, hour time.Time, set []byte) error {
-	if set == nil {
-		set = []byte{} // an empty set, not NULL
-	}
-	return t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if t.stale(hour, time.Hour) {
-			return nil
+func (t *rollupTx) UserOrdinals(ctx context.Context, users [][]byte) ([]uint32, error) {
+	out, err := t.ords.Ordinals(ordinals{ctx, t}, users)
+	return out, wrap(err, "rollup")
+}
+
+// ordinals is ordinal.Store over a rollup transaction: reads in its
+// snapshot, writes queued like the others. A rollup written since the
+// snapshot drops the run (see InRollupTx), so the next ordinal it read is
+// still the tenant's when its writes apply.
+type ordinals struct {
+	ctx context.Context
+	t   *rollupTx
+}
+
+// ordinalChunk bounds the ids of one lookup statement.
+const ordinalChunk = 500
+
+func (o ordinals) Lookup(users [][]byte, fn func(i int, ordinal uint32)) error {
+	return lookupOrdinals(o.ctx, o.t.rd, o.t.tenantID, users, func(i int, n uint32) error {
+		fn(i, n)
+		return nil
+	})
+}
+
+// lookupOrdinals calls fn with (index, ordinal) of the ids of users that
+// have one, a statement per ordinalChunk ids. An error from fn is
+// returned as is.
+func lookupOrdinals[U ~[]byte | ~string](ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, tenantID int64, users []U, fn func(i int, ordinal uint32) error) error {
+	for lo := 0; lo < len(users); lo += ordinalChunk {
+		chunk := users[lo:min(len(users), lo+ordinalChunk)]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, tenantID)
+		at := make(map[string]int, len(chunk))
+		for i, u := range chunk {
+			args = append(args, string(u)) // TEXT, as events.user_id
+			at[string(u)] = lo + i
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO rollup_hour_users (tenant_id, hour, users) VALUES (?, ?, ?)`,
-			t.tenantID, micros(hour), set)
+		rows, err := q.QueryContext(ctx, `SELECT user_id, ordinal FROM user_ordinals WHERE tenant_id = ? AND user_id IN (?`+
+			strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return wrap(err, "rollup")
+		}
+		err = func() error {
+			defer rows.Close()
+			for rows.Next() {
+				var u string
+				var n uint32
+				if err := rows.Scan(&u, &n); err != nil {
+					return wrap(err, "rollup")
+				}
+				if err := fn(at[u], n); err != nil {
+					return err
+				}
+			}
+			return wrap(rows.Err(), "rollup")
+		}()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o ordinals) Next() (uint32, error) {
+	var n uint32
+	err := o.t.rd.QueryRowContext(o.ctx, `SELECT coalesce(max(next), 0) FROM user_ordinal_next WHERE tenant_id = ?`, o.t.tenantID).Scan(&n)
+	return n, err
+}
+
+func (o ordinals) Store(users [][]byte, first uint32) error {
+	ids := make([]string, len(users))
+	for i, u := range users {
+		ids[i] = string(u)
+	}
+	return o.t.write(o.ctx, func(ctx context.Context, tx *sql.Tx) error {
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO user_ordinals (tenant_id, user_id, ordinal) VALUES (?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for i, u := range ids {
+			if _, err := ins.ExecContext(ctx, o.t.tenantID, u, first+uint32(i)); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO user_ordinal_next (tenant_id, next) VALUES (?, ?)
+			ON CONFLICT (tenant_id) DO UPDATE SET next = excluded.next`, o.t.tenantID, first+uint32(len(ids)))
 		return err
 	})
 }
 
-func (t *rollupTx) WriteDayUsers(ctx context.Context, day time.Time, n int64) error {
+func (t *rollupTx) WriteHourUsers(ctx context.Context, hour time.Time, set []byte) error {
+	return t.writeUsers(ctx, time.Hour, hour, set)
+}
+
+func (t *rollupTx) WriteDayUsers(ctx context.Context, day time.Time, set []byte) error {
+	return t.writeUsers(ctx, 24*time.Hour, day, set)
+}
+
+// writeUsers writes the user set of the bucket starting at start.
+func (t *rollupTx) writeUsers(ctx context.Context, bucket time.Duration, start time.Time, set []byte) error {
+	table, col, err := usersTable(bucket)
+	if err != nil {
+		return err
+	}
+	if set == nil {
+		set = []byte{} // an empty set, not NULL
+	}
 	return t.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if t.stale(day, 24*time.Hour) {
+		if t.stale(start, bucket) {
 			return nil
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO rollup_day_users (tenant_id, day, users) VALUES (?, ?, ?)`,
-			t.tenantID, micros(day), n)
+		_, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (tenant_id, `+col+`, users) VALUES (?, ?, ?)`,
+			t.tenantID, micros(start), set)
 		return err
 	})
+}
+
+// usersTable is the user set table of a bucket length and its time column.
+func usersTable(bucket time.Duration) (table, col string, err error) {
+	name, ok := tally.RollupBucket(bucket)
+	if !ok {
+		return "", "", tally.Internal(fmt.Errorf("sqlite: no user sets of %v buckets", bucket))
+	}
+	return "rollup_" + name + "_users", name, nil
 }
 
 func (db *DB) readRows(ctx context.Context, table, col string, tenantID int64, from, to time.Time) ([]tally.HourRow, error) {
@@ -349,32 +455,37 @@ func (db *DB) RollupDays(ctx context.Context, tenantID int64, from, to time.Time
 	return db.readRows(ctx, "rollup_event_day", "day", tenantID, from, to)
 }
 
-// RollupHourUsers implements tally.RollupStore.
-func (db *DB) RollupHourUsers(ctx context.Context, tenantID int64, from, to time.Time, fn func(hour time.Time, users [][]byte) error) error {
+// RollupUserSets implements tally.RollupStore.
+func (db *DB) RollupUserSets(ctx context.Context, tenantID int64, bucket time.Duration, from, to time.Time, fn func(start time.Time, set []byte) error) error {
+	table, col, err := usersTable(bucket)
+	if err != nil {
+		return err
+	}
 	rows, err := db.r.QueryContext(ctx,
-		`SELECT hour, users FROM rollup_hour_users WHERE tenant_id = ? AND hour >= ? AND hour < ? ORDER BY hour`,
+		`SELECT `+col+`, users FROM `+table+` WHERE tenant_id = ? AND `+col+` >= ? AND `+col+` < ? ORDER BY `+col,
 		tenantID, micros(from), micros(to))
 	if err != nil {
 		return wrap(err, "rollup")
 	}
 	defer rows.Close()
 	var (
-		hour  int64
+		start int64
 		set   sql.RawBytes
-		users [][]byte
 	)
 	for rows.Next() {
-		if err := rows.Scan(&hour, &set); err != nil {
+		if err := rows.Scan(&start, &set); err != nil {
 			return wrap(err, "rollup")
 		}
-		if users, err = userset.Split(set, users[:0]); err != nil {
-			return wrap(fmt.Errorf("sqlite: tenant %d, hour %d: %w", tenantID, hour, err), "rollup")
-		}
-		if err := fn(fromMicros(hour), users); err != nil {
+		if err := fn(fromMicros(start), set); err != nil {
 			return err
 		}
 	}
 	return wrap(rows.Err(), "rollup")
+}
+
+// UserOrdinals implements tally.RollupStore.
+func (db *DB) UserOrdinals(ctx context.Context, tenantID int64, users []string, fn func(i int, ordinal uint32) error) error {
+	return lookupOrdinals(ctx, db.r, tenantID, users, fn)
 }
 
 // RollupMetricHours implements tally.RollupStore.

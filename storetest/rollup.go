@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/rollup"
 )
@@ -50,26 +51,69 @@ type hourUsers struct {
 }
 
 // readHourUsers reads the user sets of tenantID's hours in [from, to),
-// failing unless they come in order of hour, each user once.
+// failing unless they come in order of hour, each a valid bitmap; the
+// ordinals are named by the users of the tenant's raw log (UserOrdinals),
+// or "#ordinal" for one no user of the log has.
 func readHourUsers(t *testing.T, s tally.Store, tenantID int64, from, to time.Time) []hourUsers {
 	t.Helper()
+	return readUserSets(t, s, tenantID, time.Hour, from, to)
+}
+
+// readUserSets is readHourUsers for buckets of an hour or a day.
+func readUserSets(t *testing.T, s tally.Store, tenantID int64, bucket time.Duration, from, to time.Time) []hourUsers {
+	t.Helper()
+	names := ordinalNames(t, s, tenantID, from, to)
 	var out []hourUsers
-	check(t, s.RollupHourUsers(t.Context(), tenantID, from, to, func(hour time.Time, users [][]byte) error {
-		if n := len(out); n > 0 && !hour.After(out[n-1].Hour) {
-			return fmt.Errorf("hour %v after %v", hour, out[n-1].Hour)
+	check(t, s.RollupUserSets(t.Context(), tenantID, bucket, from, to, func(start time.Time, set []byte) error {
+		if n := len(out); n > 0 && !start.After(out[n-1].Hour) {
+			return fmt.Errorf("set of %v after %v", start, out[n-1].Hour)
 		}
-		h := hourUsers{Hour: hour.UTC(), Users: []string{}}
-		for _, u := range users {
-			if slices.Contains(h.Users, string(u)) {
-				return fmt.Errorf("user %q twice in hour %v", u, hour)
+		var bm roaring.Bitmap
+		if len(set) > 0 { // no bytes: the empty set
+			if err := bm.UnmarshalBinary(set); err != nil {
+				return fmt.Errorf("set of %v: %w", start, err)
 			}
-			h.Users = append(h.Users, string(u))
+		}
+		h := hourUsers{Hour: start.UTC(), Users: []string{}}
+		for _, o := range bm.ToArray() {
+			name, ok := names[o]
+			if !ok {
+				name = fmt.Sprintf("#%d", o)
+			}
+			h.Users = append(h.Users, name)
 		}
 		slices.Sort(h.Users)
 		out = append(out, h)
 		return nil
 	}))
 	return out
+}
+
+// ordinalNames maps the ordinals of tenantID's users of [from, to) in the
+// raw log to their ids, failing unless no two share one.
+func ordinalNames(t *testing.T, s tally.Store, tenantID int64, from, to time.Time) map[uint32]string {
+	t.Helper()
+	var ids []string
+	for _, users := range bucketUsers(t, s, tenantID, []time.Time{from, to}) {
+		ids = append(ids, users...)
+	}
+	names := map[uint32]string{}
+	check(t, s.UserOrdinals(t.Context(), tenantID, ids, func(i int, o uint32) error {
+		if other, ok := names[o]; ok {
+			return fmt.Errorf("users %q and %q share ordinal %d", other, ids[i], o)
+		}
+		names[o] = ids[i]
+		return nil
+	}))
+	return names
+}
+
+// userSet encodes ordinals as a user set (tally.RollupTx.WriteHourUsers).
+func userSet(t *testing.T, ordinals ...uint32) []byte {
+	t.Helper()
+	b, err := roaring.BitmapOf(ordinals...).ToBytes()
+	check(t, err)
+	return b
 }
 
 // rawHourUsers is what the user sets of the hours in [from, to) must be
@@ -115,7 +159,7 @@ func wantRollupMatchesRaw(t *testing.T, s tally.Store, tenantID int64, d time.Ti
 	wantRows(t, "RollupDays vs AggregateEvents by day", got.days, days)
 	wantPoints(t, "RollupMetricHours vs BucketMetrics of the hour rows", got.metrics, rules.BucketMetrics(hours))
 	if want := rawHourUsers(t, s, tenantID, d, d.Add(24*time.Hour)); !reflect.DeepEqual(got.users, want) {
-		t.Fatalf("RollupHourUsers vs BucketUsers by hour:\ngot  %q\nwant %q", got.users, want)
+		t.Fatalf("RollupUserSets vs BucketUsers by hour:\ngot  %q\nwant %q", got.users, want)
 	}
 	return got
 }
@@ -389,9 +433,9 @@ func rollupCases() []testCase {
 				t.Fatalf("b's user sets before b's rollup: %q", got)
 			}
 			stop, calls := errors.New("stop"), 0
-			err := s.RollupHourUsers(ctx, a.ID, d, h(24), func(time.Time, [][]byte) error { calls++; return stop })
+			err := s.RollupUserSets(ctx, a.ID, time.Hour, d, h(24), func(time.Time, []byte) error { calls++; return stop })
 			if err != stop || calls != 1 {
-				t.Fatalf("RollupHourUsers with fn failing: err %v after %d calls, want the error of fn after 1", err, calls)
+				t.Fatalf("RollupUserSets with fn failing: err %v after %d calls, want the error of fn after 1", err, calls)
 			}
 
 			// Deleting a user's events drops the sets of that user's hours at once.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally"
-	"github.com/tallyhq/tally/internal/userset"
 )
 
 // rollupTxCases check the per-transaction primitives of InRollupTx on
@@ -70,9 +69,14 @@ func rollupTxCases() []testCase {
 				check(t, tx.WriteEventRows(ctx, 24*time.Hour, dayRows))
 				check(t, tx.WriteMetricRows(ctx, time.Hour, points))
 				check(t, tx.WriteMetricRows(ctx, 24*time.Hour, []tally.MetricPoint{{Start: d, Metric: "m", Value: 8}}))
-				check(t, tx.WriteHourUsers(ctx, h1, userset.Append(userset.Append(nil, []byte("u1")), []byte("u2"))))
+				ords, err := tx.UserOrdinals(ctx, [][]byte{[]byte("u1"), []byte("u2")})
+				check(t, err)
+				if again, err := tx.UserOrdinals(ctx, [][]byte{[]byte("u2"), []byte("u1")}); err != nil || again[0] != ords[1] || again[1] != ords[0] {
+					t.Fatalf("UserOrdinals of u1, u2 = %v, then of u2, u1 = %v, %v", ords, again, err)
+				}
+				check(t, tx.WriteHourUsers(ctx, h1, userSet(t, ords...)))
 				check(t, tx.WriteHourUsers(ctx, h5, []byte{}))
-				check(t, tx.WriteDayUsers(ctx, d, 2))
+				check(t, tx.WriteDayUsers(ctx, d, userSet(t, ords...)))
 				if err := tx.WriteEventRows(ctx, time.Minute, hourRows); err == nil {
 					t.Fatal("WriteEventRows of minute buckets: no error")
 				}
@@ -125,9 +129,12 @@ func rollupTxCases() []testCase {
 					t.Fatalf("rows after DeleteRollups of the day = %v, %v; want none", rows, err)
 				}
 			}
-			// A day's user count can be written again once deleted.
+			if sets := readUserSets(t, s, a.ID, 24*time.Hour, d, d.Add(24*time.Hour)); len(sets) != 0 {
+				t.Fatalf("day user sets after DeleteRollups of the day = %v", sets)
+			}
+			// A day's user set can be written again once deleted.
 			check(t, s.InRollupTx(ctx, a.ID, func(tx tally.RollupTx) error {
-				return tx.WriteDayUsers(ctx, d, 3)
+				return tx.WriteDayUsers(ctx, d, []byte{})
 			}))
 		}},
 		{"ErrorRollsBack", func(t *testing.T, s tally.Store) {

@@ -46,6 +46,7 @@ func Run(t *testing.T, open Open) {
 		{"Rollup", rollupCases()},
 		{"RollupTx", rollupTxCases()},
 		{"RollupRace", rollupRaceCases()},
+		{"Ordinals", ordinalCases()},
 		{"Privacy", privacyCases()},
 		{"Webhooks", webhookCases()},
 		{"Meters", meterCases()},

@@ -1,7 +1,8 @@
-// Package userset is the stored form of a set of user ids, as both store
-// backends keep one per rolled-up hour (rollup_hour_users): each id as its
+// Package userset is the stored form of a set of strings, as both store
+// backends keep the distinct values of a meter's hour: each value as its
 // length in bytes (a uvarint) followed by its bytes. One encoding, so a
-// database can move between backends.
+// database can move between backends. (The user sets of rollups are
+// bitmaps of user ordinals instead; see tally.RollupTx.WriteHourUsers.)
 package userset
 
 import (
