@@ -49,6 +49,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	days := fs.Int("days", 90, "days the dataset spans, ending now")
 	meterDS := fs.String("meter", "", "measure the meter query on this dataset (of -dataset) instead of load-testing")
 	readsDS := fs.String("reads", "", "roll up this dataset (of -dataset) and measure KPIs and usage of its biggest and smallest tenant instead of load-testing")
+	reroll := fs.Bool("reroll", true, "with -reads: also re-roll every tenant's days, timed (false: only what is dirty)")
 	chURL := fs.String("clickhouse", "", "measure the ClickHouse tier's store at this EVENTS_URL (with -postgres) against the SQLite tier's, instead of load-testing")
 	pgURL := fs.String("postgres", "", "PostgreSQL URL for -clickhouse (a scratch schema is made and dropped)")
 	prefill := fs.Int("prefill", 1_000_000, "events stored before the prefilled phase of -clickhouse")
@@ -62,7 +63,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	for _, ds := range []struct {
 		path  string
 		bench func(context.Context, string, time.Duration, *report) error
-	}{{*meterDS, benchMeter}, {*readsDS, benchReads}} {
+	}{{*meterDS, benchMeter}, {*readsDS, func(ctx context.Context, p string, d time.Duration, rep *report) error {
+		return benchReads(ctx, p, d, *reroll, rep)
+	}}} {
 		if ds.path == "" {
 			continue
 		}
