@@ -52,6 +52,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	chURL := fs.String("clickhouse", "", "measure the ClickHouse tier's store at this EVENTS_URL (with -postgres) against the SQLite tier's, instead of load-testing")
 	pgURL := fs.String("postgres", "", "PostgreSQL URL for -clickhouse (a scratch schema is made and dropped)")
 	prefill := fs.Int("prefill", 1_000_000, "events stored before the prefilled phase of -clickhouse")
+	chTimeout := fs.Duration("statement-timeout", 0, "the ClickHouse tier's statement timeout in -clickhouse (0: the store's default, DB_STATEMENT_TIMEOUT's)")
 	prefillSQL := fs.Bool("prefill-sql", false, "make -clickhouse's prefill inside ClickHouse and PostgreSQL (INSERT … SELECT), not through InsertEvents: for 100 M events")
 	liveN := fs.Int("live", 0, "live subscribers (SSE streams over the tenants of -key, which then need analytics:read too) during a batch-ingest phase between two without them (0: no such phase)")
 	consume := consumeFlags(fs)
@@ -81,10 +82,10 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return buildDataset(ctx, *out, *events, *tenants, *days, *propsBytes, stdout)
 	}
 	if *chURL != "" {
-		if *pgURL == "" || *prefill < 1 || *prefillSQL && *prefill > maxSQLEvents || *dur <= 0 || *dur > 10*time.Minute {
+		if *pgURL == "" || *prefill < 1 || *prefillSQL && *prefill > maxSQLEvents || *dur <= 0 || *dur > 10*time.Minute || *chTimeout < 0 {
 			return &configError{msg: fmt.Sprintf("bench -clickhouse needs -postgres, -prefill >= 1 (up to %d with -prefill-sql) and -d up to 10m", maxSQLEvents)}
 		}
-		return benchClickHouse(ctx, *chURL, *pgURL, *prefill, *prefillSQL, *dur, *propsBytes, stdout)
+		return benchClickHouse(ctx, *chURL, *pgURL, *prefill, *prefillSQL, *chTimeout, *dur, *propsBytes, stdout)
 	}
 	var keyList []string
 	for k := range strings.SplitSeq(*keys, ",") {

@@ -30,8 +30,9 @@ import (
 // prefill events stored, bytes per event on disk (and per column), and
 // the p50/p95 of the biggest tenant's 30-day KPI aggregate and a meter.
 // With inSQL the prefill is made inside the stores (prefillInSQL) rather
-// than through InsertEvents.
-func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, inSQL bool, d time.Duration, propsBytes int, stdout io.Writer) error {
+// than through InsertEvents; timeout is the store's statement timeout
+// (zero: its default), which a raw 30-day read of 100 M events outlasts.
+func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, inSQL bool, timeout, d time.Duration, propsBytes int, stdout io.Writer) error {
 	b := make([]byte, 6)
 	rand.Read(b)
 	name := "tally_bench_" + hex.EncodeToString(b)
@@ -61,7 +62,7 @@ func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, 
 		return fmt.Errorf("bench -clickhouse: %w", err)
 	}
 	cu.Path = "/" + name
-	ch, err := clickhouse.Open(ctx, cu.String(), db, clickhouse.Options{})
+	ch, err := clickhouse.Open(ctx, cu.String(), db, clickhouse.Options{StatementTimeout: timeout})
 	if err != nil {
 		db.Close()
 		return err
