@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,7 +28,8 @@ type Config struct {
 	// From and To bound the timestamps, spread evenly from From to To
 	// (default: the 90 days before now).
 	From, To time.Time
-	// Users is how many distinct end users each tenant has (default 20,000).
+	// Users is how many distinct end users each tenant has (default
+	// DefaultUsers).
 	Users int
 	// PropsBytes is the rough size of each event's props (default 300).
 	PropsBytes int
@@ -49,7 +51,7 @@ func (c *Config) setDefaults() {
 		c.From = c.To.Add(-90 * 24 * time.Hour)
 	}
 	if c.Users <= 0 {
-		c.Users = 20_000
+		c.Users = DefaultUsers
 	}
 	if c.PropsBytes <= 0 {
 		c.PropsBytes = 300
@@ -58,6 +60,14 @@ func (c *Config) setDefaults() {
 		c.Seed = 1
 	}
 }
+
+// DefaultUsers is how many end users each tenant has unless Config says
+// otherwise.
+const DefaultUsers = 20_000
+
+// Names is the mix of event names an event's is drawn from, uniformly
+// (a name listed twice is twice as likely): a copy.
+func Names() []string { return slices.Clone(names) }
 
 // names is the mix of event names, tally's own often.
 var names = []string{

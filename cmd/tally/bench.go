@@ -55,6 +55,8 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	prefill := fs.Int("prefill", 1_000_000, "events stored before the prefilled phase of -clickhouse")
 	metricsURL := fs.String("metrics", "http://127.0.0.1:9091/metrics", "the server's Prometheus metrics (its operator listener, METRICS_ADDR), read for its peak RSS during the ingest phases (\"off\": not read)")
 	verify := fs.Bool("verify", true, "after the ingest phases, read back each key's events (analytics:read) and check that every acknowledged event is stored once")
+	chTimeout := fs.Duration("statement-timeout", 0, "the ClickHouse tier's statement timeout in -clickhouse (0: the store's default, DB_STATEMENT_TIMEOUT's)")
+	prefillSQL := fs.Bool("prefill-sql", false, "make -clickhouse's prefill inside ClickHouse and PostgreSQL (INSERT … SELECT), not through InsertEvents: for 100 M events")
 	liveN := fs.Int("live", 0, "live subscribers (SSE streams over the tenants of -key, which then need analytics:read too) during a batch-ingest phase between two without them (0: no such phase)")
 	consume := consumeFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -85,10 +87,10 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return buildDataset(ctx, *out, *events, *tenants, *days, *propsBytes, stdout)
 	}
 	if *chURL != "" {
-		if *pgURL == "" || *prefill < 1 || *dur <= 0 || *dur > 10*time.Minute {
-			return &configError{msg: "bench -clickhouse needs -postgres, -prefill >= 1 and -d up to 10m"}
+		if *pgURL == "" || *prefill < 1 || *prefillSQL && *prefill > maxSQLEvents || *dur <= 0 || *dur > 10*time.Minute || *chTimeout < 0 {
+			return &configError{msg: fmt.Sprintf("bench -clickhouse needs -postgres, -prefill >= 1 (up to %d with -prefill-sql) and -d up to 10m", maxSQLEvents)}
 		}
-		return benchClickHouse(ctx, *chURL, *pgURL, *prefill, *dur, *propsBytes, stdout)
+		return benchClickHouse(ctx, *chURL, *pgURL, *prefill, *prefillSQL, *chTimeout, *dur, *propsBytes, stdout)
 	}
 	var keyList []string
 	for k := range strings.SplitSeq(*keys, ",") {

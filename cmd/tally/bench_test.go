@@ -22,23 +22,30 @@ import (
 	"github.com/tallyhq/tally/sqlite"
 )
 
-// TestBenchClickHouse runs the ClickHouse phase briefly: it reports every
-// figure and leaves no scratch database behind.
+// TestBenchClickHouse runs the ClickHouse phase briefly, prefilled through
+// InsertEvents and in SQL: it reports every figure and leaves no scratch
+// database behind.
 func TestBenchClickHouse(t *testing.T) {
 	pgtest.RequireServer(t)
 	chtest.RequireServer(t)
 	t.Parallel()
-	var out, errs bytes.Buffer
 	u := chtest.ServerURL()
-	args := []string{"bench", "-clickhouse", "clickhouse://" + strings.TrimPrefix(u, "http://") + "/x", "-postgres", pgtest.ServerURL(),
-		"-d", "300ms", "-prefill", "3000"}
-	if err := run(t.Context(), args, func(string) string { return "" }, &out, &errs); err != nil {
-		t.Fatalf("bench -clickhouse: %v (%s)", err, errs.String())
-	}
-	for _, want := range []string{"SQLite tier, one writer", "ClickHouse tier, one writer, empty", "bytes per event on disk",
-		"PostgreSQL key table bytes per event", "30-day daily meter", "30-day 4-step funnel", "privacy deletion", "ClickHouse / SQLite batch ingest"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("bench -clickhouse printed no %q:\n%s", want, out.String())
+	for _, prefill := range [][]string{{"-prefill", "3000"}, {"-prefill", "20000", "-prefill-sql"}} {
+		var out, errs bytes.Buffer
+		args := append([]string{"bench", "-clickhouse", "clickhouse://" + strings.TrimPrefix(u, "http://") + "/x", "-postgres", pgtest.ServerURL(),
+			"-d", "300ms"}, prefill...)
+		if err := run(t.Context(), args, func(string) string { return "" }, &out, &errs); err != nil {
+			t.Fatalf("bench -clickhouse %v: %v (%s)", prefill, err, errs.String())
+		}
+		for _, want := range []string{"SQLite tier, one writer", "ClickHouse tier, one writer, empty", "prefill " + prefill[1] + " events",
+			"bytes per event on disk", "PostgreSQL key table bytes per event", "30-day daily meter", "30-day 4-step funnel", "privacy deletion",
+			"ClickHouse / SQLite batch ingest"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("bench -clickhouse %v printed no %q:\n%s", prefill, want, out.String())
+			}
+		}
+		if strings.Contains(out.String(), "failed:") {
+			t.Errorf("bench -clickhouse %v: a phase failed:\n%s", prefill, out.String())
 		}
 	}
 	left, err := chtest.Query(t.Context(), "SELECT count() FROM system.databases WHERE name LIKE 'tally_bench_%'")
