@@ -4,11 +4,19 @@
 // rules (tally.ComputeFunnel, tally.ComputeRetention), identically on
 // every backend. An anonymous id linked to a user (tally.LinkStore) counts
 // as that user, for the events stored before the link too.
+//
+// A store that is a tally.InsightScanner (ClickHouse) selects and marks
+// the steps' events itself and sends only user, time, id and step mask
+// (props where a filter or the breakdown reads them): the same
+// computation (tally.ComputeFunnelMarked, tally.ComputeRetentionMarked)
+// then runs over those, with the user_id and props filters applied here
+// after the links are resolved.
 package insight
 
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"maps"
 	"math"
@@ -25,13 +33,17 @@ type Config struct {
 	MaxEvents int64
 	// Timeout bounds one query (default 10s; then EUnavailable, 503).
 	Timeout time.Duration
+	// Export computes from exported events even when the store is a
+	// tally.InsightScanner: the reference path, for benches and tests.
+	Export bool
 }
 
 // Service answers funnel and retention queries.
 type Service struct {
-	store tally.EventStore
-	links tally.LinkStore // nil: no links
-	cfg   Config
+	store   tally.EventStore
+	scanner tally.InsightScanner // nil: export the events
+	links   tally.LinkStore      // nil: no links
+	cfg     Config
 }
 
 // New returns a Service reading store, and resolving identity links
@@ -44,13 +56,29 @@ func New(cfg Config, store tally.EventStore) *Service {
 		cfg.Timeout = 10 * time.Second
 	}
 	links, _ := store.(tally.LinkStore)
-	return &Service{store: store, links: links, cfg: cfg}
+	scanner, _ := store.(tally.InsightScanner)
+	if cfg.Export {
+		scanner = nil
+	}
+	return &Service{store: store, scanner: scanner, links: links, cfg: cfg}
 }
 
 // Funnel validates q and answers it for tenantID.
 func (s *Service) Funnel(ctx context.Context, tenantID int64, q tally.FunnelQuery) (*tally.FunnelResult, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
+	}
+	if s.scanner != nil {
+		events, scanned, err := s.scanMarked(ctx, tenantID, q.InsightScan(s.cfg.MaxEvents), q.Breakdown != "")
+		if err != nil {
+			return nil, err
+		}
+		res, err := tally.ComputeFunnelMarked(&q, events)
+		if err != nil {
+			return nil, err
+		}
+		res.Scanned = scanned
+		return res, nil
 	}
 	to := q.To.Add(time.Duration(q.WindowSeconds) * time.Second)
 	names := make([]string, len(q.Steps))
@@ -73,6 +101,15 @@ func (s *Service) Funnel(ctx context.Context, tenantID int64, q tally.FunnelQuer
 func (s *Service) Retention(ctx context.Context, tenantID int64, q tally.RetentionQuery) (*tally.RetentionResult, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
+	}
+	if s.scanner != nil {
+		events, scanned, err := s.scanMarked(ctx, tenantID, q.InsightScan(s.cfg.MaxEvents), false)
+		if err != nil {
+			return nil, err
+		}
+		res := tally.ComputeRetentionMarked(&q, events)
+		res.Scanned = scanned
+		return res, nil
 	}
 	events, err := s.scan(ctx, tenantID, q.From, q.To, []string{q.StartEvent, q.ReturnEvent}, false)
 	if err != nil {
@@ -125,7 +162,7 @@ func (s *Service) resolve(ctx context.Context, tenantID int64, events []tally.In
 func (s *Service) scan(ctx context.Context, tenantID int64, from, to time.Time, names []string, props bool) ([]tally.InsightEvent, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	tooMany := tally.Errorf(tally.ETooMany, "the range holds more than %d events; choose a shorter range", s.cfg.MaxEvents)
+	tooMany := tally.TooManyInsightEvents(s.cfg.MaxEvents)
 	var out []tally.InsightEvent
 	var read int64
 	slices.Sort(names)
@@ -151,10 +188,7 @@ func (s *Service) scan(ctx context.Context, tenantID int64, from, to time.Time, 
 				return nil
 			})
 		if err != nil {
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, tally.Errorf(tally.EUnavailable, "the query took longer than %s; choose a shorter range", s.cfg.Timeout)
-			}
-			return nil, err
+			return nil, s.timedOut(ctx, err)
 		}
 	}
 	if len(names) > 1 {
@@ -162,4 +196,61 @@ func (s *Service) scan(ctx context.Context, tenantID int64, from, to time.Time, 
 		out = slices.CompactFunc(out, func(a, b tally.InsightEvent) bool { return a.ID == b.ID })
 	}
 	return out, s.resolve(ctx, tenantID, out)
+}
+
+// timedOut is err, or EUnavailable when the query ran past Timeout.
+func (s *Service) timedOut(ctx context.Context, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return tally.Errorf(tally.EUnavailable, "the query took longer than %s; choose a shorter range", s.cfg.Timeout)
+	}
+	return err
+}
+
+// scanMarked reads the events of sc through the store's InsightScanner,
+// within Timeout, and returns them with resolved user ids, marked with
+// the steps they are occurrences of (the user_id and props filters
+// applied here, after the links), and the count of events scanned.
+// Props are decoded only for the events of a step that filters on them
+// or of the first step when breakdown, and kept only for the latter.
+func (s *Service) scanMarked(ctx context.Context, tenantID int64, sc tally.InsightScan, breakdown bool) ([]tally.InsightEvent, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	var out []tally.InsightEvent
+	scanned, err := s.scanner.ScanInsight(ctx, tenantID, sc, func(r *tally.InsightRow) error {
+		e := tally.InsightEvent{ID: r.ID, UserID: r.UserID, At: r.At, Steps: r.Steps}
+		if r.Props != nil {
+			_ = json.Unmarshal(r.Props, &e.Props)
+		}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, s.timedOut(ctx, err)
+	}
+	if err := s.resolve(ctx, tenantID, out); err != nil {
+		return nil, 0, err
+	}
+	var rest uint32 // steps with filters left to check
+	for k := range sc.Steps {
+		if len(sc.Steps[k].Filter) > 0 {
+			rest |= 1 << k
+		}
+	}
+	kept := out[:0]
+	for _, e := range out {
+		if e.Steps&rest != 0 {
+			for k := range sc.Steps {
+				if e.Steps&(1<<k) != 0 && !sc.Steps[k].MatchesUserAndProps(&e) {
+					e.Steps &^= 1 << k
+				}
+			}
+		}
+		if !breakdown || e.Steps&1 == 0 {
+			e.Props = nil
+		}
+		if e.Steps != 0 {
+			kept = append(kept, e)
+		}
+	}
+	return kept, scanned, nil
 }
