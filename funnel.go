@@ -152,9 +152,10 @@ type InsightRow struct {
 // need not export whole events. The insight service uses it when the
 // store has it.
 type InsightScanner interface {
-	// ScanInsight calls fn for each event of tenantID that q selects, in
-	// (user id, timestamp, id) order, and returns how many events with a
-	// user id the steps' names select (those of no step's filters too).
+	// ScanInsight calls fn for each event of tenantID that q selects,
+	// each user's events one after the other in (timestamp, id) order,
+	// the users in any order, and returns how many events with a user id
+	// the steps' names select (those of no step's filters too).
 	// When the events each step's name selects, counted per distinct
 	// name and with those of no user, add up to more than q.MaxEvents,
 	// it is TooManyInsightEvents before any call of fn. The row and its
@@ -266,25 +267,30 @@ func (s *FunnelStep) MatchesUserAndProps(e *InsightEvent) bool {
 	return true
 }
 
-// byUser orders events by user, then time, then id, and yields each
-// known user's events (anonymous ones, user_id "", count for nobody).
-// Events already in that order (an InsightScanner's) are not sorted again.
-func byUser(events []InsightEvent) iter.Seq[[]InsightEvent] {
-	order := func(a, b InsightEvent) int {
+// SortInsightEvents orders events by user, then time, then id.
+func SortInsightEvents(events []InsightEvent) {
+	slices.SortFunc(events, func(a, b InsightEvent) int {
 		if a.UserID != b.UserID {
 			if a.UserID < b.UserID {
 				return -1
 			}
 			return 1
 		}
-		if c := a.At.Compare(b.At); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ID, b.ID)
+		return CompareInsightTime(&a, &b)
+	})
+}
+
+// CompareInsightTime orders events by time, then id.
+func CompareInsightTime(a, b *InsightEvent) int {
+	if c := a.At.Compare(b.At); c != 0 {
+		return c
 	}
-	if !slices.IsSortedFunc(events, order) {
-		slices.SortFunc(events, order)
-	}
+	return cmp.Compare(a.ID, b.ID)
+}
+
+// byUser yields each known user's events of events grouped by user (see
+// ComputeFunnelMarked); anonymous ones, user_id "", count for nobody.
+func byUser(events []InsightEvent) iter.Seq[[]InsightEvent] {
 	return func(yield func([]InsightEvent) bool) {
 		for i := 0; i < len(events); {
 			j := i
@@ -316,11 +322,14 @@ func ComputeFunnel(q *FunnelQuery, events []InsightEvent) (*FunnelResult, error)
 			}
 		}
 	}
+	SortInsightEvents(events)
 	return ComputeFunnelMarked(q, events)
 }
 
 // ComputeFunnelMarked is ComputeFunnel over events whose Steps are set
-// (names, filters and props need not be; Props only for the breakdown).
+// (names, filters and props need not be; Props only for the breakdown)
+// and that are grouped by user: each user's events together, in (time,
+// id) order, the users in any order (the answer does not depend on it).
 func ComputeFunnelMarked(q *FunnelQuery, events []InsightEvent) (*FunnelResult, error) {
 	window := time.Duration(q.WindowSeconds) * time.Second
 	type run struct {

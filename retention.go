@@ -105,6 +105,7 @@ func ComputeRetention(q *RetentionQuery, events []InsightEvent) *RetentionResult
 			e.Steps |= 2
 		}
 	}
+	SortInsightEvents(events)
 	return ComputeRetentionMarked(q, events)
 }
 
@@ -115,7 +116,8 @@ func (q *RetentionQuery) InsightScan(maxEvents int64) InsightScan {
 }
 
 // ComputeRetentionMarked is ComputeRetention over events whose Steps are
-// set (bit 0: the start event, bit 1: the return event).
+// set (bit 0: the start event, bit 1: the return event), grouped by user
+// as ComputeFunnelMarked reads them.
 func ComputeRetentionMarked(q *RetentionQuery, events []InsightEvent) *RetentionResult {
 	periods := q.Periods()
 	index := make(map[time.Time]int, len(periods))

@@ -1,7 +1,9 @@
 package clickhouse
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,11 +13,15 @@ import (
 
 // ScanInsight implements tally.InsightScanner. ClickHouse selects the
 // events (tenant and time range on the ordering key, the steps' names),
-// marks each with its steps in SQL, sorts them by (user, ts, id) and
-// sends four columns per event (and the props of the events of the steps
-// that filter on them): the funnel or retention is then one pass in Go.
-// A count over the same selection first checks the bound and gives the
-// scanned figure, as the export path counts them.
+// marks each with its steps in SQL and groups them by user: one row per
+// user with the user's marked events as (ts, id, steps) tuples (and the
+// props of the events of the steps that read them), so that ids and
+// timestamps cross the HTTP interface in arrays, without the user id per
+// event. Neither users nor events are sorted in ClickHouse (a sort of
+// the range's rows by user cost more than the rest of the query): each
+// user's few events sort here. A count over the same selection first
+// checks the bound, as the export path counts, so that ClickHouse never
+// groups more than the bound.
 func (s *Store) ScanInsight(ctx context.Context, tenantID int64, q tally.InsightScan, fn func(*tally.InsightRow) error) (int64, error) {
 	names := make([]string, 0, len(q.Steps))
 	for _, st := range q.Steps {
@@ -37,10 +43,10 @@ func (s *Store) ScanInsight(ctx context.Context, tenantID int64, q tally.Insight
 	selected := "(" + strings.Join(selects, " OR ") + ")"
 	c = append(c, selected)
 	ch := s.on(tenantID)
-	var total, scanned uint64
-	err := ch.query(ctx, "SELECT toUInt64("+strings.Join(counts, " + ")+"), countIf(user_id != '') FROM events"+and(c), false,
+	var total uint64
+	err := ch.query(ctx, "SELECT toUInt64("+strings.Join(counts, " + ")+") FROM events"+and(c), false,
 		func(r *rowReader) error {
-			total, scanned = r.uint64(), r.uint64()
+			total = r.uint64()
 			return nil
 		})
 	if err != nil {
@@ -49,36 +55,68 @@ func (s *Store) ScanInsight(ctx context.Context, tenantID int64, q tally.Insight
 	if total > uint64(max(q.MaxEvents, 0)) {
 		return 0, tally.TooManyInsightEvents(q.MaxEvents)
 	}
-	if scanned == 0 {
+	if total == 0 {
 		return 0, nil
 	}
-	sql := "SELECT user_id, ts, id, " + stepMask(q.Steps) + " AS m"
+	// One row per user: the count of the user's selected events and the
+	// marked ones as (ts, id, steps[, props]) tuples. Neither the users nor
+	// their events are sorted in ClickHouse: a user's handful of events
+	// sort here, and the computation needs the users only grouped.
+	tuple, cols := "ts, id, m", "user_id, ts, id, "
 	if q.PropsOf != 0 {
-		sql += ", if(bitAnd(m, " + strconv.FormatUint(uint64(q.PropsOf), 10) + ") != 0, props, '')"
+		tuple += ", if(bitAnd(m, " + strconv.FormatUint(uint64(q.PropsOf), 10) + ") != 0, props, '')"
+		cols += "props, "
 	}
-	sql += " FROM events" + and(append(c, "user_id != ''", "m != 0")) + " ORDER BY user_id, ts, id"
-	var row tally.InsightRow
-	var user, props []byte
+	sql := "SELECT user_id, count(), groupArrayIf((" + tuple + "), m != 0) FROM (SELECT " + cols + stepMask(q.Steps) + " AS m FROM events" +
+		and(append(c, "user_id != ''")) + ") GROUP BY user_id"
+	var scanned int64
+	var rows []tally.InsightRow
+	var propsBuf, scratch []byte
+	var propsEnd []int
 	err = ch.query(ctx, sql, true, func(r *rowReader) error {
-		user = r.bytes(user)
-		ts, id, m := r.int64(), r.int64(), r.uint64()
-		row.Props = nil
-		if q.PropsOf != 0 {
-			props = r.bytes(props)
-			if uint32(m)&q.PropsOf != 0 {
-				row.Props = props
+		user := r.string()
+		scanned += int64(r.uint64())
+		n, err := binary.ReadUvarint(r.r)
+		if err != nil {
+			r.err = unexpected(err)
+			return nil
+		}
+		rows, propsBuf, propsEnd = rows[:0], propsBuf[:0], propsEnd[:0]
+		for range n {
+			rows = append(rows, tally.InsightRow{UserID: user, At: fromMicros(r.int64()), ID: r.int64(), Steps: uint32(r.uint64())})
+			if q.PropsOf != 0 {
+				// The user's props go into one buffer, sliced below.
+				scratch = r.bytes(scratch)
+				propsBuf = append(propsBuf, scratch...)
+				propsEnd = append(propsEnd, len(propsBuf))
 			}
 		}
 		if r.err != nil {
 			return nil // query reports it
 		}
-		if string(user) != row.UserID {
-			row.UserID = string(user)
+		for i, end := range propsEnd {
+			if rows[i].Steps&q.PropsOf != 0 {
+				lo := 0
+				if i > 0 {
+					lo = propsEnd[i-1]
+				}
+				rows[i].Props = propsBuf[lo:end:end]
+			}
 		}
-		row.At, row.ID, row.Steps = fromMicros(ts), id, uint32(m)
-		return fn(&row)
+		slices.SortFunc(rows, func(a, b tally.InsightRow) int {
+			if c := a.At.Compare(b.At); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.ID, b.ID)
+		})
+		for i := range rows {
+			if err := fn(&rows[i]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
-	return int64(scanned), err
+	return scanned, err
 }
 
 // stepMask is the UInt64 with bit i set when the row's event name

@@ -120,10 +120,11 @@ func (s *Service) Retention(ctx context.Context, tenantID int64, q tally.Retenti
 	return res, nil
 }
 
-// resolve replaces each linked anonymous user id of events by its user's.
-func (s *Service) resolve(ctx context.Context, tenantID int64, events []tally.InsightEvent) error {
+// resolve replaces each linked anonymous user id of events by its user's
+// and returns the user ids it gave (nil when none).
+func (s *Service) resolve(ctx context.Context, tenantID int64, events []tally.InsightEvent) (map[string]bool, error) {
 	if s.links == nil || len(events) == 0 {
-		return nil
+		return nil, nil
 	}
 	seen := map[string]bool{}
 	var ids []string
@@ -137,19 +138,21 @@ func (s *Service) resolve(ctx context.Context, tenantID int64, events []tally.In
 	for chunk := range slices.Chunk(ids, 1000) {
 		m, err := s.links.ResolveIdentities(ctx, tenantID, chunk)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		maps.Copy(to, m)
 	}
 	if len(to) == 0 {
-		return nil
+		return nil, nil
 	}
+	merged := map[string]bool{}
 	for i := range events {
 		if u, ok := to[events[i].UserID]; ok {
 			events[i].UserID = u
+			merged[u] = true
 		}
 	}
-	return nil
+	return merged, nil
 }
 
 // scan reads the tenant's events of users (user_id set) with timestamps
@@ -195,7 +198,8 @@ func (s *Service) scan(ctx context.Context, tenantID int64, from, to time.Time, 
 		slices.SortFunc(out, func(a, b tally.InsightEvent) int { return cmp.Compare(a.ID, b.ID) })
 		out = slices.CompactFunc(out, func(a, b tally.InsightEvent) bool { return a.ID == b.ID })
 	}
-	return out, s.resolve(ctx, tenantID, out)
+	_, err := s.resolve(ctx, tenantID, out)
+	return out, err
 }
 
 // timedOut is err, or EUnavailable when the query ran past Timeout.
@@ -227,8 +231,24 @@ func (s *Service) scanMarked(ctx context.Context, tenantID int64, sc tally.Insig
 	if err != nil {
 		return nil, 0, s.timedOut(ctx, err)
 	}
-	if err := s.resolve(ctx, tenantID, out); err != nil {
+	merged, err := s.resolve(ctx, tenantID, out)
+	if err != nil {
 		return nil, 0, err
+	}
+	if len(merged) > 0 {
+		// A user's events and those of the anonymous ids linked to them
+		// were apart: group them again.
+		var moved []tally.InsightEvent
+		kept := out[:0]
+		for _, e := range out {
+			if merged[e.UserID] {
+				moved = append(moved, e)
+			} else {
+				kept = append(kept, e)
+			}
+		}
+		tally.SortInsightEvents(moved)
+		out = append(kept, moved...)
 	}
 	var rest uint32 // steps with filters left to check
 	for k := range sc.Steps {
