@@ -19,9 +19,11 @@ import (
 // timestamps cross the HTTP interface in arrays, without the user id per
 // event. Neither users nor events are sorted in ClickHouse (a sort of
 // the range's rows by user cost more than the rest of the query): each
-// user's few events sort here. A count over the same selection first
-// checks the bound, as the export path counts, so that ClickHouse never
-// groups more than the bound.
+// user's few events sort here. The bound counts as the export path
+// does (each name's events, anonymous ones too) and ClickHouse never
+// groups more than it: with names that no event matches two of (exact
+// names), a LIMIT just past it in the query; otherwise a count over the
+// same selection first.
 func (s *Store) ScanInsight(ctx context.Context, tenantID int64, q tally.InsightScan, fn func(*tally.InsightRow) error) (int64, error) {
 	names := make([]string, 0, len(q.Steps))
 	for _, st := range q.Steps {
@@ -43,20 +45,27 @@ func (s *Store) ScanInsight(ctx context.Context, tenantID int64, q tally.Insight
 	selected := "(" + strings.Join(selects, " OR ") + ")"
 	c = append(c, selected)
 	ch := s.on(tenantID)
-	var total uint64
-	err := ch.query(ctx, "SELECT toUInt64("+strings.Join(counts, " + ")+") FROM events"+and(c), false,
-		func(r *rowReader) error {
-			total = r.uint64()
-			return nil
-		})
-	if err != nil {
-		return 0, err
-	}
-	if total > uint64(max(q.MaxEvents, 0)) {
-		return 0, tally.TooManyInsightEvents(q.MaxEvents)
-	}
-	if total == 0 {
-		return 0, nil
+	bound := max(q.MaxEvents, 0)
+	// When no event can match two of the names, the bound is on the rows
+	// the query selects: a LIMIT past it stops the read, and one query
+	// answers. Otherwise a count first adds up each name's events.
+	disjoint := disjointPatterns(names)
+	if !disjoint {
+		var total uint64
+		err := ch.query(ctx, "SELECT toUInt64("+strings.Join(counts, " + ")+") FROM events"+and(c), false,
+			func(r *rowReader) error {
+				total = r.uint64()
+				return nil
+			})
+		if err != nil {
+			return 0, err
+		}
+		if total > uint64(bound) {
+			return 0, tally.TooManyInsightEvents(q.MaxEvents)
+		}
+		if total == 0 {
+			return 0, nil
+		}
 	}
 	// One row per user: the count of the user's selected events and the
 	// marked ones as (ts, id, steps[, props]) tuples. Neither the users nor
@@ -67,22 +76,30 @@ func (s *Store) ScanInsight(ctx context.Context, tenantID int64, q tally.Insight
 		tuple += ", if(bitAnd(m, " + strconv.FormatUint(uint64(q.PropsOf), 10) + ") != 0, props, '')"
 		cols += "props, "
 	}
-	sql := "SELECT user_id, count(), groupArrayIf((" + tuple + "), m != 0) FROM (SELECT " + cols + stepMask(q.Steps) + " AS m FROM events" +
-		and(append(c, "user_id != ''")) + ") GROUP BY user_id"
-	var scanned int64
+	inner := "SELECT " + cols + stepMask(q.Steps) + " AS m FROM events"
+	if disjoint {
+		inner += and(c) + " LIMIT " + strconv.FormatInt(bound+1, 10) // the anonymous events count too
+	} else {
+		inner += and(append(c, "user_id != ''"))
+	}
+	sql := "SELECT user_id, count(), groupArrayIf((" + tuple + "), m != 0 AND user_id != '') FROM (" + inner + ") GROUP BY user_id"
+	var total, scanned int64
 	var rows []tally.InsightRow
 	var propsBuf, scratch []byte
 	var propsEnd []int
-	err = ch.query(ctx, sql, true, func(r *rowReader) error {
+	err := ch.query(ctx, sql, true, func(r *rowReader) error {
 		user := r.string()
-		scanned += int64(r.uint64())
-		n, err := binary.ReadUvarint(r.r)
+		n := int64(r.uint64())
+		if total += n; user != "" {
+			scanned += n
+		}
+		marked, err := binary.ReadUvarint(r.r)
 		if err != nil {
 			r.err = unexpected(err)
 			return nil
 		}
 		rows, propsBuf, propsEnd = rows[:0], propsBuf[:0], propsEnd[:0]
-		for range n {
+		for range marked {
 			rows = append(rows, tally.InsightRow{UserID: user, At: fromMicros(r.int64()), ID: r.int64(), Steps: uint32(r.uint64())})
 			if q.PropsOf != 0 {
 				// The user's props go into one buffer, sliced below.
@@ -116,7 +133,25 @@ func (s *Store) ScanInsight(ctx context.Context, tenantID int64, q tally.Insight
 		}
 		return nil
 	})
+	if err == nil && total > bound {
+		return 0, tally.TooManyInsightEvents(q.MaxEvents)
+	}
 	return scanned, err
+}
+
+// disjointPatterns reports whether no event name matches two of the
+// sorted, distinct patterns (names, or prefixes ending in *).
+func disjointPatterns(patterns []string) bool {
+	for i, a := range patterns {
+		pa, wa := strings.CutSuffix(a, "*")
+		for _, b := range patterns[i+1:] {
+			pb, wb := strings.CutSuffix(b, "*")
+			if wa && strings.HasPrefix(pb, pa) || wb && strings.HasPrefix(pa, pb) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // stepMask is the UInt64 with bit i set when the row's event name

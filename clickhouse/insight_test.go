@@ -170,6 +170,15 @@ func TestInsightScanBounds(t *testing.T) {
 	if res.Steps[0].Entered != 5 || res.Steps[0].Converted != 4 || res.Scanned != 9 {
 		t.Fatalf("funnel %+v", res)
 	}
+	// Patterns that select the same events count them once each.
+	overlap := q
+	overlap.Steps = []tally.FunnelStep{{Event: "sign*"}, {Event: "signup"}}
+	if _, err := insight.New(insight.Config{MaxEvents: 9}, s).Funnel(ctx, tn.ID, overlap); tally.ErrorCodeOf(err) != tally.ETooMany {
+		t.Fatalf("overlapping patterns past the bound: %v, want %s", err, tally.ETooMany)
+	}
+	if res, err := insight.New(insight.Config{MaxEvents: 10}, s).Funnel(ctx, tn.ID, overlap); err != nil || res.Scanned != 5 {
+		t.Fatalf("overlapping patterns within the bound: %+v, %v", res, err)
+	}
 	r := tally.RetentionQuery{StartEvent: "signup", ReturnEvent: "activate", Period: "day", From: now.Add(-time.Hour), To: now.Add(time.Hour)}
 	if _, err := insight.New(insight.Config{MaxEvents: 9}, s).Retention(ctx, tn.ID, r); tally.ErrorCodeOf(err) != tally.ETooMany {
 		t.Fatalf("retention past the bound: %v", err)
