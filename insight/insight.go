@@ -219,17 +219,30 @@ func (s *Service) timedOut(ctx context.Context, err error) error {
 func (s *Service) scanMarked(ctx context.Context, tenantID int64, sc tally.InsightScan, breakdown bool) ([]tally.InsightEvent, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	var out []tally.InsightEvent
+	// In chunks of fixed size, copied once into one slice at the end:
+	// the count is known only then, and growing one slice by doubling
+	// copied and cleared several times the answer.
+	const chunk = 1 << 14
+	var chunks [][]tally.InsightEvent
+	n := 0
 	scanned, err := s.scanner.ScanInsight(ctx, tenantID, sc, func(r *tally.InsightRow) error {
-		e := tally.InsightEvent{ID: r.ID, UserID: r.UserID, At: r.At, Steps: r.Steps}
-		if r.Props != nil {
-			_ = json.Unmarshal(r.Props, &e.Props)
+		if len(chunks) == 0 || len(chunks[len(chunks)-1]) == chunk {
+			chunks = append(chunks, make([]tally.InsightEvent, 0, chunk))
 		}
-		out = append(out, e)
+		c := &chunks[len(chunks)-1]
+		*c = append(*c, tally.InsightEvent{ID: r.ID, UserID: r.UserID, At: r.At, Steps: r.Steps})
+		if r.Props != nil {
+			_ = json.Unmarshal(r.Props, &(*c)[len(*c)-1].Props)
+		}
+		n++
 		return nil
 	})
 	if err != nil {
 		return nil, 0, s.timedOut(ctx, err)
+	}
+	out := make([]tally.InsightEvent, 0, n)
+	for _, c := range chunks {
+		out = append(out, c...)
 	}
 	merged, err := s.resolve(ctx, tenantID, out)
 	if err != nil {
