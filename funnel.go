@@ -158,8 +158,9 @@ type InsightScanner interface {
 	// the steps' names select (those of no step's filters too).
 	// When the events each step's name selects, counted per distinct
 	// name and with those of no user, add up to more than q.MaxEvents,
-	// it is TooManyInsightEvents before any call of fn. The row and its
-	// Props are the store's, valid during the call.
+	// it is TooManyInsightEvents (possibly after calls of fn, whose rows
+	// are then to be dropped). The row and its Props are the store's,
+	// valid during the call.
 	ScanInsight(ctx context.Context, tenantID int64, q InsightScan, fn func(*InsightRow) error) (int64, error)
 }
 

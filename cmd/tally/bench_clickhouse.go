@@ -198,21 +198,22 @@ func benchClickHouse(ctx context.Context, eventsURL, pgURL string, prefill int, 
 	funnel := tally.FunnelQuery{Steps: []tally.FunnelStep{{Event: "page.view"}, {Event: "files.uploaded"},
 		{Event: "builder.generate.completed"}, {Event: "business.order.completed"}}, WindowSeconds: 86400, From: from, To: now}
 	insights := insight.New(insight.Config{Timeout: time.Minute}, ch)
+	// Each run of it alternates with one of the same funnel computed from
+	// exported events, the path before the ClickHouse store scanned
+	// insights itself: the baseline of the ratio.
+	exported := insight.New(insight.Config{Timeout: time.Minute, Export: true}, ch)
 	var funnelScanned int64
-	funnelT := timeIt(ctx, 5, func() error {
+	funnels := timeInterleaved(ctx, 5, func() error {
 		res, err := insights.Funnel(ctx, tenants[0], funnel)
 		if err == nil {
 			funnelScanned = res.Scanned
 		}
 		return err
-	})
-	// The same funnel computed from exported events, the path before the
-	// ClickHouse store scanned insights itself: the baseline of the ratio.
-	exported := insight.New(insight.Config{Timeout: time.Minute, Export: true}, ch)
-	funnelExportT := timeIt(ctx, 5, func() error {
+	}, func() error {
 		_, err := exported.Funnel(ctx, tenants[0], funnel)
 		return err
 	})
+	funnelT, funnelExportT := funnels[0], funnels[1]
 	// A privacy deletion: one end user of the biggest tenant (a mutation
 	// that rewrites the parts holding the tenant's rows).
 	var user string
@@ -260,22 +261,36 @@ const benchSlices = 5
 
 // timeIt runs op n times and returns its p50 and p95 (zero on error).
 func timeIt(ctx context.Context, n int, op func() error) [2]time.Duration {
-	var lat []time.Duration
+	return timeInterleaved(ctx, n, op)[0]
+}
+
+// timeInterleaved is timeIt of each of ops, run in turn n times, so that
+// the load of whatever else runs on the machine falls on each alike.
+func timeInterleaved(ctx context.Context, n int, ops ...func() error) [][2]time.Duration {
+	lat := make([][]time.Duration, len(ops))
+	out := make([][2]time.Duration, len(ops))
+	failed := make([]bool, len(ops))
 	for range n {
-		if ctx.Err() != nil {
-			break
+		for i, op := range ops {
+			if ctx.Err() != nil || failed[i] {
+				continue
+			}
+			t := time.Now()
+			if op() != nil {
+				failed[i] = true
+				continue
+			}
+			lat[i] = append(lat[i], time.Since(t))
 		}
-		t := time.Now()
-		if op() != nil {
-			return [2]time.Duration{}
+	}
+	for i, l := range lat {
+		if failed[i] || len(l) == 0 {
+			continue
 		}
-		lat = append(lat, time.Since(t))
+		slices.Sort(l)
+		out[i] = [2]time.Duration{l[len(l)/2], l[int(0.95*float64(len(l)-1))]}
 	}
-	if len(lat) == 0 {
-		return [2]time.Duration{}
-	}
-	slices.Sort(lat)
-	return [2]time.Duration{lat[len(lat)/2], lat[int(0.95*float64(len(lat)-1))]}
+	return out
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
