@@ -1,6 +1,8 @@
 package tally
 
 import (
+	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"iter"
@@ -114,6 +116,80 @@ type InsightEvent struct {
 	Source string
 	At     time.Time
 	Props  map[string]any // decoded once
+	// Steps has bit i set when the event is an occurrence of the query's
+	// step i (for retention: bit 0 the start event, bit 1 the return
+	// event). ComputeFunnel and ComputeRetention set it from the fields
+	// above; the Marked variants read it as given.
+	Steps uint32
+}
+
+// InsightScan is what an InsightScanner selects: the events with a user
+// id and a timestamp in [From, To] (both inclusive) that the name of one
+// of Steps selects (SelectsEvent), each marked with the steps whose name
+// (MatchName) and source filter it meets. The filters on props and on
+// user_id (which apply to the user id after identity links) are the
+// caller's (MatchesUserAndProps): an event carries its props when it is
+// marked with a step of PropsOf (a mask of steps).
+type InsightScan struct {
+	From, To  time.Time
+	Steps     []FunnelStep
+	PropsOf   uint32
+	MaxEvents int64 // past it (counted as ScanInsight says), ETooMany
+}
+
+// InsightRow is one event of an InsightScan.
+type InsightRow struct {
+	UserID string
+	At     time.Time
+	ID     int64
+	Steps  uint32 // as InsightEvent.Steps, user_id and props filters not applied
+	Props  []byte // the event's props when Steps&PropsOf != 0, else nil
+}
+
+// InsightScanner is an optional capability of an EventStore: it
+// selects a funnel's or retention's events in the store and returns of
+// each only what the computation reads, so that funnels and retention
+// need not export whole events. The insight service uses it when the
+// store has it.
+type InsightScanner interface {
+	// ScanInsight calls fn for each event of tenantID that q selects,
+	// each user's events one after the other in (timestamp, id) order,
+	// the users in any order, and returns how many events with a user id
+	// the steps' names select (those of no step's filters too).
+	// When the events each step's name selects, counted per distinct
+	// name and with those of no user, add up to more than q.MaxEvents,
+	// it is TooManyInsightEvents (possibly after calls of fn, whose rows
+	// are then to be dropped). The row and its Props are the store's,
+	// valid during the call.
+	ScanInsight(ctx context.Context, tenantID int64, q InsightScan, fn func(*InsightRow) error) (int64, error)
+}
+
+// TooManyInsightEvents is the ETooMany (422) of a funnel or retention
+// query whose range holds more than max events.
+func TooManyInsightEvents(max int64) error {
+	return Errorf(ETooMany, "the range holds more than %d events; choose a shorter range", max)
+}
+
+// propsSteps is the mask of q's steps that filter on props paths.
+func (q *FunnelQuery) propsSteps() uint32 {
+	var m uint32
+	for i, s := range q.Steps {
+		if s.filtersProps() {
+			m |= 1 << i
+		}
+	}
+	return m
+}
+
+// InsightScan is the scan that answers q over events up to end (To plus
+// the window): props of the steps that filter on them, and of the
+// first step when there is a breakdown.
+func (q *FunnelQuery) InsightScan(maxEvents int64) InsightScan {
+	props := q.propsSteps()
+	if q.Breakdown != "" {
+		props |= 1
+	}
+	return InsightScan{From: q.From, To: q.To.Add(time.Duration(q.WindowSeconds) * time.Second), Steps: q.Steps, PropsOf: props, MaxEvents: maxEvents}
 }
 
 // NewInsightEvent decodes e's props once.
@@ -146,48 +222,54 @@ func (e *InsightEvent) PropString(path string) (string, bool) {
 	return string(b), true
 }
 
-// Matches reports whether e is an occurrence of step s.
 // NeedsProps reports whether answering q reads events' props: a
 // breakdown, or a step filter on a props path.
 func (q *FunnelQuery) NeedsProps() bool {
-	if q.Breakdown != "" {
-		return true
-	}
-	for _, s := range q.Steps {
-		for k := range s.Filter {
-			if k != "source" && k != "user_id" {
-				return true
-			}
+	return q.Breakdown != "" || q.propsSteps() != 0
+}
+
+func (s *FunnelStep) filtersProps() bool {
+	for k := range s.Filter {
+		if k != "source" && k != "user_id" {
+			return true
 		}
 	}
 	return false
 }
 
+// Matches reports whether e is an occurrence of step s.
 func (s *FunnelStep) Matches(e *InsightEvent) bool {
 	if !MatchName(s.Event, e.Name) {
 		return false
 	}
+	if want, ok := s.Filter["source"]; ok && e.Source != want {
+		return false
+	}
+	return s.MatchesUserAndProps(e)
+}
+
+// MatchesUserAndProps reports whether e meets the filters of s on
+// user_id and props paths (those an InsightScanner leaves to its
+// caller).
+func (s *FunnelStep) MatchesUserAndProps(e *InsightEvent) bool {
 	for k, want := range s.Filter {
-		var got string
-		var ok bool
 		switch k {
 		case "source":
-			got, ok = e.Source, true
 		case "user_id":
-			got, ok = e.UserID, true
+			if e.UserID != want {
+				return false
+			}
 		default:
-			got, ok = e.PropString(k)
-		}
-		if !ok || got != want {
-			return false
+			if got, ok := e.PropString(k); !ok || got != want {
+				return false
+			}
 		}
 	}
 	return true
 }
 
-// byUser orders events by user, then time, then id, and yields each
-// known user's events (anonymous ones, user_id "", count for nobody).
-func byUser(events []InsightEvent) iter.Seq[[]InsightEvent] {
+// SortInsightEvents orders events by user, then time, then id.
+func SortInsightEvents(events []InsightEvent) {
 	slices.SortFunc(events, func(a, b InsightEvent) int {
 		if a.UserID != b.UserID {
 			if a.UserID < b.UserID {
@@ -195,11 +277,21 @@ func byUser(events []InsightEvent) iter.Seq[[]InsightEvent] {
 			}
 			return 1
 		}
-		if c := a.At.Compare(b.At); c != 0 {
-			return c
-		}
-		return int(a.ID - b.ID)
+		return CompareInsightTime(&a, &b)
 	})
+}
+
+// CompareInsightTime orders events by time, then id.
+func CompareInsightTime(a, b *InsightEvent) int {
+	if c := a.At.Compare(b.At); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
+}
+
+// byUser yields each known user's events of events grouped by user (see
+// ComputeFunnelMarked); anonymous ones, user_id "", count for nobody.
+func byUser(events []InsightEvent) iter.Seq[[]InsightEvent] {
 	return func(yield func([]InsightEvent) bool) {
 		for i := 0; i < len(events); {
 			j := i
@@ -222,6 +314,24 @@ func byUser(events []InsightEvent) iter.Seq[[]InsightEvent] {
 // once, with the run that reaches the most steps (the earliest such
 // start on a tie); the breakdown value is that run's first event's.
 func ComputeFunnel(q *FunnelQuery, events []InsightEvent) (*FunnelResult, error) {
+	for i := range events {
+		e := &events[i]
+		e.Steps = 0
+		for k := range q.Steps {
+			if q.Steps[k].Matches(e) {
+				e.Steps |= 1 << k
+			}
+		}
+	}
+	SortInsightEvents(events)
+	return ComputeFunnelMarked(q, events)
+}
+
+// ComputeFunnelMarked is ComputeFunnel over events whose Steps are set
+// (names, filters and props need not be; Props only for the breakdown)
+// and that are grouped by user: each user's events together, in (time,
+// id) order, the users in any order (the answer does not depend on it).
+func ComputeFunnelMarked(q *FunnelQuery, events []InsightEvent) (*FunnelResult, error) {
 	window := time.Duration(q.WindowSeconds) * time.Second
 	type run struct {
 		times []time.Time
@@ -233,7 +343,7 @@ func ComputeFunnel(q *FunnelQuery, events []InsightEvent) (*FunnelResult, error)
 		group := ""
 		for s := range user {
 			e := &user[s]
-			if e.At.Before(q.From) || e.At.After(q.To) || !q.Steps[0].Matches(e) {
+			if e.At.Before(q.From) || e.At.After(q.To) || e.Steps&1 == 0 {
 				continue
 			}
 			times := []time.Time{e.At}
@@ -243,7 +353,7 @@ func ComputeFunnel(q *FunnelQuery, events []InsightEvent) (*FunnelResult, error)
 				if n.At.After(e.At.Add(window)) {
 					break
 				}
-				if q.Steps[step].Matches(n) {
+				if n.Steps&(1<<step) != 0 {
 					times = append(times, n.At)
 					step++
 				}

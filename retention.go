@@ -95,6 +95,30 @@ type RetentionResult struct {
 // cohort when they did ReturnEvent in it (in period 0 only after their
 // first StartEvent, by (timestamp, id)).
 func ComputeRetention(q *RetentionQuery, events []InsightEvent) *RetentionResult {
+	for i := range events {
+		e := &events[i]
+		e.Steps = 0
+		if MatchName(q.StartEvent, e.Name) {
+			e.Steps |= 1
+		}
+		if MatchName(q.ReturnEvent, e.Name) {
+			e.Steps |= 2
+		}
+	}
+	SortInsightEvents(events)
+	return ComputeRetentionMarked(q, events)
+}
+
+// InsightScan is the scan that answers q: step 0 its start event, step
+// 1 its return event.
+func (q *RetentionQuery) InsightScan(maxEvents int64) InsightScan {
+	return InsightScan{From: q.From, To: q.To, Steps: []FunnelStep{{Event: q.StartEvent}, {Event: q.ReturnEvent}}, MaxEvents: maxEvents}
+}
+
+// ComputeRetentionMarked is ComputeRetention over events whose Steps are
+// set (bit 0: the start event, bit 1: the return event), grouped by user
+// as ComputeFunnelMarked reads them.
+func ComputeRetentionMarked(q *RetentionQuery, events []InsightEvent) *RetentionResult {
 	periods := q.Periods()
 	index := make(map[time.Time]int, len(periods))
 	for i, p := range periods {
@@ -113,13 +137,13 @@ func ComputeRetention(q *RetentionQuery, events []InsightEvent) *RetentionResult
 				continue
 			}
 			if cohort < 0 {
-				if MatchName(q.StartEvent, e.Name) {
+				if e.Steps&1 != 0 {
 					cohort = index[q.PeriodStart(e.At)]
 					res.Cohorts[cohort].Size++
 				}
 				continue
 			}
-			if MatchName(q.ReturnEvent, e.Name) {
+			if e.Steps&2 != 0 {
 				k := index[q.PeriodStart(e.At)] - cohort
 				if !seen[k] {
 					seen[k] = true

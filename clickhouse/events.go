@@ -24,13 +24,7 @@ func where(tenantID int64, f tally.EventFilter) []string {
 		c = append(c, "ts <= "+micros(f.To))
 	}
 	if f.Name != "" {
-		lo, hi, prefix := tally.EventPrefixRange(f.Name)
-		switch {
-		case !prefix:
-			c = append(c, "event = "+quote(lo))
-		case lo != "":
-			c = append(c, "event >= "+quote(lo), "event < "+quote(hi))
-		}
+		c = append(c, nameRange(f.Name)...)
 	}
 	if f.UserID != "" {
 		c = append(c, "user_id = "+quote(f.UserID))
@@ -39,6 +33,20 @@ func where(tenantID int64, f tally.EventFilter) []string {
 		c = append(c, "source = "+quote(f.Source))
 	}
 	return append(c, notOwn(f.Name, f.Source)...)
+}
+
+// nameRange is the condition of the events whose name the pattern p
+// (a name or a prefix*) matches, on the range of names it spans; none
+// for every name.
+func nameRange(p string) []string {
+	lo, hi, prefix := tally.EventPrefixRange(p)
+	switch {
+	case !prefix:
+		return []string{"event = " + quote(lo)}
+	case lo != "":
+		return []string{"event >= " + quote(lo), "event < " + quote(hi)}
+	}
+	return nil
 }
 
 // notOwn is the condition that leaves tally's own events out of a
