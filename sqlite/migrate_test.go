@@ -54,29 +54,7 @@ func TestMigrateTwice(t *testing.T) {
 func TestMigrateOwnEvents(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db, err := open(filepath.Join(t.TempDir(), "tally.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	before := fstest.MapFS{}
-	files, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		if path.Base(f) < "0016" {
-			b, _ := fs.ReadFile(migrations, f)
-			before[f] = &fstest.MapFile{Data: b}
-		}
-	}
-	m, err := db.migrator(before)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedBefore(t, "0016")
 	if _, err := db.w.ExecContext(ctx, `INSERT INTO users (id, email, name, password_hash, created_at) VALUES (1, 'o@x', 'O', 'h', 0);
 		INSERT INTO tenants (id, slug, name, created_at) VALUES (1, 'acme', 'Acme', 0)`); err != nil {
 		t.Fatal(err)
@@ -134,29 +112,7 @@ func TestMigrateOwnEvents(t *testing.T) {
 func TestMigrateUserOrdinals(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db, err := open(filepath.Join(t.TempDir(), "tally.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	before := fstest.MapFS{}
-	files, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		if path.Base(f) < "0022" {
-			b, _ := fs.ReadFile(migrations, f)
-			before[f] = &fstest.MapFile{Data: b}
-		}
-	}
-	m, err := db.migrator(before)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedBefore(t, "0022")
 	hour := int64(1772971200000000)
 	if _, err := db.w.ExecContext(ctx, `INSERT INTO rollup_hour_users (tenant_id, hour, users) VALUES (1, ?, x'03616263'), (1, ?, x'');
 		INSERT INTO rollup_day_users (tenant_id, day, users) VALUES (1, ?, 1)`, hour, hour+hourMicros, hour); err != nil {
@@ -173,4 +129,34 @@ func TestMigrateUserOrdinals(t *testing.T) {
 	if sets != 0 || days != 0 || dirty != 2 {
 		t.Fatalf("after 0022: %d hour sets, %d day rows, %d of the 2 hours dirty; want none, none, 2", sets, days, dirty)
 	}
+}
+
+// migratedBefore opens a new database migrated up to, not including,
+// the migration numbered version (closed when the test ends).
+func migratedBefore(t *testing.T, version string) *DB {
+	t.Helper()
+	db, err := open(filepath.Join(t.TempDir(), "tally.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	before := fstest.MapFS{}
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if path.Base(f) < version {
+			b, _ := fs.ReadFile(migrations, f)
+			before[f] = &fstest.MapFile{Data: b}
+		}
+	}
+	m, err := db.migrator(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Up(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
