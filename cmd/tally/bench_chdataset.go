@@ -9,6 +9,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -236,8 +237,11 @@ func (d sqlDataset) load(ctx context.Context, ch *clickhouse.Store, pgURL string
 		return took, fmt.Errorf("prefill-sql: %w", err)
 	}
 	began := time.Now()
+	var logMu sync.Mutex // the loaders below report from goroutines of their own
 	logf := func(format string, args ...any) {
 		if progress != nil {
+			logMu.Lock()
+			defer logMu.Unlock()
 			fmt.Fprintf(progress, format+"\n", args...)
 		}
 	}
