@@ -65,6 +65,9 @@ func meterConds(tenantID int64, q tally.MeterQuery, filter map[string]string, ke
 	m := q.Meter
 	c = []string{"tenant_id = " + strconv.FormatInt(tenantID, 10),
 		"ts >= " + micros(q.Bounds[0]), "ts < " + micros(q.Bounds[len(q.Bounds)-1])}
+	if r := readRanges(q); r != "" {
+		c = append(c, r)
+	}
 	if lo, hi, prefix := tally.EventPrefixRange(m.Event); !prefix {
 		c = append(c, "event = "+quote(lo))
 	} else if lo != "" {
@@ -85,6 +88,32 @@ func meterConds(tenantID int64, q tally.MeterQuery, filter map[string]string, ke
 		}
 	}
 	return c, propKeys
+}
+
+// readRanges is the condition on ts of the windows q reads when it skips
+// some (the raw parts of a query that reads rollups): each run of adjacent
+// windows read is one range, so that the primary key reads their granules
+// only and not every event between them. "" when q skips none.
+func readRanges(q tally.MeterQuery) string {
+	if q.Skip == nil {
+		return ""
+	}
+	var ranges []string
+	for w := 0; w < len(q.Bounds)-1; w++ {
+		if q.Skip[w] {
+			continue
+		}
+		end := w + 1
+		for end < len(q.Bounds)-1 && !q.Skip[end] {
+			end++
+		}
+		ranges = append(ranges, "ts >= "+micros(q.Bounds[w])+" AND ts < "+micros(q.Bounds[end]))
+		w = end
+	}
+	if len(ranges) == 0 {
+		return "0"
+	}
+	return "(" + strings.Join(ranges, " OR ") + ")"
 }
 
 // scanMeter streams the events of q that conds and the props filters on
