@@ -25,6 +25,13 @@ type Buffer struct {
 	mu     sync.RWMutex // held for writing only while closing
 	closed bool
 
+	// The API requests counted since the last drain (CountRequest), by
+	// tenant, key, route, method and status, at most cap(ch) of them;
+	// kick wakes the drain for them.
+	reqMu sync.Mutex
+	reqs  map[requestKey]*RequestCount
+	kick  chan struct{}
+
 	startOnce sync.Once
 	stop      chan struct{} // closed by Stop
 	done      chan struct{} // closed when the drain goroutine returned
@@ -45,6 +52,8 @@ func NewBuffer(p *Pipeline, size int, m *Metrics) *Buffer {
 		p:      p,
 		m:      m,
 		ch:     make(chan tally.Event, size),
+		reqs:   map[requestKey]*RequestCount{},
+		kick:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 		ctx:    ctx,
@@ -67,6 +76,85 @@ func (b *Buffer) Track(e tally.Event) bool {
 	}
 	b.m.drop(1)
 	return false
+}
+
+// APIRequest is a call to tally's API with a key, as auto-tracking
+// records it (tally.EventOwnAPIRequest).
+type APIRequest struct {
+	Route, Method, KeyPrefix string
+	Status                   int
+}
+
+type requestKey struct {
+	tenant int64
+	APIRequest
+}
+
+// RequestCount is what the buffer keeps of the calls of one key with the
+// same route, method and status between two drains: their number, the
+// first one's time, the sum and the longest of their durations.
+type RequestCount struct {
+	Tenant     *tally.Tenant
+	First      time.Time
+	N          int64
+	Total, Max time.Duration
+	build      func(*tally.Tenant, APIRequest, RequestCount) (tally.Event, bool)
+}
+
+// CountRequest counts one API request of tenant t, at, taking d, and
+// reports whether it was kept. The requests counted alike between two
+// drains of the buffer become one event, built by build when the buffer
+// drains (false: none), so that tally's record of its own API costs one
+// row per drain and not one per request: under load a drain waits for a
+// commit, and the requests of that wait share a row. It never blocks: past
+// as many distinct counts as the buffer holds events, or after Stop began,
+// the request is dropped and counted.
+func (b *Buffer) CountRequest(t *tally.Tenant, r APIRequest, at time.Time, d time.Duration,
+	build func(*tally.Tenant, APIRequest, RequestCount) (tally.Event, bool)) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		b.m.drop(1)
+		return false
+	}
+	k := requestKey{t.ID, r}
+	b.reqMu.Lock()
+	c := b.reqs[k]
+	if c == nil {
+		if len(b.reqs) >= cap(b.ch) {
+			b.reqMu.Unlock()
+			b.m.drop(1)
+			return false
+		}
+		c = &RequestCount{Tenant: t, First: at, build: build}
+		b.reqs[k] = c
+	}
+	c.N++
+	c.Total += d
+	c.Max = max(c.Max, d)
+	b.reqMu.Unlock()
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// requests appends to batch the events of the requests counted since the
+// last call, and starts counting anew.
+func (b *Buffer) requests(batch []tally.Event) []tally.Event {
+	b.reqMu.Lock()
+	reqs := b.reqs
+	if len(reqs) > 0 {
+		b.reqs = make(map[requestKey]*RequestCount, len(reqs))
+	}
+	b.reqMu.Unlock()
+	for k, c := range reqs {
+		if e, ok := c.build(c.Tenant, k.APIRequest, *c); ok {
+			batch = append(batch, e)
+		}
+	}
+	return batch
 }
 
 // Start starts the goroutine that drains the buffer into the pipeline.
@@ -103,11 +191,16 @@ func (b *Buffer) run() {
 	for {
 		select {
 		case e := <-b.ch:
-			b.flush(b.fill(append(batch[:0], e)))
+			b.flush(b.fill(append(b.requests(batch[:0]), e)))
+		case <-b.kick:
+			if batch = b.fill(b.requests(batch[:0])); len(batch) > 0 {
+				b.flush(batch)
+			}
 		case <-b.stop:
-			// No Track sends any more (closed is set): empty the channel.
+			// No Track or CountRequest adds any more (closed is set):
+			// empty the channel and the counts.
 			for {
-				batch = b.fill(batch[:0])
+				batch = b.fill(b.requests(batch[:0]))
 				if len(batch) == 0 {
 					return
 				}

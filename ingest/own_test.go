@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/sqlite"
 )
 
 // TestOwnEventNamesReserved: clients cannot send events under tally.,
@@ -70,4 +73,109 @@ func TestTrackOwnEvent(t *testing.T) {
 	if hidden, _, _ := db.ListEvents(context.Background(), tn.ID, tally.EventFilter{Limit: 10}); len(hidden) != 0 {
 		t.Errorf("the default list shows %d own events", len(hidden))
 	}
+}
+
+// requestTracking is a Recorder tracking into a buffer of size events
+// (not started) in front of a writer on a SQLite file with a tenant.
+func requestTracking(t *testing.T, size int) (*sqlite.DB, *tally.Tenant, *Metrics, *Buffer, *Recorder) {
+	db, tn := openDB(t)
+	m := NewMetrics(nil, 0)
+	p := NewPipeline(startWriter(t, db, WriterConfig{}, m), nil, m)
+	b := NewBuffer(p, size, m)
+	return db, tn, m, b, NewRecorder(RecorderConfig{Validator: NewValidator(Config{}), Pipeline: p, Tracker: b})
+}
+
+// TestAPIRequestsShareAnEvent: the API requests of one key, route, method
+// and status that wait in the buffer together are one tally.api.request
+// event whose value is their number, with their mean and longest duration;
+// requests that differ in any of those are events of their own; nothing
+// counted is lost at Stop; past as many distinct counts as the buffer
+// holds events, a request is dropped and counted.
+func TestAPIRequestsShareAnEvent(t *testing.T) {
+	t.Parallel()
+	db, tn, m, b, rec := requestTracking(t, 3)
+	get := APIRequest{Route: "GET /api/analytics/events", Method: "GET", KeyPrefix: "tk_a", Status: 200}
+	failed, other := get, get
+	failed.Status = 500
+	other.KeyPrefix = "tk_b"
+	// Not started: everything counted waits for the one drain of Stop.
+	for i := range 50 {
+		rec.TrackAPIRequest(tn, get, time.Duration(i+1)*time.Millisecond)
+	}
+	for range 3 {
+		rec.TrackAPIRequest(tn, failed, 4*time.Millisecond)
+	}
+	rec.TrackAPIRequest(tn, other, time.Millisecond)
+	dropped := get
+	dropped.Route = "GET /api/analytics/kpis"
+	rec.TrackAPIRequest(tn, dropped, time.Millisecond) // a fourth count in a buffer of 3
+	if d := testutil.ToFloat64(m.dropped); d != 1 {
+		t.Errorf("sbh_autotrack_dropped_total = %v past the buffer's size, want 1", d)
+	}
+	if err := b.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, err := db.ListEvents(context.Background(), tn.ID, tally.EventFilter{Name: tally.EventOwnAPIRequest, Limit: 10, From: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type props struct {
+		Route     string  `json:"route"`
+		Method    string  `json:"method"`
+		Status    int     `json:"status"`
+		KeyPrefix string  `json:"key_prefix"`
+		Requests  int64   `json:"requests"`
+		Mean      float64 `json:"duration_ms"`
+		Max       float64 `json:"duration_ms_max"`
+	}
+	want := map[APIRequest]props{
+		get:    {get.Route, "GET", 200, "tk_a", 50, 25.5, 50},
+		failed: {failed.Route, "GET", 500, "tk_a", 3, 4, 4},
+		other:  {other.Route, "GET", 200, "tk_b", 1, 1, 1},
+	}
+	if len(evs) != len(want) {
+		t.Fatalf("%d tally.api.request events, want %d: %+v", len(evs), len(want), evs)
+	}
+	for _, e := range evs {
+		var got props
+		if err := json.Unmarshal(e.Props, &got); err != nil {
+			t.Fatal(err)
+		}
+		r := APIRequest{Route: got.Route, Method: got.Method, KeyPrefix: got.KeyPrefix, Status: got.Status}
+		if got != want[r] || e.Value != float64(got.Requests) || e.Source != tally.OwnSource || e.UserID != "" {
+			t.Errorf("event %+v props %s, want props %+v and the number of requests as its value", e, e.Props, want[r])
+		}
+	}
+}
+
+// TestAPIRequestsCountedUnderLoad: requests counted from many goroutines
+// while the buffer drains are all in the stored events' values.
+func TestAPIRequestsCountedUnderLoad(t *testing.T) {
+	t.Parallel()
+	db, tn, m, b, rec := requestTracking(t, 0)
+	b.Start()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 500 {
+				rec.TrackAPIRequest(tn, APIRequest{Route: "POST /api/analytics/events", Method: "POST", KeyPrefix: "tk_a", Status: 200 + g%2*2}, time.Duration(i)*time.Microsecond)
+			}
+		})
+	}
+	wg.Wait()
+	if err := b.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, err := db.ListEvents(context.Background(), tn.ID, tally.EventFilter{Name: tally.EventOwnAPIRequest, Limit: 1000, From: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, e := range evs {
+		sum += e.Value
+	}
+	if sum != 8*500 || testutil.ToFloat64(m.dropped) != 0 {
+		t.Errorf("values sum to %v over %d events (%v dropped), want the 4000 requests counted", sum, len(evs), testutil.ToFloat64(m.dropped))
+	}
+	t.Logf("4000 requests in %d events", len(evs))
 }

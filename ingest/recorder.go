@@ -269,3 +269,37 @@ func (r *Recorder) Track(ctx context.Context, t *tally.Tenant, name, account str
 	}
 	r.buf.Track(e)
 }
+
+// TrackAPIRequest auto-tracks a call to tally's API with a key (never the
+// key itself): the calls of one key with the same route, method and
+// status that the buffer holds together are one tally.EventOwnAPIRequest
+// event, its value their number (props.requests), at the first one's time,
+// with their mean and longest duration (props.duration_ms,
+// props.duration_ms_max). Under load that is one row per key and route
+// for each commit the buffer waits for, not one per request.
+func (r *Recorder) TrackAPIRequest(t *tally.Tenant, req APIRequest, d time.Duration) {
+	if r.buf == nil || t == nil {
+		return
+	}
+	r.buf.CountRequest(t, req, r.now(), d, r.requestEvent)
+}
+
+// requestEvent is the event of the API requests c counts.
+func (r *Recorder) requestEvent(t *tally.Tenant, req APIRequest, c RequestCount) (tally.Event, bool) {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	raw, _ := json.Marshal(map[string]any{
+		"route":           req.Route,
+		"method":          req.Method,
+		"status":          req.Status,
+		"key_prefix":      req.KeyPrefix,
+		"requests":        c.N,
+		"duration_ms":     ms(c.Total / time.Duration(c.N)),
+		"duration_ms_max": ms(c.Max),
+	})
+	e, err := r.v.prepareOwn(tally.Event{Name: tally.EventOwnAPIRequest, Source: tally.OwnSource, Value: float64(c.N), Props: raw}, t, c.First)
+	if err != nil {
+		r.log.Warn("auto-track event invalid", "event", tally.EventOwnAPIRequest, "err", err)
+		return tally.Event{}, false
+	}
+	return e, true
+}

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/tallyhq/tally"
 )
 
 // quotaJSON is a quota status as the API shows it.
@@ -137,7 +135,7 @@ func TestAPIUsageRecord(t *testing.T) {
 	// tally.api.request; neither api_requests_daily (the host app's
 	// api.request events) nor events_daily counts them.
 	eventually(t, "the key's requests tracked as tally.api.request", func() bool {
-		return len(h.allEvents(o.h(), url.Values{"event": {tally.EventOwnAPIRequest}})) >= 17
+		return h.ownRequests(o.h()) >= 17
 	})
 	got = h.usageToday(o.h(), "api_requests_daily", "events_daily")
 	if got["api_requests_daily"] != 0 || got["events_daily"] != 4+3 {

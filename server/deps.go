@@ -23,6 +23,7 @@ type Recorder interface {
 	Consume(ctx context.Context, t *tally.Tenant, in tally.UsageIncrement) (bool, tally.QuotaStatus, error)
 	Commit(ctx context.Context, t *tally.Tenant, metric, id string, amount *int64, eventID string) (*tally.QuotaReservation, error)
 	Track(ctx context.Context, t *tally.Tenant, name, account string, props map[string]any)
+	TrackAPIRequest(t *tally.Tenant, r ingest.APIRequest, d time.Duration)
 }
 
 // Quotas reads and configures quotas (usage.Service).

@@ -51,6 +51,10 @@ func (f *fakeRecorder) Track(_ context.Context, _ *tally.Tenant, name, _ string,
 	f.tracked = append(f.tracked, name)
 }
 
+func (f *fakeRecorder) TrackAPIRequest(*tally.Tenant, ingest.APIRequest, time.Duration) {
+	f.tracked = append(f.tracked, tally.EventOwnAPIRequest)
+}
+
 // TestHandlersOverFakeRecorder serves the API over a real store and
 // accounts but a fake Recorder, and checks the answers for outcomes that
 // are hard to provoke for real: a full ingest queue, a refused consume, a

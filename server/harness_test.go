@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tallyhq/tally"
 	"github.com/tallyhq/tally/clickhouse/chtest"
 	"github.com/tallyhq/tally/internal/app"
 	"github.com/tallyhq/tally/internal/app/apptest"
@@ -436,6 +437,18 @@ func (h *harness) listEvents(headers map[string]string, query string) eventsPage
 }
 
 // allEvents follows next_cursor through every page of query.
+// ownRequests is the number of key requests the tenant's tally.api.request
+// events record: the sum of their values (requests alike that waited for
+// the same drain of the auto-track buffer share an event).
+func (h *harness) ownRequests(headers map[string]string) int {
+	h.t.Helper()
+	n := 0
+	for _, e := range h.allEvents(headers, url.Values{"event": {tally.EventOwnAPIRequest}}) {
+		n += int(e.Value)
+	}
+	return n
+}
+
 func (h *harness) allEvents(headers map[string]string, query url.Values) []apiEvent {
 	h.t.Helper()
 	var out []apiEvent

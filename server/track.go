@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally"
+	"github.com/tallyhq/tally/ingest"
 )
 
 // track records an event of tally's own (a name under
@@ -18,14 +19,12 @@ func (s *Server) track(ctx context.Context, t *tally.Tenant, name, account strin
 }
 
 // trackAPIRequest auto-tracks an API-key request (never the key itself).
+// Requests alike that wait for the same drain of the buffer share one
+// event (ingest.Recorder.TrackAPIRequest).
 func (s *Server) trackAPIRequest(r *http.Request, p *tally.Principal, status int, d time.Duration) {
-	s.track(r.Context(), p.Tenant, tally.EventOwnAPIRequest, "", map[string]any{
-		"route":       r.Pattern,
-		"method":      r.Method,
-		"status":      status,
-		"duration_ms": float64(d.Microseconds()) / 1000,
-		"key_prefix":  p.Key.Prefix,
-	})
+	if s.cfg.AnalyticsEnabled && s.Recorder != nil {
+		s.Recorder.TrackAPIRequest(p.Tenant, ingest.APIRequest{Route: r.Pattern, Method: r.Method, KeyPrefix: p.Key.Prefix, Status: status}, d)
+	}
 }
 
 // audit writes an audit entry; a failure is logged, not returned: the
