@@ -677,9 +677,26 @@ func (r *Reports) distinctUsers(ctx context.Context, tenantID int64, l *layout, 
 	}
 
 	// The whole hours of [from, to) with exact rollups, then the raw units.
-	// (An hour that from or to falls inside is cut, so not whole.)
+	// (An hour that from or to falls inside is cut, so not whole.) The raw
+	// units known now — the hours from split on and the pieces — are read
+	// while the sets are; the hours found without a set, after.
 	first := maxTime(l.hours.from, tally.HourStart(from))
 	setFrom, setTo := first, minTime(split, to)
+	var known []span
+	for h := maxTime(split, first); h.Before(minTime(l.hours.to, to)); h = h.Add(time.Hour) {
+		if l.whole(h) {
+			known = append(known, span{h, h.Add(time.Hour)})
+		}
+	}
+	for _, p := range l.pieces {
+		if !p.from.Before(from) && p.from.Before(to) {
+			known = append(known, p)
+		}
+	}
+	slices.SortFunc(known, func(a, b span) int { return a.from.Compare(b.from) })
+	c := &rawUsers{r: r, tenantID: tenantID, starts: starts, index: map[string]int{}}
+	knownErr := make(chan error, 1)
+	go func() { knownErr <- c.read(ctx, known) }()
 	var raw []span
 	if setFrom.Before(setTo) {
 		// The days read from day sets, and the runs of hours between them.
@@ -711,6 +728,7 @@ func (r *Reports) distinctUsers(ctx context.Context, tenantID int64, l *layout, 
 				return add(bucketOf(starts, day), set)
 			})
 			if err != nil {
+				<-knownErr
 				return nil, 0, err
 			}
 		}
@@ -741,61 +759,65 @@ func (r *Reports) distinctUsers(ctx context.Context, tenantID int64, l *layout, 
 				return add(bucketOf(starts, hour), set)
 			})
 			if err != nil {
+				<-knownErr
 				return nil, 0, err
 			}
 			missing(h)
 		}
 	}
-	for h := maxTime(split, first); h.Before(minTime(l.hours.to, to)); h = h.Add(time.Hour) {
-		if l.whole(h) {
-			raw = append(raw, span{h, h.Add(time.Hour)})
-		}
-	}
-	for _, p := range l.pieces {
-		if !p.from.Before(from) && p.from.Before(to) {
-			raw = append(raw, p)
-		}
-	}
-	slices.SortFunc(raw, func(a, b span) int { return a.from.Compare(b.from) })
-	if err := r.rawUsers(ctx, tenantID, raw, starts, sets); err != nil {
+	if err := <-knownErr; err != nil {
 		return nil, 0, err
 	}
+	if err := c.read(ctx, raw); err != nil {
+		return nil, 0, err
+	}
+	c.addTo(sets)
 	for i, s := range sets {
 		counts[i] = int64(s.GetCardinality())
 	}
 	return counts, int64(roaring.FastOr(sets...).GetCardinality()), nil
 }
 
-// rawUsers adds to sets, bucket by bucket of starts, the ordinals of the
-// users of the raw units (ascending), reading one BucketUsers per run of
-// adjacent units, with a bucket per report bucket they are in.
-func (r *Reports) rawUsers(ctx context.Context, tenantID int64, raw []span, starts []time.Time, sets []*roaring.Bitmap) error {
-	index := map[string]int{} // user id -> index in ids
-	var (
-		ids      []string
-		inBucket [][]int // per bucket, the indexes in ids of its users
-	)
+// rawUsers collects the users of raw units of a report, bucket by bucket
+// of starts, and their ordinals: each read reads one BucketUsers per run
+// of adjacent units (a bucket per report bucket they are in), then the
+// ordinals of the users it met first. A user without an ordinal (no set
+// holds it) gets one of its own above every stored one, the same in
+// every read.
+type rawUsers struct {
+	r        *Reports
+	tenantID int64
+	starts   []time.Time
+	index    map[string]int // user id -> index in ids
+	ids      []string
+	ords     []uint32
+	inBucket [][]int // per bucket, the indexes in ids of its users
+}
+
+// read adds the users of the raw units raw (ascending).
+func (c *rawUsers) read(ctx context.Context, raw []span) error {
+	seen := len(c.ids)
 	for len(raw) > 0 {
 		n := 1
 		bounds := []time.Time{raw[0].from}
 		for ; n < len(raw) && raw[n].from.Equal(raw[n-1].to); n++ {
-			if bucketOf(starts, raw[n].from) != bucketOf(starts, raw[n-1].from) {
+			if bucketOf(c.starts, raw[n].from) != bucketOf(c.starts, raw[n-1].from) {
 				bounds = append(bounds, raw[n].from)
 			}
 		}
 		bounds = append(bounds, raw[n-1].to)
-		err := r.store.BucketUsers(ctx, tenantID, bounds, func(i int, user string) error {
-			k, ok := index[user]
+		err := c.r.store.BucketUsers(ctx, c.tenantID, bounds, func(i int, user string) error {
+			k, ok := c.index[user]
 			if !ok {
-				k = len(ids)
-				index[user] = k
-				ids = append(ids, user)
+				k = len(c.ids)
+				c.index[user] = k
+				c.ids = append(c.ids, user)
 			}
-			if inBucket == nil {
-				inBucket = make([][]int, len(starts))
+			if c.inBucket == nil {
+				c.inBucket = make([][]int, len(c.starts))
 			}
-			b := bucketOf(starts, bounds[i])
-			inBucket[b] = append(inBucket[b], k)
+			b := bucketOf(c.starts, bounds[i])
+			c.inBucket[b] = append(c.inBucket[b], k)
 			return nil
 		})
 		if err != nil {
@@ -803,31 +825,36 @@ func (r *Reports) rawUsers(ctx context.Context, tenantID int64, raw []span, star
 		}
 		raw = raw[n:]
 	}
-	if len(ids) == 0 {
+	if len(c.ids) == seen {
 		return nil
 	}
-	ords := make([]uint32, len(ids))
-	known := make([]bool, len(ids))
-	err := r.store.UserOrdinals(ctx, tenantID, ids, func(i int, o uint32) error {
+	fresh := c.ids[seen:]
+	ords := make([]uint32, len(fresh))
+	known := make([]bool, len(fresh))
+	err := c.r.store.UserOrdinals(ctx, c.tenantID, fresh, func(i int, o uint32) error {
 		ords[i], known[i] = o, true
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	next := uint32(ordinal.Unknown)
+	next := uint32(ordinal.Unknown) + uint32(seen)
 	for i, ok := range known {
 		if !ok {
-			ords[i] = next
-			next++
+			ords[i] = next + uint32(i)
 		}
 	}
-	for b, ks := range inBucket {
-		for _, k := range ks {
-			sets[b].Add(ords[k])
-		}
-	}
+	c.ords = append(c.ords, ords...)
 	return nil
+}
+
+// addTo adds the users read to sets, bucket by bucket.
+func (c *rawUsers) addTo(sets []*roaring.Bitmap) {
+	for b, ks := range c.inBucket {
+		for _, k := range ks {
+			sets[b].Add(c.ords[k])
+		}
+	}
 }
 
 func maxTime(a, b time.Time) time.Time {
