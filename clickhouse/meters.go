@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -126,6 +127,8 @@ func (s *Store) scanMeter(ctx context.Context, tenantID int64, q tally.MeterQuer
 		bounds[i] = b.UnixMicro()
 	}
 	var props []byte
+	// Only the paths the filters, groups and value read are decoded.
+	pk := tally.NewPropsPicker(slices.Concat(propKeys, q.GroupBy, []string{q.Meter.ValueProperty})...)
 	return s.on(tenantID).query(ctx, "SELECT ts, id, value, props FROM events"+and(conds), true, func(r *rowReader) error {
 		ts, id, value := r.int64(), r.int64(), r.float64()
 		props = r.bytes(props)
@@ -136,7 +139,7 @@ func (s *Store) scanMeter(ctx context.Context, tenantID int64, q tally.MeterQuer
 		if w < 0 || w >= len(bounds)-1 || q.Skip != nil && q.Skip[w] {
 			return nil
 		}
-		p := tally.ParseProps(props)
+		p := pk.Pick(props)
 		for _, k := range propKeys {
 			if v, ok := tally.PropScalar(p, k); !ok || v != filter[k] {
 				return nil
