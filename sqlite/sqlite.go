@@ -96,7 +96,17 @@ type Options struct {
 	// cancelled past it) and is SQLite's busy timeout: how long a writer
 	// waits for a lock held by another process (default 5s).
 	StatementTimeout time.Duration
+	// CacheSize is the writer connection's page cache in bytes (default
+	// DefaultCacheSize). Readers keep SQLite's default of about 2 MB
+	// each: the writer's cache is what every insert reads the pages of
+	// the random-access dedup and user indexes through, and it holds
+	// the pages a transaction dirties until its commit.
+	CacheSize int64
 }
+
+// DefaultCacheSize is the writer's page cache when none is given: see
+// docs/PERFORMANCE.md, "P1-growth: the writer's page cache".
+const DefaultCacheSize = 32 << 20
 
 // DefaultStatementTimeout is the statement and transaction timeout when
 // none is given (DB_STATEMENT_TIMEOUT).
@@ -134,16 +144,21 @@ func open(path string, opt Options) (*DB, error) {
 	if timeout <= 0 {
 		timeout = DefaultStatementTimeout
 	}
+	cache := opt.CacheSize
+	if cache <= 0 {
+		cache = DefaultCacheSize
+	}
 	busy := fmt.Sprintf("busy_timeout(%d)", timeout.Milliseconds())
-	dsn := func(txlock string) string {
+	dsn := func(txlock string, more ...string) string {
 		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "foreign_keys(1)", busy, "synchronous(" + sync + ")"} {
+		for _, p := range append([]string{"journal_mode(WAL)", "foreign_keys(1)", busy, "synchronous(" + sync + ")"}, more...) {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", txlock)
 		return "file:" + path + "?" + q.Encode()
 	}
-	w, err := sql.Open("sqlite", dsn("immediate"))
+	// A negative cache_size is in KiB.
+	w, err := sql.Open("sqlite", dsn("immediate", fmt.Sprintf("cache_size(%d)", -max(cache>>10, 1))))
 	if err != nil {
 		return nil, err
 	}
