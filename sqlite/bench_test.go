@@ -345,6 +345,18 @@ func BenchmarkInsertEventsGrown(b *testing.B) {
 		b.Logf("%-24s grown %7.0f events/s, empty %7.0f events/s, grown/empty %.2f; grown vs 2MB grown %.2fx",
 			s.name, g, e, g/e, g/base)
 	}
+	// What one more batch writes: the pages it dirties, as WAL frames
+	// (untimed, the automatic checkpoint off for it).
+	for _, s := range settings {
+		var pages [2]int64
+		for i, t := range []*target{&s.grown, &s.empt} {
+			var err error
+			if pages[i], err = walFrames(ctx, t.db, t.gen.Next(batch)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Logf("%-24s one more batch of 1000 wrote %d pages to the WAL of the grown file, %d to the empty one's", s.name, pages[0], pages[1])
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	// SQLite's caches are not in the Go heap: the driver allocates them
@@ -357,6 +369,32 @@ func BenchmarkInsertEventsGrown(b *testing.B) {
 		}
 	}
 	b.Logf("with all %d variants open: peak RSS %s, Go heap in use %d MB", 2*len(settings), peak, ms.HeapInuse>>20)
+}
+
+// walFrames inserts batch with the automatic checkpoint off and returns
+// how many WAL frames (pages) its transaction wrote.
+func walFrames(ctx context.Context, db *DB, batch []tally.Event) (int64, error) {
+	frames := func() (int64, error) {
+		var busy, log, done int64
+		err := db.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done)
+		return log, err
+	}
+	if _, err := db.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return 0, err
+	}
+	if _, err := db.w.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
+		return 0, err
+	}
+	defer db.w.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 1000`)
+	before, err := frames()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := db.InsertEvents(ctx, batch); err != nil {
+		return 0, err
+	}
+	after, err := frames()
+	return after - before, err
 }
 
 // tenantIDs returns the ids of every tenant of db.

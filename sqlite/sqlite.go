@@ -96,17 +96,12 @@ type Options struct {
 	// cancelled past it) and is SQLite's busy timeout: how long a writer
 	// waits for a lock held by another process (default 5s).
 	StatementTimeout time.Duration
-	// CacheSize is the writer connection's page cache in bytes (default
-	// DefaultCacheSize). Readers keep SQLite's default of about 2 MB
-	// each: the writer's cache is what every insert reads the pages of
-	// the random-access dedup and user indexes through, and it holds
-	// the pages a transaction dirties until its commit.
+	// CacheSize is the writer connection's page cache in bytes (default:
+	// SQLite's, about 2 MB, as each reader has). A larger one did not
+	// make ingest into a grown file faster: see docs/PERFORMANCE.md,
+	// "P1-growth: the writer's page cache".
 	CacheSize int64
 }
-
-// DefaultCacheSize is the writer's page cache when none is given: see
-// docs/PERFORMANCE.md, "P1-growth: the writer's page cache".
-const DefaultCacheSize = 32 << 20
 
 // DefaultStatementTimeout is the statement and transaction timeout when
 // none is given (DB_STATEMENT_TIMEOUT).
@@ -144,9 +139,10 @@ func open(path string, opt Options) (*DB, error) {
 	if timeout <= 0 {
 		timeout = DefaultStatementTimeout
 	}
-	cache := opt.CacheSize
-	if cache <= 0 {
-		cache = DefaultCacheSize
+	var writer []string
+	if opt.CacheSize > 0 {
+		// A negative cache_size is in KiB.
+		writer = append(writer, fmt.Sprintf("cache_size(%d)", -max(opt.CacheSize>>10, 1)))
 	}
 	busy := fmt.Sprintf("busy_timeout(%d)", timeout.Milliseconds())
 	dsn := func(txlock string, more ...string) string {
@@ -157,8 +153,7 @@ func open(path string, opt Options) (*DB, error) {
 		q.Set("_txlock", txlock)
 		return "file:" + path + "?" + q.Encode()
 	}
-	// A negative cache_size is in KiB.
-	w, err := sql.Open("sqlite", dsn("immediate", fmt.Sprintf("cache_size(%d)", -max(cache>>10, 1))))
+	w, err := sql.Open("sqlite", dsn("immediate", writer...))
 	if err != nil {
 		return nil, err
 	}
