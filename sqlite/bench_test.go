@@ -64,7 +64,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // LastInsertId) with the former INSERT … RETURNING id through QueryRow,
 // in batches of 1000 realistic events; the figure is ns per event.
 //
-//	go test ./sqlite -run '^$' -bench InsertEvents -benchtime 20x -count 3
+//	go test ./sqlite -run '^$' -bench 'InsertEvents$' -benchtime 20x -count 3
 func BenchmarkInsertEvents(b *testing.B) {
 	for _, v := range []struct {
 		name   string
@@ -399,20 +399,12 @@ func walFrames(ctx context.Context, db *DB, batch []tally.Event) (int64, error) 
 
 // tenantIDs returns the ids of every tenant of db.
 func tenantIDs(ctx context.Context, db *DB) ([]int64, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id FROM tenants ORDER BY id`)
-	if err != nil {
-		return nil, err
+	ts, err := db.AllTenants(ctx)
+	ids := make([]int64, len(ts))
+	for i, t := range ts {
+		ids[i] = t.ID
 	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return ids, err
 }
 
 // copyFile copies the file at src to dst.
