@@ -96,6 +96,11 @@ type Options struct {
 	// cancelled past it) and is SQLite's busy timeout: how long a writer
 	// waits for a lock held by another process (default 5s).
 	StatementTimeout time.Duration
+	// CacheSize is the writer connection's page cache in bytes (default:
+	// SQLite's, about 2 MB, as each reader has). A larger one did not
+	// make ingest into a grown file faster: see docs/PERFORMANCE.md,
+	// "P1-growth: the writer's page cache".
+	CacheSize int64
 }
 
 // DefaultStatementTimeout is the statement and transaction timeout when
@@ -134,16 +139,21 @@ func open(path string, opt Options) (*DB, error) {
 	if timeout <= 0 {
 		timeout = DefaultStatementTimeout
 	}
+	var writer []string
+	if opt.CacheSize > 0 {
+		// A negative cache_size is in KiB.
+		writer = append(writer, fmt.Sprintf("cache_size(%d)", -max(opt.CacheSize>>10, 1)))
+	}
 	busy := fmt.Sprintf("busy_timeout(%d)", timeout.Milliseconds())
-	dsn := func(txlock string) string {
+	dsn := func(txlock string, more ...string) string {
 		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "foreign_keys(1)", busy, "synchronous(" + sync + ")"} {
+		for _, p := range append([]string{"journal_mode(WAL)", "foreign_keys(1)", busy, "synchronous(" + sync + ")"}, more...) {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", txlock)
 		return "file:" + path + "?" + q.Encode()
 	}
-	w, err := sql.Open("sqlite", dsn("immediate"))
+	w, err := sql.Open("sqlite", dsn("immediate", writer...))
 	if err != nil {
 		return nil, err
 	}
