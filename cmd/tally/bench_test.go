@@ -40,6 +40,7 @@ func TestBenchClickHouse(t *testing.T) {
 		for _, want := range []string{"SQLite tier, one writer", "ClickHouse tier, one writer, empty", "prefill " + prefill[1] + " events",
 			"bytes per event on disk", "PostgreSQL key table bytes per event", "30-day daily meter", "30-day 4-step funnel", "privacy deletion",
 			"rollup of the prefill", "30-day KPIs from rollups", "KPIs from rollups / raw hourly aggregate",
+			"the same meter from rollups", "meter from rollups / raw",
 			"ClickHouse / SQLite batch ingest"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("bench -clickhouse %v printed no %q:\n%s", prefill, want, out.String())
