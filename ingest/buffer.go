@@ -145,9 +145,11 @@ func (b *Buffer) CountRequest(t *tally.Tenant, r APIRequest, at time.Time, d tim
 func (b *Buffer) requests(batch []tally.Event) []tally.Event {
 	b.reqMu.Lock()
 	reqs := b.reqs
-	if len(reqs) > 0 {
-		b.reqs = make(map[requestKey]*RequestCount, len(reqs))
+	if len(reqs) == 0 {
+		b.reqMu.Unlock()
+		return batch // (the map stays the buffer's: not read past the lock)
 	}
+	b.reqs = make(map[requestKey]*RequestCount, len(reqs))
 	b.reqMu.Unlock()
 	for k, c := range reqs {
 		if e, ok := c.build(c.Tenant, k.APIRequest, *c); ok {

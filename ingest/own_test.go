@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -149,7 +150,8 @@ func TestAPIRequestsShareAnEvent(t *testing.T) {
 }
 
 // TestAPIRequestsCountedUnderLoad: requests counted from many goroutines
-// while the buffer drains are all in the stored events' values.
+// while the buffer drains (woken by the counts and by other events) are
+// all in the stored events' values.
 func TestAPIRequestsCountedUnderLoad(t *testing.T) {
 	t.Parallel()
 	db, tn, m, b, rec := requestTracking(t, 0)
@@ -159,9 +161,18 @@ func TestAPIRequestsCountedUnderLoad(t *testing.T) {
 		wg.Go(func() {
 			for i := range 500 {
 				rec.TrackAPIRequest(tn, APIRequest{Route: "POST /api/analytics/events", Method: "POST", KeyPrefix: "tk_a", Status: 200 + g%2*2}, time.Duration(i)*time.Microsecond)
+				if i%10 == 0 {
+					time.Sleep(50 * time.Microsecond)
+				}
 			}
 		})
 	}
+	wg.Go(func() { // events queued one by one wake drains that find counts, and none
+		for range 400 {
+			rec.Track(context.Background(), tn, tally.EventOwnLogin, "user:1", nil)
+			time.Sleep(20 * time.Microsecond)
+		}
+	})
 	wg.Wait()
 	if err := b.Stop(context.Background()); err != nil {
 		t.Fatal(err)
@@ -178,4 +189,34 @@ func TestAPIRequestsCountedUnderLoad(t *testing.T) {
 		t.Errorf("values sum to %v over %d events (%v dropped), want the 4000 requests counted", sum, len(evs), testutil.ToFloat64(m.dropped))
 	}
 	t.Logf("4000 requests in %d events", len(evs))
+}
+
+// TestRequestCountsWhileDraining: counts of new requests race with drains
+// that find none (run with -race): a drain reads the counts only under
+// the lock, or the ones it took from it.
+func TestRequestCountsWhileDraining(t *testing.T) {
+	t.Parallel()
+	b := NewBuffer(nil, 0, NewMetrics(nil, 0))
+	build := func(*tally.Tenant, APIRequest, RequestCount) (tally.Event, bool) { return tally.Event{Value: 1}, true }
+	var wg sync.WaitGroup
+	var drained float64
+	wg.Go(func() {
+		for range 2000 {
+			for _, e := range b.requests(nil) {
+				drained += e.Value
+			}
+		}
+	})
+	wg.Go(func() {
+		for i := range 2000 {
+			b.CountRequest(&tally.Tenant{ID: 1}, APIRequest{Route: fmt.Sprint(i % 1000)}, time.Now(), time.Millisecond, build)
+		}
+	})
+	wg.Wait()
+	for _, e := range b.requests(nil) {
+		drained += e.Value
+	}
+	if drained > 2000 || drained < 1000 {
+		t.Errorf("drained %v events of 2000 counts over 1000 routes", drained)
+	}
 }
