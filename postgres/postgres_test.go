@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -337,5 +338,39 @@ func TestErrors(t *testing.T) {
 	var te *tally.Error
 	if !errors.As(err, &te) || te.Code != tally.EInternal || tally.ErrorMessageOf(err) != "internal error" {
 		t.Fatalf("foreign key violation: %v", err)
+	}
+}
+
+// TestRollupSnapshotOutlastsStatementTimeout: a rollup's snapshot may sit
+// idle while its recompute runs (on the ClickHouse tier, reads of a
+// tenant-day there) past the statement timeout, up to its context's
+// deadline.
+func TestRollupSnapshotOutlastsStatementTimeout(t *testing.T) {
+	t.Parallel()
+	url := pgtest.WithParams(pgtest.FreshSchema(t), map[string]string{"pool_max_conns": "4"})
+	db, err := postgres.Open(t.Context(), url, postgres.Options{StatementTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	u := &tally.User{Email: "idle@example.com"}
+	check(t, db.CreateUser(t.Context(), u, "h"))
+	tn := &tally.Tenant{Slug: "idle", Name: "Idle"}
+	check(t, db.CreateTenant(t.Context(), tn, u.ID))
+	now := time.Now().UTC()
+	if _, err := db.InsertEvents(t.Context(), []tally.Event{{TenantID: tn.ID, EventID: "e1", Name: "page.view", Timestamp: now, ReceivedAt: now, Value: 1, Props: []byte("{}")}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var rows []tally.HourRow
+	err = db.InRollupTx(ctx, tn.ID, func(tx tally.RollupTx) error {
+		time.Sleep(time.Second) // idle in the snapshot: past the 300 ms
+		var err error
+		rows, err = tx.AggregateEvents(ctx, now.Add(-time.Hour), now.Add(time.Hour), time.Hour)
+		return err
+	})
+	if err != nil || len(rows) == 0 {
+		t.Fatalf("a read after 1 s idle in a rollup snapshot (statement timeout 300 ms): %d rows, %v", len(rows), err)
 	}
 }

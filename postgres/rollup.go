@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -138,7 +139,17 @@ func (db *DB) rollupSnapshot(ctx context.Context, tenantID int64, fn func(tx tal
 		return false, unavailable(err)
 	}
 	defer rd.Rollback(ctx)
-	// The first statement takes the snapshot.
+	// The snapshot sits idle while fn computes, which on the ClickHouse
+	// tier means reading a tenant-day from ClickHouse: longer than the
+	// statement timeout for a big tenant. This read-only transaction may
+	// idle until ctx's deadline (the rollup run's timeout) instead.
+	if deadline, ok := ctx.Deadline(); ok {
+		ms := strconv.FormatInt(max(time.Until(deadline).Milliseconds(), 1), 10)
+		if _, err := rd.Exec(ctx, "SELECT set_config('idle_in_transaction_session_timeout', $1, true)", ms); err != nil {
+			return false, wrap(err, "rollup")
+		}
+	}
+	// The first statement took the snapshot; the stamps are read in it.
 	stamp, marks, err := readStamps(ctx, rd, tenantID)
 	if err != nil {
 		return false, wrap(err, "rollup")
