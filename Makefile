@@ -16,7 +16,7 @@ build: ## build ./bin/tally (its version from git describe)
 
 test: ## run every test with the race detector, then the fuzz targets briefly
 	@rm -f .test-skips
-	@TALLY_TEST_SKIPLOG=$(CURDIR)/.test-skips $(GO) test -race -count=1 ./...; status=$$?; \
+	@TALLY_TEST_SKIPLOG=$(CURDIR)/.test-skips $(GO) test -race -count=1 -timeout 30m ./...; status=$$?; \
 	if [ -s .test-skips ]; then \
 		echo; echo "!!! SKIPPED: these tests did not run on this machine (under CI=true they fail):"; \
 		sort .test-skips | uniq -c | sed 's/^ */!!!   /'; echo; \
