@@ -103,6 +103,21 @@ func raceMeterQuotas(t *testing.T, hs ...*harness) {
 				r := until503(func() *apiResponse {
 					return h.do("POST", "/api/analytics/events", map[string]any{"batch": batch}, auth)
 				})
+				if r.Status == http.StatusTooManyRequests {
+					// Every event of the batch counts and the quotas are
+					// spent: the whole batch is refused, each for a quota.
+					p := wantProblem(t, r, http.StatusTooManyRequests)
+					for _, fe := range p.Errors {
+						if !strings.Contains(fe.Message, "quota exceeded") {
+							t.Errorf("%s refused: %s", fe.Field, fe.Message)
+						}
+					}
+					if len(p.Errors) != len(batch) {
+						t.Errorf("a refused batch of %d names %d events", len(batch), len(p.Errors))
+					}
+					refused.Add(int64(len(batch)))
+					continue
+				}
 				var res ingestResult
 				r.want(t, http.StatusAccepted).decode(t, &res)
 				rejected := map[int]bool{}
