@@ -3,7 +3,6 @@ package tally
 import (
 	"bytes"
 	"encoding/json"
-	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -20,9 +19,14 @@ type PropsPicker struct {
 	r    bytes.Reader
 }
 
+// pickOptions read props as encoding/json does: the last of duplicate
+// names, invalid UTF-8 replaced.
+var pickOptions = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
+
 // propNode is a level of the paths: which names are wanted, and whether a
 // path ends here.
 type propNode struct {
+	name string // its key in the level above
 	end  bool
 	kids map[string]*propNode
 }
@@ -48,7 +52,7 @@ func NewPropsPicker(paths ...string) *PropsPicker {
 				n.kids = map[string]*propNode{}
 			}
 			if n.kids[k] == nil {
-				n.kids[k] = &propNode{}
+				n.kids[k] = &propNode{name: k}
 			}
 			n = n.kids[k]
 		}
@@ -64,7 +68,7 @@ func (p *PropsPicker) Pick(props []byte) any {
 		return nil
 	}
 	p.r.Reset(props)
-	p.dec.Reset(&p.r, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	p.dec.Reset(&p.r, pickOptions...)
 	v, err := p.value(&p.root)
 	if err != nil {
 		return nil
@@ -87,19 +91,17 @@ func (p *PropsPicker) value(n *propNode) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			var name string
-			if q := raw[1 : len(raw)-1]; bytes.IndexByte(q, '\\') < 0 && utf8.Valid(q) {
-				if n.kids[string(q)] != nil { // (a lookup that does not copy)
-					name = string(q)
-				}
-			} else {
-				var escaped string
-				if err := json.Unmarshal(raw, &escaped); err != nil { // as ParseProps decodes it
+			// Wanted names are of [A-Za-z0-9_-] (ParsePropPath): only an
+			// escape can make another spelling of one.
+			name := raw[1 : len(raw)-1]
+			if bytes.IndexByte(name, '\\') >= 0 {
+				var s string
+				if err := json.Unmarshal(raw, &s); err != nil { // as ParseProps decodes it
 					return nil, err
 				}
-				name = escaped
+				name = []byte(s)
 			}
-			kid := n.kids[name]
+			kid := n.kids[string(name)] // (a lookup that does not copy)
 			if kid == nil {
 				if err := p.dec.SkipValue(); err != nil {
 					return nil, err
@@ -110,7 +112,7 @@ func (p *PropsPicker) value(n *propNode) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			obj[name] = v
+			obj[kid.name] = v
 		}
 		_, err := p.dec.ReadToken()
 		return obj, err

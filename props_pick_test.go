@@ -31,6 +31,7 @@ func TestPropsPickerMatchesParseProps(t *testing.T) {
 		``,
 		`{"a":[{"b":1}],"a.b":"dotted"}`,
 		` { "plan" : "spaced" , "ms" : 7 } `,
+		`{"pl\u0061n":"escaped name","m\u0073":5,"ms\"":6}`,
 	}
 	paths := []string{"props.plan", "props.ms", "props.ok", "props.a", "props.a.b", "props.a.b.c", "props.a.n", "props.a.c", "props.missing", "props.plan.nested"}
 	for _, set := range [][]string{paths, {"props.plan"}, {"props.a.b.c", "props.ms"}} {
